@@ -1,0 +1,169 @@
+package keygate
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything keygate keeps. sqlite.Store and postgres.Store
+// implement it and pass the same contract suite (storetest).
+type Store interface {
+	OrganizationService
+	UserService
+	TokenService
+	SessionService
+	AdminKeyService
+	SigningKeyService
+	UsageService
+	ChangeFeed
+	// Ping reports whether the database answers; /readyz uses it.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// OrganizationService stores organizations. Updates and deletes publish a
+// Change so every instance's caches drop the old plan and entitlements.
+type OrganizationService interface {
+	// CreateOrganization fails with ECONFLICT when the slug is taken.
+	CreateOrganization(ctx context.Context, org *Organization) error
+	FindOrganizationByID(ctx context.Context, id string) (*Organization, error)
+	FindOrganizationBySlug(ctx context.Context, slug string) (*Organization, error)
+	ListOrganizations(ctx context.Context) ([]*Organization, error)
+	// UpdateOrganization replaces name, plan, entitlements and the token limit.
+	UpdateOrganization(ctx context.Context, org *Organization) error
+	// DeleteOrganization removes the organization, its memberships, and
+	// revokes its tokens.
+	DeleteOrganization(ctx context.Context, id string) error
+}
+
+// UserService stores users and their memberships.
+type UserService interface {
+	// CreateUser fails with ECONFLICT when the email is taken.
+	CreateUser(ctx context.Context, user *User) error
+	FindUserByID(ctx context.Context, id string) (*User, error)
+	// FindUserByEmail matches case-insensitively.
+	FindUserByEmail(ctx context.Context, email string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+	// UpdateUser replaces name, password hash and admin flag.
+	UpdateUser(ctx context.Context, user *User) error
+	// SetMembership adds the user to the organization or changes the role.
+	SetMembership(ctx context.Context, m *Membership) error
+	DeleteMembership(ctx context.Context, organizationID, userID string) error
+	ListMemberships(ctx context.Context, filter MembershipFilter) ([]*Membership, error)
+}
+
+// MembershipFilter selects memberships; empty fields match everything.
+type MembershipFilter struct {
+	OrganizationID string
+	UserID         string
+}
+
+// TokenService stores API tokens by hash.
+type TokenService interface {
+	// CreateToken stores tok unless the organization already has maxActive
+	// active tokens for tok.API (maxActive 0: no limit), in which case it
+	// fails with ECONFLICT. The check and the insert are one atomic step:
+	// concurrent creates cannot pass the limit together.
+	CreateToken(ctx context.Context, tok *Token, maxActive int) error
+	// FindTokenByHash returns revoked and expired tokens too, so the caller
+	// can tell "expired" from "invalid"; ENOTFOUND when unknown.
+	FindTokenByHash(ctx context.Context, hash string) (*Token, error)
+	FindTokenByID(ctx context.Context, id string) (*Token, error)
+	// ListTokens returns matching tokens, newest first, without revoked ones
+	// unless asked.
+	ListTokens(ctx context.Context, filter TokenFilter) ([]*Token, error)
+	// RevokeToken marks the token revoked at at and publishes a Change;
+	// ENOTFOUND when unknown or already revoked.
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+	// TouchTokens records last use, token id to time (already truncated to
+	// the minute). A stored time is never moved backwards.
+	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
+}
+
+// TokenFilter selects tokens; empty fields match everything.
+type TokenFilter struct {
+	OrganizationID string
+	API            string
+	IncludeRevoked bool
+}
+
+// SessionService stores dashboard sessions by the hash of their cookie.
+type SessionService interface {
+	CreateSession(ctx context.Context, s *Session) error
+	// FindSession returns ENOTFOUND for unknown or expired sessions.
+	FindSession(ctx context.Context, id string) (*Session, error)
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, userID string) error
+}
+
+// AdminKeyService stores management API keys by hash.
+type AdminKeyService interface {
+	CreateAdminKey(ctx context.Context, k *AdminKey) error
+	// FindAdminKeyByHash returns ENOTFOUND for unknown or revoked keys.
+	FindAdminKeyByHash(ctx context.Context, hash string) (*AdminKey, error)
+	ListAdminKeys(ctx context.Context) ([]*AdminKey, error)
+	RevokeAdminKey(ctx context.Context, id string, at time.Time) error
+}
+
+// SigningKey signs identity JWTs (EdDSA). It lives in the store so every
+// instance signs with the same key and the JWKS stays stable across restarts.
+type SigningKey struct {
+	ID         string // the JWT "kid"
+	PrivateKey []byte // Ed25519 seed (32 bytes)
+	CreatedAt  time.Time
+}
+
+// SigningKeyService keeps the current signing key.
+type SigningKeyService interface {
+	// SigningKey returns the current key, storing newKey first when there is
+	// none; concurrent callers on any instance all get the same key.
+	SigningKey(ctx context.Context, newKey *SigningKey) (*SigningKey, error)
+}
+
+// UsageCount is the traffic of one token (or of an organization's OAuth
+// clients, with TokenID "") in one hour.
+type UsageCount struct {
+	OrganizationID string
+	TokenID        string
+	Hour           time.Time // truncated to the hour, UTC
+	Requests       int64
+	Errors         int64 // 4xx/5xx other than 429
+	RateLimited    int64 // 429s
+}
+
+// UsageService stores per-hour usage counters, written in batches.
+type UsageService interface {
+	// RecordUsage adds the counts to what is stored for each (org, token, hour).
+	RecordUsage(ctx context.Context, counts []UsageCount) error
+	// ListUsage returns counts with Hour in [From, To), oldest first.
+	ListUsage(ctx context.Context, q UsageQuery) ([]UsageCount, error)
+}
+
+// UsageQuery selects usage; TokenID "" means every token of the organization.
+type UsageQuery struct {
+	OrganizationID string
+	TokenID        string
+	From, To       time.Time
+}
+
+// Change kinds published by stores.
+const (
+	ChangeToken        = "token"        // ID is a token id: revoked or changed
+	ChangeOrganization = "organization" // ID is an organization id: plan, entitlements, deleted
+)
+
+// Change says that something cached elsewhere is stale.
+type Change struct {
+	Seq  int64
+	Kind string
+	ID   string
+}
+
+// ChangeFeed delivers changes committed by any process sharing the store,
+// so a token deleted through one instance (or the CLI) is refused by all.
+type ChangeFeed interface {
+	// WatchChanges calls fn, in order, for every change committed after the
+	// call began, until ctx ends. It keeps retrying through connection loss
+	// and catches up on what it missed.
+	WatchChanges(ctx context.Context, fn func(Change)) error
+}

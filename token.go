@@ -1,0 +1,299 @@
+package keygate
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/crc32"
+	"math/big"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Token is an API token as stored: never the secret itself, only its SHA-256
+// hash and a display hint. The secret exists only in the value returned by
+// NewToken, shown to its creator once.
+type Token struct {
+	ID             string
+	OrganizationID string
+	API            string // name of the API the token belongs to
+	Name           string
+	Scopes         []string
+	Environment    string // "live" or "test"
+	Hash           string // hex SHA-256 of the whole token
+	Hint           string // prefix + "…" + last 4 characters
+	CreatedAt      time.Time
+	CreatedBy      string // user id, or "cli"/"admin-key:<id>" for automation
+	LastUsedAt     *time.Time
+	ExpiresAt      *time.Time // nil: never expires
+	RevokedAt      *time.Time
+}
+
+// Active reports whether the token is neither revoked nor expired at now.
+// Active tokens are the ones that count against an organization's limit.
+func (t *Token) Active(now time.Time) bool {
+	return t.RevokedAt == nil && !t.Expired(now)
+}
+
+// Expired reports whether the token's expiry has passed at now.
+func (t *Token) Expired(now time.Time) bool {
+	return t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)
+}
+
+// HasScopes reports whether the token carries every scope in required.
+func (t *Token) HasScopes(required []string) bool {
+	return HasAll(t.Scopes, required)
+}
+
+// HasAll reports whether have contains every element of want.
+func HasAll(have, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			if h == w {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Token environments: part of the token prefix so a leaked token says where
+// it came from.
+const (
+	EnvironmentLive = "live"
+	EnvironmentTest = "test"
+)
+
+const (
+	tokenRandomLength   = 30
+	tokenChecksumLength = 6
+	base62Alphabet      = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	// MaxTokenLength bounds what the gateway reads from a header before
+	// giving up: a prefix of up to 32 characters plus the fixed tail.
+	MaxTokenLength = 32 + tokenRandomLength + tokenChecksumLength
+	// MaxTokenNameLength is the longest token name accepted.
+	MaxTokenNameLength = 100
+)
+
+// TokenPrefix returns the prefix of tokens for an API base prefix and an
+// environment: "cm_" and "live" give "cm_live_".
+func TokenPrefix(base, environment string) string {
+	return base + environment + "_"
+}
+
+// GenerateTokenSecret returns a new token: prefix, 30 random base62
+// characters, and 6 base62 characters of the CRC32 of what precedes them.
+func GenerateTokenSecret(prefix string) string {
+	var b strings.Builder
+	b.Grow(len(prefix) + tokenRandomLength + tokenChecksumLength)
+	b.WriteString(prefix)
+	max := big.NewInt(int64(len(base62Alphabet)))
+	for i := 0; i < tokenRandomLength; i++ {
+		n, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			panic("keygate: crypto/rand failed: " + err.Error())
+		}
+		b.WriteByte(base62Alphabet[n.Int64()])
+	}
+	b.WriteString(tokenChecksum(b.String()))
+	return b.String()
+}
+
+// tokenChecksum encodes the CRC32 (IEEE) of s as 6 base62 characters,
+// zero-padded, so checksums have a fixed width.
+func tokenChecksum(s string) string {
+	sum := uint64(crc32.ChecksumIEEE([]byte(s)))
+	var out [tokenChecksumLength]byte
+	for i := tokenChecksumLength - 1; i >= 0; i-- {
+		out[i] = base62Alphabet[sum%62]
+		sum /= 62
+	}
+	return string(out[:])
+}
+
+// WellFormedToken reports whether secret has one of the given prefixes, the
+// exact length, only base62 characters after the prefix and a valid checksum.
+// It touches no storage, so malformed guesses cost nothing.
+func WellFormedToken(secret string, prefixes ...string) bool {
+	for _, prefix := range prefixes {
+		if !strings.HasPrefix(secret, prefix) {
+			continue
+		}
+		tail := secret[len(prefix):]
+		if len(tail) != tokenRandomLength+tokenChecksumLength {
+			return false
+		}
+		for i := 0; i < len(tail); i++ {
+			if strings.IndexByte(base62Alphabet, tail[i]) < 0 {
+				return false
+			}
+		}
+		body := secret[:len(secret)-tokenChecksumLength]
+		return tokenChecksum(body) == secret[len(secret)-tokenChecksumLength:]
+	}
+	return false
+}
+
+// HashToken returns the hex SHA-256 of the whole token, the only form in
+// which a token is stored or used as a cache key.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// TokenHint returns the display form of a token: its prefix and last four
+// characters, enough to recognise it and useless to an attacker.
+func TokenHint(prefix, secret string) string {
+	return prefix + "…" + secret[len(secret)-4:]
+}
+
+// ExpiryChoice is one of the fixed expirations offered when creating a token.
+type ExpiryChoice string
+
+const (
+	Expiry7Days   ExpiryChoice = "7d"
+	Expiry30Days  ExpiryChoice = "30d"
+	Expiry90Days  ExpiryChoice = "90d"
+	Expiry1Year   ExpiryChoice = "1y"
+	ExpiryNever   ExpiryChoice = "never"
+	DefaultExpiry              = Expiry90Days
+)
+
+// ExpiryChoices lists the choices in the order forms show them.
+var ExpiryChoices = []ExpiryChoice{Expiry7Days, Expiry30Days, Expiry90Days, Expiry1Year, ExpiryNever}
+
+// Label returns the words a person reads for the choice.
+func (c ExpiryChoice) Label() string {
+	switch c {
+	case Expiry7Days:
+		return "7 days"
+	case Expiry30Days:
+		return "30 days"
+	case Expiry90Days:
+		return "90 days"
+	case Expiry1Year:
+		return "1 year"
+	case ExpiryNever:
+		return "Never"
+	}
+	return string(c)
+}
+
+// ExpiresAt returns when a token created at now with this choice expires,
+// nil for never.
+func (c ExpiryChoice) ExpiresAt(now time.Time) (*time.Time, error) {
+	var d time.Duration
+	switch c {
+	case Expiry7Days:
+		d = 7 * 24 * time.Hour
+	case Expiry30Days:
+		d = 30 * 24 * time.Hour
+	case Expiry90Days, "":
+		d = 90 * 24 * time.Hour
+	case Expiry1Year:
+		d = 365 * 24 * time.Hour
+	case ExpiryNever:
+		return nil, nil
+	default:
+		return nil, Errorf(EINVALID, "Unknown expiration %q: choose one of 7d, 30d, 90d, 1y, never.", string(c))
+	}
+	t := now.Add(d)
+	return &t, nil
+}
+
+// TokenRequest is what a person or a script asks for when creating a token.
+type TokenRequest struct {
+	OrganizationID string
+	API            string
+	Name           string
+	Scopes         []string
+	Environment    string // default live
+	Expiry         ExpiryChoice
+	CreatedBy      string
+}
+
+// TokenPolicy is what an API allows for its tokens.
+type TokenPolicy struct {
+	BasePrefix      string   // e.g. "cm_"; the environment is appended
+	Scopes          []string // scopes a token may carry; empty: any
+	AllowNever      bool     // whether ExpiryNever is offered
+	MaxActiveTokens int      // per organization; 0: unlimited
+}
+
+// NewToken validates req against policy and returns the token to store and
+// its secret, which the caller shows once and then forgets.
+func NewToken(policy TokenPolicy, req TokenRequest, now time.Time) (*Token, string, error) {
+	name := strings.TrimSpace(req.Name)
+	if name == "" {
+		return nil, "", Errorf(EINVALID, "Token name is required.")
+	} else if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxTokenNameLength {
+		return nil, "", Errorf(EINVALID, "Token name must be 1 to %d characters.", MaxTokenNameLength)
+	}
+	env := req.Environment
+	if env == "" {
+		env = EnvironmentLive
+	} else if env != EnvironmentLive && env != EnvironmentTest {
+		return nil, "", Errorf(EINVALID, "Environment must be %q or %q.", EnvironmentLive, EnvironmentTest)
+	}
+	if req.Expiry == ExpiryNever && !policy.AllowNever {
+		return nil, "", Errorf(EINVALID, "This API does not allow tokens that never expire.")
+	}
+	expiresAt, err := req.Expiry.ExpiresAt(now)
+	if err != nil {
+		return nil, "", err
+	}
+	scopes := dedupe(req.Scopes)
+	if len(policy.Scopes) > 0 {
+		for _, s := range scopes {
+			if !HasAll(policy.Scopes, []string{s}) {
+				return nil, "", Errorf(EINVALID, "Unknown scope %q.", s)
+			}
+		}
+	}
+	prefix := TokenPrefix(policy.BasePrefix, env)
+	secret := GenerateTokenSecret(prefix)
+	tok := &Token{
+		ID:             NewID("tok"),
+		OrganizationID: req.OrganizationID,
+		API:            req.API,
+		Name:           name,
+		Scopes:         scopes,
+		Environment:    env,
+		Hash:           HashToken(secret),
+		Hint:           TokenHint(prefix, secret),
+		CreatedAt:      now.UTC(),
+		CreatedBy:      req.CreatedBy,
+		ExpiresAt:      expiresAt,
+	}
+	return tok, secret, nil
+}
+
+func dedupe(in []string) []string {
+	out := make([]string, 0, len(in))
+	seen := make(map[string]bool, len(in))
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s == "" || seen[s] {
+			continue
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	return out
+}
+
+// NewID returns a random identifier with a readable type prefix,
+// e.g. "tok_3ZK9…". IDs are public; they are not secrets.
+func NewID(kind string) string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("keygate: crypto/rand failed: " + err.Error())
+	}
+	return kind + "_" + strings.ToLower(hex.EncodeToString(b[:]))
+}
