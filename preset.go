@@ -129,3 +129,12 @@ func (a *API) TokenPrefixes() []string {
 		TokenPrefix(a.Tokens.BasePrefix, EnvironmentTest),
 	}
 }
+
+// MaxActiveTokensFor returns the active-token limit for org on this API:
+// the organization's own override when set, else the API's (0: unlimited).
+func (a *API) MaxActiveTokensFor(org *Organization) int {
+	if org != nil && org.MaxActiveTokens > 0 {
+		return org.MaxActiveTokens
+	}
+	return a.Tokens.MaxActiveTokens
+}
