@@ -1,0 +1,94 @@
+package identity
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keygate/keygate"
+)
+
+func newSigner(t *testing.T) *Signer {
+	t.Helper()
+	k, err := NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func demoIdentity() *keygate.Identity {
+	return &keygate.Identity{
+		OrganizationID: "org_1", OrganizationSlug: "demo", Plan: "free",
+		Entitlements: keygate.Entitlements{States: []string{"California"}},
+		TokenID:      "tok_1", Scopes: []string{"products:read"}, API: "cannmenus",
+	}
+}
+
+func TestSignAndVerifyRoundTrip(t *testing.T) {
+	s := newSigner(t)
+	raw, err := s.Sign(demoIdentity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := NewVerifier(s.JWKS()).Verify(raw, "cannmenus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.OrganizationID != "org_1" || got.Plan != "free" || got.Entitlements.States[0] != "California" || got.TokenID != "tok_1" {
+		t.Fatalf("identity did not round-trip: %+v", got)
+	}
+}
+
+func TestVerifyRefusesForgedWrongAudienceAndExpired(t *testing.T) {
+	s := newSigner(t)
+	raw, _ := s.Sign(demoIdentity())
+	other := newSigner(t)
+	if _, err := NewVerifier(other.JWKS()).Verify(raw, ""); err == nil {
+		t.Error("JWT signed by another key accepted")
+	}
+	v := NewVerifier(s.JWKS())
+	if _, err := v.Verify(raw, "canskan"); err == nil {
+		t.Error("JWT for another API accepted")
+	}
+	tampered := raw[:len(raw)-3] + "AAA"
+	if _, err := v.Verify(tampered, ""); err == nil {
+		t.Error("tampered JWT accepted")
+	}
+	v.now = func() time.Time { return time.Now().Add(keygate.IdentityLifetime + 10*time.Second) }
+	if _, err := v.Verify(raw, ""); err == nil {
+		t.Error("expired JWT accepted")
+	}
+}
+
+func TestJWKSHandlerPublishesOnlyThePublicKey(t *testing.T) {
+	s := newSigner(t)
+	rec := httptest.NewRecorder()
+	s.JWKSHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/.well-known/jwks.json", nil))
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	body := rec.Body.String()
+	if strings.Contains(body, `"d"`) {
+		t.Fatalf("JWKS leaks the private key: %s", body)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) != 1 {
+		t.Fatalf("bad JWKS %s: %v", body, err)
+	}
+	if k := set.Keys[0]; k.Algorithm != "EdDSA" || k.Use != "sig" || !strings.HasPrefix(body, `{"keys":[{"use":"sig","kty":"OKP","kid":"key_`) {
+		t.Fatalf("unexpected key %s", body)
+	}
+	raw, _ := s.Sign(demoIdentity())
+	if _, err := NewVerifier(set).Verify(raw, "cannmenus"); err != nil {
+		t.Fatalf("published JWKS does not verify: %v", err)
+	}
+}
