@@ -44,6 +44,10 @@ type response struct {
 
 func do(t *testing.T, h http.Handler, method, target, body string) response {
 	t.Helper()
+	return serve(h, newRequest(method, target, body))
+}
+
+func newRequest(method, target, body string) *http.Request {
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -52,6 +56,10 @@ func do(t *testing.T, h http.Handler, method, target, body string) response {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return req
+}
+
+func serve(h http.Handler, req *http.Request) response {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
