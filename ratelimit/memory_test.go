@@ -1,0 +1,192 @@
+package ratelimit_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/ratelimit/limitertest"
+)
+
+var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func newMemory(t testing.TB, sweep time.Duration) (*ratelimit.Memory, *limitertest.FakeClock) {
+	clock := limitertest.NewFakeClock(start)
+	m := ratelimit.NewMemory(ratelimit.MemoryOptions{Now: clock.Now, SweepInterval: sweep})
+	t.Cleanup(func() { m.Close() })
+	return m, clock
+}
+
+func TestMemoryContract(t *testing.T) {
+	limitertest.Run(t, limitertest.Backend{
+		New: func(t *testing.T) (ratelimit.Limiter, limitertest.Clock) {
+			return newMemory(t, -1)
+		},
+		Period: time.Minute,
+	})
+}
+
+func TestMemoryContractRealClock(t *testing.T) {
+	limitertest.Run(t, limitertest.Backend{
+		New: func(t *testing.T) (ratelimit.Limiter, limitertest.Clock) {
+			m := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+			t.Cleanup(func() { m.Close() })
+			return m, limitertest.RealClock{}
+		},
+		Period:    200 * time.Millisecond,
+		Tolerance: 20 * time.Millisecond,
+	})
+}
+
+func TestMemorySweepDropsIdleKeys(t *testing.T) {
+	m, clock := newMemory(t, -1)
+	ctx := context.Background()
+	for i := range 5000 {
+		m.Allow(ctx, "ip:"+strconv.Itoa(i), 10, time.Minute)
+	}
+	clock.Sleep(30 * time.Second)
+	m.Allow(ctx, "ip:active", 10, time.Minute)
+	m.Allow(ctx, "ip:long", 10, time.Hour)
+	if got := m.Len(); got != 5002 {
+		t.Fatalf("Len = %d, want 5002", got)
+	}
+
+	// A minute after the first requests they are idle; the key used 30s
+	// later and the key with an hour's window are not.
+	clock.Sleep(30 * time.Second)
+	m.Sweep()
+	if got := m.Len(); got != 2 {
+		t.Fatalf("Len after sweep = %d, want 2", got)
+	}
+	clock.Sleep(30 * time.Second)
+	m.Sweep()
+	if got := m.Len(); got != 1 {
+		t.Fatalf("Len after second sweep = %d, want 1 (the hour-long window)", got)
+	}
+	// A swept key starts afresh.
+	res, _ := m.Allow(ctx, "ip:7", 10, time.Minute)
+	if !res.Allowed || res.Remaining != 9 {
+		t.Fatalf("swept key: %+v, want a fresh window", res)
+	}
+}
+
+func TestMemorySweeperRunsUntilClosed(t *testing.T) {
+	m, clock := newMemory(t, time.Millisecond)
+	m.Allow(context.Background(), "ip:192.0.2.1", 1, time.Second)
+	clock.Sleep(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("sweeper did not drop the idle key")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	m.Close()
+	m.Close() // a second Close is harmless
+	m.Allow(context.Background(), "ip:192.0.2.1", 1, time.Second)
+	clock.Sleep(time.Second)
+	time.Sleep(20 * time.Millisecond)
+	if m.Len() != 1 {
+		t.Fatal("sweeper still running after Close")
+	}
+}
+
+func TestMemoryKeyHoldsAtMostLimitTimestamps(t *testing.T) {
+	m, clock := newMemory(t, -1)
+	ctx := context.Background()
+	m.Allow(ctx, "tok:1", 100, time.Minute)
+	if capacity, _ := m.Stamps("tok:1"); capacity != 1 {
+		t.Fatalf("a key seen once holds room for %d timestamps, want 1", capacity)
+	}
+	for range 1000 {
+		m.Allow(ctx, "tok:1", 100, time.Minute)
+	}
+	clock.Sleep(time.Minute)
+	for range 1000 {
+		m.Allow(ctx, "tok:1", 100, time.Minute)
+	}
+	capacity, held := m.Stamps("tok:1")
+	if capacity != 100 || held != 100 {
+		t.Fatalf("after 1000 requests: room for %d, holding %d; want 100 and 100", capacity, held)
+	}
+}
+
+func TestMemoryClockSteppingBack(t *testing.T) {
+	m, clock := newMemory(t, -1)
+	ctx := context.Background()
+	m.Allow(ctx, "tok:1", 2, time.Minute)
+	clock.Sleep(-time.Hour)
+	if res, _ := m.Allow(ctx, "tok:1", 2, time.Minute); !res.Allowed || res.Remaining != 0 {
+		t.Fatalf("after the clock stepped back: %+v, want allowed with Remaining 0", res)
+	}
+	if res, _ := m.Allow(ctx, "tok:1", 2, time.Minute); res.Allowed {
+		t.Fatal("a clock stepping back let a third request of two through")
+	}
+}
+
+// BenchmarkMemoryMillionKeys fills a limiter with one million distinct
+// client IPs and reports the heap each costs, then lets them go idle and
+// reports what a sweep leaves behind.
+func BenchmarkMemoryMillionKeys(b *testing.B) {
+	const keys = 1_000_000
+	ctx := context.Background()
+	var perKey, afterSweep float64
+	for b.Loop() {
+		clock := limitertest.NewFakeClock(start)
+		m := ratelimit.NewMemory(ratelimit.MemoryOptions{Now: clock.Now, SweepInterval: -1})
+		before := heap()
+		for i := range keys {
+			// Built per request, as the gateway does: the key's bytes are
+			// part of what a key costs.
+			key := fmt.Sprintf("ip:10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+			m.Allow(ctx, key, 10, time.Minute)
+		}
+		perKey = float64(heap()-before) / keys
+		clock.Sleep(time.Minute)
+		m.Sweep()
+		afterSweep = float64(heap()) - float64(before)
+		if m.Len() != 0 {
+			b.Fatalf("Len after sweep = %d", m.Len())
+		}
+		runtime.KeepAlive(m)
+	}
+	b.ReportMetric(perKey, "bytes/key")
+	b.ReportMetric(afterSweep, "bytes-after-sweep")
+}
+
+func heap() uint64 {
+	runtime.GC()
+	var s runtime.MemStats
+	runtime.ReadMemStats(&s)
+	return s.HeapAlloc
+}
+
+func BenchmarkMemoryOneKey(b *testing.B) {
+	m := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	defer m.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		m.Allow(ctx, "tok:busy", 1_000_000_000, time.Minute)
+	}
+}
+
+func BenchmarkMemoryManyKeysParallel(b *testing.B) {
+	m := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	defer m.Close()
+	ctx := context.Background()
+	keys := make([]string, 10000)
+	for i := range keys {
+		keys[i] = "ip:192.0.2." + strconv.Itoa(i)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.Allow(ctx, keys[i%len(keys)], 100, time.Minute)
+			i++
+		}
+	})
+}

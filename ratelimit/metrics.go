@@ -1,0 +1,83 @@
+package ratelimit
+
+import (
+	"context"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics counts rate limit decisions per backend ("memory", "redis") and
+// shows whether the shared backend is degraded. Keys are never labels:
+// client IPs and token ids are unbounded and not for dashboards.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	degraded prometheus.Gauge
+}
+
+// NewMetrics creates the rate limit metrics and registers them with reg
+// (nil: not registered, e.g. in tests).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_ratelimit_requests_total",
+			Help: "Rate limit decisions by backend and result (allowed or limited).",
+		}, []string{"backend", "result"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_ratelimit_errors_total",
+			Help: "Rate limit calls that failed, by backend.",
+		}, []string{"backend"}),
+		degraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keygate_ratelimit_degraded",
+			Help: "1 while the shared rate limit backend is down and the fallback mode applies.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.requests, m.errors, m.degraded} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// Instrument returns l counting its decisions under backend.
+func (m *Metrics) Instrument(backend string, l Limiter) Limiter {
+	return &instrumented{
+		limiter: l,
+		allowed: m.requests.WithLabelValues(backend, "allowed"),
+		limited: m.requests.WithLabelValues(backend, "limited"),
+		errors:  m.errors.WithLabelValues(backend),
+	}
+}
+
+// SetDegraded sets the degraded gauge; it fits FallbackOptions.OnChange.
+func (m *Metrics) SetDegraded(degraded bool) {
+	if degraded {
+		m.degraded.Set(1)
+	} else {
+		m.degraded.Set(0)
+	}
+}
+
+type instrumented struct {
+	limiter                  Limiter
+	allowed, limited, errors prometheus.Counter
+}
+
+func (i *instrumented) Allow(ctx context.Context, key string, limit int, period time.Duration) (Result, error) {
+	res, err := i.limiter.Allow(ctx, key, limit, period)
+	switch {
+	case err != nil && keygate.ErrorCode(err) != keygate.EINVALID:
+		i.errors.Inc()
+	case err != nil:
+	case res.Allowed:
+		i.allowed.Inc()
+	default:
+		i.limited.Inc()
+	}
+	return res, err
+}

@@ -1,0 +1,97 @@
+// Package ratelimit decides whether one more request may pass for a key
+// (a client IP, a token id or an organization id) under a limit of n
+// requests per period.
+//
+// Every Limiter here keeps a sliding-window log: the times of the requests
+// it allowed. A request passes when fewer than n allowed requests fall in
+// (now-period, now]. That is exact: no span of one period ever holds more
+// than n allowed requests, unlike a fixed window (2n at a boundary) or a
+// GCRA with a burst of n (n plus the tokens regained during the period).
+// Rejected requests are never recorded, so a client hammering a full window
+// is let in again as soon as its oldest allowed request leaves the window.
+//
+// Keys are opaque to this package. It never logs a key and never puts one
+// in a metric label: keys are client addresses and token ids, unbounded in
+// number and not for operators' dashboards.
+package ratelimit
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/keygate/keygate"
+)
+
+// MinPeriod is the shortest window a Limiter accepts. The Redis limiter
+// keeps microseconds and expires keys in milliseconds; nothing shorter is
+// a useful rate limit anyway.
+const MinPeriod = time.Millisecond
+
+// Limiter is what the gateway asks on every rate-limited request.
+type Limiter interface {
+	// Allow records one request for key under limit (n per period) if
+	// allowed. A limit below 1 or a period below MinPeriod is an EINVALID
+	// error. A backend failure is an error; callers that must keep serving
+	// wrap the backend in a Fallback.
+	Allow(ctx context.Context, key string, limit int, period time.Duration) (Result, error)
+}
+
+// Result is one decision and what the client is told about its window.
+type Result struct {
+	Allowed bool
+	Limit   int
+	// Remaining is how many more requests the window holds after this one.
+	Remaining int
+	// ResetAt is when the window frees a request: the moment the allowed
+	// request that blocks the next one leaves the window.
+	ResetAt time.Time
+	// RetryAfter is set only when the request was refused: whole seconds,
+	// rounded up, until ResetAt.
+	RetryAfter time.Duration
+}
+
+// ResetUnix is ResetAt in Unix seconds, rounded up so a client that waits
+// until then is not refused for the fraction of a second it lost.
+func (r Result) ResetUnix() int64 {
+	s := r.ResetAt.Unix()
+	if r.ResetAt.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// SetHeaders writes the rate limit headers every limited response carries,
+// and Retry-After on a refusal.
+func (r Result) SetHeaders(h http.Header) {
+	h.Set("X-RateLimit-Limit", strconv.Itoa(r.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(r.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(r.ResetUnix(), 10))
+	if !r.Allowed {
+		h.Set("Retry-After", strconv.FormatInt(int64(r.RetryAfter/time.Second), 10))
+	}
+}
+
+// Validate reports whether limit and period describe a usable limit.
+// Every Limiter calls it first so that all backends refuse the same input.
+func Validate(limit int, period time.Duration) error {
+	if limit < 1 || limit > math.MaxInt32 {
+		return keygate.Errorf(keygate.EINVALID, "Rate limit must allow 1 to %d requests, got %d.", math.MaxInt32, limit)
+	}
+	if period < MinPeriod {
+		return keygate.Errorf(keygate.EINVALID, "Rate limit period must be at least %s, got %s.", MinPeriod, period)
+	}
+	return nil
+}
+
+// RetryAfter rounds the wait until a refused request could pass up to whole
+// seconds, and to at least one second: Retry-After carries seconds, and a
+// client told "0" would retry at once and be refused again.
+func RetryAfter(wait time.Duration) time.Duration {
+	if wait < time.Second {
+		return time.Second
+	}
+	return (wait + time.Second - 1).Truncate(time.Second)
+}
