@@ -1,0 +1,239 @@
+// Package config reads keygate's one YAML configuration file and turns it
+// into the domain's values: the APIs keygate guards (with their presets,
+// routes and rate limits) and the settings of the process around them.
+//
+// A config is refused as a whole at start when anything in it is unknown or
+// invalid, with the file, line and setting path of every problem, so a typo
+// never silently becomes a default. Settings left out get the defaults
+// documented in docs/configuration.md; Example returns a file that shows
+// every setting.
+//
+// This package never connects to anything and never echoes a database or
+// Redis URL in an error, since such URLs may carry a password.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/keygate/keygate"
+	"gopkg.in/yaml.v3"
+)
+
+// DatabaseURLEnv names the environment variable that overrides
+// database_url, so a password need not be written into the file.
+const DatabaseURLEnv = "KEYGATE_DATABASE_URL"
+
+// Rate limiter backends and what the Redis backend does when Redis is down.
+const (
+	BackendMemory   = "memory"
+	BackendRedis    = "redis"
+	OnFailureLocal  = "local"  // fall back to the in-memory limiter and report it
+	OnFailureClosed = "closed" // answer 503 until Redis is back
+)
+
+// Log formats.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// Config is a checked configuration with every default filled in.
+type Config struct {
+	// File is the name the config was read from, as errors show it.
+	File string
+	// DataDir holds keygate's files; the SQLite database is DatabasePath().
+	DataDir string
+	// DatabaseURL selects PostgreSQL when set; empty means SQLite.
+	DatabaseURL string
+	Admin       Admin
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	RateLimiter    RateLimiter
+	Cache          Cache
+	LastUsed       LastUsed
+	Log            Log
+
+	apis []*keygate.API
+}
+
+// Admin is keygate's own listener: dashboard, management API, OAuth, JWKS,
+// metrics and health checks.
+type Admin struct {
+	Listen string
+	// PublicURL is how clients reach the admin listener (OAuth issuer,
+	// links in pages), without a trailing slash.
+	PublicURL string
+	// SecureCookies marks session cookies Secure.
+	SecureCookies bool
+}
+
+// RateLimiter says where rate limit counters live.
+type RateLimiter struct {
+	Backend        string // BackendMemory or BackendRedis
+	RedisURL       string
+	OnRedisFailure string // OnFailureLocal or OnFailureClosed
+}
+
+// Cache tunes the verified-token cache.
+type Cache struct {
+	// TTL bounds how long a cached token is trusted without asking the
+	// store, a safety net should an invalidation be missed.
+	TTL time.Duration
+	// StaleIfError is how long a cached valid token keeps working while the
+	// database cannot be reached; 0 turns this off.
+	StaleIfError time.Duration
+}
+
+// LastUsed tunes the batched last_used_at writes.
+type LastUsed struct {
+	FlushInterval time.Duration
+}
+
+// Log configures keygate's log/slog output.
+type Log struct {
+	Level  slog.Level
+	Format string // LogText or LogJSON
+}
+
+// Handler returns a slog handler writing to w in the configured format and
+// level.
+func (l Log) Handler(w io.Writer) slog.Handler {
+	opts := &slog.HandlerOptions{Level: l.Level}
+	if l.Format == LogJSON {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
+// DatabasePath is the SQLite database file inside DataDir.
+func (c *Config) DatabasePath() string {
+	return filepath.Join(c.DataDir, "keygate.db")
+}
+
+// APIs returns the configured APIs in file order. Each call returns fresh
+// copies, so a caller may change them without affecting others.
+func (c *Config) APIs() []*keygate.API {
+	out := make([]*keygate.API, len(c.apis))
+	for i, a := range c.apis {
+		out[i] = cloneAPI(a)
+	}
+	return out
+}
+
+// API returns a copy of the API named name, or nil.
+func (c *Config) API(name string) *keygate.API {
+	for _, a := range c.apis {
+		if a.Name == name {
+			return cloneAPI(a)
+		}
+	}
+	return nil
+}
+
+// Load reads and checks the config file at path, then applies the
+// environment override of database_url (KEYGATE_DATABASE_URL). A relative
+// data_dir is taken relative to the file's directory, so the file means the
+// same thing whatever directory keygate starts in.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if !filepath.IsAbs(cfg.DataDir) {
+		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
+	}
+	if err := cfg.applyEnv(os.LookupEnv); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// applyEnv lets the environment override settings that are secrets in
+// practice.
+func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
+	url, ok := lookup(DatabaseURLEnv)
+	if !ok || url == "" {
+		return nil
+	}
+	if reason := databaseURLProblem(url); reason != "" {
+		return &Error{File: DatabaseURLEnv, Reason: reason}
+	}
+	c.DatabaseURL = url
+	return nil
+}
+
+// Parse checks the YAML in data and returns the config it describes. name
+// is what errors call the file ("keygate.yaml"). Every problem found is
+// returned at once as Errors, in file order. Parse reads no environment.
+func Parse(name string, data []byte) (*Config, error) {
+	root, err := parseDocument(name, data)
+	if err != nil {
+		return nil, err
+	}
+	pos := indexNode(root)
+	var f fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, decodeErrors(name, pos, err)
+	}
+	c := &checker{file: name, pos: pos}
+	cfg := c.config(&f)
+	if len(c.errs) > 0 {
+		sort.SliceStable(c.errs, func(i, j int) bool { return c.errs[i].Line < c.errs[j].Line })
+		return nil, c.errs
+	}
+	return cfg, nil
+}
+
+// parseDocument returns the root mapping of data, refusing an empty file,
+// YAML syntax errors, a root that is not a mapping and several documents.
+func parseDocument(name string, data []byte) (*yaml.Node, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return nil, Errors{{File: name, Reason: "the file is empty; see docs/configuration.md for the settings"}}
+	} else if err != nil {
+		return nil, Errors{(&positions{}).decodeError(name, err.Error())}
+	}
+	root := doc.Content[0]
+	if root.ShortTag() == "!!null" {
+		return nil, Errors{{File: name, Reason: "the file is empty; see docs/configuration.md for the settings"}}
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, Errors{{File: name, Line: root.Line, Reason: "must be a mapping of settings such as \"apis:\", got " + describeNode(root, root.ShortTag(), root.Value)}}
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return nil, Errors{{File: name, Line: next.Line, Reason: "only one YAML document is allowed; remove the \"---\" separator"}}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, Errors{(&positions{}).decodeError(name, err.Error())}
+	}
+	return root, nil
+}
+
+func decodeErrors(name string, pos *positions, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return Errors{pos.decodeError(name, err.Error())}
+	}
+	errs := make(Errors, len(te.Errors))
+	for i, msg := range te.Errors {
+		errs[i] = pos.decodeError(name, msg)
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	return errs
+}

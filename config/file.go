@@ -1,0 +1,159 @@
+package config
+
+import (
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The types in this file are the YAML file as written: strings where the
+// file has durations, URLs and enums, pointers where "left out" and "zero"
+// mean different things. Parse checks them and builds Config from them.
+
+type fileConfig struct {
+	DataDir        string          `yaml:"data_dir"`
+	DatabaseURL    string          `yaml:"database_url"`
+	Admin          fileAdmin       `yaml:"admin"`
+	TrustedProxies []string        `yaml:"trusted_proxies"`
+	RateLimiter    fileRateLimiter `yaml:"rate_limiter"`
+	Cache          fileCache       `yaml:"cache"`
+	LastUsed       fileLastUsed    `yaml:"last_used"`
+	Log            fileLog         `yaml:"log"`
+	APIs           []fileAPI       `yaml:"apis"`
+}
+
+type fileAdmin struct {
+	Listen        string `yaml:"listen"`
+	PublicURL     string `yaml:"public_url"`
+	SecureCookies string `yaml:"secure_cookies"` // auto, true or false
+}
+
+type fileRateLimiter struct {
+	Backend        string `yaml:"backend"`
+	RedisURL       string `yaml:"redis_url"`
+	OnRedisFailure string `yaml:"on_redis_failure"`
+}
+
+type fileCache struct {
+	TTL          string `yaml:"ttl"`
+	StaleIfError string `yaml:"stale_if_error"`
+}
+
+type fileLastUsed struct {
+	FlushInterval string `yaml:"flush_interval"`
+}
+
+type fileLog struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+type fileAPI struct {
+	Name             string            `yaml:"name"`
+	Preset           string            `yaml:"preset"`
+	CustomPreset     *fileCustomPreset `yaml:"custom_preset"`
+	Listen           string            `yaml:"listen"`
+	Upstream         string            `yaml:"upstream"`
+	TokenPrefix      string            `yaml:"token_prefix"`
+	Scopes           []string          `yaml:"scopes"`
+	AllowNeverExpiry *bool             `yaml:"allow_never_expiry"`
+	MaxActiveTokens  *int              `yaml:"max_active_tokens"`
+	RateLimits       fileRateLimits    `yaml:"rate_limits"`
+	Routes           []fileRoute       `yaml:"routes"`
+}
+
+type fileCustomPreset struct {
+	// Pointers: an explicit empty token_scheme (raw token in the header)
+	// differs from leaving it out (Bearer with the Authorization header).
+	TokenHeader *string                 `yaml:"token_header"`
+	TokenScheme *string                 `yaml:"token_scheme"`
+	Responses   map[string]fileResponse `yaml:"responses"`
+}
+
+type fileResponse struct {
+	Status int    `yaml:"status"`
+	Body   string `yaml:"body"`
+}
+
+type fileRateLimits struct {
+	Public rateLimitSetting `yaml:"public"`
+	Token  rateLimitSetting `yaml:"token"`
+}
+
+type fileRoute struct {
+	Methods      []string          `yaml:"methods"`
+	Path         string            `yaml:"path"`
+	Access       string            `yaml:"access"`
+	Scopes       []string          `yaml:"scopes"`
+	Plans        []string          `yaml:"plans"`
+	Entitlements map[string]string `yaml:"entitlements"`
+	RateLimit    *rateLimitSetting `yaml:"rate_limit"`
+}
+
+// rateLimitSetting is a rate limit as written: a mapping, or the word
+// "none" to turn a preset's default off. A null value never reaches
+// UnmarshalYAML (yaml.v3 zeroes the field), so Parse looks at the node to
+// tell "public: null" from a left-out key.
+type rateLimitSetting struct {
+	set  bool // the key was written with "none" or a mapping
+	none bool // written as "none"
+
+	Key    string         `yaml:"key"`
+	Limit  int            `yaml:"limit"`
+	Period string         `yaml:"period"`
+	Plans  map[string]int `yaml:"plans"`
+}
+
+// noRateLimit is the word that turns a rate limit off.
+const noRateLimit = "none"
+
+// UnmarshalYAML accepts "none" or a mapping with known keys only. Decoding a
+// node directly does not inherit the decoder's KnownFields, so the keys are
+// checked here and reported exactly as yaml.v3 reports them elsewhere.
+func (s *rateLimitSetting) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == noRateLimit {
+		*s = rateLimitSetting{set: true, none: true}
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return &yaml.TypeError{Errors: []string{wrongTypeMessage(n, "config.rateLimitSetting")}}
+	}
+	known := yamlKeys(fileTypesByName["config.rateLimitSetting"])
+	var unknown []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; !contains(known, k.Value) {
+			unknown = append(unknown, fmt.Sprintf("line %d: field %s not found in type config.rateLimitSetting", k.Line, k.Value))
+		}
+	}
+	if len(unknown) > 0 {
+		return &yaml.TypeError{Errors: unknown}
+	}
+	type plain rateLimitSetting // without this method, so Decode does not recurse
+	s.set = true
+	return n.Decode((*plain)(s))
+}
+
+// wrongTypeMessage formats a refusal the way yaml.v3 does, so one function
+// (positions.decodeError) words every type error.
+func wrongTypeMessage(n *yaml.Node, goType string) string {
+	value := ""
+	if n.Kind == yaml.ScalarNode {
+		value = " `" + n.Value + "`"
+	}
+	return fmt.Sprintf("line %d: cannot unmarshal %s%s into %s", n.Line, n.ShortTag(), value, goType)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func init() {
+	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileLastUsed{},
+		fileLog{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
+		rateLimitSetting{})
+}
