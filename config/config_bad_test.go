@@ -54,8 +54,6 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 
 		// Invalid values.
 		{"bad access", withRoute("        access: tokn\n"), `keygate.yaml:9: apis[0].routes[0].access: must be "public" or "token", got "tokn"`},
-		{"no APIs", "log: {level: info}\n", `keygate.yaml: apis: at least one API is required`},
-		{"empty API list", "apis: []\n", `keygate.yaml:1: apis: at least one API is required`},
 		{"missing name", strings.Replace(minimal, "- name: cannmenus\n    preset", "- preset", 1), `keygate.yaml:2: apis[0].name: is required, e.g. "cannmenus"`},
 		{"bad name", strings.Replace(minimal, "name: cannmenus", "name: Cann Menus", 1), `keygate.yaml:2: apis[0].name: must be lower-case letters, digits, "-" and "_" (at most 63), got "Cann Menus"`},
 		{"duplicate API name", minimal + `  - name: cannmenus

@@ -443,3 +443,12 @@ func TestLoadKeepsAbsoluteDataDir(t *testing.T) {
 		t.Errorf("DataDir = %q, want %q", cfg.DataDir, abs)
 	}
 }
+
+func TestNoAPIs(t *testing.T) {
+	for _, yaml := range []string{"data_dir: /tmp/kg\n", "apis: []\n", "log: {level: warn}\napis:\n"} {
+		cfg := mustParse(t, yaml)
+		if len(cfg.APIs()) != 0 {
+			t.Errorf("%q: APIs = %v", yaml, cfg.APIs())
+		}
+	}
+}
