@@ -116,7 +116,7 @@ func TestMeTellsASessionItsCSRFToken(t *testing.T) {
 		User      *struct{}
 		AdminKey  struct{ Name, Hint string } `json:"admin_key"`
 		Admin     bool
-		CSRFToken *string `json:"csrf_token"`
+		CSRFToken *string                 `json:"csrf_token"`
 		Orgs      []struct{ Slug string } `json:"organizations"`
 	}
 	r := f.do(f.key(), "GET", "/api/v1/me", "").expect(http.StatusOK, &keyMe)
