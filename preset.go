@@ -120,6 +120,8 @@ type API struct {
 	// from the preset's; nil: no limit.
 	PublicRateLimit *RateLimit
 	TokenRateLimit  *RateLimit
+	// MCP, when set, serves an MCP endpoint on this API guarded by OAuth.
+	MCP *MCPEndpoint
 }
 
 // TokenPrefixes returns every prefix this API's tokens can start with.
