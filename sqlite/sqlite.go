@@ -1,0 +1,275 @@
+// Package sqlite is keygate's embedded store: one SQLite file, in WAL mode,
+// that a server and the CLI may open at the same time. It implements
+// keygate.Store and passes the storetest contract suite.
+//
+// Writes go through a single connection and every write transaction starts
+// with BEGIN IMMEDIATE, so a check-then-insert (the active-token limit) holds
+// the database's write lock from the check to the commit, in this process
+// and against any other process using the file. Reads use a separate pool
+// and never block on writers.
+//
+// The store never sees a token secret: only hashes and hints reach it.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keygate/keygate"
+)
+
+// Store is a keygate.Store backed by an SQLite file.
+type Store struct {
+	path   string
+	writer *sql.DB // one connection; every transaction is BEGIN IMMEDIATE
+	reader *sql.DB // read-only connections
+
+	pollInterval time.Duration
+	busyTimeout  time.Duration
+	logger       *slog.Logger
+	now          func() time.Time
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ keygate.Store = (*Store)(nil)
+
+// Option configures a Store at Open.
+type Option func(*Store)
+
+// WithPollInterval sets how often WatchChanges looks for new changes
+// (default 200ms). It bounds how long another process's token revocation
+// takes to reach this one.
+func WithPollInterval(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.pollInterval = d
+		}
+	}
+}
+
+// WithBusyTimeout sets how long a statement waits for another process's
+// write lock before failing with EUNAVAILABLE (default 5s).
+func WithBusyTimeout(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.busyTimeout = d
+		}
+	}
+}
+
+// WithLogger sets the logger for problems WatchChanges retries through.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.logger = l
+		}
+	}
+}
+
+// Open opens (creating if needed) the database file at path and applies
+// every pending migration.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if path == "" || path == ":memory:" {
+		// Each pooled connection would get its own empty in-memory database.
+		return nil, fmt.Errorf("sqlite: a database file path is required, got %q", path)
+	}
+	s := &Store{
+		path:         path,
+		pollInterval: 200 * time.Millisecond,
+		busyTimeout:  5 * time.Second,
+		logger:       slog.Default(),
+		now:          time.Now,
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	var err error
+	if s.writer, err = sql.Open("sqlite", s.dsn(false)); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetConnMaxIdleTime(0)
+	if s.reader, err = sql.Open("sqlite", s.dsn(true)); err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	s.reader.SetMaxOpenConns(max(4, runtime.NumCPU()))
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// dsn builds the driver's connection string. The path is escaped so a file
+// name containing '?' or '#' is not read as URI syntax.
+func (s *Store) dsn(readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", s.busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	// NORMAL is durable across application crashes in WAL mode; only a power
+	// loss can drop the last commits.
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + (&url.URL{Path: s.path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Ping reports whether the database file can be read.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.reader.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return keygate.Errorf(keygate.EUNAVAILABLE, "The database is unavailable.")
+	}
+	return nil
+}
+
+// Close closes both connection pools. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.reader != nil {
+			errs = append(errs, s.reader.Close())
+		}
+		if s.writer != nil {
+			errs = append(errs, s.writer.Close())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// write runs fn in one write transaction, holding the database's write lock
+// from its first statement to the commit.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return dbError(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return dbError(err)
+	}
+	return nil
+}
+
+// publish records a change in the same transaction as the mutation it
+// describes, so watchers see it exactly when the mutation is visible.
+func (s *Store) publish(ctx context.Context, tx *sql.Tx, kind, id string) error {
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO changes (kind, id, created_at) VALUES (?, ?, ?)`,
+		kind, id, millis(s.now()))
+	return dbError(err)
+}
+
+// dbError turns driver errors into keygate errors where the caller can act
+// on them; anything else is returned wrapped and becomes EINTERNAL.
+func dbError(err error) error {
+	var e *sqlite.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e):
+		switch e.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return keygate.Errorf(keygate.ECONFLICT, "It already exists.")
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return keygate.Errorf(keygate.ENOTFOUND, "A record it refers to does not exist.")
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_SNAPSHOT, sqlite3.SQLITE_BUSY_TIMEOUT,
+			sqlite3.SQLITE_LOCKED:
+			return keygate.Errorf(keygate.EUNAVAILABLE, "The database is busy; try again.")
+		}
+	}
+	return fmt.Errorf("sqlite: %w", err)
+}
+
+// violatesUnique reports whether err is a UNIQUE constraint failure on
+// column, written as SQLite names it: "table.column".
+func violatesUnique(err error, column string) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE &&
+		strings.Contains(e.Error(), column)
+}
+
+// millis is how every time is stored: milliseconds since the Unix epoch.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMillis returns a stored time in UTC.
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// nullMillis stores an optional time; nil is NULL.
+func nullMillis(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+// fromNullMillis reads an optional time.
+func fromNullMillis(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromMillis(n.Int64)
+	return &t
+}
+
+// createdAt returns t, or now when t is unset, so callers may leave
+// CreatedAt to the store.
+func (s *Store) createdAt(t time.Time) time.Time {
+	if t.IsZero() {
+		return s.now().UTC()
+	}
+	return t.UTC()
+}
+
+// rowScanner is *sql.Row or *sql.Rows.
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+// notFound turns sql.ErrNoRows into ENOTFOUND with the caller's message.
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return keygate.Errorf(keygate.ENOTFOUND, "%s not found.", what)
+	}
+	return dbError(err)
+}
+
+// affectedOne returns ENOTFOUND unless res changed a row.
+func affectedOne(res sql.Result, err error, what string) error {
+	if err != nil {
+		return dbError(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return dbError(err)
+	}
+	if n == 0 {
+		return keygate.Errorf(keygate.ENOTFOUND, "%s not found.", what)
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+)
+
+var changeTests = []test{
+	{"DeliversChangesAfterTheCall", testChangesAfterTheCall},
+	{"FailedMutationsPublishNothing", testChangesFailedMutations},
+	{"DeleteOrganization", testChangesDeleteOrganization},
+	{"AcrossHandles", testChangesAcrossHandles},
+	{"StopsWhenContextEnds", testChangesStop},
+}
+
+// changeTimeout bounds how long the suite waits for a change to arrive.
+const changeTimeout = 10 * time.Second
+
+func testChangesAfterTheCall(t *testing.T, e *env) {
+	org := e.createOrganization("acme")
+	before := e.createToken(org.ID, "cannmenus", e.now)
+	after := e.createToken(org.ID, "cannmenus", e.now)
+	must(t, "RevokeToken before watching", e.store.RevokeToken(e.ctx, before.ID, e.now))
+
+	w := e.watch(e.store, e.store)
+	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, after.ID, e.now))
+	org.Plan = "pro"
+	must(t, "UpdateOrganization", e.store.UpdateOrganization(e.ctx, org))
+
+	equal(t, "changes", w.sync(), []keygate.Change{
+		{Kind: keygate.ChangeToken, ID: after.ID},
+		{Kind: keygate.ChangeOrganization, ID: org.ID},
+	})
+}
+
+func testChangesFailedMutations(t *testing.T, e *env) {
+	org := e.createOrganization("acme")
+	tok := e.createToken(org.ID, "cannmenus", e.now)
+	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, tok.ID, e.now))
+
+	w := e.watch(e.store, e.store)
+	wantCode(t, "RevokeToken twice", e.store.RevokeToken(e.ctx, tok.ID, e.now), keygate.ENOTFOUND)
+	wantCode(t, "RevokeToken(unknown)", e.store.RevokeToken(e.ctx, "tok_missing", e.now), keygate.ENOTFOUND)
+	err := e.store.UpdateOrganization(e.ctx, &keygate.Organization{ID: "org_missing", Name: "x", Plan: "free"})
+	wantCode(t, "UpdateOrganization(unknown)", err, keygate.ENOTFOUND)
+	wantCode(t, "DeleteOrganization(unknown)", e.store.DeleteOrganization(e.ctx, "org_missing"), keygate.ENOTFOUND)
+	equal(t, "changes after failed mutations", w.sync(), []keygate.Change(nil))
+}
+
+func testChangesDeleteOrganization(t *testing.T, e *env) {
+	org := e.createOrganization("acme")
+	t1 := e.createToken(org.ID, "cannmenus", e.now)
+	t2 := e.createToken(org.ID, "canskan", e.now)
+	revoked := e.createToken(org.ID, "cannmenus", e.now)
+	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, revoked.ID, e.now))
+
+	w := e.watch(e.store, e.store)
+	must(t, "DeleteOrganization", e.store.DeleteOrganization(e.ctx, org.ID))
+	got := w.sync()
+	// The order among one delete's changes is the store's choice.
+	sort.Slice(got, func(i, j int) bool { return got[i].Kind+got[i].ID < got[j].Kind+got[j].ID })
+	want := []keygate.Change{
+		{Kind: keygate.ChangeOrganization, ID: org.ID},
+		{Kind: keygate.ChangeToken, ID: t1.ID},
+		{Kind: keygate.ChangeToken, ID: t2.ID},
+	}
+	sort.Slice(want, func(i, j int) bool { return want[i].Kind+want[i].ID < want[j].Kind+want[j].ID })
+	equal(t, "changes of DeleteOrganization", got, want)
+}
+
+func testChangesAcrossHandles(t *testing.T, e *env) {
+	acme, globex := e.createOrganization("acme"), e.createOrganization("globex")
+	tok := e.createToken(acme.ID, "cannmenus", e.now)
+	other := e.open()
+
+	w := e.watch(e.store, other)
+	must(t, "RevokeToken through another handle", other.RevokeToken(e.ctx, tok.ID, e.now))
+	acme.Entitlements.States = []string{"California"}
+	must(t, "UpdateOrganization through another handle", other.UpdateOrganization(e.ctx, acme))
+	must(t, "DeleteOrganization through another handle", other.DeleteOrganization(e.ctx, globex.ID))
+
+	equal(t, "changes made through another handle", w.sync(), []keygate.Change{
+		{Kind: keygate.ChangeToken, ID: tok.ID},
+		{Kind: keygate.ChangeOrganization, ID: acme.ID},
+		{Kind: keygate.ChangeOrganization, ID: globex.ID},
+	})
+}
+
+func testChangesStop(t *testing.T, e *env) {
+	w := e.watch(e.store, e.store)
+	w.stop()
+}
+
+// watch is one running WatchChanges call and what it delivered.
+type watch struct {
+	t       *testing.T
+	e       *env
+	changes chan keygate.Change
+	cancel  context.CancelFunc
+	done    chan error
+	stopped sync.Once
+
+	// Probes are revocations the suite makes to learn that the watch has
+	// begun and to mark the end of a batch. probeVia is the handle they go
+	// through; their tokens belong to probeOrg.
+	probeVia keygate.Store
+	probeOrg string
+	probes   map[string]bool
+	lastSeq  int64
+}
+
+// watch starts WatchChanges on s and returns once it delivers changes.
+// Changes made before watch returns, other than probes, must not arrive.
+func (e *env) watch(s, probeVia keygate.Store) *watch {
+	e.t.Helper()
+	probeOrg := &keygate.Organization{Slug: "probe-" + keygate.NewID("p")[2:10], Name: "Probe", Plan: "free", CreatedAt: e.now}
+	must(e.t, "CreateOrganization(probe)", probeVia.CreateOrganization(e.ctx, probeOrg))
+
+	ctx, cancel := context.WithCancel(e.ctx)
+	w := &watch{
+		t:        e.t,
+		e:        e,
+		changes:  make(chan keygate.Change, 1000),
+		cancel:   cancel,
+		done:     make(chan error, 1),
+		probeVia: probeVia,
+		probeOrg: probeOrg.ID,
+		probes:   map[string]bool{},
+	}
+	go func() {
+		w.done <- s.WatchChanges(ctx, func(c keygate.Change) {
+			select {
+			case w.changes <- c:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	e.t.Cleanup(w.stop)
+	w.waitUntilWatching()
+	return w
+}
+
+// waitUntilWatching probes until a probe arrives: from then on, every
+// change is delivered.
+func (w *watch) waitUntilWatching() {
+	w.t.Helper()
+	deadline := time.After(changeTimeout)
+	for {
+		w.probe()
+		select {
+		case c := <-w.changes:
+			w.checkSeq(c)
+			if !w.probes[c.ID] {
+				w.t.Fatalf("WatchChanges delivered %+v, committed before the call", c)
+			}
+			// Probes sent before this one may still arrive; sync skips them.
+			w.sync()
+			return
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			w.t.Fatalf("WatchChanges delivered no change within %s", changeTimeout)
+		}
+	}
+}
+
+// probe revokes a fresh token through probeVia and returns its id.
+func (w *watch) probe() string {
+	w.t.Helper()
+	tok := w.e.newToken(w.probeOrg, "probe", w.e.now)
+	must(w.t, "CreateToken(probe)", w.probeVia.CreateToken(w.e.ctx, tok, 0))
+	w.probes[tok.ID] = true
+	must(w.t, "RevokeToken(probe)", w.probeVia.RevokeToken(w.e.ctx, tok.ID, w.e.now))
+	return tok.ID
+}
+
+// sync makes a probe and returns every change other than probes delivered
+// before it, with Seq cleared so tests compare kind and id.
+func (w *watch) sync() []keygate.Change {
+	w.t.Helper()
+	marker := w.probe()
+	deadline := time.After(changeTimeout)
+	var got []keygate.Change
+	for {
+		select {
+		case c := <-w.changes:
+			w.checkSeq(c)
+			if c.ID == marker {
+				return got
+			} else if !w.probes[c.ID] {
+				c.Seq = 0
+				got = append(got, c)
+			}
+		case <-deadline:
+			w.t.Fatalf("WatchChanges did not deliver a change within %s; got %+v before it", changeTimeout, got)
+		}
+	}
+}
+
+// checkSeq fails the test unless changes arrive in increasing Seq order.
+func (w *watch) checkSeq(c keygate.Change) {
+	w.t.Helper()
+	if c.Seq <= w.lastSeq {
+		w.t.Errorf("change %+v arrived after seq %d: out of order", c, w.lastSeq)
+	}
+	w.lastSeq = c.Seq
+}
+
+// stop cancels the watch and checks that WatchChanges returns.
+func (w *watch) stop() {
+	w.stopped.Do(func() {
+		w.cancel()
+		select {
+		case err := <-w.done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				w.t.Errorf("WatchChanges returned %v after its context ended, want nil", err)
+			}
+		case <-time.After(changeTimeout):
+			w.t.Errorf("WatchChanges did not return within %s of its context ending", changeTimeout)
+		}
+	})
+}
