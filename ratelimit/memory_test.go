@@ -37,8 +37,8 @@ func TestMemoryContractRealClock(t *testing.T) {
 			t.Cleanup(func() { m.Close() })
 			return m, limitertest.RealClock{}
 		},
-		Period:    200 * time.Millisecond,
-		Tolerance: 20 * time.Millisecond,
+		Period:    time.Second,
+		Tolerance: 100 * time.Millisecond,
 	})
 }
 

@@ -1,0 +1,149 @@
+package redislimit_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/ratelimit/redislimit"
+	"github.com/redis/go-redis/v9"
+)
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// newFallback puts a Fallback in front of the Redis at addr, with a client
+// set up as keygate's should be: no retries of its own, short timeouts,
+// so a dead Redis costs a request milliseconds.
+func newFallback(t *testing.T, addr string, mode ratelimit.Mode) (*ratelimit.Fallback, *logBuffer) {
+	client := redis.NewClient(&redis.Options{
+		Addr: addr, MaxRetries: -1, DialerRetries: 1,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+	})
+	local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { client.Close(); local.Close() })
+	logs := &logBuffer{}
+	f, err := ratelimit.NewFallback(redislimit.New(client, redislimit.Options{}), local, ratelimit.FallbackOptions{
+		Mode:          mode,
+		ProbeInterval: 20 * time.Millisecond,
+		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, logs
+}
+
+func allowN(t *testing.T, f *ratelimit.Fallback, key string, limit, n int) (allowed int, errs []error) {
+	t.Helper()
+	for range n {
+		res, err := f.Allow(context.Background(), key, limit, time.Minute)
+		if err != nil {
+			errs = append(errs, err)
+		} else if res.Allowed {
+			allowed++
+		}
+	}
+	return allowed, errs
+}
+
+func TestRedisUnreachableLocalModeLimitsInMemory(t *testing.T) {
+	f, logs := newFallback(t, "127.0.0.1:1", ratelimit.ModeLocal)
+	allowed, errs := allowN(t, f, "ip:192.0.2.1", 5, 20)
+	if len(errs) > 0 || allowed != 5 {
+		t.Fatalf("allowed %d of 20 with limit 5 (errors %v), want 5 and no errors", allowed, errs)
+	}
+	if !f.Degraded() {
+		t.Fatal("Degraded() = false with Redis unreachable")
+	}
+	if n := logs.count("level=WARN"); n != 1 {
+		t.Fatalf("%d warnings, want 1:\n%s", n, logs.b.String())
+	}
+}
+
+func TestRedisUnreachableClosedModeIsUnavailable(t *testing.T) {
+	f, _ := newFallback(t, "127.0.0.1:1", ratelimit.ModeClosed)
+	_, errs := allowN(t, f, "ip:192.0.2.1", 5, 3)
+	if len(errs) != 3 {
+		t.Fatalf("%d errors of 3 requests, want 3", len(errs))
+	}
+	for _, err := range errs {
+		if keygate.ErrorCode(err) != keygate.EUNAVAILABLE {
+			t.Fatalf("error %v, want code %s", err, keygate.EUNAVAILABLE)
+		}
+	}
+	if !f.Degraded() {
+		t.Fatal("Degraded() = false with Redis unreachable")
+	}
+}
+
+// TestRedisKilledAndRestarted kills the Redis a Fallback uses between two
+// requests, then starts it again on the same port.
+func TestRedisKilledAndRestarted(t *testing.T) {
+	for _, mode := range []ratelimit.Mode{ratelimit.ModeLocal, ratelimit.ModeClosed} {
+		t.Run(string(mode), func(t *testing.T) {
+			server := startRedisServer(t)
+			f, logs := newFallback(t, server.addr(), mode)
+
+			if allowed, errs := allowN(t, f, "tok:1", 5, 2); allowed != 2 || errs != nil {
+				t.Fatalf("with Redis up: allowed %d of 2, errors %v", allowed, errs)
+			}
+			server.stop()
+
+			allowed, errs := allowN(t, f, "tok:1", 5, 10)
+			switch mode {
+			case ratelimit.ModeLocal:
+				// The memory limiter never saw the two requests Redis
+				// allowed: this instance now enforces the limit alone.
+				if allowed != 5 || errs != nil {
+					t.Fatalf("Redis down, local mode: allowed %d of 10, errors %v; want 5 and none", allowed, errs)
+				}
+			case ratelimit.ModeClosed:
+				if allowed != 0 || len(errs) != 10 || keygate.ErrorCode(errs[0]) != keygate.EUNAVAILABLE {
+					t.Fatalf("Redis down, closed mode: allowed %d, errors %v; want 10 %s", allowed, errs, keygate.EUNAVAILABLE)
+				}
+			}
+			if !f.Degraded() {
+				t.Fatal("Degraded() = false after Redis was killed")
+			}
+
+			server.start()
+			deadline := time.Now().Add(5 * time.Second)
+			for f.Degraded() {
+				if time.Now().After(deadline) {
+					t.Fatal("still degraded 5s after Redis came back")
+				}
+				time.Sleep(5 * time.Millisecond)
+				allowN(t, f, "tok:other", 5, 1)
+			}
+			// The restarted Redis is empty (no persistence): a fresh window.
+			res, err := f.Allow(context.Background(), "tok:1", 5, time.Minute)
+			if err != nil || !res.Allowed || res.Remaining != 4 {
+				t.Fatalf("after recovery: %+v, %v; want allowed by Redis with Remaining 4", res, err)
+			}
+			if logs.count("level=WARN") != 1 || logs.count("rate limit backend recovered") != 1 {
+				t.Fatalf("want one warning and one recovery, got:\n%s", logs.b.String())
+			}
+		})
+	}
+}
