@@ -41,8 +41,8 @@ type Dispensary struct {
 	State   string `json:"state"`
 }
 
-// Brand is a producer whose products dispensaries carry.
-type Brand struct {
+// brand is a producer whose products dispensaries carry.
+type brand struct {
 	ID         string
 	Name       string
 	States     []string // where it is sold
@@ -107,7 +107,7 @@ var dispensaries = []Dispensary{
 	{"disp_24", "Sonoran Bloom", "1 N Central Ave", "Phoenix", stateArizona},
 }
 
-var brands = []Brand{
+var brands = []brand{
 	{"brand_01", "Pacific Reserve", []string{stateCalifornia, stateOregon, stateWashington, stateNevada}, []string{categoryFlower, categoryPreRolls}},
 	{"brand_02", "Golden State Extracts", []string{stateCalifornia, stateNevada, stateArizona}, []string{categoryVape, categoryConcentrates}},
 	{"brand_03", "Mile High Farms", []string{stateColorado, stateArizona}, []string{categoryFlower, categoryPreRolls}},
@@ -176,8 +176,8 @@ func generateProducts() []Product {
 	return out
 }
 
-func brandsIn(state string) []Brand {
-	var out []Brand
+func brandsIn(state string) []brand {
+	var out []brand
 	for _, b := range brands {
 		if slices.Contains(b.States, state) {
 			out = append(out, b)
