@@ -52,6 +52,9 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"rate limit a word", withAPI("    rate_limits:\n      public: nope\n"), `keygate.yaml:10: apis[0].rate_limits.public: must be a rate limit such as {key: ip, limit: 10, period: 1m}, or none, got "nope"`},
 		{"rate limit a list", withAPI("    rate_limits:\n      public: [10]\n"), `keygate.yaml:10: apis[0].rate_limits.public: must be a rate limit such as {key: ip, limit: 10, period: 1m}, or none, got a list`},
 
+		{"empty API item", "apis:\n  -\n", `keygate.yaml:2: apis[0]: is an empty list item; fill it in or remove the "-"`},
+		{"null route", strings.Replace(minimal, "    routes:\n", "    routes:\n      - null\n", 1), `keygate.yaml:7: apis[0].routes[0]: is an empty list item; fill it in or remove the "-"`},
+
 		// Invalid values.
 		{"bad access", withRoute("        access: tokn\n"), `keygate.yaml:9: apis[0].routes[0].access: must be "public" or "token", got "tokn"`},
 		{"missing name", strings.Replace(minimal, "- name: cannmenus\n    preset", "- preset", 1), `keygate.yaml:2: apis[0].name: is required, e.g. "cannmenus"`},

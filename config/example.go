@@ -8,9 +8,9 @@ import (
 //go:embed example.yaml
 var example []byte
 
-// Example returns a commented config file that shows every setting: the
-// two built-in presets' APIs as keygate demo runs them, and a custom one.
-// It parses as is.
+// Example returns a commented config file that shows every setting: an API
+// on each built-in preset, shaped like the demo's, and one on a custom
+// preset. It parses as is; docs/configuration.md ends with it.
 func Example() []byte {
 	return bytes.Clone(example)
 }
