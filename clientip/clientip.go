@@ -1,0 +1,141 @@
+// Package clientip finds the address of the client behind a request, the
+// key for per-IP rate limits.
+//
+// The connection's address is the truth unless it belongs to a trusted
+// proxy. Only then is X-Forwarded-For read, right to left, because each
+// proxy appends the address it received the request from: the entries on
+// the right were written by proxies we trust, everything left of the first
+// untrusted address was written by the client and may be forged. A client
+// connecting directly can therefore never choose its own address.
+package clientip
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/keygate/keygate"
+)
+
+// Resolver resolves client addresses given the trusted proxies.
+type Resolver struct {
+	trusted []netip.Prefix
+}
+
+// New returns a Resolver trusting the given proxies: CIDRs
+// ("10.0.0.0/8", "fd00::/8") or single addresses ("192.0.2.10").
+// An entry that is neither is an EINVALID error naming it.
+func New(trusted []string) (*Resolver, error) {
+	r := &Resolver{}
+	for _, s := range trusted {
+		p, err := parsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return nil, keygate.Errorf(keygate.EINVALID, "Trusted proxy %q is not an IP address or CIDR.", s)
+		}
+		r.trusted = append(r.trusted, p)
+	}
+	return r, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = normalize(a)
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Trusted reports whether addr is one of the trusted proxies.
+func (r *Resolver) Trusted(addr netip.Addr) bool {
+	addr = normalize(addr)
+	for _, p := range r.trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientIP returns the client's address: req.RemoteAddr unless that peer
+// is trusted; then the rightmost X-Forwarded-For entry that is not a
+// trusted proxy. When the header runs out, or holds something that is not
+// an address, it stops at the last address it could verify: a malformed
+// entry must not let the client pick the key it is limited under.
+//
+// It returns the zero Addr when RemoteAddr is not an IP address (a Unix
+// socket listener); callers should then limit all such requests together.
+func (r *Resolver) ClientIP(req *http.Request) netip.Addr {
+	peer := parsePeer(req.RemoteAddr)
+	if !peer.IsValid() || !r.Trusted(peer) {
+		return peer
+	}
+	hop := peer
+	values := req.Header.Values("X-Forwarded-For")
+	// Proxies append: the last header's last entry is the nearest hop.
+	for i := len(values) - 1; i >= 0; i-- {
+		rest := values[i]
+		for rest != "" {
+			var entry string
+			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+				rest, entry = rest[:j], rest[j+1:]
+			} else {
+				rest, entry = "", rest
+			}
+			addr := parseHop(entry)
+			if !addr.IsValid() {
+				return hop
+			}
+			hop = addr
+			if !r.Trusted(addr) {
+				return addr
+			}
+		}
+	}
+	return hop
+}
+
+// parsePeer reads net/http's RemoteAddr, "ip:port", or a bare address as
+// some servers and tests set it.
+func parsePeer(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return normalize(ap.Addr())
+	}
+	return parseHop(s)
+}
+
+// parseHop reads one address as proxies write them: "192.0.2.1",
+// "2001:db8::1", or with a port, "192.0.2.1:8080" and "[2001:db8::1]:8080".
+// It returns the zero Addr for anything else.
+func parseHop(s string) netip.Addr {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return normalize(a)
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return normalize(ap.Addr())
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
+			return normalize(a)
+		}
+	}
+	return netip.Addr{}
+}
+
+// normalize makes one client one key: an IPv4 client reached over an IPv6
+// socket (::ffff:192.0.2.1) is 192.0.2.1, and an IPv6 zone names the
+// local interface, not the client.
+func normalize(a netip.Addr) netip.Addr {
+	return a.Unmap().WithZone("")
+}
