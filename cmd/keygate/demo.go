@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/demo"
+	"github.com/keygate/keygate/password"
+	"github.com/keygate/keygate/server"
+)
+
+type demoFlags struct {
+	menusListen  string
+	eventsListen string
+	adminListen  string
+}
+
+func newDemoCommand(g *globals) *cobra.Command {
+	f := &demoFlags{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run both demo APIs behind keygate with a seeded organization, user and tokens",
+		Long: `demo starts a CannMenus-style API (preset cannmenus) and a CANSKAN-style API
+(preset canskan) behind keygate, seeds the demo organization, user and one
+token per API, writes DIR/keygate.yaml (every setting shown) and DIR/demo.env,
+and prints curl lines to paste. Started again on the same --data-dir it reuses
+the data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), g, f)
+		},
+	}
+	cmd.Flags().StringVar(&f.menusListen, "menus-listen", "127.0.0.1:8080", "address of the menus API (cannmenus)")
+	cmd.Flags().StringVar(&f.eventsListen, "events-listen", "127.0.0.1:8081", "address of the events API (canskan)")
+	cmd.Flags().StringVar(&f.adminListen, "admin-listen", "127.0.0.1:8090", "address of keygate's dashboard, management API and OAuth server")
+	return cmd
+}
+
+// Demo is a running `keygate demo`: the keygate server and the two demo
+// upstream APIs it guards.
+type Demo struct {
+	Dir       string
+	Server    *server.Server
+	Env       map[string]string // what demo.env holds
+	upstreams []*http.Server
+}
+
+func runDemo(ctx context.Context, g *globals, f *demoFlags) error {
+	d, err := startDemo(ctx, g, f)
+	if err != nil {
+		return err
+	}
+	printDemoBanner(g.stdout, d)
+	<-ctx.Done()
+	fmt.Fprintln(g.stderr, "keygate demo: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return d.Shutdown(sctx)
+}
+
+// startDemo brings the whole demo up and returns once every listener is
+// bound and the data is seeded.
+func startDemo(ctx context.Context, g *globals, f *demoFlags) (_ *Demo, err error) {
+	dir, err := demoDir(g.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Demo{Dir: dir}
+	defer func() {
+		if err != nil {
+			_ = d.Shutdown(context.Background())
+		}
+	}()
+	menusLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	eventsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		menusLn.Close()
+		return nil, err
+	}
+	cfg, err := writeDemoConfig(dir, g.databaseURL, f, menusLn.Addr().String(), eventsLn.Addr().String())
+	if err != nil {
+		menusLn.Close()
+		eventsLn.Close()
+		return nil, err
+	}
+	if d.Server, err = server.New(ctx, cfg, server.Options{Logger: g.logger(cfg)}); err != nil {
+		menusLn.Close()
+		eventsLn.Close()
+		return nil, err
+	}
+	verifier := d.Server.IdentityVerifier()
+	readerFor := func(api string) demo.IdentityReader {
+		return func(r *http.Request) (*keygate.Identity, error) { return verifier.FromRequest(r, api) }
+	}
+	d.serveUpstream(menusLn, demo.MenusAPI(readerFor(demo.MenusAPIName)))
+	d.serveUpstream(eventsLn, demo.EventsAPI(readerFor(demo.EventsAPIName)))
+	if err := d.seed(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := d.Server.Start(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func demoDir(dir string) (string, error) {
+	if dir == "" {
+		return os.MkdirTemp("", "keygate-demo-")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return filepath.Abs(dir)
+}
+
+// writeDemoConfig writes DIR/keygate.yaml anew (the upstream ports change
+// every start) and loads it through the same loader as `keygate serve`.
+func writeDemoConfig(dir, databaseURL string, f *demoFlags, menusUpstream, eventsUpstream string) (*config.Config, error) {
+	text := demo.Config(demo.ConfigParams{
+		DataDir: dir, DatabaseURL: databaseURL, AdminListen: f.adminListen,
+		MenusListen: f.menusListen, EventsListen: f.eventsListen,
+		MenusUpstream: "http://" + menusUpstream, EventsUpstream: "http://" + eventsUpstream,
+	})
+	path := filepath.Join(dir, "keygate.yaml")
+	if err := os.WriteFile(path, text, 0o600); err != nil {
+		return nil, err
+	}
+	return config.Load(path)
+}
+
+func (d *Demo) serveUpstream(ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	d.upstreams = append(d.upstreams, srv)
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// seed creates the demo data on first start and writes demo.env; later
+// starts read the tokens back from demo.env, the only place they exist.
+func (d *Demo) seed(ctx context.Context, cfg *config.Config) error {
+	store := d.Server.Store()
+	res, err := demo.Seed(ctx, store, d.Server.APIs(), password.Hash)
+	if err != nil {
+		return fmt.Errorf("seeding demo data: %w", err)
+	}
+	envPath := filepath.Join(d.Dir, "demo.env")
+	if !res.Created && fileExists(envPath) {
+		d.Env, err = readEnvFile(envPath)
+		if err != nil {
+			return err
+		}
+		d.Env["KEYGATE_DATA_DIR"] = d.Dir
+		return writeEnvFile(envPath, d.Env)
+	}
+	adminKey, err := createAdminKey(ctx, store, "demo")
+	if err != nil {
+		return err
+	}
+	menus, events := cfg.API(demo.MenusAPIName), cfg.API(demo.EventsAPIName)
+	d.Env = map[string]string{
+		"CANNMENUS_API_TOKEN": res.Tokens[demo.MenusAPIName],
+		"CANSKAN_API_TOKEN":   res.Tokens[demo.EventsAPIName],
+		"CANNMENUS_BASE_URL":  "http://" + menus.Listen,
+		"CANSKAN_BASE_URL":    "http://" + events.Listen,
+		"KEYGATE_URL":         cfg.Admin.PublicURL,
+		"KEYGATE_DATA_DIR":    d.Dir,
+		"KEYGATE_ADMIN_KEY":   adminKey,
+	}
+	return writeEnvFile(envPath, d.Env)
+}
+
+// Shutdown stops keygate, then the upstreams behind it.
+func (d *Demo) Shutdown(ctx context.Context) error {
+	var errs []error
+	if d.Server != nil {
+		errs = append(errs, d.Server.Shutdown(ctx))
+	}
+	for _, u := range d.upstreams {
+		errs = append(errs, u.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func printDemoBanner(w io.Writer, d *Demo) {
+	e := d.Env
+	fmt.Fprintf(w, `
+keygate demo is running. Data: %[1]s
+
+  Dashboard      %[2]s   (log in as demo@example.com / demo)
+  Variables      source %[1]s/demo.env
+
+CannMenus-style API (preset cannmenus), products in California, Colorado, Michigan:
+  curl "%[3]s/v2/products?states=California&page=1" \
+    -H "X-Token: %[4]s"
+
+CANSKAN-style API (preset canskan):
+  curl %[5]s/p/abc123def456
+  curl %[5]s/api/v1/organization \
+    -H "Authorization: Bearer %[6]s"
+
+Stop with Ctrl-C.
+`, d.Dir, e["KEYGATE_URL"], e["CANNMENUS_BASE_URL"], e["CANNMENUS_API_TOKEN"], e["CANSKAN_BASE_URL"], e["CANSKAN_API_TOKEN"])
+}
+
+func writeEnvFile(path string, env map[string]string) error {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by keygate demo. Holds secrets: keep it private.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, env[k])
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+func readEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			env[k] = v
+		}
+	}
+	return env, sc.Err()
+}

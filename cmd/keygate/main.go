@@ -1,0 +1,126 @@
+// Command keygate runs keygate and manages its data: serve, demo, migrate,
+// and the orgs, users, tokens and admin-keys commands. Every command finds
+// its data with --config FILE or --data-dir DIR, and works while a server
+// runs on the same database.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCommand(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "keygate:", userMessage(err))
+		os.Exit(1)
+	}
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	configFile  string
+	dataDir     string
+	databaseURL string
+	stdout      io.Writer
+	stderr      io.Writer
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "keygate",
+		Short:         "API tokens, rate limits, plans and OAuth for any HTTP API, in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.configFile, "config", "c", "", "config file (YAML)")
+	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (uses DIR/keygate.yaml when present)")
+	pf.StringVar(&g.databaseURL, "database-url", "", "PostgreSQL URL (overrides the config; env KEYGATE_DATABASE_URL)")
+	root.AddCommand(
+		newServeCommand(g), newDemoCommand(g), newMigrateCommand(g),
+		newOrgsCommand(g), newUsersCommand(g), newTokensCommand(g), newAdminKeysCommand(g),
+	)
+	return root
+}
+
+// loadConfig finds the config: --config, else DIR/keygate.yaml under
+// --data-dir, else an empty config on --data-dir (enough for commands that
+// need no API definitions).
+func (g *globals) loadConfig() (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	switch {
+	case g.configFile != "":
+		cfg, err = config.Load(g.configFile)
+	case g.dataDir != "" && fileExists(filepath.Join(g.dataDir, "keygate.yaml")):
+		cfg, err = config.Load(filepath.Join(g.dataDir, "keygate.yaml"))
+	case g.dataDir != "":
+		cfg, err = config.Parse("(--data-dir)", []byte("data_dir: "+quoteYAML(g.dataDir)+"\n"))
+	default:
+		return nil, errors.New("say where keygate's data is: --config FILE or --data-dir DIR")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if g.dataDir != "" && g.configFile != "" {
+		cfg.DataDir = g.dataDir
+	}
+	if g.databaseURL != "" {
+		cfg.DatabaseURL = g.databaseURL
+	}
+	return cfg, nil
+}
+
+// openStore loads the config and opens its store.
+func (g *globals) openStore(ctx context.Context) (*config.Config, keygate.Store, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := server.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, store, nil
+}
+
+func (g *globals) logger(cfg *config.Config) *slog.Logger {
+	return slog.New(cfg.Log.Handler(g.stderr))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func quoteYAML(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// userMessage turns an error into what a person at a terminal should read.
+func userMessage(err error) string {
+	var e *keygate.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return err.Error()
+}

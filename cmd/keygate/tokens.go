@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/manage"
+)
+
+func newTokensCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "tokens", Short: "Create, list and revoke API tokens"}
+	cmd.AddCommand(newTokensCreateCommand(g), newTokensListCommand(g), newTokensRevokeCommand(g))
+	return cmd
+}
+
+func newTokensCreateCommand(g *globals) *cobra.Command {
+	var orgSlug, apiName, expires string
+	req := keygate.TokenRequest{CreatedBy: "cli"}
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a token and print it once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, store, err := g.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			api := cfg.API(apiName)
+			if api == nil {
+				return fmt.Errorf("unknown API %q: the config defines %s", apiName, apiNames(cfg.APIs()))
+			}
+			org, err := store.FindOrganizationBySlug(cmd.Context(), orgSlug)
+			if err != nil {
+				return fmt.Errorf("organization %q: %s", orgSlug, userMessage(err))
+			}
+			req.Expiry = keygate.ExpiryChoice(expires)
+			tok, secret, err := manage.CreateToken(cmd.Context(), store, api, org, req, time.Now())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "created token %s (%s) for %s on %s, expires %s\n", tok.ID, tok.Name, org.Slug, api.Name, formatExpiry(tok.ExpiresAt))
+			fmt.Fprintln(out, "Copy it now: it will not be shown again.")
+			fmt.Fprintln(out, secret)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&orgSlug, "org", "", "organization slug (required)")
+	f.StringVar(&apiName, "api", "", "API name from the config (required)")
+	f.StringVar(&req.Name, "name", "", "token name, 1 to 100 characters (required)")
+	f.StringVar(&expires, "expires", string(keygate.DefaultExpiry), "7d, 30d, 90d, 1y or never")
+	f.StringSliceVar(&req.Scopes, "scope", nil, "scope the token carries (repeat or comma-separate)")
+	f.StringVar(&req.Environment, "env", keygate.EnvironmentLive, "live or test")
+	for _, name := range []string{"org", "api", "name"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+func newTokensListCommand(g *globals) *cobra.Command {
+	var orgSlug, apiName string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, store, err := g.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			filter := keygate.TokenFilter{API: apiName, IncludeRevoked: all}
+			if orgSlug != "" {
+				org, err := store.FindOrganizationBySlug(cmd.Context(), orgSlug)
+				if err != nil {
+					return fmt.Errorf("organization %q: %s", orgSlug, userMessage(err))
+				}
+				filter.OrganizationID = org.ID
+			}
+			tokens, err := store.ListTokens(cmd.Context(), filter)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tAPI\tHINT\tCREATED\tLAST USED\tEXPIRES\tSTATE")
+			for _, t := range tokens {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.API, t.Hint,
+					t.CreatedAt.Format("2006-01-02"), formatLastUsed(t.LastUsedAt), formatExpiry(t.ExpiresAt), tokenState(t, now))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&orgSlug, "org", "", "only this organization's tokens")
+	cmd.Flags().StringVar(&apiName, "api", "", "only this API's tokens")
+	cmd.Flags().BoolVar(&all, "all", false, "include revoked tokens")
+	return cmd
+}
+
+func newTokensRevokeCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke TOKEN_ID",
+		Short: "Revoke (delete) a token: the next request with it fails",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, store, err := g.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if err := store.RevokeToken(cmd.Context(), args[0], time.Now().UTC()); err != nil {
+				return fmt.Errorf("token %s: %s", args[0], userMessage(err))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s\n", args[0])
+			return nil
+		},
+	}
+}
+
+func apiNames(apis []*keygate.API) string {
+	if len(apis) == 0 {
+		return "no APIs"
+	}
+	s := ""
+	for i, a := range apis {
+		if i > 0 {
+			s += ", "
+		}
+		s += a.Name
+	}
+	return s
+}
+
+func formatExpiry(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Format("2006-01-02")
+}
+
+func formatLastUsed(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Format("2006-01-02 15:04")
+}
+
+func tokenState(t *keygate.Token, now time.Time) string {
+	switch {
+	case t.RevokedAt != nil:
+		return "revoked"
+	case t.Expired(now):
+		return "expired"
+	}
+	return "active"
+}

@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/identity"
+)
+
+// Forwarder sends a request to an upstream with keygate's identity
+// headers. Incoming X-Keygate-* headers and the API's token header are
+// removed first: the upstream sees only what keygate vouches for.
+type Forwarder struct {
+	api    *keygate.API
+	signer *identity.Signer
+	proxy  *httputil.ReverseProxy
+	fail   func(http.ResponseWriter, *http.Request, error)
+	logger *slog.Logger
+}
+
+type identityContextKey struct{}
+
+// NewForwarder returns a Forwarder to upstream; fail answers errors in the
+// API's preset shape.
+func NewForwarder(api *keygate.API, upstream *url.URL, signer *identity.Signer, fail func(http.ResponseWriter, *http.Request, error), logger *slog.Logger) *Forwarder {
+	f := &Forwarder{api: api, signer: signer, fail: fail, logger: logger}
+	f.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.SetXForwarded()
+			f.rewriteHeaders(pr.Out)
+		},
+		Transport:    upstreamTransport(),
+		ErrorHandler: f.upstreamError,
+	}
+	return f
+}
+
+func upstreamTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // never route upstream traffic through an environment proxy
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// Forward proxies r as id (nil: anonymous, on public routes).
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
+	if id != nil {
+		r = r.WithContext(context.WithValue(r.Context(), identityContextKey{}, id))
+	}
+	f.proxy.ServeHTTP(w, r)
+}
+
+func (f *Forwarder) rewriteHeaders(out *http.Request) {
+	stripKeygateHeaders(out.Header)
+	out.Header.Del(f.api.Preset.TokenHeader)
+	id, _ := out.Context().Value(identityContextKey{}).(*keygate.Identity)
+	if id == nil {
+		return
+	}
+	if err := SetIdentityHeaders(out.Header, id, f.signer); err != nil {
+		f.logger.Error("signing identity failed", "error", err)
+	}
+}
+
+// SetIdentityHeaders adds keygate's identity headers for id to h.
+func SetIdentityHeaders(h http.Header, id *keygate.Identity, signer *identity.Signer) error {
+	h.Set(keygate.HeaderOrganization, id.OrganizationID)
+	if id.TokenID != "" {
+		h.Set(keygate.HeaderTokenID, id.TokenID)
+	}
+	h.Set(keygate.HeaderScopes, strings.Join(id.Scopes, " "))
+	if signer == nil {
+		return nil
+	}
+	jwt, err := signer.Sign(id)
+	if err != nil {
+		return err
+	}
+	h.Set(keygate.HeaderIdentity, jwt)
+	return nil
+}
+
+// stripKeygateHeaders removes every X-Keygate-* header a client sent.
+func stripKeygateHeaders(h http.Header) {
+	for name := range h {
+		if len(name) >= len(keygate.HeaderPrefix) && strings.EqualFold(name[:len(keygate.HeaderPrefix)], keygate.HeaderPrefix) {
+			delete(h, name)
+		}
+	}
+}
+
+func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		f.fail(w, r, errTooLarge)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		// The client went away; there is nobody to answer.
+		return
+	}
+	f.logger.Warn("upstream request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	f.fail(w, r, errUpstream)
+}

@@ -1,0 +1,388 @@
+// Package gateway is keygate's request path: it finds the route, reads and
+// verifies the token, applies the route's scope, plan and entitlement rules
+// and the rate limits, and forwards to the upstream with keygate's identity
+// headers. The same decision serves the reverse proxy, forward-auth
+// (nginx/Traefik/Caddy) and the verify API.
+//
+// Every refusal is answered by the API's preset, so the wire behaviour of a
+// preset lives in its data, not here. The gateway never logs, forwards or
+// echoes a token: logs carry the token id only.
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/clientip"
+	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/ratelimit"
+)
+
+// DefaultMaxBodyBytes bounds request bodies forwarded upstream.
+const DefaultMaxBodyBytes = 10 << 20
+
+// Config is what one API's gateway needs.
+type Config struct {
+	API      *keygate.API
+	Tokens   *Tokens
+	Limiter  ratelimit.Limiter // nil: no rate limits
+	ClientIP *clientip.Resolver
+	Signer   *identity.Signer
+	Usage    *Usage   // nil: usage not recorded
+	Metrics  *Metrics // nil: no metrics
+	Logger   *slog.Logger
+	// MaxBodyBytes bounds forwarded request bodies; 0: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	Now          func() time.Time
+}
+
+// Gateway serves one API.
+type Gateway struct {
+	api      *keygate.API
+	preset   *keygate.Preset
+	prefixes []string
+	tokens   *Tokens
+	limiter  ratelimit.Limiter
+	clientIP *clientip.Resolver
+	usage    *Usage
+	metrics  *Metrics
+	logger   *slog.Logger
+	now      func() time.Time
+	maxBody  int64
+	routes   *routeTable
+	forward  *Forwarder
+	mounts   *http.ServeMux
+	mounted  bool
+}
+
+// New builds the gateway of cfg.API.
+func New(cfg Config) (*Gateway, error) {
+	upstream, err := url.Parse(cfg.API.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := newRouteTable(cfg.API.Routes)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		api: cfg.API, preset: cfg.API.Preset, prefixes: cfg.API.TokenPrefixes(),
+		tokens: cfg.Tokens, limiter: cfg.Limiter, clientIP: cfg.ClientIP,
+		usage: cfg.Usage, metrics: cfg.Metrics, logger: cfg.Logger, now: cfg.Now,
+		maxBody: cfg.MaxBodyBytes, routes: routes, mounts: http.NewServeMux(),
+	}
+	if g.logger == nil {
+		g.logger = slog.Default()
+	}
+	g.logger = g.logger.With("api", cfg.API.Name)
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.maxBody <= 0 {
+		g.maxBody = DefaultMaxBodyBytes
+	}
+	if g.clientIP == nil {
+		g.clientIP, _ = clientip.New(nil)
+	}
+	g.forward = NewForwarder(cfg.API, upstream, cfg.Signer, g.fail, g.logger)
+	return g, nil
+}
+
+// API returns the API this gateway serves.
+func (g *Gateway) API() *keygate.API { return g.api }
+
+// Mount serves h for pattern on this API's listener ahead of the routes,
+// e.g. the MCP endpoint and its protected-resource metadata.
+func (g *Gateway) Mount(pattern string, h http.Handler) {
+	g.mounts.Handle(pattern, h)
+	g.mounted = true
+}
+
+// Request is what a decision is made on: the method and URL asked for, the
+// headers that may carry the token, and the client's address.
+type Request struct {
+	Method   string
+	URL      *url.URL
+	Header   http.Header
+	ClientIP netip.Addr
+}
+
+// Decision is the outcome of Authorize: the matched route, who the request
+// acts for (nil on public routes) and the rate limit that applied.
+type Decision struct {
+	Route     *keygate.Route
+	Token     *keygate.Token
+	Identity  *keygate.Identity
+	RateLimit *ratelimit.Result
+}
+
+// ServeHTTP is the reverse proxy: decide, then forward or refuse.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_keygate/auth" {
+		g.ForwardAuth(w, r)
+		return
+	}
+	if g.mounted {
+		if h, pattern := g.mounts.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
+	start := g.now()
+	rec := &statusRecorder{ResponseWriter: w}
+	d, err := g.Authorize(r.Context(), g.requestOf(r))
+	if d.RateLimit != nil {
+		d.RateLimit.SetHeaders(w.Header())
+	}
+	if err == nil && r.ContentLength > g.maxBody {
+		err = errTooLarge
+	}
+	if err != nil {
+		g.fail(rec, r, err)
+	} else {
+		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+		g.forward.Forward(rec, r, d.Identity)
+	}
+	g.observe(d, rec.status(), err, start)
+}
+
+// Authorize runs the whole chain on req: route, token, limits, rules.
+func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) {
+	var d Decision
+	d.Route = g.routes.match(req.Method, req.URL)
+	if d.Route == nil {
+		return d, errNotFound
+	}
+	if d.Route.Access == keygate.AccessPublic {
+		return d, g.limit(ctx, &d, g.publicLimit(d.Route), req, nil)
+	}
+	tok, org, err := g.authenticate(ctx, req.Header)
+	if err != nil {
+		// Failed authentication counts as anonymous traffic, so guessing
+		// tokens is limited like any public request.
+		if limitErr := g.limit(ctx, &d, g.publicLimit(nil), req, nil); limitErr != nil {
+			return d, limitErr
+		}
+		return d, err
+	}
+	d.Token = tok
+	d.Identity = g.identityOf(tok, org)
+	if err := g.limit(ctx, &d, g.tokenLimit(d.Route), req, org); err != nil {
+		return d, err
+	}
+	return d, checkRules(d.Route, tok, org, req.URL.Query())
+}
+
+// AuthenticateToken verifies the API's token header alone, without route
+// rules: for endpoints such as MCP that accept API tokens too.
+func (g *Gateway) AuthenticateToken(r *http.Request) (*keygate.Identity, error) {
+	tok, org, err := g.authenticate(r.Context(), r.Header)
+	if err != nil {
+		return nil, err
+	}
+	return g.identityOf(tok, org), nil
+}
+
+func (g *Gateway) authenticate(ctx context.Context, h http.Header) (*keygate.Token, *keygate.Organization, error) {
+	secret, err := tokenFrom(h, g.preset, g.prefixes)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, org, err := g.tokens.Lookup(ctx, keygate.HashToken(secret))
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case tok.API != g.api.Name || tok.RevokedAt != nil:
+		return nil, nil, errTokenInvalid
+	case tok.Expired(g.now()):
+		return nil, nil, errTokenExpired
+	}
+	return tok, org, nil
+}
+
+// checkRules applies the route's scope, plan and entitlement rules.
+func checkRules(route *keygate.Route, tok *keygate.Token, org *keygate.Organization, query url.Values) error {
+	if !tok.HasScopes(route.Scopes) {
+		return errScope
+	}
+	if len(route.Plans) > 0 && !contains(route.Plans, org.Plan) {
+		return errPlan
+	}
+	return checkEntitlements(route, org.Entitlements, query)
+}
+
+// checkEntitlements refuses the first requested value outside the
+// organization's entitlements. Parameters may repeat and hold
+// comma-separated lists: states=California,Oregon&states=Michigan.
+func checkEntitlements(route *keygate.Route, ent keygate.Entitlements, query url.Values) error {
+	for _, kind := range []string{keygate.EntitlementStates, keygate.EntitlementBrands, keygate.EntitlementDispensaries} {
+		param, ok := route.Entitlements[kind]
+		if !ok {
+			continue
+		}
+		for _, raw := range query[param] {
+			for _, v := range strings.Split(raw, ",") {
+				v = strings.TrimSpace(v)
+				if v != "" && !ent.Allows(kind, v) {
+					return &keygate.Error{
+						Code:    keygate.EENTITLEMENT,
+						Message: "Your organization does not have access to " + keygate.EntitlementNoun(kind) + " " + v + ".",
+						Kind:    kind, Value: v,
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) identityOf(tok *keygate.Token, org *keygate.Organization) *keygate.Identity {
+	return &keygate.Identity{
+		OrganizationID: org.ID, OrganizationSlug: org.Slug, Plan: org.Plan,
+		Entitlements: org.Entitlements, TokenID: tok.ID, Scopes: tok.Scopes, API: g.api.Name,
+	}
+}
+
+func (g *Gateway) publicLimit(route *keygate.Route) *keygate.RateLimit {
+	if route != nil && route.RateLimit != nil {
+		return route.RateLimit
+	}
+	return g.api.PublicRateLimit
+}
+
+func (g *Gateway) tokenLimit(route *keygate.Route) *keygate.RateLimit {
+	if route.RateLimit != nil {
+		return route.RateLimit
+	}
+	return g.api.TokenRateLimit
+}
+
+// limit applies rule (nil: none) and records the result on d. A route with
+// its own rule counts in its own bucket.
+func (g *Gateway) limit(ctx context.Context, d *Decision, rule *keygate.RateLimit, req Request, org *keygate.Organization) error {
+	if rule == nil || g.limiter == nil {
+		return nil
+	}
+	n := rule.Limit
+	if org != nil {
+		n = rule.LimitFor(org.Plan)
+	}
+	res, err := g.limiter.Allow(ctx, g.limitKey(rule, d, req, org), n, rule.Period)
+	if err != nil {
+		g.logger.Error("rate limiter unavailable", "error", err)
+		return keygate.Errorf(keygate.EUNAVAILABLE, "Rate limiter unavailable.")
+	}
+	d.RateLimit = &res
+	if !res.Allowed {
+		return errRateLimited
+	}
+	return nil
+}
+
+func (g *Gateway) limitKey(rule *keygate.RateLimit, d *Decision, req Request, org *keygate.Organization) string {
+	var b strings.Builder
+	b.WriteString(g.api.Name)
+	if d.Route != nil && d.Route.RateLimit == rule {
+		b.WriteString(":route:")
+		b.WriteString(g.routes.patternOf(d.Route))
+	}
+	switch {
+	case rule.Key == keygate.LimitByToken && d.Token != nil:
+		b.WriteString(":token:")
+		b.WriteString(d.Token.ID)
+	case rule.Key == keygate.LimitByOrganization && org != nil:
+		b.WriteString(":org:")
+		b.WriteString(org.ID)
+	default:
+		b.WriteString(":ip:")
+		b.WriteString(req.ClientIP.String())
+	}
+	return b.String()
+}
+
+func (g *Gateway) requestOf(r *http.Request) Request {
+	return Request{Method: r.Method, URL: r.URL, Header: r.Header, ClientIP: g.clientIP.ClientIP(r)}
+}
+
+// fail answers err in the preset's shape.
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := g.preset.Render(err)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// observe records metrics, usage and a debug log line for one request.
+func (g *Gateway) observe(d Decision, status int, err error, start time.Time) {
+	code := keygate.ErrorCode(err)
+	if g.metrics != nil {
+		g.metrics.observe(g.api.Name, code, g.now().Sub(start))
+	}
+	if g.usage != nil && d.Identity != nil {
+		g.usage.Record(d.Identity.OrganizationID, d.Identity.TokenID, status, start)
+	}
+	if code == keygate.EINTERNAL || code == keygate.EUNAVAILABLE {
+		g.logger.Warn("request refused", "code", code, "status", status, "token_id", tokenID(d))
+	} else if g.logger.Enabled(context.Background(), slog.LevelDebug) {
+		g.logger.Debug("request", "code", code, "status", status, "token_id", tokenID(d), "duration", g.now().Sub(start))
+	}
+}
+
+func tokenID(d Decision) string {
+	if d.Token != nil {
+		return d.Token.ID
+	}
+	return ""
+}
+
+// statusRecorder remembers the status written, for usage counts, and
+// unwraps so http.ResponseController (used by the proxy to flush streams)
+// reaches the real writer.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}

@@ -1,0 +1,478 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/clientip"
+	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/preset"
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/sqlite"
+)
+
+// countingStore counts token lookups so tests can prove malformed tokens
+// never reach storage.
+type countingStore struct {
+	*sqlite.Store
+	lookups atomic.Int64
+}
+
+func (c *countingStore) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
+	c.lookups.Add(1)
+	return c.Store.FindTokenByHash(ctx, hash)
+}
+
+// upstreamSeen is what the test upstream echoes back: the headers it got.
+type upstreamSeen struct {
+	Path   string      `json:"path"`
+	Header http.Header `json:"header"`
+}
+
+type fixture struct {
+	t        *testing.T
+	store    *countingStore
+	dbPath   string
+	org      *keygate.Organization
+	upstream *httptest.Server
+	verifier *identity.Verifier
+	menus    *keygate.API
+	events   *keygate.API
+	menusGW  *gateway.Gateway
+	eventsGW *gateway.Gateway
+	tokens   *gateway.Tokens
+	now      time.Time
+}
+
+func menusAPI(upstream string) *keygate.API {
+	p := preset.CannMenus()
+	return &keygate.API{
+		Name: "cannmenus", Preset: p, Upstream: upstream,
+		Tokens: keygate.TokenPolicy{BasePrefix: "cm_", Scopes: []string{"products:read", "analytics:read"}, AllowNever: true, MaxActiveTokens: p.MaxActiveTokens},
+		Routes: []keygate.Route{
+			{Methods: []string{"GET"}, Path: "/v2/products", Access: keygate.AccessToken, Scopes: []string{"products:read"},
+				Entitlements: map[string]string{"states": "states", "brands": "brands"}},
+			{Methods: []string{"GET"}, Path: "/v2/analytics", Access: keygate.AccessToken, Scopes: []string{"analytics:read"}, Plans: []string{"pro"}},
+			{Methods: []string{"POST"}, Path: "/v2/upload", Access: keygate.AccessToken},
+		},
+	}
+}
+
+func eventsAPI(upstream string) *keygate.API {
+	p := preset.CANSKAN()
+	return &keygate.API{
+		Name: "canskan", Preset: p, Upstream: upstream,
+		Tokens:          keygate.TokenPolicy{BasePrefix: "csk_", Scopes: []string{"attendees:read", "webhooks:manage"}},
+		PublicRateLimit: p.PublicRateLimit, TokenRateLimit: p.TokenRateLimit,
+		Routes: []keygate.Route{
+			{Methods: []string{"GET"}, Path: "/p/{code}", Access: keygate.AccessPublic},
+			{Methods: []string{"GET"}, Path: "/api/v1/attendees", Access: keygate.AccessToken, Scopes: []string{"attendees:read"}},
+			{Methods: []string{"GET"}, Path: "/api/v1/webhooks", Access: keygate.AccessToken, Scopes: []string{"webhooks:manage"}},
+		},
+	}
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &fixture{t: t, dbPath: filepath.Join(t.TempDir(), "keygate.db"), now: time.Now()}
+	st, err := sqlite.Open(ctx, f.dbPath, sqlite.WithPollInterval(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f.store = &countingStore{Store: st}
+	f.org = &keygate.Organization{Slug: "demo", Name: "Demo", Plan: "free",
+		Entitlements: keygate.Entitlements{States: []string{"California", "Colorado", "Michigan"}}, CreatedAt: f.now}
+	if err := st.CreateOrganization(ctx, f.org); err != nil {
+		t.Fatal(err)
+	}
+	f.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(upstreamSeen{Path: r.URL.RequestURI(), Header: r.Header})
+	}))
+	t.Cleanup(f.upstream.Close)
+
+	key, _ := identity.NewSigningKey()
+	signer, _ := identity.NewSigner(key)
+	f.verifier = identity.NewVerifier(signer.JWKS())
+	f.tokens = gateway.NewTokens(f.store, gateway.TokensOptions{})
+	watch, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go f.tokens.Follow(watch, st)
+	f.waitUntilFollowing(ctx, st)
+	limiter := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { limiter.Close() })
+	resolver, _ := clientip.New(nil)
+	f.menus, f.events = menusAPI(f.upstream.URL), eventsAPI(f.upstream.URL)
+	for _, pair := range []struct {
+		api *keygate.API
+		gw  **gateway.Gateway
+	}{{f.menus, &f.menusGW}, {f.events, &f.eventsGW}} {
+		g, err := gateway.New(gateway.Config{API: pair.api, Tokens: f.tokens, Limiter: limiter, ClientIP: resolver, Signer: signer, MaxBodyBytes: 1024})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*pair.gw = g
+	}
+	return f
+}
+
+// waitUntilFollowing makes one change and waits for the cache to see it,
+// so later changes cannot slip in before the feed starts.
+func (f *fixture) waitUntilFollowing(ctx context.Context, st *sqlite.Store) {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.tokens.Invalidations() == 0 {
+		if time.Now().After(deadline) {
+			f.t.Fatal("token cache never started following changes")
+		}
+		if err := st.UpdateOrganization(ctx, f.org); err != nil {
+			f.t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// token creates a token on api and returns its secret.
+func (f *fixture) token(api *keygate.API, scopes []string, expiry keygate.ExpiryChoice, createdAt time.Time) (*keygate.Token, string) {
+	f.t.Helper()
+	tok, secret, err := keygate.NewToken(api.Tokens, keygate.TokenRequest{OrganizationID: f.org.ID, API: api.Name, Name: "test", Scopes: scopes, Expiry: expiry}, createdAt)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.store.CreateToken(context.Background(), tok, 0); err != nil {
+		f.t.Fatal(err)
+	}
+	return tok, secret
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func serve(h http.Handler, method, target string, header map[string][]string) response {
+	req := httptest.NewRequest(method, target, nil)
+	req.RemoteAddr = "203.0.113.7:40000"
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
+}
+
+func expect(t *testing.T, name string, got response, status int, body string) {
+	t.Helper()
+	if got.status != status || got.body != body {
+		t.Errorf("%s: got %d %q, want %d %q", name, got.status, got.body, status, body)
+	}
+	if got.status >= 400 && got.header.Get("Content-Type") != "application/json" {
+		t.Errorf("%s: Content-Type %q, want application/json", name, got.header.Get("Content-Type"))
+	}
+}
+
+const cmNotFound = `{"detail": "Not Found"}`
+
+func TestCannMenusSeedExampleForwardsWithIdentity(t *testing.T) {
+	f := newFixture(t)
+	tok, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	got := serve(f.menusGW, "GET", "/v2/products?states=California&page=1", map[string][]string{
+		"X-Token":            {secret},
+		"X-Keygate-Identity": {"forged"},
+		"X-Keygate-Org":      {"org_evil"},
+	})
+	if got.status != 200 {
+		t.Fatalf("status %d body %s", got.status, got.body)
+	}
+	var seen upstreamSeen
+	if err := json.Unmarshal([]byte(got.body), &seen); err != nil {
+		t.Fatal(err)
+	}
+	if seen.Path != "/v2/products?states=California&page=1" {
+		t.Errorf("upstream saw path %q", seen.Path)
+	}
+	if seen.Header.Get("X-Token") != "" || strings.Contains(got.body, secret) {
+		t.Error("the token header reached the upstream")
+	}
+	if v := seen.Header.Values("X-Keygate-Org"); len(v) != 1 || v[0] != f.org.ID {
+		t.Errorf("X-Keygate-Org %v, want [%s]", v, f.org.ID)
+	}
+	if seen.Header.Get("X-Keygate-Token-Id") != tok.ID || seen.Header.Get("X-Keygate-Scopes") != "products:read" {
+		t.Errorf("identity headers %v", seen.Header)
+	}
+	id, err := f.verifier.Verify(seen.Header.Get("X-Keygate-Identity"), "cannmenus")
+	if err != nil {
+		t.Fatalf("identity JWT does not verify: %v", err)
+	}
+	if id.OrganizationID != f.org.ID || id.Plan != "free" || strings.Join(id.Entitlements.States, ",") != "California,Colorado,Michigan" {
+		t.Errorf("identity %+v", id)
+	}
+}
+
+func TestCannMenusBadTokensAllAnswerNotFoundWithoutStorage(t *testing.T) {
+	f := newFixture(t)
+	_, good := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	_, canskan := f.token(f.events, nil, keygate.Expiry90Days, f.now)
+	badChecksum := good[:len(good)-1] + string("0123456789"[(strings.IndexByte("0123456789", good[len(good)-1])+1)%10])
+	if good[len(good)-1] < '0' || good[len(good)-1] > '9' {
+		badChecksum = good[:len(good)-1] + "0"
+		if badChecksum == good {
+			badChecksum = good[:len(good)-1] + "1"
+		}
+	}
+	cases := map[string]map[string][]string{
+		"no header":         nil,
+		"empty header":      {"X-Token": {""}},
+		"whitespace only":   {"X-Token": {"   "}},
+		"10 KB token":       {"X-Token": {strings.Repeat("a", 10<<10)}},
+		"non-ASCII":         {"X-Token": {"cm_live_ñññññññññññññññññññññññññññññ"}},
+		"wrong prefix":      {"X-Token": {canskan}},
+		"bad checksum":      {"X-Token": {badChecksum}},
+		"two X-Token":       {"X-Token": {good, good}},
+		"Bearer is ignored": {"Authorization": {"Bearer " + good}},
+		"scheme in X-Token": {"X-Token": {"Bearer " + good}},
+	}
+	for name, header := range cases {
+		got := serve(f.menusGW, "GET", "/v2/products", header)
+		expect(t, name, got, 404, cmNotFound)
+	}
+	if n := f.store.lookups.Load(); n != 0 {
+		t.Errorf("malformed tokens caused %d storage lookups, want 0", n)
+	}
+	// A well-formed token that does not exist is looked up once and refused alike.
+	unknown := keygate.GenerateTokenSecret("cm_live_")
+	expect(t, "unknown token", serve(f.menusGW, "GET", "/v2/products", map[string][]string{"X-Token": {unknown}}), 404, cmNotFound)
+	// Whitespace around a valid token is ignored, as HTTP ignores it.
+	if got := serve(f.menusGW, "GET", "/v2/products", map[string][]string{"X-Token": {"  " + good + "\t"}}); got.status != 200 {
+		t.Errorf("token with surrounding whitespace: %d %s", got.status, got.body)
+	}
+}
+
+func TestPresetRefusalsAreExact(t *testing.T) {
+	f := newFixture(t)
+	_, products := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	_, expiredCM := f.token(f.menus, []string{"products:read"}, keygate.Expiry7Days, f.now.Add(-8*24*time.Hour))
+	_, attendees := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
+	_, expiredCS := f.token(f.events, []string{"attendees:read"}, keygate.Expiry7Days, f.now.Add(-8*24*time.Hour))
+	xt := func(s string) map[string][]string { return map[string][]string{"X-Token": {s}} }
+	bearer := func(s string) map[string][]string { return map[string][]string{"Authorization": {"Bearer " + s}} }
+
+	expect(t, "cm expired", serve(f.menusGW, "GET", "/v2/products", xt(expiredCM)), 404, cmNotFound)
+	expect(t, "cm missing scope", serve(f.menusGW, "GET", "/v2/analytics", xt(products)), 403, `{"detail": "Token does not have access to this endpoint."}`)
+	expect(t, "cm entitlement", serve(f.menusGW, "GET", "/v2/products?states=California,New%20York", xt(products)), 403, `{"detail": "Your organization does not have access to state New York."}`)
+	expect(t, "cm entitlement repeated param", serve(f.menusGW, "GET", "/v2/products?states=Michigan&states=oregon", xt(products)), 403, `{"detail": "Your organization does not have access to state oregon."}`)
+	expect(t, "cm unknown route", serve(f.menusGW, "GET", "/v3/nothing", xt(products)), 404, cmNotFound)
+	expect(t, "cm wrong method", serve(f.menusGW, "DELETE", "/v2/products", xt(products)), 404, cmNotFound)
+	expect(t, "cm unclean path", serve(f.menusGW, "GET", "/v2/x/../products", xt(products)), 404, cmNotFound)
+	expect(t, "cm encoded slash", serve(f.menusGW, "GET", "/v2%2Fproducts", xt(products)), 404, cmNotFound)
+	if got := serve(f.menusGW, "GET", "/v2/products?states=california&brands=Anything", xt(products)); got.status != 200 {
+		t.Errorf("entitled state in other case refused: %d %s", got.status, got.body)
+	}
+
+	expect(t, "cs missing", serve(f.eventsGW, "GET", "/api/v1/attendees", nil), 401, `{"message": "API token required."}`)
+	expect(t, "cs basic scheme", serve(f.eventsGW, "GET", "/api/v1/attendees", map[string][]string{"Authorization": {"Basic Zm9vOmJhcg=="}}), 401, `{"message": "API token required."}`)
+	expect(t, "cs invalid", serve(f.eventsGW, "GET", "/api/v1/attendees", bearer("csk_live_nope")), 401, `{"message": "Invalid API token."}`)
+	expect(t, "cs X-Token ignored", serve(f.eventsGW, "GET", "/api/v1/attendees", xt(attendees)), 401, `{"message": "API token required."}`)
+	expect(t, "cs expired", serve(f.eventsGW, "GET", "/api/v1/attendees", bearer(expiredCS)), 401, `{"message": "API token has expired."}`)
+	expect(t, "cs scope", serve(f.eventsGW, "GET", "/api/v1/webhooks", bearer(attendees)), 403, `{"message": "Token does not have required permissions."}`)
+	if got := serve(f.eventsGW, "GET", "/api/v1/attendees", bearer(attendees)); got.status != 200 {
+		t.Errorf("valid canskan token: %d %s", got.status, got.body)
+	}
+}
+
+func TestPlanGate(t *testing.T) {
+	f := newFixture(t)
+	_, analytics := f.token(f.menus, []string{"analytics:read"}, keygate.Expiry90Days, f.now)
+	h := map[string][]string{"X-Token": {analytics}}
+	expect(t, "free plan", serve(f.menusGW, "GET", "/v2/analytics", h), 403, `{"detail": "Your plan does not include this endpoint."}`)
+	f.org.Plan = "pro"
+	if err := f.store.UpdateOrganization(context.Background(), f.org); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "plan change to reach the cache", func() bool {
+		return serve(f.menusGW, "GET", "/v2/analytics", h).status == 200
+	})
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < 2*time.Second {
+		if ok() {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+	return 0
+}
+
+func TestDeleteFromAnotherProcessRevokesWithinASecond(t *testing.T) {
+	f := newFixture(t)
+	tok, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	h := map[string][]string{"X-Token": {secret}}
+	if got := serve(f.menusGW, "GET", "/v2/products", h); got.status != 200 {
+		t.Fatalf("before delete: %d", got.status)
+	}
+	// A second handle on the same file is what `keygate tokens revoke` uses.
+	cli, err := sqlite.Open(context.Background(), f.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if err := cli.RevokeToken(context.Background(), tok.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, "revocation", func() bool {
+		return serve(f.menusGW, "GET", "/v2/products", h).status == 404
+	})
+	t.Logf("revoked token refused %v after delete", took)
+}
+
+func TestRotationLosesNoRequest(t *testing.T) {
+	f := newFixture(t)
+	old, oldSecret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	_, newSecret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	for i := 0; i < 20; i++ {
+		if got := serve(f.menusGW, "GET", "/v2/products", map[string][]string{"X-Token": {newSecret}}); got.status != 200 {
+			t.Fatalf("new token refused before delete: %d", got.status)
+		}
+	}
+	if err := f.store.RevokeToken(context.Background(), old.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if got := serve(f.menusGW, "GET", "/v2/products", map[string][]string{"X-Token": {newSecret}}); got.status != 200 {
+			t.Fatalf("new token refused after old deleted: %d", got.status)
+		}
+	}
+	waitFor(t, "old token refused", func() bool {
+		return serve(f.menusGW, "GET", "/v2/products", map[string][]string{"X-Token": {oldSecret}}).status == 404
+	})
+}
+
+func TestCanskanPublicLimitCountsDownAndRefusesTheEleventh(t *testing.T) {
+	f := newFixture(t)
+	for i := 1; i <= 10; i++ {
+		got := serve(f.eventsGW, "GET", "/p/abc123def456", nil)
+		if got.status != 200 {
+			t.Fatalf("request %d: %d %s", i, got.status, got.body)
+		}
+		if l, r := got.header.Get("X-RateLimit-Limit"), got.header.Get("X-RateLimit-Remaining"); l != "10" || r != strconv.Itoa(10-i) {
+			t.Fatalf("request %d: limit %s remaining %s", i, l, r)
+		}
+		reset, _ := strconv.ParseInt(got.header.Get("X-RateLimit-Reset"), 10, 64)
+		if reset < time.Now().Unix() || reset > time.Now().Add(61*time.Second).Unix() {
+			t.Fatalf("X-RateLimit-Reset %d not within the next minute", reset)
+		}
+	}
+	got := serve(f.eventsGW, "GET", "/p/abc123def456", nil)
+	expect(t, "11th public request", got, 429, `{"message": "Too Many Attempts."}`)
+	if ra, _ := strconv.Atoi(got.header.Get("Retry-After")); ra < 1 || ra > 60 {
+		t.Errorf("Retry-After %q", got.header.Get("Retry-After"))
+	}
+	if got.header.Get("X-RateLimit-Remaining") != "0" {
+		t.Errorf("remaining on 429: %q", got.header.Get("X-RateLimit-Remaining"))
+	}
+}
+
+func TestInvalidTokensCountAgainstThePublicLimit(t *testing.T) {
+	f := newFixture(t)
+	bad := map[string][]string{"Authorization": {"Bearer csk_live_guess"}}
+	for i := 0; i < 10; i++ {
+		expect(t, "guess", serve(f.eventsGW, "GET", "/api/v1/attendees", bad), 401, `{"message": "Invalid API token."}`)
+	}
+	expect(t, "11th guess", serve(f.eventsGW, "GET", "/api/v1/attendees", bad), 429, `{"message": "Too Many Attempts."}`)
+	expect(t, "public route shares the IP budget", serve(f.eventsGW, "GET", "/p/abc123def456", nil), 429, `{"message": "Too Many Attempts."}`)
+	// A valid token has its own, higher budget.
+	_, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
+	got := serve(f.eventsGW, "GET", "/api/v1/attendees", map[string][]string{"Authorization": {"Bearer " + secret}})
+	if got.status != 200 || got.header.Get("X-RateLimit-Limit") != "60" || got.header.Get("X-RateLimit-Remaining") != "59" {
+		t.Errorf("valid token after guesses: %d limit %s remaining %s", got.status, got.header.Get("X-RateLimit-Limit"), got.header.Get("X-RateLimit-Remaining"))
+	}
+}
+
+func TestUpstreamDownAndBodyTooLarge(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	req := httptest.NewRequest("POST", "/v2/upload", strings.NewReader(strings.Repeat("x", 4096)))
+	req.Header.Set("X-Token", secret)
+	rec := httptest.NewRecorder()
+	f.menusGW.ServeHTTP(rec, req)
+	expect(t, "body too large", response{rec.Code, rec.Header(), rec.Body.String()}, 413, `{"detail": "Request Entity Too Large"}`)
+
+	f.upstream.Close()
+	expect(t, "upstream down", serve(f.menusGW, "GET", "/v2/products", map[string][]string{"X-Token": {secret}}), 502, `{"detail": "Bad Gateway"}`)
+}
+
+func TestForwardAuth(t *testing.T) {
+	f := newFixture(t)
+	tok, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
+	got := serve(f.eventsGW, "GET", "/_keygate/auth", map[string][]string{
+		"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/api/v1/attendees?page=2"},
+		"Authorization": {"Bearer " + secret},
+	})
+	if got.status != 200 || got.header.Get("X-Keygate-Token-Id") != tok.ID || got.header.Get("X-Keygate-Org") != f.org.ID {
+		t.Fatalf("forward-auth pass: %d %v", got.status, got.header)
+	}
+	if _, err := f.verifier.Verify(got.header.Get("X-Keygate-Identity"), "canskan"); err != nil {
+		t.Fatalf("forward-auth identity: %v", err)
+	}
+	expect(t, "nginx style, no token", serve(f.eventsGW, "GET", "/_keygate/auth", map[string][]string{"X-Original-URI": {"/api/v1/attendees"}}),
+		401, `{"message": "API token required."}`)
+	expect(t, "forward-auth unknown route", serve(f.eventsGW, "GET", "/_keygate/auth", map[string][]string{"X-Forwarded-Uri": {"/admin"}}),
+		404, `{"message": "Not Found."}`)
+}
+
+func TestVerifyAPI(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	adminSecret := "kgadm_" + keygate.NewID("x")
+	if err := f.store.CreateAdminKey(context.Background(), &keygate.AdminKey{Name: "t", Hash: keygate.HashToken(adminSecret), Hint: "kgadm_…", CreatedAt: f.now}); err != nil {
+		t.Fatal(err)
+	}
+	h := gateway.VerifyHandler(map[string]*gateway.Gateway{"cannmenus": f.menusGW}, f.store)
+	call := func(key, body string) (int, string) {
+		req := httptest.NewRequest("POST", "/api/v1/verify", strings.NewReader(body))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		b, _ := io.ReadAll(rec.Body)
+		return rec.Code, strings.TrimSpace(string(b))
+	}
+	if code, body := call("", `{}`); code != 401 || !strings.Contains(body, `"code":"unauthorized"`) {
+		t.Errorf("no admin key: %d %s", code, body)
+	}
+	code, body := call(adminSecret, `{"api":"cannmenus","token":"`+secret+`","path":"/v2/products?states=California"}`)
+	if code != 200 || !strings.HasPrefix(body, `{"valid":true,"status":200,"identity":{"org":"`+f.org.ID+`"`) {
+		t.Errorf("valid: %d %s", code, body)
+	}
+	code, body = call(adminSecret, `{"api":"cannmenus","token":"`+secret+`","path":"/v2/products?states=Oregon"}`)
+	if code != 200 || body != `{"valid":false,"code":"entitlement_forbidden","status":403,"body":{"detail":"Your organization does not have access to state Oregon."}}` {
+		t.Errorf("entitlement: %d %s", code, body)
+	}
+	if code, body := call(adminSecret, `{"api":"cannmenus","token":"x","path":"/","extra":1}`); code != 400 || !strings.Contains(body, `"code":"invalid"`) {
+		t.Errorf("unknown field: %d %s", code, body)
+	}
+	if code, _ := call(adminSecret, `{"api":"nope","path":"/"}`); code != 400 {
+		t.Errorf("unknown api: %d", code)
+	}
+}

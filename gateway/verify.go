@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/keygate/keygate"
+)
+
+// VerifyRequest is the body of POST /api/v1/verify.
+type VerifyRequest struct {
+	API    string `json:"api"`
+	Token  string `json:"token"`
+	Method string `json:"method"` // default GET
+	Path   string `json:"path"`   // path and query, e.g. /v2/products?states=California
+	IP     string `json:"ip"`     // the end client's address, for per-IP limits
+}
+
+// VerifyResponse is the answer: whether the request may pass, and if not,
+// the exact status and body the API's preset answers.
+type VerifyResponse struct {
+	Valid     bool              `json:"valid"`
+	Code      string            `json:"code,omitempty"`
+	Status    int               `json:"status"`
+	Body      json.RawMessage   `json:"body,omitempty"`
+	Identity  *keygate.Identity `json:"identity,omitempty"`
+	RateLimit *VerifyRateLimit  `json:"rate_limit,omitempty"`
+}
+
+// VerifyRateLimit mirrors the X-RateLimit-* headers.
+type VerifyRateLimit struct {
+	Limit      int   `json:"limit"`
+	Remaining  int   `json:"remaining"`
+	Reset      int64 `json:"reset"`
+	RetryAfter int64 `json:"retry_after,omitempty"`
+}
+
+// VerifyHandler serves POST /api/v1/verify for services that check tokens
+// in their own code. Callers authenticate with an admin key
+// (Authorization: Bearer kgadm_…): the endpoint is an oracle for tokens, so
+// it is not public.
+func VerifyHandler(gateways map[string]*Gateway, keys keygate.AdminKeyService) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := authenticateAdminKey(r, keys); err != nil {
+			writeAPIError(w, http.StatusUnauthorized, err)
+			return
+		}
+		var req VerifyRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeAPIError(w, http.StatusBadRequest, keygate.Errorf(keygate.EINVALID, "Body must be a JSON object with api, token, method and path: %s", jsonProblem(err)))
+			return
+		}
+		g, ok := gateways[req.API]
+		if !ok {
+			writeAPIError(w, http.StatusBadRequest, keygate.Errorf(keygate.EINVALID, "Unknown API %q.", req.API))
+			return
+		}
+		gr, err := g.verifyRequestOf(req, r)
+		if err != nil {
+			writeAPIError(w, http.StatusBadRequest, err)
+			return
+		}
+		start := g.now()
+		d, err := g.Authorize(r.Context(), gr)
+		resp := g.verifyResponse(d, err)
+		g.observe(d, resp.Status, err, start)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(resp)
+	})
+}
+
+func (g *Gateway) verifyRequestOf(req VerifyRequest, r *http.Request) (Request, error) {
+	method := strings.ToUpper(req.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	u, err := url.ParseRequestURI(req.Path)
+	if err != nil || !strings.HasPrefix(req.Path, "/") {
+		return Request{}, keygate.Errorf(keygate.EINVALID, "path must be an absolute path such as /v2/products?states=California.")
+	}
+	ip := g.clientIP.ClientIP(r)
+	if req.IP != "" {
+		if ip, err = netip.ParseAddr(req.IP); err != nil {
+			return Request{}, keygate.Errorf(keygate.EINVALID, "ip %q is not an IP address.", req.IP)
+		}
+	}
+	h := http.Header{}
+	if req.Token != "" {
+		v := req.Token
+		if g.preset.TokenScheme != "" {
+			v = g.preset.TokenScheme + " " + v
+		}
+		h.Set(g.preset.TokenHeader, v)
+	}
+	return Request{Method: method, URL: u, Header: h, ClientIP: ip}, nil
+}
+
+func (g *Gateway) verifyResponse(d Decision, err error) VerifyResponse {
+	resp := VerifyResponse{Valid: err == nil, Status: http.StatusOK, Identity: d.Identity}
+	if err != nil {
+		status, body := g.preset.Render(err)
+		resp.Code, resp.Status, resp.Body, resp.Identity = keygate.ErrorCode(err), status, body, nil
+	}
+	if rl := d.RateLimit; rl != nil {
+		resp.RateLimit = &VerifyRateLimit{Limit: rl.Limit, Remaining: rl.Remaining, Reset: rl.ResetUnix(), RetryAfter: int64(rl.RetryAfter.Seconds())}
+	}
+	return resp
+}
+
+func authenticateAdminKey(r *http.Request, keys keygate.AdminKeyService) error {
+	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	secret = strings.TrimSpace(secret)
+	if !strings.EqualFold(scheme, "Bearer") || secret == "" || len(secret) > 256 {
+		return keygate.Errorf(keygate.EUNAUTHORIZED, "An admin key is required: Authorization: Bearer <admin key>.")
+	}
+	if _, err := keys.FindAdminKeyByHash(r.Context(), keygate.HashToken(secret)); err != nil {
+		if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+			return keygate.Errorf(keygate.EUNAUTHORIZED, "Invalid admin key.")
+		}
+		return err
+	}
+	return nil
+}
+
+// writeAPIError answers in the management API's error shape.
+func writeAPIError(w http.ResponseWriter, status int, err error) {
+	e := keygate.AsError(err)
+	if e.Code == keygate.EINTERNAL {
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
+}
+
+func jsonProblem(err error) string {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return "body too large"
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	}
+	return err.Error()
+}

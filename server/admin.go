@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// adminHandler is keygate's own listener: health, metrics, JWKS, the
+// verify API, forward-auth by API name, and the dashboard, management API
+// and OAuth server.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /.well-known/jwks.json", s.signer.JWKSHandler())
+	mux.Handle("POST /api/v1/verify", gatewayVerify(s))
+	mux.HandleFunc("GET /_keygate/auth/{api}", func(w http.ResponseWriter, r *http.Request) {
+		g := s.gateways[r.PathValue("api")]
+		if g == nil {
+			http.NotFound(w, r)
+			return
+		}
+		g.ForwardAuth(w, r)
+	})
+	s.mountApplications(mux)
+	return mux
+}
+
+// readyz answers 200 when the database answers, 503 otherwise, with each
+// dependency's state in the body. A degraded rate limiter in local mode is
+// reported but still ready: requests are served.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "rate_limiter": s.limiter.Status()}
+	status := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		checks["database"] = "unreachable"
+		status = http.StatusServiceUnavailable
+	}
+	if s.limiter.fallback != nil && s.limiter.fallback.Degraded() && s.limiter.fallback.Mode() == "closed" {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	state := "ok"
+	if status != http.StatusOK {
+		state = "unavailable"
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": state, "checks": checks})
+}

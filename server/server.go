@@ -1,0 +1,255 @@
+// Package server assembles a running keygate from a config: the store, the
+// token cache and its change feed, the rate limiter, one gateway listener
+// per API and the admin listener (dashboard, management API, OAuth, JWKS,
+// metrics, health). cmd/keygate and the end-to-end tests both start keygate
+// through it, so what the tests run is what users run.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/clientip"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/identity"
+)
+
+// Options are what a caller may supply instead of having it built from the
+// config.
+type Options struct {
+	Logger *slog.Logger
+	// Store, when set, is used (and not closed) instead of opening the
+	// configured one.
+	Store keygate.Store
+}
+
+// Server is a configured keygate, started by Start and stopped by Shutdown.
+type Server struct {
+	cfg       *config.Config
+	logger    *slog.Logger
+	store     keygate.Store
+	ownsStore bool
+	registry  *prometheus.Registry
+	tokens    *gateway.Tokens
+	usage     *gateway.Usage
+	limiter   *limiter
+	signer    *identity.Signer
+	gateways  map[string]*gateway.Gateway
+	apis      []*keygate.API
+
+	servers   []*namedServer
+	follow    context.CancelFunc
+	following sync.WaitGroup
+}
+
+type namedServer struct {
+	name string // API name, or "admin"
+	srv  *http.Server
+	ln   net.Listener
+}
+
+// New builds keygate from cfg without listening yet.
+func New(ctx context.Context, cfg *config.Config, opts Options) (s *Server, err error) {
+	s = &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	defer func() {
+		if err != nil {
+			s.closeResources(context.Background())
+		}
+	}()
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.store == nil {
+		if s.store, err = OpenStore(ctx, cfg); err != nil {
+			return nil, err
+		}
+		s.ownsStore = true
+	}
+	if s.signer, err = loadSigner(ctx, s.store); err != nil {
+		return nil, err
+	}
+	if s.limiter, err = newLimiter(cfg.RateLimiter, s.registry, s.logger); err != nil {
+		return nil, err
+	}
+	s.tokens = gateway.NewTokens(s.store, gateway.TokensOptions{TTL: cfg.Cache.TTL, StaleIfError: cfg.Cache.StaleIfError, Logger: s.logger})
+	s.usage = gateway.NewUsage(s.store, cfg.LastUsed.FlushInterval, s.logger)
+	if err = s.buildGateways(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func loadSigner(ctx context.Context, store keygate.Store) (*identity.Signer, error) {
+	fresh, err := identity.NewSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	key, err := store.SigningKey(ctx, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("loading the identity signing key: %w", err)
+	}
+	return identity.NewSigner(key)
+}
+
+func (s *Server) buildGateways() error {
+	metrics, err := gateway.NewMetrics(s.registry)
+	if err != nil {
+		return err
+	}
+	resolver, err := clientip.New(prefixStrings(s.cfg))
+	if err != nil {
+		return err
+	}
+	s.apis = s.cfg.APIs()
+	for _, api := range s.apis {
+		g, err := gateway.New(gateway.Config{
+			API: api, Tokens: s.tokens, Limiter: s.limiter.Limiter(), ClientIP: resolver,
+			Signer: s.signer, Usage: s.usage, Metrics: metrics, Logger: s.logger,
+		})
+		if err != nil {
+			return fmt.Errorf("api %s: %w", api.Name, err)
+		}
+		s.gateways[api.Name] = g
+	}
+	return nil
+}
+
+func prefixStrings(cfg *config.Config) []string {
+	out := make([]string, len(cfg.TrustedProxies))
+	for i, p := range cfg.TrustedProxies {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// Store returns the store keygate runs on.
+func (s *Server) Store() keygate.Store { return s.store }
+
+// APIs returns the configured APIs.
+func (s *Server) APIs() []*keygate.API { return s.apis }
+
+// Gateway returns the gateway of the named API, or nil.
+func (s *Server) Gateway(api string) *gateway.Gateway { return s.gateways[api] }
+
+// Start binds every listener and serves in the background. A port that is
+// taken fails Start with the address named.
+func (s *Server) Start() error {
+	admin := s.adminHandler()
+	if err := s.listen("admin", s.cfg.Admin.Listen, admin); err != nil {
+		return err
+	}
+	for _, api := range s.apis {
+		if err := s.listen(api.Name, api.Listen, s.gateways[api.Name]); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.follow = cancel
+	s.following.Add(1)
+	go func() {
+		defer s.following.Done()
+		s.tokens.Follow(ctx, s.store)
+	}()
+	for _, ns := range s.servers {
+		go func(ns *namedServer) {
+			if err := ns.srv.Serve(ns.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.logger.Error("listener stopped", "listener", ns.name, "error", err)
+			}
+		}(ns)
+	}
+	return nil
+}
+
+func (s *Server) listen(name, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.closeListeners()
+		return fmt.Errorf("%s listener: %w", name, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	s.servers = append(s.servers, &namedServer{name: name, srv: srv, ln: ln})
+	s.logger.Info("listening", "listener", name, "addr", ln.Addr().String())
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ns := range s.servers {
+		_ = ns.ln.Close()
+	}
+	s.servers = nil
+}
+
+// Addr returns the bound address of the named listener ("admin" or an API
+// name), useful when the config asked for port 0.
+func (s *Server) Addr(name string) string {
+	for _, ns := range s.servers {
+		if ns.name == name {
+			return ns.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// Shutdown stops accepting requests, lets in-flight ones finish (until ctx
+// ends), writes pending usage and closes what New opened.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, ns := range s.servers {
+		wg.Add(1)
+		go func(ns *namedServer) {
+			defer wg.Done()
+			if err := ns.srv.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s listener: %w", ns.name, err))
+				mu.Unlock()
+			}
+		}(ns)
+	}
+	wg.Wait()
+	errs = append(errs, s.closeResources(ctx))
+	return errors.Join(errs...)
+}
+
+func (s *Server) closeResources(ctx context.Context) error {
+	var errs []error
+	if s.follow != nil {
+		s.follow()
+		s.following.Wait()
+	}
+	if s.usage != nil {
+		errs = append(errs, s.usage.Close(ctx))
+	}
+	if s.limiter != nil {
+		errs = append(errs, s.limiter.Close())
+	}
+	if s.ownsStore && s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// IdentityVerifier verifies the identity headers this keygate signs, for
+// upstreams running in the same process (the demo APIs).
+func (s *Server) IdentityVerifier() *identity.Verifier {
+	return identity.NewVerifier(s.signer.JWKS())
+}
