@@ -111,10 +111,10 @@ func startDemo(ctx context.Context, g *globals, f *demoFlags) (_ *Demo, err erro
 	}
 	d.serveUpstream(menusLn, demo.MenusAPI(readerFor(demo.MenusAPIName)))
 	d.serveUpstream(eventsLn, demo.EventsAPI(readerFor(demo.EventsAPIName)))
-	if err := d.seed(ctx, cfg); err != nil {
+	if err := d.Server.Start(); err != nil {
 		return nil, err
 	}
-	if err := d.Server.Start(); err != nil {
+	if err := d.seed(ctx, cfg); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -152,7 +152,8 @@ func (d *Demo) serveUpstream(ln net.Listener, h http.Handler) {
 }
 
 // seed creates the demo data on first start and writes demo.env; later
-// starts read the tokens back from demo.env, the only place they exist.
+// starts read the tokens back from demo.env, the only place they exist, and
+// refresh the addresses in it.
 func (d *Demo) seed(ctx context.Context, cfg *config.Config) error {
 	store := d.Server.Store()
 	res, err := demo.Seed(ctx, store, d.Server.APIs(), password.Hash)
@@ -160,28 +161,24 @@ func (d *Demo) seed(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("seeding demo data: %w", err)
 	}
 	envPath := filepath.Join(d.Dir, "demo.env")
+	d.Env = map[string]string{}
 	if !res.Created && fileExists(envPath) {
-		d.Env, err = readEnvFile(envPath)
+		if d.Env, err = readEnvFile(envPath); err != nil {
+			return err
+		}
+	} else {
+		adminKey, err := createAdminKey(ctx, store, "demo")
 		if err != nil {
 			return err
 		}
-		d.Env["KEYGATE_DATA_DIR"] = d.Dir
-		return writeEnvFile(envPath, d.Env)
+		d.Env["CANNMENUS_API_TOKEN"] = res.Tokens[demo.MenusAPIName]
+		d.Env["CANSKAN_API_TOKEN"] = res.Tokens[demo.EventsAPIName]
+		d.Env["KEYGATE_ADMIN_KEY"] = adminKey
 	}
-	adminKey, err := createAdminKey(ctx, store, "demo")
-	if err != nil {
-		return err
-	}
-	menus, events := cfg.API(demo.MenusAPIName), cfg.API(demo.EventsAPIName)
-	d.Env = map[string]string{
-		"CANNMENUS_API_TOKEN": res.Tokens[demo.MenusAPIName],
-		"CANSKAN_API_TOKEN":   res.Tokens[demo.EventsAPIName],
-		"CANNMENUS_BASE_URL":  "http://" + menus.Listen,
-		"CANSKAN_BASE_URL":    "http://" + events.Listen,
-		"KEYGATE_URL":         cfg.Admin.PublicURL,
-		"KEYGATE_DATA_DIR":    d.Dir,
-		"KEYGATE_ADMIN_KEY":   adminKey,
-	}
+	d.Env["CANNMENUS_BASE_URL"] = "http://" + d.Server.Addr(demo.MenusAPIName)
+	d.Env["CANSKAN_BASE_URL"] = "http://" + d.Server.Addr(demo.EventsAPIName)
+	d.Env["KEYGATE_URL"] = "http://" + d.Server.Addr("admin")
+	d.Env["KEYGATE_DATA_DIR"] = d.Dir
 	return writeEnvFile(envPath, d.Env)
 }
 
