@@ -25,9 +25,10 @@ type migration struct {
 	SQL     string
 }
 
-// migrations returns the embedded migrations in version order.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+// migrations returns the migrations in fsys's migrations folder in version
+// order.
+func migrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func migrations() ([]migration, error) {
 			return nil, fmt.Errorf("sqlite: migrations %s and %s share version %d", other, base, version)
 		}
 		seen[version] = base
-		body, err := migrationFiles.ReadFile(name)
+		body, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +60,11 @@ func migrations() ([]migration, error) {
 // calls it explicitly. Processes migrating the same file at once are safe:
 // each migration is checked and applied under the write lock.
 func (s *Store) Migrate(ctx context.Context) error {
-	all, err := migrations()
+	return s.migrate(ctx, migrationFiles)
+}
+
+func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
+	all, err := migrations(fsys)
 	if err != nil {
 		return err
 	}

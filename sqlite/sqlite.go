@@ -101,7 +101,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.writer.SetMaxOpenConns(1)
-	s.writer.SetConnMaxIdleTime(0)
 	if s.reader, err = sql.Open("sqlite", s.dsn(true)); err != nil {
 		s.writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

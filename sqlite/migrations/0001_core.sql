@@ -47,6 +47,8 @@ CREATE TABLE tokens (
 	revoked_at      INTEGER
 );
 CREATE INDEX tokens_organization_api ON tokens (organization_id, api, created_at);
+-- Covers the active-token count that every create runs under the write lock.
+CREATE INDEX tokens_active ON tokens (organization_id, api, expires_at) WHERE revoked_at IS NULL;
 
 CREATE TABLE sessions (
 	id         TEXT PRIMARY KEY, -- hex SHA-256 of the cookie value

@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/keygate/keygate"
+)
+
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestEmbeddedMigrationsAreNumberedInOrder(t *testing.T) {
+	all, err := migrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) == 0 || all[0].Name != "0001_core.sql" {
+		t.Fatalf("first migration = %+v, want 0001_core.sql", all)
+	}
+	for i, m := range all {
+		if m.Version != i+1 {
+			t.Errorf("migration %s has version %d, want %d: numbers must have no gaps", m.Name, m.Version, i+1)
+		}
+	}
+}
+
+func TestOpenAppliesEveryMigrationOnce(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	all, _ := migrations(migrationFiles)
+	version, err := s.SchemaVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version != all[len(all)-1].Version {
+		t.Errorf("SchemaVersion = %d, want %d", version, all[len(all)-1].Version)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate on a migrated file: %v", err)
+	}
+	var rows int
+	if err := s.reader.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(all) {
+		t.Errorf("schema_migrations has %d rows, want %d", rows, len(all))
+	}
+}
+
+// migrationsWith returns the embedded migrations plus extra files.
+func migrationsWith(t *testing.T, extra map[string]string) fstest.MapFS {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	all, err := migrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		fsys["migrations/"+m.Name] = &fstest.MapFile{Data: []byte(m.SQL)}
+	}
+	for name, body := range extra {
+		fsys["migrations/"+name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	return fsys
+}
+
+func TestAddingAMigrationIsAddingAFile(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	fsys := migrationsWith(t, map[string]string{
+		"9001_oauth_clients.sql": `CREATE TABLE oauth_clients (id TEXT PRIMARY KEY);
+			INSERT INTO oauth_clients (id) VALUES ('client_1');`,
+		"9002_oauth_grants.sql": `CREATE TABLE oauth_grants (id TEXT PRIMARY KEY,
+			client_id TEXT NOT NULL REFERENCES oauth_clients (id));`,
+	})
+	for range 2 {
+		if err := s.migrate(ctx, fsys); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	}
+	var clients int
+	if err := s.reader.QueryRow(`SELECT COUNT(*) FROM oauth_clients`).Scan(&clients); err != nil {
+		t.Fatal(err)
+	}
+	if clients != 1 {
+		t.Errorf("oauth_clients has %d rows after migrating twice, want 1", clients)
+	}
+	if v, _ := s.SchemaVersion(ctx); v != 9002 {
+		t.Errorf("SchemaVersion = %d, want 9002", v)
+	}
+}
+
+func TestFailedMigrationLeavesNoTrace(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	before, _ := s.SchemaVersion(ctx)
+	fsys := migrationsWith(t, map[string]string{
+		"9001_broken.sql": `CREATE TABLE half_done (id TEXT); INSERT INTO no_such_table VALUES (1);`,
+	})
+	err := s.migrate(ctx, fsys)
+	if err == nil || !strings.Contains(err.Error(), "9001_broken.sql") {
+		t.Fatalf("migrate = %v, want an error naming 9001_broken.sql", err)
+	}
+	var tables int
+	s.reader.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'half_done'`).Scan(&tables)
+	if tables != 0 {
+		t.Error("a failed migration left its first table behind")
+	}
+	if v, _ := s.SchemaVersion(ctx); v != before {
+		t.Errorf("SchemaVersion = %d after a failed migration, want %d", v, before)
+	}
+}
+
+func TestMigrationNamesAreChecked(t *testing.T) {
+	for name, fsys := range map[string]fstest.MapFS{
+		"no number": {"migrations/core.sql": {Data: []byte("SELECT 1")}},
+		"duplicate": {
+			"migrations/0001_a.sql": {Data: []byte("SELECT 1")},
+			"migrations/001_b.sql":  {Data: []byte("SELECT 1")},
+		},
+	} {
+		if _, err := migrations(fsys); err == nil {
+			t.Errorf("%s: migrations accepted %v", name, fsys)
+		}
+	}
+}
+
+func TestWatchPrunesOldChanges(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	now := time.Now()
+	for _, age := range []time.Duration{2 * time.Hour, 61 * time.Minute, 59 * time.Minute, time.Second} {
+		_, err := s.writer.Exec(`INSERT INTO changes (kind, id, created_at) VALUES ('token', 'tok_x', ?)`,
+			millis(now.Add(-age)))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &watcher{store: s, fn: func(keygate.Change) {}}
+	w.poll(ctx)
+	var left int
+	s.reader.QueryRow(`SELECT COUNT(*) FROM changes`).Scan(&left)
+	if left != 2 {
+		t.Errorf("%d change rows left after pruning, want the 2 younger than an hour", left)
+	}
+}
