@@ -50,6 +50,8 @@ type Usage struct {
 	To      time.Time // end of the last hour, which contains now
 	Buckets []keygate.UsageCount
 	Total   keygate.UsageCount
+	// ByToken sums the period per token id ("" for OAuth traffic).
+	ByToken map[string]keygate.UsageCount
 }
 
 // ReadUsage sums org's usage (one token's when tokenID is set) per hour over
@@ -61,7 +63,7 @@ func ReadUsage(ctx context.Context, usage keygate.UsageService, org *keygate.Org
 	if err != nil {
 		return nil, err
 	}
-	u := &Usage{Period: period, From: from, To: to, Buckets: make([]keygate.UsageCount, period.Hours())}
+	u := &Usage{Period: period, From: from, To: to, Buckets: make([]keygate.UsageCount, period.Hours()), ByToken: map[string]keygate.UsageCount{}}
 	for i := range u.Buckets {
 		u.Buckets[i] = keygate.UsageCount{OrganizationID: org.ID, TokenID: tokenID, Hour: from.Add(time.Duration(i) * time.Hour)}
 	}
@@ -77,6 +79,12 @@ func ReadUsage(ctx context.Context, usage keygate.UsageService, org *keygate.Org
 		u.Total.Requests += c.Requests
 		u.Total.Errors += c.Errors
 		u.Total.RateLimited += c.RateLimited
+		t := u.ByToken[c.TokenID]
+		t.TokenID = c.TokenID
+		t.Requests += c.Requests
+		t.Errors += c.Errors
+		t.RateLimited += c.RateLimited
+		u.ByToken[c.TokenID] = t
 	}
 	return u, nil
 }

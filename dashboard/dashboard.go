@@ -1,0 +1,119 @@
+// Package dashboard is keygate's web interface: log in, pick an
+// organization, and under Developers → API Tokens create, list and delete
+// tokens; see usage; manage members, the plan and entitlements. Pages are
+// server-rendered from embedded templates and work without JavaScript; a
+// small embedded script only adds copy-to-clipboard.
+//
+// A new token's secret is written into exactly one response, the one that
+// answers the create form, sent with Cache-Control: no-store. It is never
+// logged, stored, put in a URL or shown again.
+package dashboard
+
+import (
+	"embed"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/session"
+)
+
+//go:embed templates static
+var files embed.FS
+
+// Deps is what the dashboard needs from the server that mounts it.
+type Deps struct {
+	Store    keygate.Store
+	APIs     []*keygate.API
+	Sessions *session.Manager
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// Logins limits failed logins per account and per client IP; nil: the
+	// session package's defaults, kept in memory.
+	Logins *session.LoginLimiter
+	// ClientIP returns the address a request comes from (honouring trusted
+	// proxies); nil: the connection's address.
+	ClientIP func(*http.Request) string
+}
+
+// Handler serves the dashboard.
+type Handler struct {
+	d     Deps
+	mux   *http.ServeMux
+	pages pages
+	forms *usedForms
+}
+
+// New returns the dashboard. Mount it at "/"; it serves "/", /login,
+// /logout, /orgs/… and /static/….
+func New(d Deps) *Handler {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logins == nil {
+		d.Logins = &session.LoginLimiter{}
+	}
+	if d.ClientIP == nil {
+		d.ClientIP = remoteIP
+	}
+	h := &Handler{d: d, mux: http.NewServeMux(), pages: mustParsePages(), forms: newUsedForms(24 * time.Hour)}
+	h.routes()
+	return h
+}
+
+func (h *Handler) routes() {
+	m := h.mux
+	m.Handle("GET /static/", staticFiles())
+	m.HandleFunc("GET /{$}", h.home)
+	m.HandleFunc("GET /login", h.loginForm)
+	m.HandleFunc("POST /login", h.login)
+	m.Handle("GET /logout", h.user(h.logoutForm))
+	m.Handle("POST /logout", h.user(h.logout))
+
+	m.Handle("GET /orgs", h.user(h.organizations))
+	m.Handle("POST /orgs", h.user(h.createOrganization))
+	m.Handle("GET /orgs/{org}", h.org(h.organizationHome))
+
+	m.Handle("GET /orgs/{org}/tokens", h.org(h.tokens))
+	m.Handle("GET /orgs/{org}/tokens/new", h.org(h.newToken))
+	m.Handle("POST /orgs/{org}/tokens", h.org(h.createToken))
+	m.Handle("GET /orgs/{org}/tokens/{id}", h.org(h.token))
+	m.Handle("GET /orgs/{org}/tokens/{id}/delete", h.org(h.confirmDeleteToken))
+	m.Handle("POST /orgs/{org}/tokens/{id}/delete", h.org(h.deleteToken))
+
+	m.Handle("GET /orgs/{org}/usage", h.org(h.usage))
+
+	m.Handle("GET /orgs/{org}/members", h.org(h.members))
+	m.Handle("POST /orgs/{org}/members", h.org(h.addMember))
+	m.Handle("POST /orgs/{org}/members/{user}/role", h.org(h.setMemberRole))
+	m.Handle("GET /orgs/{org}/members/{user}/remove", h.org(h.confirmRemoveMember))
+	m.Handle("POST /orgs/{org}/members/{user}/remove", h.org(h.removeMember))
+
+	m.Handle("GET /orgs/{org}/settings", h.org(h.settings))
+	m.Handle("POST /orgs/{org}/settings", h.org(h.updateSettings))
+	m.Handle("GET /orgs/{org}/delete", h.org(h.confirmDeleteOrganization))
+	m.Handle("POST /orgs/{org}/delete", h.org(h.deleteOrganization))
+	m.HandleFunc("/", h.notFound)
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("X-Frame-Options", "DENY")
+	hdr.Set("Referrer-Policy", "same-origin")
+	h.mux.ServeHTTP(w, r)
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
