@@ -253,7 +253,7 @@ func (b *browser) createToken(org string, form url.Values) page {
 	if api := form.Get("api"); api != "" {
 		q = "?api=" + api
 	}
-	newForm := b.get("/orgs/" + org + "/tokens/new" + q).expect(b.f.t, http.StatusOK)
+	newForm := b.get("/orgs/"+org+"/tokens/new"+q).expect(b.f.t, http.StatusOK)
 	form.Set("csrf_token", field(b.f.t, csrfField, newForm.Body))
 	form.Set("form_id", field(b.f.t, formIDField, newForm.Body))
 	return b.post("/orgs/"+org+"/tokens", form)
