@@ -65,13 +65,24 @@ func (r Result) ResetUnix() int64 {
 
 // SetHeaders writes the rate limit headers every limited response carries,
 // and Retry-After on a refusal.
+//
+// The names are written exactly as the APIs keygate reproduces send them
+// (X-RateLimit-Limit, not Go's canonical X-Ratelimit-Limit): header names
+// are case-insensitive, but clients and tests written against those APIs
+// sometimes compare bytes.
 func (r Result) SetHeaders(h http.Header) {
-	h.Set("X-RateLimit-Limit", strconv.Itoa(r.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(r.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(r.ResetUnix(), 10))
+	setExact(h, "X-RateLimit-Limit", strconv.Itoa(r.Limit))
+	setExact(h, "X-RateLimit-Remaining", strconv.Itoa(r.Remaining))
+	setExact(h, "X-RateLimit-Reset", strconv.FormatInt(r.ResetUnix(), 10))
 	if !r.Allowed {
 		h.Set("Retry-After", strconv.FormatInt(int64(r.RetryAfter/time.Second), 10))
 	}
+}
+
+// setExact replaces any spelling of name in h with name as given.
+func setExact(h http.Header, name, value string) {
+	h.Del(name)
+	h[name] = []string{value}
 }
 
 // Validate reports whether limit and period describe a usable limit.

@@ -38,7 +38,9 @@ func newLimiter(cfg config.RateLimiter, reg prometheus.Registerer, logger *slog.
 		return nil, fmt.Errorf("rate_limiter.redis_url: %w", err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	opts.MaxRetries = 0 // the fallback decides what a failure means, at once
+	// The fallback decides what a failure means, at once: no retries (-1
+	// turns them off in go-redis; 0 means its default of 3).
+	opts.MaxRetries, opts.DialerRetries = -1, 1
 	l.redis = redis.NewClient(opts)
 	shared := metrics.Instrument("redis", redislimit.New(l.redis, redislimit.Options{}))
 	l.fallback, err = ratelimit.NewFallback(shared, metrics.Instrument("memory", l.memory), ratelimit.FallbackOptions{
