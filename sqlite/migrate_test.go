@@ -80,22 +80,22 @@ func TestAddingAMigrationIsAddingAFile(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
 	fsys := migrationsWith(t, map[string]string{
-		"9001_oauth_clients.sql": `CREATE TABLE oauth_clients (id TEXT PRIMARY KEY);
-			INSERT INTO oauth_clients (id) VALUES ('client_1');`,
-		"9002_oauth_grants.sql": `CREATE TABLE oauth_grants (id TEXT PRIMARY KEY,
-			client_id TEXT NOT NULL REFERENCES oauth_clients (id));`,
+		"9001_example_parents.sql": `CREATE TABLE example_parents (id TEXT PRIMARY KEY);
+			INSERT INTO example_parents (id) VALUES ('parent_1');`,
+		"9002_example_children.sql": `CREATE TABLE example_children (id TEXT PRIMARY KEY,
+			parent_id TEXT NOT NULL REFERENCES example_parents (id));`,
 	})
 	for range 2 {
 		if err := s.migrate(ctx, fsys); err != nil {
 			t.Fatalf("migrate: %v", err)
 		}
 	}
-	var clients int
-	if err := s.reader.QueryRow(`SELECT COUNT(*) FROM oauth_clients`).Scan(&clients); err != nil {
+	var parents int
+	if err := s.reader.QueryRow(`SELECT COUNT(*) FROM example_parents`).Scan(&parents); err != nil {
 		t.Fatal(err)
 	}
-	if clients != 1 {
-		t.Errorf("oauth_clients has %d rows after migrating twice, want 1", clients)
+	if parents != 1 {
+		t.Errorf("example_parents has %d rows after migrating twice, want 1", parents)
 	}
 	if v, _ := s.SchemaVersion(ctx); v != 9002 {
 		t.Errorf("SchemaVersion = %d, want 9002", v)

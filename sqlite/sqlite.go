@@ -134,11 +134,13 @@ func (s *Store) dsn(readOnly bool) string {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// Ping reports whether the database file can be read.
+// Ping reports whether the database file can be read. It reads a table,
+// not a constant, so a file that went missing or unreadable is noticed.
 func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.reader.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return keygate.Errorf(keygate.EUNAVAILABLE, "The database is unavailable.")
+	var version sql.NullInt64
+	err := s.reader.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version)
+	if err != nil {
+		return fmt.Errorf("%w (%v)", keygate.Errorf(keygate.EUNAVAILABLE, "The database is unavailable."), err)
 	}
 	return nil
 }
