@@ -8,6 +8,14 @@
 // and against any other process using the file. Reads use a separate pool
 // and never block on writers.
 //
+// Times are stored as INTEGER milliseconds since the Unix epoch and read
+// back in UTC. The schema is the numbered files in migrations/, applied in
+// order by Open (and Migrate) and recorded in schema_migrations.
+//
+// Changes that other instances must hear about (a token revoked, an
+// organization updated or deleted) are rows in the changes table, written in
+// the transaction of the change itself; WatchChanges polls that table.
+//
 // The store never sees a token secret: only hashes and hints reach it.
 package sqlite
 

@@ -9,7 +9,8 @@
 //     so a store may keep milliseconds (SQLite) or microseconds (PostgreSQL).
 //   - Every "not found" is a *keygate.Error with code ENOTFOUND, every
 //     duplicate (slug, email, id, hash) one with ECONFLICT.
-//   - Create methods fill in an empty ID and a zero CreatedAt.
+//   - CreateOrganization, CreateUser, CreateToken and CreateAdminKey fill in
+//     an empty ID; every create fills in a zero CreatedAt.
 //   - Emails are stored lower-case and are unique regardless of case.
 //   - Lists: organizations by slug, users by email, memberships oldest
 //     first, tokens and admin keys newest first, usage by hour then token.
@@ -21,10 +22,32 @@
 //     organization change.
 //   - DeleteSession and DeleteUserSessions succeed when nothing matches;
 //     DeleteMembership, RevokeToken, RevokeAdminKey, UpdateUser,
-//     UpdateOrganization and DeleteOrganization return ENOTFOUND.
+//     UpdateOrganization and DeleteOrganization return ENOTFOUND when there
+//     is nothing to delete, revoke or update, and then publish no change.
 //   - The active-token limit refusal is keygate.TooManyTokensError.
 //   - WatchChanges sees changes committed through any handle on the same
 //     database, and returns (nil or context.Canceled) once its context ends.
+//
+// A store's tests run it with a Factory:
+//
+//	type files struct{}
+//
+//	func (files) NewDatabase(t *testing.T) string {
+//		return filepath.Join(t.TempDir(), "keygate.db")
+//	}
+//
+//	func (files) Open(t *testing.T, path string) keygate.Store {
+//		s, err := sqlite.Open(context.Background(), path)
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		return s
+//	}
+//
+//	func TestStoreContract(t *testing.T) { storetest.Run(t, files{}) }
+//
+// The change-feed tests wait for changes to arrive, so a polling store
+// should poll often in tests (the SQLite tests use 10ms).
 //
 // The suite never needs a token secret; it stores hashes of made-up values.
 package storetest
