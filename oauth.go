@@ -172,7 +172,7 @@ type OAuthStore interface {
 	// successors (same grant) and records the grant's last use, atomically.
 	// A refresh token already used is reuse: the grant is revoked (and stays
 	// revoked) and the call returns ECONFLICT. ENOTFOUND when the token is
-	// unknown, not a refresh token, or its grant is revoked.
+	// unknown, not a refresh token, or unused but of a revoked grant.
 	RotateOAuthRefreshToken(ctx context.Context, hash string, at time.Time, next ...*OAuthToken) error
 
 	// FindOAuthGrant returns a grant, revoked or not; ENOTFOUND when unknown.

@@ -93,6 +93,7 @@ func Run(t *testing.T, f Factory) {
 		{"SigningKey", signingKeyTests},
 		{"Usage", usageTests},
 		{"Changes", changeTests},
+		{"OAuth", oauthTests},
 		{"Ping", []test{{"Answers", testPing}}},
 	}
 	for _, g := range groups {
