@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"net/netip"
+	"net/url"
 	"testing"
 
 	"github.com/keygate/keygate"

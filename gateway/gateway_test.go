@@ -475,7 +475,7 @@ func TestVerifyAPI(t *testing.T) {
 		t.Errorf("valid: %d %s", code, body)
 	}
 	code, body = call(adminSecret, `{"api":"cannmenus","token":"`+secret+`","path":"/v2/products?states=Oregon"}`)
-	if code != 200 || body != `{"valid":false,"code":"entitlement_forbidden","status":403,"body":{"detail":"Your organization does not have access to state Oregon."}}` {
+	if code != 200 || body != `{"valid":false,"code":"entitlement_forbidden","status":403,"body":"{\"detail\": \"Your organization does not have access to state Oregon.\"}"}` {
 		t.Errorf("entitlement: %d %s", code, body)
 	}
 	if code, body := call(adminSecret, `{"api":"cannmenus","token":"x","path":"/","extra":1}`); code != 400 || !strings.Contains(body, `"code":"invalid"`) {

@@ -27,7 +27,7 @@ type VerifyResponse struct {
 	Valid     bool              `json:"valid"`
 	Code      string            `json:"code,omitempty"`
 	Status    int               `json:"status"`
-	Body      json.RawMessage   `json:"body,omitempty"`
+	Body      string            `json:"body,omitempty"` // exact bytes to answer with
 	Identity  *keygate.Identity `json:"identity,omitempty"`
 	RateLimit *VerifyRateLimit  `json:"rate_limit,omitempty"`
 }
@@ -107,7 +107,7 @@ func (g *Gateway) verifyResponse(d Decision, err error) VerifyResponse {
 	resp := VerifyResponse{Valid: err == nil, Status: http.StatusOK, Identity: d.Identity}
 	if err != nil {
 		status, body := g.preset.Render(err)
-		resp.Code, resp.Status, resp.Body, resp.Identity = keygate.ErrorCode(err), status, body, nil
+		resp.Code, resp.Status, resp.Body, resp.Identity = keygate.ErrorCode(err), status, string(body), nil
 	}
 	if rl := d.RateLimit; rl != nil {
 		resp.RateLimit = &VerifyRateLimit{Limit: rl.Limit, Remaining: rl.Remaining, Reset: rl.ResetUnix(), RetryAfter: int64(rl.RetryAfter.Seconds())}

@@ -1,0 +1,152 @@
+package client_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/client"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/preset"
+	"github.com/keygate/keygate/server"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// A service guarded by client.Middleware answers exactly as keygate's
+// canskan preset would, with keygate running as a verify service.
+func TestMiddlewareThroughARunningKeygate(t *testing.T) {
+	ctx := context.Background()
+	admin := freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+admin+`}
+apis:
+  - name: events
+    preset: canskan
+    listen: `+freeAddr(t)+`
+    upstream: http://127.0.0.1:9
+    token_prefix: ev_
+    scopes: [attendees:read]
+    routes:
+      - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(ctx)
+	store := srv.Store()
+	org := &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}
+	if err := manage.CreateOrganization(ctx, store, org, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tok, secret, err := manage.CreateToken(ctx, store, cfg.API("events"), org, keygate.TokenRequest{Name: "svc", Scopes: []string{"attendees:read"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, adminKey, err := manage.CreateAdminKey(ctx, store, "svc", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var seen *keygate.Identity
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = client.IdentityFrom(r.Context())
+		_, _ = io.WriteString(w, "ok")
+	})
+	c := client.New("http://"+admin, adminKey, client.Options{CacheTTL: -1})
+	svc := httptest.NewServer(c.Middleware("events", preset.CANSKAN())(app))
+	defer svc.Close()
+
+	call := func(auth string) (int, string, http.Header) {
+		req, _ := http.NewRequest("GET", svc.URL+"/attendees", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	if code, body, h := call("Bearer " + secret); code != 200 || body != "ok" || seen == nil || seen.TokenID != tok.ID || h.Get("X-RateLimit-Limit") != "60" {
+		t.Fatalf("valid token: %d %q identity %+v headers %v", code, body, seen, h)
+	}
+	if code, body, _ := call(""); code != 401 || body != `{"message": "API token required."}` {
+		t.Errorf("no token: %d %s", code, body)
+	}
+	if code, body, _ := call("Bearer ev_live_nope"); code != 401 || body != `{"message": "Invalid API token."}` {
+		t.Errorf("bad token: %d %s", code, body)
+	}
+	if err := store.RevokeToken(ctx, tok.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		code, body, _ := call("Bearer " + secret)
+		if code == 401 && body == `{"message": "Invalid API token."}` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revoked token still passes: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	down := client.New("http://127.0.0.1:9", adminKey, client.Options{})
+	svc2 := httptest.NewServer(down.Middleware("events", preset.CANSKAN())(app))
+	defer svc2.Close()
+	resp, err := http.Get(svc2.URL + "/attendees")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || string(b) != `{"message": "Service Unavailable."}` {
+		t.Errorf("keygate down: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestCacheServesRepeatsWithinTTL(t *testing.T) {
+	calls := 0
+	kg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		_, _ = io.WriteString(w, `{"valid":true,"status":200,"identity":{"org":"org_1"}}`)
+	}))
+	defer kg.Close()
+	c := client.New(kg.URL, "kgadm_x", client.Options{CacheTTL: time.Minute})
+	for i := 0; i < 5; i++ {
+		resp, err := c.Verify(context.Background(), client.Request{API: "a", Token: "t", Method: "GET", Path: "/x"})
+		if err != nil || !resp.Valid || resp.Identity.OrganizationID != "org_1" {
+			t.Fatalf("verify: %+v %v", resp, err)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("keygate asked %d times for one token within the TTL, want 1", calls)
+	}
+	if _, err := c.Verify(context.Background(), client.Request{API: "a", Token: "other", Method: "GET", Path: "/x"}); err != nil || calls != 2 {
+		t.Errorf("a different token must be asked for: calls %d err %v", calls, err)
+	}
+}
