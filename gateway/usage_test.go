@@ -1,0 +1,69 @@
+package gateway_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/gateway"
+)
+
+// touchCounter counts batch writes so the test can prove a busy token costs
+// one write per flush, not one per request.
+type touchCounter struct {
+	*countingStore
+	touches atomic.Int64
+	fail    atomic.Bool
+}
+
+func (c *touchCounter) TouchTokens(ctx context.Context, m map[string]time.Time) error {
+	c.touches.Add(1)
+	if c.fail.Load() {
+		return keygate.Errorf(keygate.EUNAVAILABLE, "database down")
+	}
+	return c.countingStore.TouchTokens(ctx, m)
+}
+
+func TestLastUsedIsBatchedAndSurvivesAFailedWrite(t *testing.T) {
+	f := newFixture(t)
+	tok, _ := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	store := &touchCounter{countingStore: f.store}
+	usage := gateway.NewUsage(store, time.Hour, nil) // flushed by hand below
+	at := time.Date(2026, 11, 23, 10, 15, 42, 0, time.UTC)
+	for i := 0; i < 1000; i++ {
+		status := 200
+		if i%10 == 0 {
+			status = 429
+		} else if i%25 == 0 {
+			status = 403
+		}
+		usage.Record(f.org.ID, tok.ID, status, at)
+	}
+	store.fail.Store(true)
+	if err := usage.Flush(context.Background()); err == nil {
+		t.Fatal("flush against a failing store reported success")
+	}
+	store.fail.Store(false)
+	if err := usage.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.touches.Load(); n != 2 {
+		t.Errorf("1000 requests caused %d last-used writes, want 2 (one failed, one retried)", n)
+	}
+	got, err := f.store.FindTokenByID(context.Background(), tok.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LastUsedAt == nil || !got.LastUsedAt.Equal(at.Truncate(time.Minute)) {
+		t.Errorf("last_used_at %v, want %v", got.LastUsedAt, at.Truncate(time.Minute))
+	}
+	counts, err := f.store.ListUsage(context.Background(), keygate.UsageQuery{OrganizationID: f.org.ID, From: at.Add(-time.Hour), To: at.Add(time.Hour)})
+	if err != nil || len(counts) != 1 {
+		t.Fatalf("usage rows %v %v", counts, err)
+	}
+	if c := counts[0]; c.Requests != 1000 || c.RateLimited != 100 || c.Errors != 20 {
+		t.Errorf("usage %+v, want 1000 requests, 100 rate limited, 20 errors (nothing lost to the failed write)", c)
+	}
+}
