@@ -3,12 +3,20 @@ package server
 import (
 	"net/http"
 
+	"github.com/keygate/keygate/api"
+	"github.com/keygate/keygate/dashboard"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/session"
 )
 
 func gatewayVerify(s *Server) http.Handler {
 	return gateway.VerifyHandler(s.gateways, s.store)
 }
 
-// mountApplications adds the dashboard, management API and OAuth server.
-func (s *Server) mountApplications(mux *http.ServeMux) {}
+// mountApplications adds the management API, the dashboard and the OAuth
+// server. One session manager serves all three, so one login does.
+func (s *Server) mountApplications(mux *http.ServeMux) {
+	sessions := &session.Manager{Sessions: s.store, Users: s.store, Secure: s.cfg.Admin.SecureCookies}
+	mux.Handle("/api/v1/", api.New(api.Deps{Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger}))
+	mux.Handle("/", dashboard.New(dashboard.Deps{Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger}))
+}
