@@ -29,6 +29,12 @@ type Deps struct {
 	Sessions *session.Manager
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Notify, when set, hears about every change this handler commits
+	// (a token deleted, an organization changed or deleted) right after the
+	// commit, so this instance's caches drop it before the next request
+	// instead of when the store's change feed delivers it. Wire it to the
+	// gateway's token cache.
+	Notify func(keygate.Change)
 }
 
 // Handler serves the management API.
@@ -137,4 +143,11 @@ func (h *Handler) endpoint(rt Route) http.Handler {
 // access returns the caller's standing in the organization named in the path.
 func (h *Handler) access(r *http.Request, c manage.Caller) (*manage.Access, error) {
 	return manage.OrganizationAccess(r.Context(), h.d.Store, c, r.PathValue("org"))
+}
+
+// notify passes a committed change to Deps.Notify.
+func (h *Handler) notify(kind, id string) {
+	if h.d.Notify != nil {
+		h.d.Notify(keygate.Change{Kind: kind, ID: id})
+	}
 }

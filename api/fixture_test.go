@@ -35,6 +35,8 @@ type fixture struct {
 	acme, globex                    *keygate.Organization
 	owner, member, globexOwner, sys *keygate.User
 	adminKey                        string
+	// changes are what the handler passed to Deps.Notify.
+	changes []keygate.Change
 }
 
 // menus is limited to 2 active tokens and never allows "never"; events
@@ -67,6 +69,7 @@ func newFixture(t *testing.T) *fixture {
 		Store: store, APIs: testAPIs(), Sessions: f.sessions,
 		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    func() time.Time { return f.now },
+		Notify: func(c keygate.Change) { f.changes = append(f.changes, c) },
 	})
 	f.acme = f.org("acme", "Acme Corp")
 	f.globex = f.org("globex", "Globex")

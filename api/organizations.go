@@ -96,6 +96,7 @@ func (h *Handler) updateOrganization(w http.ResponseWriter, r *http.Request, c m
 	if err := manage.UpdateOrganization(r.Context(), h.d.Store, &org); err != nil {
 		return err
 	}
+	h.notify(keygate.ChangeOrganization, org.ID)
 	h.d.Logger.InfoContext(r.Context(), "organization updated", "org", org.Slug, "plan", org.Plan, "by", c.Name())
 	a.Organization = &org
 	writeJSON(w, http.StatusOK, toOrganizationJSON(a))
@@ -113,6 +114,7 @@ func (h *Handler) deleteOrganization(w http.ResponseWriter, r *http.Request, c m
 	if err := h.d.Store.DeleteOrganization(r.Context(), a.Organization.ID); err != nil {
 		return err
 	}
+	h.notify(keygate.ChangeOrganization, a.Organization.ID)
 	h.d.Logger.InfoContext(r.Context(), "organization deleted", "org", a.Organization.Slug, "by", c.Name())
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -74,6 +74,9 @@ func TestUpdateOrganizationPlanAndEntitlements(t *testing.T) {
 	if org.Plan != "pro" || org.Name != "Acme Corp" || fmt.Sprint(org.Entitlements) != "{[Michigan] [Kiva] []}" {
 		t.Errorf("updated %+v", org)
 	}
+	if fmt.Sprint(f.changes) != fmt.Sprint([]keygate.Change{{Kind: keygate.ChangeOrganization, ID: f.acme.ID}}) {
+		t.Errorf("notified %v", f.changes)
+	}
 	stored, err := f.store.FindOrganizationBySlug(context.Background(), "acme")
 	if err != nil || stored.Plan != "pro" || fmt.Sprint(stored.Entitlements.States) != "[Michigan]" {
 		t.Fatalf("stored %+v %v", stored, err)
@@ -101,6 +104,9 @@ func TestDeleteOrganizationRevokesItsTokens(t *testing.T) {
 	f := newFixture(t)
 	tok := f.createToken(f.key(), "globex", `{"name": "x", "api": "menus"}`)
 	f.do(f.key(), "DELETE", "/api/v1/orgs/globex", "").expect(http.StatusNoContent, nil)
+	if fmt.Sprint(f.changes) != fmt.Sprint([]keygate.Change{{Kind: keygate.ChangeOrganization, ID: f.globex.ID}}) {
+		t.Errorf("notified %v", f.changes)
+	}
 	f.do(f.key(), "GET", "/api/v1/orgs/globex", "").expectError(404, "not_found", `Organization "globex" not found.`)
 	stored, err := f.store.FindTokenByID(context.Background(), tok.ID)
 	if err != nil || stored.RevokedAt == nil {

@@ -90,6 +90,7 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, c manage.C
 	if err != nil {
 		return err
 	}
+	h.notify(keygate.ChangeToken, tok.ID)
 	h.d.Logger.InfoContext(r.Context(), "token deleted",
 		"org", a.Organization.Slug, "api", tok.API, "token_id", tok.ID, "hint", tok.Hint, "by", c.Name())
 	w.WriteHeader(http.StatusNoContent)

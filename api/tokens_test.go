@@ -151,6 +151,9 @@ func TestDeleteToken(t *testing.T) {
 	if err != nil || stored.RevokedAt == nil {
 		t.Fatalf("token not revoked: %+v %v", stored, err)
 	}
+	if fmt.Sprint(f.changes) != fmt.Sprint([]keygate.Change{{Kind: keygate.ChangeToken, ID: tok.ID}}) {
+		t.Errorf("notified %v", f.changes)
+	}
 	f.do(member, "DELETE", "/api/v1/orgs/acme/tokens/"+tok.ID, "").expectError(404, "not_found", fmt.Sprintf("Token %q not found.", tok.ID))
 	f.do(member, "GET", "/api/v1/orgs/acme/tokens/"+tok.ID, "").expectError(404, "not_found", fmt.Sprintf("Token %q not found.", tok.ID))
 	f.do(member, "DELETE", "/api/v1/orgs/acme/tokens/tok_nope", "").expectError(404, "not_found", `Token "tok_nope" not found.`)

@@ -30,6 +30,12 @@ type Deps struct {
 	Sessions *session.Manager
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Notify, when set, hears about every change this handler commits
+	// (a token deleted, an organization changed or deleted) right after the
+	// commit, so this instance's caches drop it before the next request
+	// instead of when the store's change feed delivers it. Wire it to the
+	// gateway's token cache.
+	Notify func(keygate.Change)
 	// Logins limits failed logins per account and per client IP; nil: the
 	// session package's defaults, kept in memory.
 	Logins *session.LoginLimiter
@@ -116,4 +122,11 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// notify passes a committed change to Deps.Notify.
+func (h *Handler) notify(kind, id string) {
+	if h.d.Notify != nil {
+		h.d.Notify(keygate.Change{Kind: kind, ID: id})
+	}
 }

@@ -46,6 +46,8 @@ type fixture struct {
 	logs   *syncBuffer
 	now    time.Time
 	logins *session.LoginLimiter
+	// changes are what the dashboard passed to Deps.Notify.
+	changes chan keygate.Change
 
 	acme, globex                    *keygate.Organization
 	owner, member, globexOwner, sys *keygate.User
@@ -88,7 +90,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	f := &fixture{t: t, store: store, logs: &syncBuffer{}, now: time.Now().UTC()}
+	f := &fixture{t: t, store: store, logs: &syncBuffer{}, now: time.Now().UTC(), changes: make(chan keygate.Change, 100)}
 	f.logins = &session.LoginLimiter{Now: func() time.Time { return f.now }}
 	h := dashboard.New(dashboard.Deps{
 		Store: store, APIs: testAPIs(),
@@ -96,6 +98,7 @@ func newFixture(t *testing.T) *fixture {
 		Logger:   slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:      func() time.Time { return f.now },
 		Logins:   f.logins,
+		Notify:   func(c keygate.Change) { f.changes <- c },
 	})
 	f.server = httptest.NewServer(h)
 	t.Cleanup(f.server.Close)

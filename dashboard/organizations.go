@@ -118,6 +118,7 @@ func (h *Handler) updateSettings(w http.ResponseWriter, r *http.Request, f *fram
 		h.renderSettings(w, r, f, a, status, org, msg)
 		return
 	}
+	h.notify(keygate.ChangeOrganization, org.ID)
 	h.d.Logger.InfoContext(r.Context(), "organization updated", "org", org.Slug, "plan", org.Plan, "by", f.User.ID)
 	redirect(w, r, h.orgPath(a, "/settings?done=saved"))
 }
@@ -152,6 +153,7 @@ func (h *Handler) deleteOrganization(w http.ResponseWriter, r *http.Request, f *
 		h.fail(w, r, err)
 		return
 	}
+	h.notify(keygate.ChangeOrganization, a.Organization.ID)
 	h.d.Logger.InfoContext(r.Context(), "organization deleted", "org", a.Organization.Slug, "by", f.User.ID)
 	redirect(w, r, "/orgs?done=deleted")
 }

@@ -254,6 +254,7 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, f *frame, 
 		h.showError(w, r, f, err)
 		return
 	}
+	h.notify(keygate.ChangeToken, tok.ID)
 	h.d.Logger.InfoContext(r.Context(), "token deleted",
 		"org", a.Organization.Slug, "api", tok.API, "token_id", tok.ID, "hint", tok.Hint, "user_id", f.User.ID)
 	redirect(w, r, h.orgPath(a, "/tokens?deleted="+url.QueryEscape(tok.ID)))

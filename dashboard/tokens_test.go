@@ -156,6 +156,14 @@ func TestDeleteTokenWithConfirmation(t *testing.T) {
 	if err != nil || stored.RevokedAt == nil {
 		t.Fatalf("not revoked: %+v %v", stored, err)
 	}
+	select {
+	case c := <-f.changes:
+		if c.Kind != keygate.ChangeToken || c.ID != tok.ID {
+			t.Errorf("notified %+v", c)
+		}
+	default:
+		t.Error("the delete was not passed to Notify")
+	}
 	b.get("/orgs/acme/tokens/"+tok.ID+"/delete").expect(t, http.StatusNotFound)
 	b.post("/orgs/acme/tokens/"+tok.ID+"/delete", url.Values{"csrf_token": {field(t, csrfField, confirm.Body)}}).expect(t, http.StatusNotFound)
 }
