@@ -1,0 +1,272 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/server"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type running struct {
+	srv    *server.Server
+	admin  string
+	events string
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs keygate with one canskan API in front of upstream.
+func start(t *testing.T, upstream, rateLimiter string) *running {
+	t.Helper()
+	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}}
+	cfg, err := config.Parse("test.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+r.admin+`}
+rate_limiter: `+rateLimiter+`
+apis:
+  - name: events
+    preset: canskan
+    listen: `+r.events+`
+    upstream: `+upstream+`
+    token_prefix: ev_
+    scopes: [attendees:read]
+    routes:
+      - {methods: [GET], path: '/p/{code}', access: public}
+      - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if r.srv, err = server.New(context.Background(), cfg, server.Options{Logger: logger}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.srv.Shutdown(context.Background()) })
+	return r
+}
+
+func (r *running) token(t *testing.T) (*keygate.Token, string) {
+	t.Helper()
+	ctx := context.Background()
+	org := &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free", Entitlements: keygate.Entitlements{States: []string{"Oregon"}}}
+	if err := manage.CreateOrganization(ctx, r.srv.Store(), org, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	api := r.srv.APIs()[0]
+	tok, secret, err := manage.CreateToken(ctx, r.srv.Store(), api, org, keygate.TokenRequest{Name: "t", Scopes: []string{"attendees:read"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, secret
+}
+
+func fetch(t *testing.T, url string, header ...string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func echoUpstream(t *testing.T) *httptest.Server {
+	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"identity": r.Header.Get(keygate.HeaderIdentity)})
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func TestRedisDownClosedModeAnswers503InPresetShape(t *testing.T) {
+	r := start(t, echoUpstream(t).URL, "{backend: redis, redis_url: 'redis://127.0.0.1:1/0', on_redis_failure: closed}")
+	status, body, _ := fetch(t, "http://"+r.events+"/p/abc")
+	if status != 503 || body != `{"message": "Service Unavailable."}` {
+		t.Errorf("closed mode: %d %s", status, body)
+	}
+	status, body, _ = fetch(t, "http://"+r.admin+"/readyz")
+	if status != 503 || !strings.Contains(body, "closed mode") {
+		t.Errorf("readyz in closed mode: %d %s", status, body)
+	}
+}
+
+func TestRedisDownLocalModeKeepsLimitingInMemory(t *testing.T) {
+	r := start(t, echoUpstream(t).URL, "{backend: redis, redis_url: 'redis://127.0.0.1:1/0', on_redis_failure: local}")
+	for i := 1; i <= 10; i++ {
+		status, _, h := fetch(t, "http://"+r.events+"/p/abc")
+		if status != 200 || h.Get("X-RateLimit-Remaining") != strconv.Itoa(10-i) {
+			t.Fatalf("request %d: %d remaining %s", i, status, h.Get("X-RateLimit-Remaining"))
+		}
+	}
+	if status, body, _ := fetch(t, "http://"+r.events+"/p/abc"); status != 429 || body != `{"message": "Too Many Attempts."}` {
+		t.Errorf("11th with Redis down in local mode: %d %s", status, body)
+	}
+	status, body, _ := fetch(t, "http://"+r.admin+"/readyz")
+	if status != 200 || !strings.Contains(body, "in-memory limiter (local mode)") {
+		t.Errorf("readyz in local mode: %d %s", status, body)
+	}
+	if _, metrics, _ := fetch(t, "http://"+r.admin+"/metrics"); !strings.Contains(metrics, "keygate_ratelimit_degraded 1") {
+		t.Error("degraded gauge not set")
+	}
+}
+
+func TestIdentityVerifiesWithThePublishedJWKSAndSecretsStayOutOfLogsAndMetrics(t *testing.T) {
+	r := start(t, echoUpstream(t).URL, "{backend: memory}")
+	tok, secret := r.token(t)
+	status, body, _ := fetch(t, "http://"+r.events+"/attendees", "Authorization", "Bearer "+secret)
+	if status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	var echoed map[string]string
+	_ = json.Unmarshal([]byte(body), &echoed)
+	_, jwks, _ := fetch(t, "http://"+r.admin+"/.well-known/jwks.json")
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(jwks), &set); err != nil {
+		t.Fatal(err)
+	}
+	id, err := identity.NewVerifier(set).Verify(echoed["identity"], "events")
+	if err != nil {
+		t.Fatalf("identity does not verify with the published JWKS: %v", err)
+	}
+	if id.TokenID != tok.ID || id.Entitlements.States[0] != "Oregon" {
+		t.Errorf("identity %+v", id)
+	}
+	fetch(t, "http://"+r.events+"/attendees", "Authorization", "Bearer "+secret+"x")
+	_, metrics, _ := fetch(t, "http://"+r.admin+"/metrics")
+	if !strings.Contains(metrics, `keygate_requests_total{api="events",outcome="ok"} 1`) ||
+		!strings.Contains(metrics, `keygate_requests_total{api="events",outcome="token_invalid"} 1`) {
+		t.Errorf("request counters missing:\n%s", grep(metrics, "keygate_requests_total"))
+	}
+	for where, text := range map[string]string{"metrics": metrics, "logs": r.logs.String()} {
+		if strings.Contains(text, secret) || strings.Contains(text, secret[8:30]) {
+			t.Errorf("the token appears in %s", where)
+		}
+	}
+	if !strings.Contains(r.logs.String(), tok.ID) {
+		t.Error("debug log does not name the token id")
+	}
+}
+
+func grep(text, word string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, word) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		_, _ = io.WriteString(w, `{"done":true}`)
+	}))
+	defer slow.Close()
+	r := start(t, slow.URL, "{backend: memory}")
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + r.events + "/p/slow")
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	<-arrived
+	done := make(chan error, 1)
+	go func() { done <- r.srv.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("shutdown returned before the in-flight request finished: %v", err)
+	default:
+	}
+	if _, err := net.DialTimeout("tcp", r.events, 200*time.Millisecond); err == nil {
+		t.Error("listener still accepts connections during shutdown")
+	}
+	close(release)
+	if got := <-result; got != `{"done":true}` {
+		t.Errorf("in-flight request got %q", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func TestPortInUseFailsStartWithTheAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg, err := config.Parse("t.yaml", []byte("data_dir: "+t.TempDir()+"\nadmin: {listen: '"+ln.Addr().String()+"'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	if err := srv.Start(); err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Errorf("start on a taken port: %v", err)
+	}
+}
