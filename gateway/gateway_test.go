@@ -485,3 +485,46 @@ func TestVerifyAPI(t *testing.T) {
 		t.Errorf("unknown api: %d", code)
 	}
 }
+
+// A route limit keyed by organization is shared by all its tokens, and a
+// plan override raises it for organizations on that plan.
+func TestOrganizationLimitWithPlanOverride(t *testing.T) {
+	f := newFixture(t)
+	f.events.Routes[2].RateLimit = &keygate.RateLimit{Key: keygate.LimitByOrganization, Limit: 2, Period: time.Minute, PlanLimits: map[string]int{"pro": 4}}
+	g, err := gateway.New(gateway.Config{API: f.events, Tokens: f.tokens, Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: -1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, a := f.token(f.events, []string{"webhooks:manage"}, keygate.Expiry90Days, f.now)
+	_, b := f.token(f.events, []string{"webhooks:manage"}, keygate.Expiry90Days, f.now)
+	call := func(secret string) response {
+		return serve(g, "GET", "/api/v1/webhooks", map[string][]string{"Authorization": {"Bearer " + secret}})
+	}
+	if r := call(a); r.status != 200 || rateHeader(r, "X-RateLimit-Limit") != "2" {
+		t.Fatalf("first: %d limit %q", r.status, rateHeader(r, "X-RateLimit-Limit"))
+	}
+	if r := call(b); r.status != 200 || rateHeader(r, "X-RateLimit-Remaining") != "0" {
+		t.Fatalf("second token of the same org: %d remaining %q", r.status, rateHeader(r, "X-RateLimit-Remaining"))
+	}
+	expect(t, "third request of the org", call(a), 429, `{"message": "Too Many Attempts."}`)
+
+	f.org.Plan = "pro"
+	if err := f.store.UpdateOrganization(context.Background(), f.org); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "pro limit", func() bool { return rateHeader(call(b), "X-RateLimit-Limit") == "4" })
+}
+
+// X-Forwarded-For from a peer that is not a trusted proxy changes nothing:
+// every spoofed address still spends the connection's budget.
+func TestSpoofedForwardedForDoesNotEscapeThePublicLimit(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 10; i++ {
+		spoof := map[string][]string{"X-Forwarded-For": {"198.51.100." + strconv.Itoa(i)}}
+		if r := serve(f.eventsGW, "GET", "/p/abc", spoof); r.status != 200 {
+			t.Fatalf("request %d: %d", i, r.status)
+		}
+	}
+	expect(t, "11th with a new spoofed address", serve(f.eventsGW, "GET", "/p/abc", map[string][]string{"X-Forwarded-For": {"198.51.100.99"}}),
+		429, `{"message": "Too Many Attempts."}`)
+}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -312,5 +314,44 @@ func TestCLIRefusesBadInput(t *testing.T) {
 	_ = os.WriteFile(bad, []byte("apis:\n  - name: x\n    preset: cannmenus\n    listen: 127.0.0.1:1\n    upstream: http://127.0.0.1:2\n    routes:\n      - path: /a\n        methods: [GET]\n        acess: token\n"), 0o600)
 	if _, err := runCLI(t, "serve", "--config", bad); err == nil || !strings.Contains(err.Error(), "bad.yaml:9") {
 		t.Errorf("malformed config: %v", err)
+	}
+}
+
+// The CANSKAN seed's rate limits against the demo: 10 public requests per
+// minute per IP, then 429; 60 per minute per token.
+func TestDemoCanskanRateLimits(t *testing.T) {
+	d := startTestDemo(t, t.TempDir())
+	cs := d.Env["CANSKAN_BASE_URL"]
+	for i := 1; i <= 10; i++ {
+		req, _ := http.NewRequest("GET", cs+"/p/abc123def456", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-RateLimit-Limit") != "10" || resp.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(10-i) {
+			t.Fatalf("public request %d: %d limit %q remaining %q", i, resp.StatusCode, resp.Header.Get("X-RateLimit-Limit"), resp.Header.Get("X-RateLimit-Remaining"))
+		}
+	}
+	status, body := get(t, cs+"/p/abc123def456")
+	if status != 429 || body != `{"message": "Too Many Attempts."}` {
+		t.Fatalf("11th public request: %d %s", status, body)
+	}
+	token := d.Env["CANSKAN_API_TOKEN"]
+	for i := 1; i <= 60; i++ {
+		if status, body := get(t, cs+"/api/v1/attendees", "Authorization", "Bearer "+token); status != 200 {
+			t.Fatalf("token request %d: %d %s", i, status, body)
+		}
+	}
+	req, _ := http.NewRequest("GET", cs+"/api/v1/attendees", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 429 || string(b) != `{"message": "Too Many Attempts."}` || resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-RateLimit-Remaining") != "0" {
+		t.Fatalf("61st token request: %d %s %v", resp.StatusCode, b, resp.Header)
 	}
 }
