@@ -70,12 +70,12 @@ func (s *Server) parseAuthorization(ctx context.Context, rawQuery string) (*auth
 	}
 
 	// From here on the redirect URI is trusted: problems go back to the client.
+	req.state = q.Get("state")
 	for _, name := range []string{"state", "response_type", "code_challenge", "code_challenge_method", "resource", "scope"} {
 		if len(q[name]) > 1 {
 			return req, invalidRequest("The authorization request repeats " + name + "."), nil
 		}
 	}
-	req.state = q.Get("state")
 	if q.Has("request") || q.Has("request_uri") {
 		return req, &authError{code: "request_not_supported", description: "Request objects are not supported."}, nil
 	}

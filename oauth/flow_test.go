@@ -213,5 +213,3 @@ func (h *harness) codeFor(clientID, verifier string) string {
 	h.t.Helper()
 	return h.authorize(h.authURL(clientID, verifier, nil), "").Query().Get("code")
 }
-
-

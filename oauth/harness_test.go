@@ -314,7 +314,9 @@ func (p *page) fields() url.Values {
 }
 
 // resolve returns a form action relative to the page.
-func (p *page) resolve(ref string) string { return p.url.ResolveReference(&url.URL{Path: ref}).String() }
+func (p *page) resolve(ref string) string {
+	return p.url.ResolveReference(&url.URL{Path: ref}).String()
+}
 
 // login fills in the login page and follows the redirect back to the
 // authorization endpoint, returning the page found there.

@@ -1,0 +1,160 @@
+package oauth_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/oauth"
+)
+
+// consentPage logs in and returns the consent page for a fresh request.
+func (h *harness) consentPage(b *browser, clientID string) *page {
+	h.t.Helper()
+	p := b.login(b.get(h.authURL(clientID, oauth2.GenerateVerifier(), nil)), userEmail, userPassword)
+	if p.status != http.StatusOK {
+		h.t.Fatalf("consent page: status %d, body %s", p.status, p.body)
+	}
+	return p
+}
+
+func TestConsentPageSaysWhatIsShared(t *testing.T) {
+	h := newHarness(t)
+	clientID := h.registerPublic(redirectURI)
+	p := h.consentPage(newBrowser(t), clientID)
+	for _, want := range []string{
+		"Allow <strong>Test MCP client</strong> to use cannmenus?",
+		"registered itself as <code>" + clientID + "</code>",
+		"sent to <strong>127.0.0.1:33418</strong>",
+		"on this computer (localhost)",
+		"<code>" + h.api().resource + "</code>",
+		"scope <code>products:read</code>", "scope <code>dispensaries:read</code>",
+		"receives a refresh token",
+		"Acme Dispensaries", "States: California, Oregon", "Brands: all",
+		"Globex", "States: Colorado", "Brands: Sunny Farms",
+		"Logged in as " + userEmail,
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("consent page lacks %q", want)
+		}
+	}
+	for k, want := range map[string]string{
+		"X-Frame-Options":         "DENY",
+		"Cache-Control":           "no-store",
+		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+	} {
+		if got := p.header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+func TestConsentDeny(t *testing.T) {
+	h := newHarness(t)
+	b := newBrowser(t)
+	back := b.decide(h.consentPage(b, h.registerPublic(redirectURI)), "deny", "")
+	if back.status != http.StatusSeeOther || back.location == nil {
+		t.Fatalf("deny: status %d", back.status)
+	}
+	q := back.location.Query()
+	if q.Get("error") != "access_denied" || q.Get("state") != "xyz" || q.Get("iss") != h.issuer || q.Has("code") {
+		t.Errorf("deny redirect query %v", q)
+	}
+}
+
+func TestConsentNeedsCSRFAndMembership(t *testing.T) {
+	h := newHarness(t)
+	clientID := h.registerPublic(redirectURI)
+	b := newBrowser(t)
+	consent := h.consentPage(b, clientID)
+
+	form := consent.fields()
+	form.Set("csrf_token", "forged")
+	form.Set("organization", h.org.ID)
+	form.Set("decision", "approve")
+	if p := b.post(consent.resolve("authorize"), form); p.status != http.StatusForbidden || p.location != nil {
+		t.Errorf("forged CSRF token: status %d, Location %v; want 403", p.status, p.location)
+	}
+
+	stranger := &keygate.Organization{Slug: "stranger", Name: "Stranger", Plan: "free"}
+	h.must("CreateOrganization", h.store.CreateOrganization(h.ctx, stranger))
+	if p := b.decide(consent, "approve", stranger.ID); p.status != http.StatusForbidden || !strings.Contains(p.body, "not a member") {
+		t.Errorf("organization of which the user is not a member: status %d, body %s", p.status, p.body)
+	}
+
+	// Without a session the decision asks for a login again.
+	if p := newBrowser(t).decide(consent, "approve", h.org.ID); p.status != http.StatusOK || !strings.Contains(p.body, "Your session ended") {
+		t.Errorf("decision without session: status %d", p.status)
+	}
+}
+
+func TestUserWithoutOrganization(t *testing.T) {
+	h := newHarness(t)
+	for _, org := range []*keygate.Organization{h.org, h.org2} {
+		h.must("DeleteMembership", h.store.DeleteMembership(h.ctx, org.ID, h.user.ID))
+	}
+	p := h.consentPage(newBrowser(t), h.registerPublic(redirectURI))
+	if !strings.Contains(p.body, "not a member of any organization") || strings.Contains(p.body, `value="approve"`) {
+		t.Errorf("consent page for a user without organization offers approval: %s", p.body)
+	}
+}
+
+func TestLogin(t *testing.T) {
+	h := newHarness(t)
+	clientID := h.registerPublic(redirectURI)
+	b := newBrowser(t)
+	loginPage := b.get(h.authURL(clientID, oauth2.GenerateVerifier(), nil))
+
+	for _, c := range []struct{ email, password string }{
+		{userEmail, "wrong password"},
+		{"nobody@example.com", userPassword},
+	} {
+		form := loginPage.fields()
+		form.Set("email", c.email)
+		form.Set("password", c.password)
+		p := b.post(loginPage.resolve("login"), form)
+		if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "Email or password is incorrect.") {
+			t.Errorf("login %s: status %d", c.email, p.status)
+		}
+		loginPage = p // a new form, with a new CSRF token
+	}
+
+	// The login form's CSRF token must match its cookie.
+	form := loginPage.fields()
+	form.Set("login_csrf", "forged")
+	form.Set("email", userEmail)
+	form.Set("password", userPassword)
+	if p := b.post(loginPage.resolve("login"), form); p.status != http.StatusForbidden {
+		t.Errorf("forged login CSRF: status %d, want 403", p.status)
+	}
+
+	// Logging out from the consent page ("not you?") shows the login again.
+	consent := h.consentPage(b, clientID)
+	logout := b.post(consent.resolve("logout"), consent.fields())
+	if logout.status != http.StatusSeeOther {
+		t.Fatalf("logout: status %d", logout.status)
+	}
+	if p := b.get(logout.location.String()); !strings.Contains(p.body, "Log in to keygate") {
+		t.Errorf("after logout: %s", p.body)
+	}
+}
+
+func TestLoginURLSendsToDashboard(t *testing.T) {
+	h := newHarness(t, func(o *harnessOptions) {
+		o.config = func(c *oauth.Config) { c.LoginURL = "/login" }
+	})
+	clientID := h.registerPublic(redirectURI)
+	authURL := h.authURL(clientID, oauth2.GenerateVerifier(), nil)
+	p := newBrowser(t).get(authURL)
+	if p.status != http.StatusSeeOther || p.location.Path != "/login" {
+		t.Fatalf("status %d, Location %v; want 303 to /login", p.status, p.location)
+	}
+	next, _ := url.Parse(p.location.Query().Get("next"))
+	if next.Path != "/oauth/authorize" || next.Query().Get("client_id") != clientID {
+		t.Errorf("next = %s, want the authorization request", next)
+	}
+}
