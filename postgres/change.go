@@ -1,0 +1,203 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate"
+)
+
+const (
+	// changeRetention is how long change rows are kept: far longer than any
+	// watcher lags behind (a watcher that was away longer has had every
+	// cache entry expire by TTL anyway), short enough that the table stays
+	// small.
+	changeRetention = time.Hour
+	// pruneInterval is how often a watcher deletes old change rows.
+	pruneInterval = 10 * time.Minute
+	// changeBatch bounds how many changes one read returns.
+	changeBatch = 500
+	// queryTimeout bounds one read of the changes table, so a connection
+	// to a host that vanished without closing it is noticed.
+	queryTimeout = 10 * time.Second
+	// Reconnect backoff after the listening connection fails.
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// WatchChanges calls fn, in order, for every change committed after the call
+// began, by any process sharing the database, until ctx ends; it then
+// returns nil.
+//
+// It LISTENs on a connection of its own (not from the pool, so a busy pool
+// never delays it). Each notification, and every poll interval without
+// one, it reads the changes table after the last seq it delivered, so a
+// lost notification delays a change by at most one poll interval. When the
+// connection fails it reconnects with backoff, and reads from the last seq
+// delivered before waiting again: nothing committed during the outage is
+// skipped.
+func (s *Store) WatchChanges(ctx context.Context, fn func(keygate.Change)) error {
+	w := &watcher{store: s, fn: fn}
+	if !w.start(ctx) {
+		return nil
+	}
+	backoff := minBackoff
+	for {
+		listened, err := w.listen(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if listened {
+			backoff = minBackoff
+		}
+		w.failed(err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// watcher is the state of one WatchChanges call.
+type watcher struct {
+	store     *Store
+	last      int64 // seq of the last change delivered
+	fn        func(keygate.Change)
+	failing   bool
+	lastPrune time.Time
+}
+
+// start reads where to begin: after the newest change committed now. It
+// retries until it can, and reports false when ctx ended first.
+func (w *watcher) start(ctx context.Context) bool {
+	backoff := minBackoff
+	for {
+		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+		err := w.store.pool.QueryRow(qctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&w.last)
+		cancel()
+		if err == nil {
+			return true
+		} else if ctx.Err() != nil {
+			return false
+		}
+		w.failed(err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// listen runs one listening connection until it fails or ctx ends, and
+// reports whether it got as far as listening.
+func (w *watcher) listen(ctx context.Context) (listened bool, err error) {
+	s := w.store
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return false, err
+	}
+	// Changes committed while not listening are in the table.
+	if err := w.catchUp(ctx, conn); err != nil {
+		return false, err
+	}
+	w.recovered()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, s.pollInterval)
+		_, err := conn.WaitForNotification(wctx)
+		timedOut := wctx.Err() != nil
+		cancel()
+		if ctx.Err() != nil {
+			return true, nil
+		} else if err != nil && !timedOut {
+			return true, err
+		}
+		// A notification, or the poll interval passed without one: either
+		// way the table says what is new. Notifications that queued up
+		// meanwhile find nothing more and cost one cheap read each.
+		if err := w.catchUp(ctx, conn); err != nil {
+			return true, err
+		}
+		w.prune(ctx, conn)
+	}
+}
+
+// catchUp delivers every change after w.last, batch by batch.
+func (w *watcher) catchUp(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		n, err := w.deliver(ctx, conn)
+		if err != nil || n < changeBatch {
+			return err
+		}
+	}
+}
+
+// deliver passes one batch of changes to fn and returns how many there were.
+func (w *watcher) deliver(ctx context.Context, conn *pgx.Conn) (int, error) {
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	rows, err := conn.Query(qctx,
+		`SELECT seq, kind, id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, w.last, changeBatch)
+	if err != nil {
+		return 0, err
+	}
+	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keygate.Change, error) {
+		var c keygate.Change
+		err := row.Scan(&c.Seq, &c.Kind, &c.ID)
+		return c, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range batch {
+		w.fn(c)
+		w.last = c.Seq
+	}
+	return len(batch), nil
+}
+
+// prune deletes change rows older than changeRetention, at most once per
+// pruneInterval per watcher. A failure is only logged: old rows cost space,
+// not correctness.
+func (w *watcher) prune(ctx context.Context, conn *pgx.Conn) {
+	if time.Since(w.lastPrune) < pruneInterval {
+		return
+	}
+	w.lastPrune = time.Now()
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	cutoff := ts(w.store.now().Add(-changeRetention))
+	if _, err := conn.Exec(qctx, `DELETE FROM changes WHERE created_at < $1`, cutoff); err != nil && ctx.Err() == nil {
+		w.store.logger.Warn("postgres: pruning old changes failed", "error", err)
+	}
+}
+
+// failed logs the first failure of a run of them.
+func (w *watcher) failed(err error) {
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	if !w.failing {
+		w.store.logger.Warn("postgres: following changes failed; reconnecting and catching up",
+			"error", err, "after_seq", w.last)
+	}
+	w.failing = true
+}
+
+// recovered logs the end of a run of failures.
+func (w *watcher) recovered() {
+	if w.failing {
+		w.store.logger.Info("postgres: following changes again", "after_seq", w.last)
+		w.failing = false
+	}
+}

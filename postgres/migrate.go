@@ -1,0 +1,135 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrationFiles holds the schema's history. Adding a migration is adding a
+// file named NNNN_what.sql with the next number; applied ones never change.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migration is one numbered SQL file.
+type migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// migrations returns the migrations in fsys's migrations folder in version
+// order.
+func migrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	seen := map[int]string{}
+	for _, name := range names {
+		base := path.Base(name)
+		prefix, _, ok := strings.Cut(base, "_")
+		version, err := strconv.Atoi(prefix)
+		if !ok || err != nil || version <= 0 {
+			return nil, fmt.Errorf("postgres: migration %s: name must start with a positive number and '_'", base)
+		}
+		if other, dup := seen[version]; dup {
+			return nil, fmt.Errorf("postgres: migrations %s and %s share version %d", other, base, version)
+		}
+		seen[version] = base
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{Version: version, Name: base, SQL: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// Migrate applies every migration not yet recorded in schema_migrations,
+// in order, each in its own transaction (PostgreSQL's DDL is
+// transactional, so a failed migration leaves nothing behind). Open calls
+// it; `keygate migrate` calls it explicitly. Every step holds an advisory
+// lock, so instances starting together wait for each other and each
+// migration runs once.
+func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrate(ctx, migrationFiles)
+}
+
+func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
+	all, err := migrations(fsys)
+	if err != nil {
+		return err
+	}
+	err = s.locked(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at TIMESTAMPTZ NOT NULL
+		)`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create schema_migrations: %w", dbError(err))
+	}
+	for _, m := range all {
+		if err := s.apply(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// locked runs fn in a transaction holding the migration lock.
+func (s *Store) locked(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.lockKey(lockMigrate)); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// apply runs one migration unless it is already recorded.
+func (s *Store) apply(ctx context.Context, m migration) error {
+	err := s.locked(ctx, func(tx pgx.Tx) error {
+		var applied bool
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&applied)
+		if err != nil || applied {
+			return err
+		}
+		// The simple protocol lets one Exec run a file of statements.
+		if _, err := tx.Exec(ctx, m.SQL, pgx.QueryExecModeSimpleProtocol); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+			m.Version, m.Name, ts(s.now()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration, 0 for a new schema.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v *int
+	if err := s.pool.QueryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("postgres: schema version: %w", dbError(err))
+	}
+	if v == nil {
+		return 0, nil
+	}
+	return *v, nil
+}

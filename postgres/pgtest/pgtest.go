@@ -1,0 +1,141 @@
+// Package pgtest gives tests a PostgreSQL schema of their own in the
+// database at KEYGATE_TEST_POSTGRES_URL, so test runs never see each
+// other's data and can run side by side and again. Tests are skipped when
+// the variable is unset, except under CI (CI non-empty), where that fails
+// them: CI never skips silently.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// EnvURL names the variable holding the test database's URL.
+const EnvURL = "KEYGATE_TEST_POSTGRES_URL"
+
+// URL returns the test database's URL, creating the database when it does
+// not exist yet. It skips (or, under CI, fails) the test when EnvURL is
+// unset.
+func URL(t testing.TB) string {
+	t.Helper()
+	raw := os.Getenv(EnvURL)
+	if raw == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set; CI must run the PostgreSQL tests", EnvURL)
+		}
+		t.Skipf("%s is not set", EnvURL)
+	}
+	ensureDatabase(t, raw)
+	return raw
+}
+
+// NewSchema creates an empty schema in the test database and returns the
+// database URL with search_path set to it; the schema is dropped when the
+// test ends (after the test's own cleanups, which close its stores).
+func NewSchema(t testing.TB) string {
+	t.Helper()
+	base := URL(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "kgtest_" + hex.EncodeToString(b[:])
+	Exec(t, base, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize())
+	t.Cleanup(func() {
+		Exec(t, base, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+	})
+	return WithParam(t, base, "search_path", schema)
+}
+
+// WithParam returns rawURL with a query parameter set, e.g. search_path
+// or application_name.
+func WithParam(t testing.TB, rawURL, name, value string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("%s is not a URL", EnvURL)
+	}
+	q := u.Query()
+	q.Set(name, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Exec runs one statement on a connection of its own and fails the test
+// when it fails.
+func Exec(t testing.TB, rawURL, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// Terminate ends every backend connection whose application_name is name,
+// as an operator's pg_terminate_backend or a database restart would, and
+// returns how many it ended.
+func Terminate(t testing.TB, rawURL, name string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT COUNT(*) FROM (
+		SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = $1 AND pid <> pg_backend_pid()) AS t`, name).Scan(&n)
+	if err != nil {
+		t.Fatalf("terminating backends of %s: %v", name, err)
+	}
+	return n
+}
+
+// ensureDatabase creates the database named in rawURL when it is missing,
+// connecting to the server's "postgres" database to do it.
+func ensureDatabase(t testing.TB, rawURL string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err == nil {
+		conn.Close(ctx)
+		return
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		t.Fatalf("%s is not a PostgreSQL URL", EnvURL)
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connecting to the server to create database %s: %v", name, err)
+	}
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize())
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created meanwhile by another test binary
+		return
+	} else if err != nil {
+		t.Fatalf("creating database %s: %v", name, err)
+	}
+}

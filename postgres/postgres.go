@@ -1,0 +1,321 @@
+// Package postgres is keygate's store for several instances: one PostgreSQL
+// database that every keygate process (servers and the CLI) shares. It
+// implements keygate.Store and keygate.OAuthStore and passes the same
+// storetest contract suite as the SQLite store.
+//
+// What several instances need from it:
+//
+//   - The active-token limit is checked and the token inserted while the
+//     organization's row is locked (SELECT … FOR UPDATE), so concurrent
+//     creates on any instance cannot pass the limit together.
+//   - Every mutation that makes a cached token or organization stale writes
+//     a row to the changes table and sends pg_notify in the same
+//     transaction. WatchChanges LISTENs on a dedicated connection and reads
+//     the table after the last change it delivered, so order and catch-up
+//     come from the table and a missed notification costs at most one poll
+//     interval.
+//   - Migrations run under an advisory lock, so instances starting together
+//     apply each one exactly once.
+//
+// Tables live in the connection's current schema (the first schema of
+// search_path), so one database can hold several keygates, or test runs,
+// side by side; notifications and advisory locks are named after the schema.
+//
+// The store never sees a token secret: only hashes and hints reach it. It
+// never puts the database URL in an error or log line: it may hold a password.
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keygate/keygate"
+)
+
+// Store is a keygate.Store backed by PostgreSQL.
+type Store struct {
+	pool    *pgxpool.Pool
+	schema  string // where the tables are: current_schema() of the connections
+	channel string // the NOTIFY channel of this schema's changes
+
+	pollInterval time.Duration
+	logger       *slog.Logger
+	now          func() time.Time
+
+	closeOnce sync.Once
+}
+
+var _ keygate.Store = (*Store)(nil)
+
+// Option configures a Store at Open.
+type Option func(*Store)
+
+// WithPollInterval sets how often WatchChanges reads the changes table when
+// no notification arrives (default 2s): the bound on how late a change is
+// seen if a notification is lost.
+func WithPollInterval(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.pollInterval = d
+		}
+	}
+}
+
+// WithLogger sets the logger for problems WatchChanges retries through.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.logger = l
+		}
+	}
+}
+
+// defaultConnectTimeout bounds a connection attempt when the URL sets no
+// connect_timeout, so a database host that drops packets fails requests in
+// seconds instead of hanging them.
+const defaultConnectTimeout = 5 * time.Second
+
+// Open connects to the database at url (postgres://…; pool settings such as
+// pool_max_conns and run-time parameters such as search_path may be given
+// in its query) and applies every pending migration.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// The parser's message quotes the URL; keep it out of logs.
+		return nil, errors.New("postgres: the database URL cannot be parsed")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "keygate"
+	}
+	s := &Store{
+		pollInterval: 2 * time.Second,
+		logger:       slog.Default(),
+		now:          time.Now,
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	var schema *string
+	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("postgres: connecting: %w", err)
+	}
+	if schema == nil {
+		s.pool.Close()
+		return nil, errors.New("postgres: no schema to create tables in: search_path names no existing schema")
+	}
+	s.schema = *schema
+	s.channel = channelName(s.schema)
+	if err := s.Migrate(ctx); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Schema returns the schema the store's tables are in.
+func (s *Store) Schema() string { return s.schema }
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return keygate.Errorf(keygate.EUNAVAILABLE, "The database is unavailable.")
+	}
+	return nil
+}
+
+// Close closes the connection pool; a running WatchChanges keeps its own
+// connection until its context ends. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(s.pool.Close)
+	return nil
+}
+
+// channelName is the NOTIFY channel for a schema's changes. Channels are
+// database-wide, so the schema is part of the name; identifiers are cut at
+// 63 bytes, so a long schema name is shortened with a hash.
+func channelName(schema string) string {
+	name := "keygate_changes." + schema
+	if len(name) > 63 {
+		sum := sha256.Sum256([]byte(schema))
+		name = name[:46] + "." + hex.EncodeToString(sum[:8])
+	}
+	return name
+}
+
+// lockKey is the advisory lock key for one purpose in this schema. Advisory
+// locks are database-wide too, so keygates in other schemas never wait on
+// each other.
+func (s *Store) lockKey(purpose string) int64 {
+	sum := sha256.Sum256([]byte("keygate/" + purpose + "/" + s.schema))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// Advisory lock purposes.
+const (
+	lockMigrate    = "migrate"
+	lockChanges    = "changes"
+	lockSigningKey = "signing-key"
+)
+
+// write runs fn in one transaction and commits it when fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return dbError(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return dbError(tx.Commit(ctx))
+}
+
+// publish records changes and notifies the watchers of every instance, in
+// the caller's transaction, so watchers see them exactly when the mutation
+// is visible. Call it last in the transaction: the lock it takes makes
+// change rows commit in seq order, which watchers rely on to resume after
+// the last seq they saw without skipping one that committed late.
+func (s *Store) publish(ctx context.Context, tx pgx.Tx, changes ...keygate.Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.lockKey(lockChanges))
+	at := ts(s.now())
+	for _, c := range changes {
+		b.Queue(`INSERT INTO changes (kind, id, created_at) VALUES ($1, $2, $3)`, c.Kind, c.ID, at)
+	}
+	b.Queue(`SELECT pg_notify($1, '')`, s.channel)
+	return dbError(tx.SendBatch(ctx, b).Close())
+}
+
+// dbError turns driver errors into keygate errors where the caller can act
+// on them; anything else is returned wrapped and becomes EINTERNAL.
+func dbError(err error) error {
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pgErr):
+		switch {
+		case pgErr.Code == "23505": // unique_violation
+			return keygate.Errorf(keygate.ECONFLICT, "It already exists.")
+		case pgErr.Code == "23503": // foreign_key_violation
+			return keygate.Errorf(keygate.ENOTFOUND, "A record it refers to does not exist.")
+		case pgErr.Code == "40001" || pgErr.Code == "40P01" || pgErr.Code == "55P03":
+			// serialization failure, deadlock, lock not available
+			return keygate.Errorf(keygate.EUNAVAILABLE, "The database is busy; try again.")
+		case pgErr.Code[:2] == "08" || pgErr.Code[:2] == "53" || pgErr.Code[:2] == "57":
+			// connection exceptions, insufficient resources, operator
+			// intervention (shutdown, terminated backend)
+			return unavailable(err)
+		}
+	case isConnectionError(err):
+		return unavailable(err)
+	}
+	return fmt.Errorf("postgres: %w", err)
+}
+
+// unavailable is the error for a database that cannot be reached. It wraps
+// the cause for logs; the cause names host and user, never the password.
+func unavailable(err error) error {
+	return fmt.Errorf("postgres: %w: %w", keygate.Errorf(keygate.EUNAVAILABLE, "The database is unavailable."), err)
+}
+
+// isConnectionError reports whether err means the connection, not the
+// query, failed.
+func isConnectionError(err error) bool {
+	var (
+		connectErr *pgconn.ConnectError
+		netErr     net.Error
+	)
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || pgconn.SafeToRetry(err) || pgconn.Timeout(err)
+}
+
+// constraintViolated reports whether err is a unique violation of the named
+// constraint.
+func constraintViolated(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
+
+// ts is how every time is stored: UTC, to the millisecond, the precision
+// both stores keep.
+func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// nullTS stores an optional time; nil is NULL.
+func nullTS(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := ts(*t)
+	return &v
+}
+
+// utc returns a stored optional time in UTC.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.UTC()
+	return &v
+}
+
+// createdAt returns t, or now when t is unset, so callers may leave
+// CreatedAt to the store. It is what the store keeps: to the millisecond.
+func (s *Store) createdAt(t time.Time) time.Time {
+	if t.IsZero() {
+		return ts(s.now())
+	}
+	return ts(t)
+}
+
+// notFound turns pgx.ErrNoRows into ENOTFOUND with the caller's message.
+func notFound(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return keygate.Errorf(keygate.ENOTFOUND, "%s not found.", what)
+	}
+	return dbError(err)
+}
+
+// affectedOne returns ENOTFOUND unless the command changed a row.
+func affectedOne(tag pgconn.CommandTag, err error, what string) error {
+	if err != nil {
+		return dbError(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return keygate.Errorf(keygate.ENOTFOUND, "%s not found.", what)
+	}
+	return nil
+}
+
+// nonNil makes a nil slice an empty one: a nil []string is stored as NULL,
+// and the array columns are NOT NULL.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,40 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/postgres"
+	"github.com/keygate/keygate/postgres/pgtest"
+	"github.com/keygate/keygate/storetest"
+)
+
+// schemas is the storetest.Factory for PostgreSQL: a new schema per
+// subtest in the test database.
+type schemas struct{}
+
+func (schemas) NewDatabase(t *testing.T) string {
+	return pgtest.NewSchema(t)
+}
+
+func (schemas) Open(t *testing.T, url string) keygate.Store {
+	t.Helper()
+	return open(t, url)
+}
+
+func open(t testing.TB, url string) *postgres.Store {
+	t.Helper()
+	// A short poll interval keeps the tests of missed notifications fast.
+	s, err := postgres.Open(context.Background(), url, postgres.WithPollInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStoreContract(t *testing.T) {
+	storetest.Run(t, schemas{})
+}

@@ -1,0 +1,159 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate"
+)
+
+const tokenColumns = `id, organization_id, api, name, scopes, environment, hash, hint,
+	created_at, created_by, last_used_at, expires_at, revoked_at`
+
+// CreateToken stores tok unless the organization already has maxActive
+// active tokens for tok.API (0: no limit). The transaction first locks the
+// organization's row, so concurrent creates for one organization, on any
+// instance, take turns between the count and the insert; and a create
+// racing DeleteOrganization either finishes first (and its token is
+// revoked with the rest) or finds the organization gone. ENOTFOUND when the
+// organization does not exist; ECONFLICT when the limit is reached or the
+// hash or id is already stored.
+func (s *Store) CreateToken(ctx context.Context, tok *keygate.Token, maxActive int) error {
+	if tok.ID == "" {
+		tok.ID = keygate.NewID("tok")
+	}
+	tok.CreatedAt = s.createdAt(tok.CreatedAt)
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if err := lockOrganization(ctx, tx, tok.OrganizationID); err != nil {
+			return err
+		}
+		if maxActive > 0 {
+			active, err := countActiveTokens(ctx, tx, tok.OrganizationID, tok.API, s.now())
+			if err != nil {
+				return err
+			} else if active >= maxActive {
+				return keygate.TooManyTokensError(maxActive)
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			tok.ID, tok.OrganizationID, tok.API, tok.Name, nonNil(tok.Scopes), tok.Environment, tok.Hash, tok.Hint,
+			tok.CreatedAt, tok.CreatedBy, nullTS(tok.LastUsedAt), nullTS(tok.ExpiresAt), nullTS(tok.RevokedAt))
+		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
+			return keygate.Errorf(keygate.ECONFLICT, "A token with this id or hash already exists.")
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+// lockOrganization locks the organization's row until the transaction
+// ends; ENOTFOUND when there is none.
+func lockOrganization(ctx context.Context, tx pgx.Tx, id string) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return keygate.Errorf(keygate.ENOTFOUND, "Organization not found.")
+	}
+	return dbError(err)
+}
+
+// countActiveTokens counts the tokens of an organization for an API that are
+// neither revoked nor expired at now, matching keygate.Token.Active.
+func countActiveTokens(ctx context.Context, tx pgx.Tx, organizationID, api string, now time.Time) (int, error) {
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM tokens
+		WHERE organization_id = $1 AND api = $2 AND revoked_at IS NULL
+		AND (expires_at IS NULL OR expires_at > $3)`,
+		organizationID, api, ts(now)).Scan(&n)
+	return n, dbError(err)
+}
+
+// FindTokenByHash returns revoked and expired tokens too; ENOTFOUND when
+// no token has the hash.
+func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
+	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash)
+	tok, err := scanToken(row)
+	return tok, notFound(err, "Token")
+}
+
+// FindTokenByID returns revoked and expired tokens too.
+func (s *Store) FindTokenByID(ctx context.Context, id string) (*keygate.Token, error) {
+	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id)
+	tok, err := scanToken(row)
+	return tok, notFound(err, "Token")
+}
+
+// ListTokens returns matching tokens newest first. Expired tokens are
+// listed; revoked ones only when filter.IncludeRevoked.
+func (s *Store) ListTokens(ctx context.Context, filter keygate.TokenFilter) ([]*keygate.Token, error) {
+	var w where
+	w.equal("organization_id", filter.OrganizationID)
+	w.equal("api", filter.API)
+	if !filter.IncludeRevoked {
+		w.add("revoked_at IS NULL")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM tokens`+w.String()+
+		` ORDER BY created_at DESC, pos DESC`, w.args...)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	return collect(rows, scanToken)
+}
+
+// RevokeToken marks the token revoked at at and publishes the change in the
+// same transaction. ENOTFOUND when unknown or already revoked.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, ts(at), id)
+		if err := affectedOne(tag, err, "Token"); err != nil {
+			return err
+		}
+		return s.publish(ctx, tx, keygate.Change{Kind: keygate.ChangeToken, ID: id})
+	})
+}
+
+// TouchTokens records last use in one transaction. A stored time is never
+// moved backwards, so batches flushed out of order by different instances
+// cannot undo each other: each row's condition is checked again on the row
+// version it updates. Rows are updated in id order, so two instances
+// flushing overlapping batches lock them in the same order and never
+// deadlock. Unknown ids are ignored.
+func (s *Store) TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error {
+	if len(lastUsed) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(lastUsed))
+	for id := range lastUsed {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return s.write(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, id := range ids {
+			b.Queue(`UPDATE tokens SET last_used_at = $1
+				WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, ts(lastUsed[id]), id)
+		}
+		return dbError(tx.SendBatch(ctx, b).Close())
+	})
+}
+
+func scanToken(row pgx.Row) (*keygate.Token, error) {
+	var tok keygate.Token
+	err := row.Scan(&tok.ID, &tok.OrganizationID, &tok.API, &tok.Name, &tok.Scopes, &tok.Environment,
+		&tok.Hash, &tok.Hint, &tok.CreatedAt, &tok.CreatedBy, &tok.LastUsedAt, &tok.ExpiresAt, &tok.RevokedAt)
+	if err != nil {
+		return nil, err
+	}
+	tok.CreatedAt = tok.CreatedAt.UTC()
+	tok.LastUsedAt = utc(tok.LastUsedAt)
+	tok.ExpiresAt = utc(tok.ExpiresAt)
+	tok.RevokedAt = utc(tok.RevokedAt)
+	return &tok, nil
+}
