@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (s *Server, err 
 	}()
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.store == nil {
-		if s.store, err = OpenStore(ctx, cfg); err != nil {
+		if s.store, err = openStore(ctx, cfg, s.logger); err != nil {
 			return nil, err
 		}
 		s.ownsStore = true

@@ -3,21 +3,30 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/sqlite"
 )
 
 // OpenStore opens the configured store: PostgreSQL when database_url is
 // set, else SQLite in data_dir (created if missing). Migrations run.
 func OpenStore(ctx context.Context, cfg *config.Config) (keygate.Store, error) {
+	return openStore(ctx, cfg, slog.Default())
+}
+
+// openStore is OpenStore with the logger for what the store's change feed
+// retries through.
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (keygate.Store, error) {
 	if cfg.DatabaseURL != "" {
-		return nil, fmt.Errorf("database_url: PostgreSQL support is not built into this keygate")
+		// The URL may hold a password: errors from Open never include it.
+		return postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	return sqlite.Open(ctx, cfg.DatabasePath())
+	return sqlite.Open(ctx, cfg.DatabasePath(), sqlite.WithLogger(logger))
 }
