@@ -110,9 +110,12 @@ type Route struct {
 
 // API is one HTTP API behind keygate.
 type API struct {
-	Name     string
-	Preset   *Preset
-	Listen   string // address of this API's listener, e.g. "127.0.0.1:8080"
+	Name   string
+	Preset *Preset
+	Listen string // address of this API's listener, e.g. "127.0.0.1:8080"
+	// Host, when set, limits the API to requests for that host name, so
+	// several APIs can share one listen address.
+	Host     string
 	Upstream string // URL requests are forwarded to
 	Tokens   TokenPolicy
 	Routes   []Route

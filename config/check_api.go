@@ -39,8 +39,8 @@ const (
 func (c *checker) apis(list []fileAPI, adminListen string) []*keygate.API {
 	names := map[string]string{}
 	prefixes := map[string]string{}
-	type listener struct{ path, addr string }
-	listeners := []listener{{"admin.listen", adminListen}}
+	type listener struct{ path, addr, host string }
+	listeners := []listener{{"admin.listen", adminListen, ""}}
 	apis := make([]*keygate.API, 0, len(list))
 	for i := range list {
 		path := fmt.Sprintf("apis[%d]", i)
@@ -56,15 +56,31 @@ func (c *checker) apis(list []fileAPI, adminListen string) []*keygate.API {
 			prefixes[api.Tokens.BasePrefix] = path
 		}
 		for _, l := range listeners {
+			if sharedByHost(api.Listen, api.Host, l.addr, l.host, l.path) {
+				continue
+			}
 			if reason := listenConflict(api.Listen, l.addr); reason != "" {
-				c.fail(path+".listen", "%q %s %s", api.Listen, reason, l.path)
+				c.fail(path+".listen", "%q %s %s%s", api.Listen, reason, l.path, hostHint(l.path))
 				break
 			}
 		}
-		listeners = append(listeners, listener{path + ".listen", api.Listen})
+		listeners = append(listeners, listener{path + ".listen", api.Listen, api.Host})
 		apis = append(apis, api)
 	}
 	return apis
+}
+
+// sharedByHost reports whether two APIs may share one listen address: the
+// same address, each with its own host name.
+func sharedByHost(addr, host, otherAddr, otherHost, otherPath string) bool {
+	return otherPath != "admin.listen" && addr == otherAddr && host != "" && otherHost != "" && host != otherHost
+}
+
+func hostHint(otherPath string) string {
+	if otherPath == "admin.listen" {
+		return ""
+	}
+	return " (APIs may share an address only when each sets its own host)"
 }
 
 // listenConflict says how two listen addresses collide, or "". Port 0
@@ -93,6 +109,7 @@ func (c *checker) api(path string, f *fileAPI) *keygate.API {
 	}
 	api.Preset = c.preset(path, f)
 	api.Listen = c.listen(path+".listen", f.Listen)
+	api.Host = c.host(path+".host", f.Host)
 	if f.Upstream == "" {
 		c.fail(path+".upstream", `is required, e.g. "http://127.0.0.1:9080"`)
 	} else if reason := httpURLProblem(f.Upstream); reason != "" {
@@ -105,6 +122,20 @@ func (c *checker) api(path string, f *fileAPI) *keygate.API {
 	api.Routes = c.routes(path, f.Routes, api.Tokens.Scopes)
 	return api
 }
+
+// host checks a bare host name (no scheme, port or path), lower-cased.
+func (c *checker) host(path, got string) string {
+	if got == "" {
+		return ""
+	}
+	h := strings.ToLower(got)
+	if !hostNameRe.MatchString(h) || len(h) > 253 {
+		c.fail(path, `must be a host name such as "api.example.com" (no scheme, port or path), got %q`, got)
+	}
+	return h
+}
+
+var hostNameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 
 // preset returns a fresh preset for the API. On a problem it returns an
 // empty preset so the rest of the API can still be checked.

@@ -38,7 +38,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		// Unknown keys, with a suggestion when the key is a near miss.
 		{"unknown top-level key", "data_dri: x\n" + minimal, `keygate.yaml:1: data_dri: unknown key (did you mean "data_dir"?)`},
 		{"unknown route key", withRoute("        acess: token\n"), `keygate.yaml:9: apis[0].routes[0].acess: unknown key (did you mean "access"?)`},
-		{"unknown API key", withAPI("    colour: blue\n"), `keygate.yaml:9: apis[0].colour: unknown key; known keys: allow_never_expiry, custom_preset, listen, max_active_tokens, name, preset, rate_limits, routes, scopes, token_prefix, upstream`},
+		{"unknown API key", withAPI("    colour: blue\n"), `keygate.yaml:9: apis[0].colour: unknown key; known keys: allow_never_expiry, custom_preset, host, listen, max_active_tokens, name, preset, rate_limits, routes, scopes, token_prefix, upstream`},
 		{"unknown admin key", "admin:\n  port: 8090\n" + minimal, `keygate.yaml:2: admin.port: unknown key; known keys: listen, public_url, secure_cookies`},
 		{"unknown rate limit key", withAPI("    rate_limits:\n      token: {key: token, limt: 5}\n"), `keygate.yaml:10: apis[0].rate_limits.token.limt: unknown key (did you mean "limit"?)`},
 		{"unknown route rate limit key", withRoute("        rate_limit:\n          limit: 5\n          window: 1m\n"), `keygate.yaml:11: apis[0].routes[0].rate_limit.window: unknown key; known keys: key, limit, period, plans`},
@@ -81,7 +81,17 @@ func TestParseRefusesBadConfigs(t *testing.T) {
     routes:
       - methods: [GET]
         path: /p/{code}
-`, `keygate.yaml:11: apis[1].listen: "127.0.0.1:8080" is already used by apis[0].listen`},
+`, `keygate.yaml:11: apis[1].listen: "127.0.0.1:8080" is already used by apis[0].listen (APIs may share an address only when each sets its own host)`},
+		{"shared listen with one host", minimal + `  - name: canskan
+    preset: canskan
+    listen: 127.0.0.1:8080
+    host: events.example.com
+    upstream: http://127.0.0.1:9081
+    routes:
+      - methods: [GET]
+        path: /p/{code}
+`, `keygate.yaml:11: apis[1].listen: "127.0.0.1:8080" is already used by apis[0].listen (APIs may share an address only when each sets its own host)`},
+		{"bad host", strings.Replace(minimal, "listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\n    host: https://api.example.com", 1), `keygate.yaml:5: apis[0].host: must be a host name such as "api.example.com" (no scheme, port or path), got "https://api.example.com"`},
 		{"listen overlaps a wildcard", minimal + `  - name: canskan
     preset: canskan
     listen: 0.0.0.0:8080
@@ -89,7 +99,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
     routes:
       - methods: [GET]
         path: /p/{code}
-`, `keygate.yaml:11: apis[1].listen: "0.0.0.0:8080" overlaps apis[0].listen`},
+`, `keygate.yaml:11: apis[1].listen: "0.0.0.0:8080" overlaps apis[0].listen (APIs may share an address only when each sets its own host)`},
 		{"listen used by admin", "admin:\n  listen: :8080\n" + minimal, `keygate.yaml:6: apis[0].listen: "127.0.0.1:8080" overlaps admin.listen`},
 		{"missing upstream", strings.Replace(minimal, "    upstream: http://127.0.0.1:9080\n", "", 1), `keygate.yaml:2: apis[0].upstream: is required, e.g. "http://127.0.0.1:9080"`},
 		{"upstream not a URL", strings.Replace(minimal, "http://127.0.0.1:9080", "127.0.0.1:9080", 1), `keygate.yaml:5: apis[0].upstream: must be an http:// or https:// URL such as "http://127.0.0.1:9080", got "127.0.0.1:9080"`},
@@ -200,5 +210,24 @@ func TestParseErrorsNeverEchoSecrets(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("Parse(%q) = %v, want an error without the password", yaml, err)
 		}
+	}
+}
+
+func TestAPIsMayShareAnAddressByHost(t *testing.T) {
+	cfg, err := Parse("keygate.yaml", []byte(strings.Replace(minimal, "listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\n    host: Menus.Example.com", 1)+`  - name: canskan
+    preset: canskan
+    listen: 127.0.0.1:8080
+    host: events.example.com
+    upstream: http://127.0.0.1:9081
+    routes:
+      - methods: [GET]
+        path: /p/{code}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apis := cfg.APIs()
+	if apis[0].Host != "menus.example.com" || apis[1].Host != "events.example.com" || apis[0].Listen != apis[1].Listen {
+		t.Errorf("hosts %q %q on %q %q", apis[0].Host, apis[1].Host, apis[0].Listen, apis[1].Listen)
 	}
 }

@@ -53,6 +53,7 @@ type fileAPI struct {
 	Preset           string            `yaml:"preset"`
 	CustomPreset     *fileCustomPreset `yaml:"custom_preset"`
 	Listen           string            `yaml:"listen"`
+	Host             string            `yaml:"host"`
 	Upstream         string            `yaml:"upstream"`
 	TokenPrefix      string            `yaml:"token_prefix"`
 	Scopes           []string          `yaml:"scopes"`

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,8 +151,8 @@ func (s *Server) Start() error {
 	if err := s.listen("admin", s.cfg.Admin.Listen, admin); err != nil {
 		return err
 	}
-	for _, api := range s.apis {
-		if err := s.listen(api.Name, api.Listen, s.gateways[api.Name]); err != nil {
+	for _, group := range s.listenerGroups() {
+		if err := s.listen(group.name, group.addr, group.handler); err != nil {
 			return err
 		}
 	}
@@ -201,8 +202,10 @@ func (s *Server) closeListeners() {
 // name), useful when the config asked for port 0.
 func (s *Server) Addr(name string) string {
 	for _, ns := range s.servers {
-		if ns.name == name {
-			return ns.ln.Addr().String()
+		for _, n := range strings.Split(ns.name, ",") {
+			if n == name {
+				return ns.ln.Addr().String()
+			}
 		}
 	}
 	return ""

@@ -270,3 +270,46 @@ func TestPortInUseFailsStartWithTheAddress(t *testing.T) {
 		t.Errorf("start on a taken port: %v", err)
 	}
 }
+
+func TestAPIsShareAListenerByHost(t *testing.T) {
+	up := echoUpstream(t)
+	addr, admin := freeAddr(t), freeAddr(t)
+	cfg, err := config.Parse("t.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+admin+`}
+apis:
+  - {name: menus, preset: cannmenus, listen: `+addr+`, host: menus.test, upstream: `+up.URL+`, routes: [{methods: [GET], path: /v2/products}]}
+  - {name: events, preset: canskan, listen: `+addr+`, host: events.test, upstream: `+up.URL+`, routes: [{methods: [GET], path: /v2/products}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	if srv.Addr("menus") != addr || srv.Addr("events") != addr {
+		t.Fatalf("addresses %q %q", srv.Addr("menus"), srv.Addr("events"))
+	}
+	for host, want := range map[string]string{
+		"menus.test":      `{"detail": "Not Found"}`,
+		"EVENTS.test:443": `{"message": "API token required."}`,
+		"other.test":      `{"error": "No API is configured for this host."}`,
+	} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v2/products", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Errorf("Host %s: got %s, want %s", host, b, want)
+		}
+	}
+}
