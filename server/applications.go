@@ -17,6 +17,9 @@ func gatewayVerify(s *Server) http.Handler {
 // server. One session manager serves all three, so one login does.
 func (s *Server) mountApplications(mux *http.ServeMux) {
 	sessions := &session.Manager{Sessions: s.store, Users: s.store, Secure: s.cfg.Admin.SecureCookies}
-	mux.Handle("/api/v1/", api.New(api.Deps{Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger}))
-	mux.Handle("/", dashboard.New(dashboard.Deps{Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger}))
+	// Changes made here reach this instance's token cache at once; other
+	// instances hear of them through the store's change feed.
+	notify := s.tokens.Apply
+	mux.Handle("/api/v1/", api.New(api.Deps{Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger, Notify: notify}))
+	mux.Handle("/", dashboard.New(dashboard.Deps{Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger, Notify: notify}))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -353,5 +354,47 @@ func TestDemoCanskanRateLimits(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 429 || string(b) != `{"message": "Too Many Attempts."}` || resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-RateLimit-Remaining") != "0" {
 		t.Fatalf("61st token request: %d %s %v", resp.StatusCode, b, resp.Header)
+	}
+}
+
+// Through the management API with the demo's admin key: create a token,
+// use it, delete it, and the very next request with it fails.
+func TestManagementAPIDeleteRevokesAtOnce(t *testing.T) {
+	d := startTestDemo(t, t.TempDir())
+	admin, key := d.Env["KEYGATE_URL"], d.Env["KEYGATE_ADMIN_KEY"]
+	call := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, admin+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	status, created := call("POST", "/api/v1/orgs/demo/tokens", `{"name": "Events CI", "api": "canskan", "expires_in": "30d", "scopes": ["attendees:read"]}`)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, created)
+	}
+	secret, _ := created["token"].(string)
+	id, _ := created["id"].(string)
+	if !strings.HasPrefix(secret, "csk_live_") || id == "" {
+		t.Fatalf("create answer: %v", created)
+	}
+	if status, body := get(t, d.Env["CANSKAN_BASE_URL"]+"/api/v1/attendees", "Authorization", "Bearer "+secret); status != 200 {
+		t.Fatalf("new token: %d %s", status, body)
+	}
+	status, listed := call("GET", "/api/v1/orgs/demo/tokens", "")
+	if status != 200 || strings.Contains(fmt.Sprint(listed), secret) {
+		t.Fatalf("list: %d, or it shows the secret", status)
+	}
+	if status, _ := call("DELETE", "/api/v1/orgs/demo/tokens/"+id, ""); status != 204 {
+		t.Fatalf("delete: %d", status)
+	}
+	if status, body := get(t, d.Env["CANSKAN_BASE_URL"]+"/api/v1/attendees", "Authorization", "Bearer "+secret); status != 401 || body != `{"message": "Invalid API token."}` {
+		t.Fatalf("the request right after delete: %d %s", status, body)
 	}
 }
