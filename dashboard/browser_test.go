@@ -337,4 +337,3 @@ func TestBrowserTokenLifecycle(t *testing.T) {
 		t.Fatal("the token appears in keygate's logs")
 	}
 }
-
