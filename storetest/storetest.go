@@ -94,6 +94,7 @@ func Run(t *testing.T, f Factory) {
 		{"Usage", usageTests},
 		{"Changes", changeTests},
 		{"OAuth", oauthTests},
+		{"Webhooks", webhookTests},
 		{"Ping", []test{{"Answers", testPing}}},
 	}
 	for _, g := range groups {
