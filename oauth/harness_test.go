@@ -215,7 +215,6 @@ func (h *harness) addAPI(name string, apiTokens bool) *apiServer {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	forward := func(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
 		r = r.Clone(r.Context())
-		r.Header.Del("Authorization")
 		b, _ := json.Marshal(id)
 		r.Header.Set(identityHeader, string(b))
 		proxy.ServeHTTP(w, r)

@@ -21,8 +21,8 @@ import (
 // and at the root form; every other request is the MCP endpoint. A request
 // with a valid access token issued for this endpoint is passed to forward
 // with the identity of the grant's organization (read fresh, so changed
-// entitlements apply at once); forward must not pass the client's
-// Authorization header upstream. apiToken, when not nil, authenticates
+// entitlements apply at once) and without the Authorization header; forward
+// adds keygate's identity headers. apiToken, when not nil, authenticates
 // the API's own token header instead, for clients without OAuth, and
 // returns an error with code ETOKENMISSING when there is none.
 //
@@ -67,6 +67,12 @@ func (g *mcpGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fail != nil {
 		g.refuse(w, fail)
 		return
+	}
+	if _, ok := bearerToken(r); ok {
+		// The client's token is for keygate alone; forward does the same
+		// for the API's own token header.
+		r = r.Clone(r.Context())
+		r.Header.Del("Authorization")
 	}
 	g.forward(w, r, id)
 }
