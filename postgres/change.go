@@ -99,7 +99,10 @@ func (w *watcher) start(ctx context.Context) bool {
 // reports whether it got as far as listening.
 func (w *watcher) listen(ctx context.Context) (listened bool, err error) {
 	s := w.store
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	cfg := s.pool.Config().ConnConfig.Copy()
+	// Operators (and pg_terminate_backend in tests) can tell it apart.
+	cfg.RuntimeParams["application_name"] += " (changes)"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, err
 	}

@@ -10,8 +10,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,4 +142,117 @@ func ensureDatabase(t testing.TB, rawURL string) {
 	} else if err != nil {
 		t.Fatalf("creating database %s: %v", name, err)
 	}
+}
+
+// Proxy forwards TCP connections to the test database, so a test can cut
+// keygate off from PostgreSQL and let it back, as a network failure or a
+// database restart would, without touching the server other tests use.
+type Proxy struct {
+	t      testing.TB
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+}
+
+// NewProxy starts a proxy to the host and port of rawURL; it stops when
+// the test ends.
+func NewProxy(t testing.TB, rawURL string) *Proxy {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		t.Fatalf("%s is not a PostgreSQL URL", EnvURL)
+	}
+	p := &Proxy{t: t, target: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.Cut)
+	return p
+}
+
+// URL returns rawURL pointed at the proxy.
+func (p *Proxy) URL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		p.t.Fatalf("%s is not a URL", EnvURL)
+	}
+	u.Host = p.addr
+	return u.String()
+}
+
+// Cut closes every proxied connection and stops accepting new ones:
+// clients see their connections drop and new ones refused.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// Restore accepts connections again, on the same address.
+func (p *Proxy) Restore() {
+	p.t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("proxy: listening again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
+
+func (p *Proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.forward(client)
+		}
+	}()
+}
+
+func (p *Proxy) forward(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.ln == nil { // cut meanwhile
+		p.mu.Unlock()
+		client.Close()
+		server.Close()
+		return
+	}
+	p.conns[client], p.conns[server] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		done <- struct{}{}
+	}
+	go pipe(server, client)
+	go pipe(client, server)
+	<-done
+	client.Close()
+	server.Close()
+	p.mu.Lock()
+	delete(p.conns, client)
+	delete(p.conns, server)
+	p.mu.Unlock()
 }
