@@ -115,6 +115,7 @@ type harness struct {
 	apis     map[string]*apiServer
 	upstream *upstream
 	user     *keygate.User
+	browser  *browser              // logged in by authorize
 	org      *keygate.Organization // the user's first organization
 	org2     *keygate.Organization // the user's second organization
 }
@@ -345,16 +346,19 @@ func (b *browser) decide(consent *page, decision, orgID string) *page {
 	return b.post(consent.resolve("authorize"), form)
 }
 
-// authorize runs the whole browser part of the flow: login and approval
-// for orgID, and returns the redirect to the client.
+// authorize runs the whole browser part of the flow: login (once per
+// harness: the session stays, as in a real browser) and approval for orgID,
+// and returns the redirect to the client.
 func (h *harness) authorize(authURL, orgID string) *url.URL {
 	h.t.Helper()
-	b := newBrowser(h.t)
-	loginPage := b.get(authURL)
-	if loginPage.status != http.StatusOK || !strings.Contains(loginPage.body, "Log in to keygate") {
-		h.t.Fatalf("authorize: status %d, want the login page; body: %s", loginPage.status, loginPage.body)
+	if h.browser == nil {
+		h.browser = newBrowser(h.t)
 	}
-	consent := b.login(loginPage, userEmail, userPassword)
+	b := h.browser
+	consent := b.get(authURL)
+	if consent.status == http.StatusOK && strings.Contains(consent.body, "Log in to keygate") {
+		consent = b.login(consent, userEmail, userPassword)
+	}
 	if consent.status != http.StatusOK || !strings.Contains(consent.body, "Allow") {
 		h.t.Fatalf("after login: status %d, want the consent page; body: %s", consent.status, consent.body)
 	}
