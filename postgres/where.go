@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -25,10 +26,16 @@ func (w *where) equal(column, value string) {
 func (w *where) add(cond string, args ...any) {
 	placeholders := make([]any, len(args))
 	for i, a := range args {
-		w.args = append(w.args, a)
-		placeholders[i] = fmt.Sprintf("$%d", len(w.args))
+		placeholders[i] = w.arg(a)
 	}
 	w.conds = append(w.conds, fmt.Sprintf(cond, placeholders...))
+}
+
+// arg adds an argument and returns its placeholder, for the parts of a
+// statement after the WHERE clause (LIMIT).
+func (w *where) arg(a any) string {
+	w.args = append(w.args, a)
+	return "$" + strconv.Itoa(len(w.args))
 }
 
 // String returns " WHERE …", or "" when nothing was added.
