@@ -10,6 +10,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/oauth"
+	"github.com/keygate/keygate/session"
 )
 
 // consentPage logs in and returns the consent page for a fresh request.
@@ -156,5 +157,25 @@ func TestLoginURLSendsToDashboard(t *testing.T) {
 	next, _ := url.Parse(p.location.Query().Get("next"))
 	if next.Path != "/oauth/authorize" || next.Query().Get("client_id") != clientID {
 		t.Errorf("next = %s, want the authorization request", next)
+	}
+}
+
+// TestLoginAttemptsLimited: the login form shares the dashboard's limiter,
+// so it is no way around the dashboard's limits.
+func TestLoginAttemptsLimited(t *testing.T) {
+	limiter := &session.LoginLimiter{PerAccount: 2}
+	h := newHarness(t, func(o *harnessOptions) {
+		o.config = func(c *oauth.Config) { c.Logins = limiter }
+	})
+	b := newBrowser(t)
+	p := b.get(h.authURL(h.registerPublic(redirectURI), oauth2.GenerateVerifier(), nil))
+	for _, pw := range []string{"guess one", "guess two", userPassword} {
+		form := p.fields()
+		form.Set("email", userEmail)
+		form.Set("password", pw)
+		p = b.post(p.resolve("login"), form)
+	}
+	if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many failed login attempts.") {
+		t.Errorf("third attempt after two failures: status %d, body %s", p.status, p.body)
 	}
 }

@@ -41,6 +41,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -95,6 +96,13 @@ type Config struct {
 	// LoginURL, when set, is where a user without a session is sent, with
 	// ?next=<the authorization request>, instead of the built-in login form.
 	LoginURL string
+	// Logins limits failed logins on the built-in form. Share the
+	// dashboard's, or this form becomes a way around its limits; nil: a
+	// limiter of this server's own with the session package's defaults.
+	Logins *session.LoginLimiter
+	// ClientIP returns the address a request comes from (honouring trusted
+	// proxies), for the login limits; nil: the connection's address.
+	ClientIP func(*http.Request) string
 	// Lifetimes; zero means the default.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
@@ -113,6 +121,8 @@ type Server struct {
 
 	allowRegistration bool
 	loginURL          string
+	logins            *session.LoginLimiter
+	clientIP          func(*http.Request) string
 	accessTTL         time.Duration
 	refreshTTL        time.Duration
 	codeTTL           time.Duration
@@ -141,6 +151,8 @@ func New(cfg Config) (*Server, error) {
 		clients:           map[string]*keygate.OAuthClient{},
 		allowRegistration: !cfg.DisableRegistration,
 		loginURL:          cfg.LoginURL,
+		logins:            cfg.Logins,
+		clientIP:          cfg.ClientIP,
 		accessTTL:         orDefault(cfg.AccessTokenTTL, DefaultAccessTokenTTL),
 		refreshTTL:        orDefault(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
 		codeTTL:           orDefault(cfg.CodeTTL, DefaultCodeTTL),
@@ -152,6 +164,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.logins == nil {
+		s.logins = &session.LoginLimiter{}
+	}
+	if s.clientIP == nil {
+		s.clientIP = remoteIP
 	}
 	for _, c := range cfg.Clients {
 		if err := checkConfigClient(c); err != nil {
@@ -170,6 +188,14 @@ func orDefault(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // checkIssuer returns the issuer without a trailing slash. RFC 8414 wants

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/session"
 )
 
@@ -92,19 +91,20 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, query, email, "The form expired. Log in again.", http.StatusForbidden)
 		return
 	}
-	pw := r.PostForm.Get("password")
-	user, err := s.store.FindUserByEmail(r.Context(), email)
-	switch {
-	case keygate.ErrorCode(err) == keygate.ENOTFOUND:
-		password.DummyVerify(pw)
+	user, err := s.logins.CheckPassword(r.Context(), s.store, email, r.PostForm.Get("password"), s.clientIP(r))
+	switch keygate.ErrorCode(err) {
+	case "":
+	case keygate.EUNAUTHORIZED:
+		s.log.Info("oauth: login refused", "ip", s.clientIP(r))
 		s.renderLogin(w, query, email, "Email or password is incorrect.", http.StatusUnauthorized)
 		return
-	case err != nil:
-		s.log.Error("oauth: finding user failed", "err", err)
+	case keygate.ERATELIMITED:
+		s.log.Warn("oauth: login attempts limited", "ip", s.clientIP(r))
+		s.renderLogin(w, query, email, keygate.ErrorMessage(err), http.StatusTooManyRequests)
+		return
+	default:
+		s.log.Error("oauth: checking a login failed", "err", err)
 		s.renderProblem(w, &pageProblem{status: http.StatusInternalServerError, message: "keygate could not check your login; try again."})
-		return
-	case !password.Verify(user.PasswordHash, pw):
-		s.renderLogin(w, query, email, "Email or password is incorrect.", http.StatusUnauthorized)
 		return
 	}
 	if _, err := s.sessions.Login(w, r, user); err != nil {
