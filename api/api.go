@@ -24,8 +24,9 @@ import (
 
 // Deps is what the API needs from the server that mounts it.
 type Deps struct {
-	Store    keygate.Store
-	APIs     []*keygate.API
+	Store keygate.Store
+	APIs  []*keygate.API
+	// Sessions lets dashboard logins use the API; nil: admin keys only.
 	Sessions *session.Manager
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -49,6 +50,9 @@ type Handler struct {
 // path below that, unknown ones with a JSON 404 (or 405 when the path
 // exists for other methods).
 func New(d Deps) *Handler {
+	if d.Store == nil {
+		panic("api: Deps.Store is required")
+	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}

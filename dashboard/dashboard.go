@@ -55,6 +55,9 @@ type Handler struct {
 // New returns the dashboard. Mount it at "/"; it serves "/", /login,
 // /logout, /orgs/… and /static/….
 func New(d Deps) *Handler {
+	if d.Store == nil || d.Sessions == nil {
+		panic("dashboard: Deps.Store and Deps.Sessions are required")
+	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
