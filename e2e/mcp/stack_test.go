@@ -2,6 +2,7 @@ package mcp_test
 
 import (
 	"crypto/x509"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -195,51 +196,16 @@ func requireNode(t *testing.T) string {
 	return node
 }
 
-// browser is a cookie-keeping user agent that does not follow redirects.
-type browser struct {
-	t      *testing.T
-	client *http.Client
-}
+// browser stands for the user's browser in the tests.
+type browser struct{ t *testing.T }
 
-func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, client: &http.Client{
-		Jar:           jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
+func newBrowser(t *testing.T) *browser { return &browser{t: t} }
 
 type page struct {
 	status   int
 	body     string
 	location *url.URL
 	url      *url.URL
-}
-
-func (b *browser) do(method, u string, form url.Values) *page {
-	b.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	p := &page{status: resp.StatusCode, body: string(raw), url: req.URL}
-	if loc := resp.Header.Get("Location"); loc != "" {
-		p.location, _ = req.URL.Parse(loc)
-	}
-	return p
 }
 
 var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
@@ -258,27 +224,72 @@ func (p *page) fields() url.Values {
 // orgID, returning where keygate sends the browser back to.
 func (b *browser) approve(authURL, orgID string) *url.URL {
 	b.t.Helper()
-	login := b.do(http.MethodGet, authURL, nil)
-	if login.status != http.StatusOK {
-		b.t.Fatalf("authorization page: %d %s", login.status, login.body)
+	back, err := approve(authURL, orgID)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return back
+}
+
+// approve does what the user does in the browser: log in, pick orgID,
+// allow. It reports problems as errors so SDK callbacks can run it.
+func approve(authURL, orgID string) (*url.URL, error) {
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, u string, form url.Values) (*page, error) {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequest(method, u, body)
+		if err != nil {
+			return nil, err
+		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		p := &page{status: resp.StatusCode, body: string(raw), url: req.URL}
+		if loc := resp.Header.Get("Location"); loc != "" {
+			p.location, _ = req.URL.Parse(loc)
+		}
+		return p, nil
+	}
+	step := func(what string, p *page, err error, status int) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if p.status != status || (status == http.StatusSeeOther && p.location == nil) {
+			return fmt.Errorf("%s: HTTP %d, want %d: %s", what, p.status, status, p.body)
+		}
+		return nil
+	}
+	login, err := do(http.MethodGet, authURL, nil)
+	if err := step("authorization page", login, err, http.StatusOK); err != nil {
+		return nil, err
 	}
 	form := login.fields()
 	form.Set("email", email)
 	form.Set("password", userPass)
-	back := b.do(http.MethodPost, login.url.ResolveReference(&url.URL{Path: "login"}).String(), form)
-	if back.status != http.StatusSeeOther {
-		b.t.Fatalf("login: %d %s", back.status, back.body)
+	back, err := do(http.MethodPost, login.url.ResolveReference(&url.URL{Path: "login"}).String(), form)
+	if err := step("login", back, err, http.StatusSeeOther); err != nil {
+		return nil, err
 	}
-	consent := b.do(http.MethodGet, back.location.String(), nil)
-	if consent.status != http.StatusOK {
-		b.t.Fatalf("consent page: %d %s", consent.status, consent.body)
+	consent, err := do(http.MethodGet, back.location.String(), nil)
+	if err := step("consent page", consent, err, http.StatusOK); err != nil {
+		return nil, err
 	}
 	form = consent.fields()
 	form.Set("organization", orgID)
 	form.Set("decision", "approve")
-	done := b.do(http.MethodPost, consent.url.ResolveReference(&url.URL{Path: "authorize"}).String(), form)
-	if done.status != http.StatusSeeOther || done.location == nil {
-		b.t.Fatalf("approve: %d %s", done.status, done.body)
+	done, err := do(http.MethodPost, consent.url.ResolveReference(&url.URL{Path: "authorize"}).String(), form)
+	if err := step("approve", done, err, http.StatusSeeOther); err != nil {
+		return nil, err
 	}
-	return done.location
+	return done.location, nil
 }
