@@ -26,9 +26,12 @@ func (s *Store) CreateAdminKey(ctx context.Context, k *keygate.AdminKey) error {
 // FindAdminKeyByHash returns ENOTFOUND for unknown and revoked keys alike:
 // unlike API tokens, nobody needs to be told why an admin key failed.
 func (s *Store) FindAdminKeyByHash(ctx context.Context, hash string) (*keygate.AdminKey, error) {
-	row := s.pool.QueryRow(ctx,
-		`SELECT `+adminKeyColumns+` FROM admin_keys WHERE hash = $1 AND revoked_at IS NULL`, hash)
-	k, err := scanAdminKey(row)
+	var k *keygate.AdminKey
+	err := s.retryRead(ctx, func() (err error) {
+		k, err = scanAdminKey(s.pool.QueryRow(ctx,
+			`SELECT `+adminKeyColumns+` FROM admin_keys WHERE hash = $1 AND revoked_at IS NULL`, hash))
+		return err
+	})
 	return k, notFound(err, "Admin key")
 }
 

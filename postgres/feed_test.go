@@ -327,3 +327,33 @@ func TestTimesKeptToTheMillisecond(t *testing.T) {
 		t.Errorf("CreatedAt %s, ExpiresAt %s; want both %s", got.CreatedAt, got.ExpiresAt, want)
 	}
 }
+
+// After pg_terminate_backend on every connection of a store (as a database
+// restart does), the pool's idle connections are dead; the next token
+// lookup still succeeds, on a fresh connection.
+func TestLookupsSurviveTerminatedConnections(t *testing.T) {
+	base := pgtest.NewSchema(t)
+	name := appName(t)
+	s := openWith(t, pgtest.WithParam(t, base, "application_name", name))
+	fx := newFixture(t, s)
+	tok := fx.token()
+	ctx := context.Background()
+	for round := range 3 {
+		// Several lookups at once leave several idle connections behind.
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() { s.FindTokenByHash(ctx, tok.Hash) })
+		}
+		wg.Wait()
+		if n := pgtest.Terminate(t, base, name); n == 0 {
+			t.Fatalf("round %d: no connection to terminate", round)
+		}
+		time.Sleep(50 * time.Millisecond) // the backends exit
+		if _, err := s.FindTokenByHash(ctx, tok.Hash); err != nil {
+			t.Fatalf("round %d: FindTokenByHash after the connections were terminated: %v", round, err)
+		}
+		if _, err := s.FindOrganizationByID(ctx, fx.org.ID); err != nil {
+			t.Fatalf("round %d: FindOrganizationByID after the connections were terminated: %v", round, err)
+		}
+	}
+}

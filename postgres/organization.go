@@ -31,10 +31,14 @@ func (s *Store) CreateOrganization(ctx context.Context, org *keygate.Organizatio
 	return dbError(err)
 }
 
-// FindOrganizationByID returns ENOTFOUND for an unknown id.
+// FindOrganizationByID returns ENOTFOUND for an unknown id. The gateway
+// reads it with every token it loads, so it retries like FindTokenByHash.
 func (s *Store) FindOrganizationByID(ctx context.Context, id string) (*keygate.Organization, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE id = $1`, id)
-	org, err := scanOrganization(row)
+	var org *keygate.Organization
+	err := s.retryRead(ctx, func() (err error) {
+		org, err = scanOrganization(s.pool.QueryRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE id = $1`, id))
+		return err
+	})
 	return org, notFound(err, "Organization")
 }
 

@@ -254,6 +254,39 @@ func isConnectionError(err error) bool {
 		errors.Is(err, net.ErrClosed) || pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }
 
+// retryRead runs a read once more when it failed because its connection
+// had died: after a database restart, or an operator's
+// pg_terminate_backend, the pool still holds connections that were idle
+// when it happened, and each would fail one request. The pool is reset so
+// the retry, and the requests after it, get fresh connections. Reads only:
+// a write that failed this way may have committed.
+func (s *Store) retryRead(ctx context.Context, read func() error) error {
+	err := read()
+	if err != nil && ctx.Err() == nil && deadConnection(err) {
+		s.pool.Reset()
+		err = read()
+	}
+	return err
+}
+
+// deadConnection reports whether err means an established connection was
+// lost (not that a new one could not be made: then retrying only delays
+// the answer).
+func deadConnection(err error) bool {
+	var (
+		pgErr      *pgconn.PgError
+		connectErr *pgconn.ConnectError
+	)
+	switch {
+	case errors.As(err, &connectErr):
+		return false
+	case errors.As(err, &pgErr):
+		// admin_shutdown (pg_terminate_backend, fast shutdown), crash_shutdown
+		return pgErr.Code == "57P01" || pgErr.Code == "57P02"
+	}
+	return isConnectionError(err)
+}
+
 // constraintViolated reports whether err is a unique violation of the named
 // constraint.
 func constraintViolated(err error, constraint string) bool {

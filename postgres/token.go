@@ -75,10 +75,14 @@ func countActiveTokens(ctx context.Context, tx pgx.Tx, organizationID, api strin
 }
 
 // FindTokenByHash returns revoked and expired tokens too; ENOTFOUND when
-// no token has the hash.
+// no token has the hash. It is the gateway's read on a cache miss, so it
+// survives connections the database dropped (retryRead).
 func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash)
-	tok, err := scanToken(row)
+	var tok *keygate.Token
+	err := s.retryRead(ctx, func() (err error) {
+		tok, err = scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
+		return err
+	})
 	return tok, notFound(err, "Token")
 }
 
