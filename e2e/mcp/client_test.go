@@ -17,6 +17,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/preset"
 )
 
 // clientReport is what client.mjs prints.
@@ -141,6 +143,25 @@ func TestOAuthTokenRefusedOnREST(t *testing.T) {
 		if r.status != http.StatusNotFound || r.body != `{"detail": "Not Found"}` {
 			t.Errorf("REST call with the OAuth token %s: %d %s, want 404 {\"detail\": \"Not Found\"}", name, r.status, r.body)
 		}
+	}
+
+	// An API whose tokens travel as Bearer tokens too (canskan preset).
+	events, err := gateway.New(gateway.Config{
+		API: &keygate.API{
+			Name: "canskan", Preset: preset.CANSKAN(), Upstream: s.apiURL, Tokens: keygate.TokenPolicy{BasePrefix: "csk_"},
+			Routes: []keygate.Route{{Methods: []string{http.MethodGet}, Path: "/api/v1/organization", Access: keygate.AccessToken}},
+		},
+		Tokens: gateway.NewTokens(s.store, gateway.TokensOptions{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/organization", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	events.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized || rec.Body.String() != `{"message": "Invalid API token."}` {
+		t.Errorf("canskan REST call with the OAuth token: %d %s, want 401 {\"message\": \"Invalid API token.\"}", rec.Code, rec.Body.String())
 	}
 
 	apiToken := s.apiToken()
