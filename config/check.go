@@ -65,7 +65,8 @@ func (c *checker) config(f *fileConfig) *Config {
 		LastUsed: LastUsed{
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),
 		},
-		Log: c.log(f.Log),
+		Webhooks: Webhooks{AllowPrivateAddresses: f.Webhooks.AllowPrivateAddresses},
+		Log:      c.log(f.Log),
 	}
 	if reason := databaseURLProblem(f.DatabaseURL); f.DatabaseURL != "" && reason != "" {
 		c.fail("database_url", "%s", reason)

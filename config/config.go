@@ -60,6 +60,7 @@ type Config struct {
 	RateLimiter    RateLimiter
 	Cache          Cache
 	LastUsed       LastUsed
+	Webhooks       Webhooks
 	Log            Log
 
 	apis []*keygate.API
@@ -91,6 +92,14 @@ type Cache struct {
 	// StaleIfError is how long a cached valid token keeps working while the
 	// database cannot be reached; 0 turns this off.
 	StaleIfError time.Duration
+}
+
+// Webhooks configures deliveries of organization webhooks.
+type Webhooks struct {
+	// AllowPrivateAddresses lets endpoints be on loopback and private
+	// networks; off, such endpoints are refused (server-side request
+	// forgery protection).
+	AllowPrivateAddresses bool
 }
 
 // LastUsed tunes the batched last_used_at writes.

@@ -18,6 +18,7 @@ type fileConfig struct {
 	RateLimiter    fileRateLimiter `yaml:"rate_limiter"`
 	Cache          fileCache       `yaml:"cache"`
 	LastUsed       fileLastUsed    `yaml:"last_used"`
+	Webhooks       fileWebhooks    `yaml:"webhooks"`
 	Log            fileLog         `yaml:"log"`
 	APIs           []fileAPI       `yaml:"apis"`
 }
@@ -37,6 +38,10 @@ type fileRateLimiter struct {
 type fileCache struct {
 	TTL          string `yaml:"ttl"`
 	StaleIfError string `yaml:"stale_if_error"`
+}
+
+type fileWebhooks struct {
+	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
 }
 
 type fileLastUsed struct {
@@ -154,7 +159,7 @@ func contains(list []string, s string) bool {
 }
 
 func init() {
-	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileLastUsed{},
+	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileLastUsed{}, fileWebhooks{},
 		fileLog{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
 		rateLimitSetting{})
 }

@@ -143,6 +143,11 @@ cache:
 last_used:
   flush_interval: 10s
 
+# Organization webhooks, signed as Standard Webhooks. The demo delivers to
+# local receivers too, so you can try them with a listener on this machine.
+webhooks:
+  allow_private_addresses: true
+
 log:
   level: info   # debug, info, warn or error
   format: text  # text or json

@@ -24,6 +24,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/webhook"
 )
 
 // Options are what a caller may supply instead of having it built from the
@@ -48,6 +49,8 @@ type Server struct {
 	signer    *identity.Signer
 	gateways  map[string]*gateway.Gateway
 	apis      []*keygate.API
+
+	webhooks  *webhook.Dispatcher
 
 	servers   []*namedServer
 	follow    context.CancelFunc
@@ -158,10 +161,15 @@ func (s *Server) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.follow = cancel
-	s.following.Add(1)
+	s.following.Add(2)
 	go func() {
 		defer s.following.Done()
 		s.tokens.Follow(ctx, s.store)
+	}()
+	waitWebhooks := s.startWebhooks(ctx)
+	go func() {
+		defer s.following.Done()
+		waitWebhooks()
 	}()
 	for _, ns := range s.servers {
 		go func(ns *namedServer) {
@@ -250,6 +258,10 @@ func (s *Server) closeResources(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Webhooks returns the webhook dispatcher, nil before Start or when the
+// store keeps no webhooks.
+func (s *Server) Webhooks() *webhook.Dispatcher { return s.webhooks }
 
 // IdentityVerifier verifies the identity headers this keygate signs, for
 // upstreams running in the same process (the demo APIs).
