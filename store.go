@@ -16,6 +16,7 @@ type Store interface {
 	SigningKeyService
 	UsageService
 	ChangeFeed
+	OAuthStore // OAuth clients, codes, grants and tokens (oauth.go)
 	// Ping reports whether the database answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	Close() error
