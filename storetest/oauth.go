@@ -8,7 +8,7 @@ import (
 	"github.com/keygate/keygate"
 )
 
-// The OAuth contract, for stores that implement keygate.OAuthStore:
+// The OAuth contract (keygate.OAuthStore):
 //
 //   - CreateOAuthClient fills in an empty ID and a zero CreatedAt;
 //     duplicates of a client id, code hash or token hash are ECONFLICT.
@@ -36,16 +36,8 @@ var oauthTests = []test{
 	{"Purge", testOAuthPurge},
 }
 
-// oauthStore returns the store as an OAuthStore, skipping stores that do
-// not keep OAuth records (they cannot serve MCP endpoints).
-func (e *env) oauthStore(s keygate.Store) keygate.OAuthStore {
-	e.t.Helper()
-	os, ok := s.(keygate.OAuthStore)
-	if !ok {
-		e.t.Skipf("%T does not implement keygate.OAuthStore", s)
-	}
-	return os
-}
+// oauthStore returns a handle's OAuth part.
+func (e *env) oauthStore(s keygate.Store) keygate.OAuthStore { return s }
 
 func (e *env) newOAuthCode(clientID string) *keygate.OAuthCode {
 	id := keygate.NewID("code")
