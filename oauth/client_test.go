@@ -137,9 +137,14 @@ func TestPreRegisteredClientValidated(t *testing.T) {
 		{ID: "web", RedirectURIs: []string{"http://example.com/cb"}},
 		{ID: "https://client.example.com/meta.json", RedirectURIs: []string{redirectURI}},
 		{ID: "secretless", RedirectURIs: []string{redirectURI}, TokenEndpointAuthMethod: keygate.OAuthAuthSecretBasic},
+		{ID: "twice", RedirectURIs: []string{redirectURI}},
 	} {
+		clients := []*keygate.OAuthClient{c}
+		if c.ID == "twice" {
+			clients = append(clients, c)
+		}
 		_, err := oauth.New(oauth.Config{Store: h.store, Sessions: &session.Manager{Sessions: h.store, Users: h.store},
-			Issuer: "http://127.0.0.1:1", Clients: []*keygate.OAuthClient{c}})
+			Issuer: "http://127.0.0.1:1", Clients: clients})
 		if err == nil || !strings.Contains(err.Error(), "client") {
 			t.Errorf("client %+v: error %v, want it refused", c, err)
 		}

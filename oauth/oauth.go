@@ -175,6 +175,9 @@ func New(cfg Config) (*Server, error) {
 		if err := checkConfigClient(c); err != nil {
 			return nil, err
 		}
+		if _, dup := s.clients[c.ID]; dup {
+			return nil, fmt.Errorf("oauth: client %q is configured twice", c.ID)
+		}
 		cp := *c
 		cp.Source = keygate.OAuthClientConfig
 		s.clients[c.ID] = &cp
