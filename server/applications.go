@@ -20,6 +20,12 @@ func (s *Server) mountApplications(mux *http.ServeMux) {
 	// Changes made here reach this instance's token cache at once; other
 	// instances hear of them through the store's change feed.
 	notify := s.tokens.Apply
+	// One login limiter counts failures on every login form.
+	s.logins = &session.LoginLimiter{}
+	clientIP := func(r *http.Request) string { return s.clientIP.ClientIP(r).String() }
 	mux.Handle("/api/v1/", api.New(api.Deps{Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger, Notify: notify}))
-	mux.Handle("/", dashboard.New(dashboard.Deps{Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger, Notify: notify}))
+	mux.Handle("/", dashboard.New(dashboard.Deps{
+		Store: s.store, APIs: s.apis, Sessions: sessions, Logger: s.logger, Notify: notify,
+		Logins: s.logins, ClientIP: clientIP,
+	}))
 }

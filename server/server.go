@@ -24,6 +24,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/session"
 	"github.com/keygate/keygate/webhook"
 )
 
@@ -51,6 +52,8 @@ type Server struct {
 	apis      []*keygate.API
 
 	webhooks  *webhook.Dispatcher
+	clientIP  *clientip.Resolver
+	logins    *session.LoginLimiter
 
 	servers   []*namedServer
 	follow    context.CancelFunc
@@ -116,6 +119,7 @@ func (s *Server) buildGateways() error {
 	if err != nil {
 		return err
 	}
+	s.clientIP = resolver
 	s.apis = s.cfg.APIs()
 	for _, api := range s.apis {
 		g, err := gateway.New(gateway.Config{
