@@ -256,3 +256,16 @@ func (p *Proxy) forward(client net.Conn) {
 	delete(p.conns, server)
 	p.mu.Unlock()
 }
+
+// Conn returns a connection of its own to rawURL, closed when the test ends.
+func Conn(t testing.TB, rawURL string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}

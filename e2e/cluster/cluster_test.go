@@ -1,0 +1,248 @@
+package cluster_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/postgres/pgtest"
+	"github.com/keygate/keygate/server"
+)
+
+// api is the API every instance guards: CANSKAN's wire behaviour (Bearer
+// token, 401 bodies, 503 {"message": "Service Unavailable."}), no default
+// limits, one route with a limit for the shared-limit test and one that
+// checks the organization's states.
+const api = "events"
+
+// limitPerMinute is the limit of GET /api/v1/limited, per token.
+const limitPerMinute = 50
+
+// Bodies of the canskan preset the tests expect byte for byte.
+const (
+	bodyInvalid     = `{"message": "Invalid API token."}`
+	bodyUnavailable = `{"message": "Service Unavailable."}`
+	bodyRateLimited = `{"message": "Too Many Attempts."}`
+	bodyForbidden   = `{"message": "Token does not have required permissions."}`
+)
+
+// settings are what differ between the clusters the tests start.
+type settings struct {
+	ttl           string // cache.ttl
+	staleIfError  string // cache.stale_if_error
+	flushInterval string // last_used.flush_interval
+}
+
+// defaults keep the production cache TTL: whatever reaches other instances
+// within a second is the change feed's doing, not expiry.
+var defaults = settings{ttl: "30s", staleIfError: "5m", flushInterval: "10s"}
+
+// cluster is one PostgreSQL schema, one Redis and the instances on them.
+type cluster struct {
+	t         *testing.T
+	db        string // the schema's URL, search_path set
+	redis     string
+	upstream  string
+	run       string // names this cluster's connections: application_name
+	instances []*instance
+	org       *keygate.Organization
+}
+
+// instance is one keygate.
+type instance struct {
+	name   string // its application_name in pg_stat_activity
+	server *server.Server
+	base   string // the events API's URL
+	admin  string // the admin listener's URL
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	// An operator's KEYGATE_DATABASE_URL would override every instance's
+	// database_url.
+	t.Setenv(config.DatabaseURLEnv, "")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"org": %q}`, r.Header.Get("X-Keygate-Org"))
+	}))
+	t.Cleanup(up.Close)
+	var b [4]byte
+	rand.Read(b[:])
+	return &cluster{
+		t: t, db: pgtest.NewSchema(t), redis: redisURL(t), upstream: up.URL,
+		run: "kg-" + hex.EncodeToString(b[:]),
+	}
+}
+
+// start starts n instances with the given settings on the cluster's
+// database, or on dbURL when it is not "".
+func (c *cluster) start(n int, s settings, dbURL string) []*instance {
+	c.t.Helper()
+	var started []*instance
+	for range n {
+		started = append(started, c.startOne(s, dbURL))
+	}
+	return started
+}
+
+func (c *cluster) startOne(s settings, dbURL string) *instance {
+	c.t.Helper()
+	if dbURL == "" {
+		dbURL = c.db
+	}
+	name := fmt.Sprintf("%s-%d", c.run, len(c.instances)+1)
+	dir := c.t.TempDir()
+	yaml := fmt.Sprintf(`data_dir: %q
+database_url: %q
+admin:
+  listen: 127.0.0.1:0
+rate_limiter:
+  backend: redis
+  redis_url: %q
+  on_redis_failure: closed
+cache:
+  ttl: %s
+  stale_if_error: %s
+last_used:
+  flush_interval: %s
+log:
+  level: warn
+apis:
+  - name: %s
+    preset: canskan
+    listen: 127.0.0.1:0
+    upstream: %s
+    token_prefix: csk_
+    scopes: [attendees:read]
+    rate_limits:
+      public: none
+      token: none
+    routes:
+      - methods: [GET]
+        path: /api/v1/organization
+      - methods: [GET]
+        path: /api/v1/limited
+        rate_limit: {key: token, limit: %d, period: 1m}
+      - methods: [GET]
+        path: /api/v1/attendees
+        entitlements: {states: state}
+`, dir, pgtest.WithParam(c.t, dbURL, "application_name", name), c.redis,
+		s.ttl, s.staleIfError, s.flushInterval, api, c.upstream, limitPerMinute)
+	path := filepath.Join(dir, "keygate.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		c.t.Fatalf("config: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(c.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("instance", name)
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: logger})
+	if err != nil {
+		c.t.Fatalf("server.New(%s): %v", name, err)
+	}
+	if err := srv.Start(); err != nil {
+		c.t.Fatalf("Start(%s): %v", name, err)
+	}
+	c.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			c.t.Errorf("Shutdown(%s): %v", name, err)
+		}
+	})
+	in := &instance{name: name, server: srv, base: "http://" + srv.Addr(api), admin: "http://" + srv.Addr("admin")}
+	c.instances = append(c.instances, in)
+	return in
+}
+
+// organization creates the test organization through the first instance.
+func (c *cluster) organization() *keygate.Organization {
+	c.t.Helper()
+	if c.org == nil {
+		c.org = &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}
+		if err := c.instances[0].server.Store().CreateOrganization(context.Background(), c.org); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return c.org
+}
+
+// token creates a token through instance via, as the dashboard and the
+// management API do, and returns it with its secret.
+func (c *cluster) token(via *instance) (*keygate.Token, string) {
+	c.t.Helper()
+	org := c.organization()
+	tok, secret, err := manage.CreateToken(context.Background(), via.server.Store(), via.server.Gateway(api).API(), org,
+		keygate.TokenRequest{Name: "cluster test", Scopes: []string{"attendees:read"}, CreatedBy: "usr_test"}, time.Now())
+	if err != nil {
+		c.t.Fatalf("CreateToken: %v", err)
+	}
+	return tok, secret
+}
+
+// answer is a response's status and body.
+type answer struct {
+	status int
+	body   string
+}
+
+var client = &http.Client{
+	Timeout:   10 * time.Second,
+	Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+}
+
+// get sends GET path to the instance's events API with the token. A
+// transport failure is status 0 with the error as body, so goroutines
+// other than the test's may call it.
+func (in *instance) get(path, secret string) answer {
+	req, err := http.NewRequest(http.MethodGet, in.base+path, nil)
+	if err != nil {
+		return answer{0, err.Error()}
+	}
+	if secret != "" {
+		req.Header.Set("Authorization", "Bearer "+secret)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return answer{0, err.Error()}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, string(body)}
+}
+
+// mustAccept fails the test unless the instance forwards a request with
+// the token.
+func (in *instance) mustAccept(t *testing.T, secret string) {
+	t.Helper()
+	if a := in.get("/api/v1/organization", secret); a.status != http.StatusOK {
+		t.Fatalf("%s: token refused: %d %s", in.name, a.status, a.body)
+	}
+}
+
+// redisURL returns KEYGATE_TEST_REDIS_URL, skipping (or under CI failing)
+// the test when it is unset.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("KEYGATE_TEST_REDIS_URL")
+	if url == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("KEYGATE_TEST_REDIS_URL is not set; CI must run the cluster tests")
+		}
+		t.Skip("KEYGATE_TEST_REDIS_URL is not set")
+	}
+	return url
+}

@@ -1,0 +1,86 @@
+package cluster_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/postgres/pgtest"
+)
+
+// An instance cut off from PostgreSQL (its connections dropped, new ones
+// refused): tokens it had cached keep working for stale_if_error, tokens
+// it must look up get the preset's 503, /readyz says so, nothing panics;
+// when the database is back it recovers without a restart and applies the
+// revocation made meanwhile. A short TTL (1s) makes the stale window, not
+// the TTL, what keeps cached tokens working here.
+func TestDatabaseOutage(t *testing.T) {
+	c := newCluster(t)
+	first := c.start(1, defaults, "")[0]
+	proxy := pgtest.NewProxy(t, c.db)
+	cut := c.startOne(settings{ttl: "1s", staleIfError: "4s", flushInterval: "10s"}, proxy.URL(c.db))
+
+	_, cachedSecret := c.token(first)
+	_, uncachedSecret := c.token(first)
+	revoked, revokedSecret := c.token(first)
+	cut.mustAccept(t, cachedSecret)
+	cut.mustAccept(t, revokedSecret)
+
+	proxy.Cut()
+	cutAt := time.Now()
+	unavailable := answer{http.StatusServiceUnavailable, bodyUnavailable}
+	cut.mustAccept(t, cachedSecret)
+	if a := cut.get("/api/v1/organization", uncachedSecret); a != unavailable {
+		t.Errorf("token not cached, database down: %d %s, want %d %s", a.status, a.body, unavailable.status, unavailable.body)
+	}
+	unknown := keygate.GenerateTokenSecret(keygate.TokenPrefix("csk_", keygate.EnvironmentLive))
+	if a := cut.get("/api/v1/organization", unknown); a != unavailable {
+		t.Errorf("unknown token, database down: %d %s, want %d %s", a.status, a.body, unavailable.status, unavailable.body)
+	}
+	if status := readyz(t, cut); status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the database down = %d, want 503", status)
+	}
+	if err := first.server.Store().RevokeToken(context.Background(), revoked.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Past the TTL, within stale_if_error: still served from the cache.
+	time.Sleep(time.Until(cutAt.Add(2 * time.Second)))
+	cut.mustAccept(t, cachedSecret)
+	// Past stale_if_error: refused like any lookup that cannot be made.
+	time.Sleep(time.Until(cutAt.Add(5 * time.Second)))
+	if a := cut.get("/api/v1/organization", cachedSecret); a != unavailable {
+		t.Errorf("cached token after stale_if_error: %d %s, want %d %s", a.status, a.body, unavailable.status, unavailable.body)
+	}
+
+	proxy.Restore()
+	restoredAt := time.Now()
+	for {
+		if a := cut.get("/api/v1/organization", cachedSecret); a.status == http.StatusOK {
+			break
+		} else if time.Since(restoredAt) > 10*time.Second {
+			t.Fatalf("still %d %s 10s after the database came back", a.status, a.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("database back: first token accepted again after %s, without a restart", time.Since(restoredAt))
+	cut.mustAccept(t, uncachedSecret)
+	if a := cut.get("/api/v1/organization", revokedSecret); a.status != http.StatusUnauthorized || a.body != bodyInvalid {
+		t.Errorf("token revoked during the outage: %d %s, want 401 %s", a.status, a.body, bodyInvalid)
+	}
+	if status := readyz(t, cut); status != http.StatusOK {
+		t.Errorf("/readyz with the database back = %d, want 200", status)
+	}
+}
+
+func readyz(t *testing.T, in *instance) int {
+	t.Helper()
+	resp, err := client.Get(in.admin + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
