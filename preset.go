@@ -115,10 +115,13 @@ type API struct {
 	Listen string // address of this API's listener, e.g. "127.0.0.1:8080"
 	// Host, when set, limits the API to requests for that host name, so
 	// several APIs can share one listen address.
-	Host     string
-	Upstream string // URL requests are forwarded to
-	Tokens   TokenPolicy
-	Routes   []Route
+	Host string
+	// PublicURL is how clients reach this API, e.g. "https://api.example.com";
+	// the MCP endpoint's resource URL is built from it.
+	PublicURL string
+	Upstream  string // URL requests are forwarded to
+	Tokens    TokenPolicy
+	Routes    []Route
 	// PublicRateLimit and TokenRateLimit are the API's defaults, starting
 	// from the preset's; nil: no limit.
 	PublicRateLimit *RateLimit

@@ -66,6 +66,7 @@ func (c *checker) config(f *fileConfig) *Config {
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),
 		},
 		Webhooks: Webhooks{AllowPrivateAddresses: f.Webhooks.AllowPrivateAddresses},
+		OAuth:    c.oauth(f.OAuth),
 		Log:      c.log(f.Log),
 	}
 	if reason := databaseURLProblem(f.DatabaseURL); f.DatabaseURL != "" && reason != "" {

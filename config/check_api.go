@@ -33,6 +33,10 @@ const (
 	maxTokenPrefixLength = 27
 )
 
+// reservedTokenPrefixes start keygate's own secrets: OAuth access and
+// refresh tokens and admin keys.
+var reservedTokenPrefixes = []string{"kgo_", "kgadm_"}
+
 // apis checks each API and what APIs must not share: names, token
 // prefixes and listen addresses (with the admin listener's). No APIs at all
 // is allowed: commands that only manage organizations and users need none.
@@ -110,6 +114,7 @@ func (c *checker) api(path string, f *fileAPI) *keygate.API {
 	api.Preset = c.preset(path, f)
 	api.Listen = c.listen(path+".listen", f.Listen)
 	api.Host = c.host(path+".host", f.Host)
+	api.PublicURL = c.apiPublicURL(path, f, api.Listen, api.Host)
 	if f.Upstream == "" {
 		c.fail(path+".upstream", `is required, e.g. "http://127.0.0.1:9080"`)
 	} else if reason := httpURLProblem(f.Upstream); reason != "" {
@@ -120,6 +125,7 @@ func (c *checker) api(path string, f *fileAPI) *keygate.API {
 	api.PublicRateLimit = c.defaultRateLimit(path+".rate_limits.public", f.RateLimits.Public, api.Preset.PublicRateLimit, keygate.AccessPublic)
 	api.TokenRateLimit = c.defaultRateLimit(path+".rate_limits.token", f.RateLimits.Token, api.Preset.TokenRateLimit, keygate.AccessToken)
 	api.Routes = c.routes(path, f.Routes, api.Tokens.Scopes)
+	api.MCP = c.mcp(path+".mcp", f.MCP, api.Tokens.Scopes)
 	return api
 }
 
@@ -253,6 +259,11 @@ func (c *checker) tokenPolicy(path string, f *fileAPI, p *keygate.Preset) keygat
 	// A bad name is reported once, not again through the prefix made from it.
 	if tp.BasePrefix != "" && !tokenPrefixRe.MatchString(tp.BasePrefix) || len(tp.BasePrefix) > maxTokenPrefixLength {
 		c.fail(path+".token_prefix", `must be lower-case letters, digits and "_", ending in "_" (at most %d), such as "cm_", got %q`, maxTokenPrefixLength, tp.BasePrefix)
+	}
+	for _, reserved := range reservedTokenPrefixes {
+		if strings.HasPrefix(tp.BasePrefix, reserved) {
+			c.fail(path+".token_prefix", "%q is reserved for keygate's own credentials (%s…), so they can never be taken for API tokens", tp.BasePrefix, reserved)
+		}
 	}
 	if f.AllowNeverExpiry != nil {
 		tp.AllowNever = *f.AllowNeverExpiry

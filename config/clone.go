@@ -30,6 +30,11 @@ func cloneAPI(a *keygate.API) *keygate.API {
 		r.RateLimit = cloneRateLimit(r.RateLimit)
 		out.Routes[i] = r
 	}
+	if a.MCP != nil {
+		m := *a.MCP
+		m.Scopes = slices.Clone(a.MCP.Scopes)
+		out.MCP = &m
+	}
 	return &out
 }
 

@@ -61,6 +61,7 @@ type Config struct {
 	Cache          Cache
 	LastUsed       LastUsed
 	Webhooks       Webhooks
+	OAuth          OAuth
 	Log            Log
 
 	apis []*keygate.API

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/keygate/keygate"
 	"strings"
 	"testing"
 )
@@ -38,7 +39,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		// Unknown keys, with a suggestion when the key is a near miss.
 		{"unknown top-level key", "data_dri: x\n" + minimal, `keygate.yaml:1: data_dri: unknown key (did you mean "data_dir"?)`},
 		{"unknown route key", withRoute("        acess: token\n"), `keygate.yaml:9: apis[0].routes[0].acess: unknown key (did you mean "access"?)`},
-		{"unknown API key", withAPI("    colour: blue\n"), `keygate.yaml:9: apis[0].colour: unknown key; known keys: allow_never_expiry, custom_preset, host, listen, max_active_tokens, name, preset, rate_limits, routes, scopes, token_prefix, upstream`},
+		{"unknown API key", withAPI("    colour: blue\n"), `keygate.yaml:9: apis[0].colour: unknown key; known keys: allow_never_expiry, custom_preset, host, listen, max_active_tokens, mcp, name, preset, public_url, rate_limits, routes, scopes, token_prefix, upstream`},
 		{"unknown admin key", "admin:\n  port: 8090\n" + minimal, `keygate.yaml:2: admin.port: unknown key; known keys: listen, public_url, secure_cookies`},
 		{"unknown rate limit key", withAPI("    rate_limits:\n      token: {key: token, limt: 5}\n"), `keygate.yaml:10: apis[0].rate_limits.token.limt: unknown key (did you mean "limit"?)`},
 		{"unknown route rate limit key", withRoute("        rate_limit:\n          limit: 5\n          window: 1m\n"), `keygate.yaml:11: apis[0].routes[0].rate_limit.window: unknown key; known keys: key, limit, period, plans`},
@@ -91,6 +92,12 @@ func TestParseRefusesBadConfigs(t *testing.T) {
       - methods: [GET]
         path: /p/{code}
 `, `keygate.yaml:11: apis[1].listen: "127.0.0.1:8080" is already used by apis[0].listen (APIs may share an address only when each sets its own host)`},
+		{"reserved token prefix", withAPI("    token_prefix: kgo_x_\n"), `keygate.yaml:9: apis[0].token_prefix: "kgo_x_" is reserved for keygate's own credentials (kgo_…), so they can never be taken for API tokens`},
+		{"mcp without upstream", withAPI("    mcp: {path: /mcp}\n"), `keygate.yaml:9: apis[0].mcp.upstream: is required: the MCP server's URL, e.g. "http://127.0.0.1:9090/mcp"`},
+		{"mcp bad path", withAPI("    mcp: {path: mcp/, upstream: 'http://127.0.0.1:9090'}\n"), `keygate.yaml:9: apis[0].mcp.path: must be a path such as "/mcp" (no trailing "/", query or pattern), got "mcp/"`},
+		{"oauth client without redirect", minimal + "oauth:\n  clients:\n    - {id: claude}\n", `keygate.yaml:11: oauth.clients[0].redirect_uris: needs at least one redirect URI`},
+		{"oauth short secret", minimal + "oauth:\n  clients:\n    - {id: c, redirect_uris: ['https://x.test/cb'], secret: short}\n", `keygate.yaml:11: oauth.clients[0].secret: must be at least 32 characters`},
+		{"oauth bad grant", minimal + "oauth:\n  clients:\n    - {id: c, redirect_uris: ['https://x.test/cb'], grant_types: [password]}\n", `keygate.yaml:11: oauth.clients[0].grant_types[0]: must be "authorization_code" or "refresh_token", got "password"`},
 		{"bad host", strings.Replace(minimal, "listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\n    host: https://api.example.com", 1), `keygate.yaml:5: apis[0].host: must be a host name such as "api.example.com" (no scheme, port or path), got "https://api.example.com"`},
 		{"listen overlaps a wildcard", minimal + `  - name: canskan
     preset: canskan
@@ -229,5 +236,23 @@ func TestAPIsMayShareAnAddressByHost(t *testing.T) {
 	apis := cfg.APIs()
 	if apis[0].Host != "menus.example.com" || apis[1].Host != "events.example.com" || apis[0].Listen != apis[1].Listen {
 		t.Errorf("hosts %q %q on %q %q", apis[0].Host, apis[1].Host, apis[0].Listen, apis[1].Listen)
+	}
+}
+
+func TestMCPAndOAuthFromTheExample(t *testing.T) {
+	cfg, err := Parse("example.yaml", Example())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.API("cannmenus").MCP
+	if m == nil || m.Path != "/mcp" || m.Upstream != "http://127.0.0.1:9090/mcp" || !m.AllowAPITokens || strings.Join(m.Scopes, ",") != "products:read,dispensaries:read" {
+		t.Errorf("mcp %+v", m)
+	}
+	if cfg.API("canskan").MCP != nil {
+		t.Error("an API without an mcp block got one")
+	}
+	o := cfg.OAuth
+	if len(o.Clients) != 1 || o.Clients[0].ID != "claude" || !o.Clients[0].Public() || o.Clients[0].Source != keygate.OAuthClientConfig || !o.AllowDynamicRegistration {
+		t.Errorf("oauth %+v clients %+v", o, o.Clients)
 	}
 }

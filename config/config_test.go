@@ -56,6 +56,7 @@ func TestDefaults(t *testing.T) {
 		RateLimiter:    RateLimiter{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", OnRedisFailure: "local"},
 		Cache:          Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute},
 		LastUsed:       LastUsed{FlushInterval: 10 * time.Second},
+		OAuth:          OAuth{AllowDynamicRegistration: true, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour},
 		Log:            Log{Level: slog.LevelInfo, Format: "text"},
 	}
 	got := *cfg
@@ -72,12 +73,13 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(`API("cannmenus") = nil`)
 	}
 	wantAPI := &keygate.API{
-		Name:     "cannmenus",
-		Preset:   preset.CannMenus(),
-		Listen:   "127.0.0.1:8080",
-		Upstream: "http://127.0.0.1:9080",
-		Tokens:   keygate.TokenPolicy{BasePrefix: "cannmenus_", AllowNever: true, MaxActiveTokens: 2},
-		Routes:   []keygate.Route{{Methods: []string{"GET"}, Path: "/v2/products", Access: keygate.AccessToken}},
+		Name:      "cannmenus",
+		Preset:    preset.CannMenus(),
+		Listen:    "127.0.0.1:8080",
+		PublicURL: "http://127.0.0.1:8080",
+		Upstream:  "http://127.0.0.1:9080",
+		Tokens:    keygate.TokenPolicy{BasePrefix: "cannmenus_", AllowNever: true, MaxActiveTokens: 2},
+		Routes:    []keygate.Route{{Methods: []string{"GET"}, Path: "/v2/products", Access: keygate.AccessToken}},
 	}
 	if !reflect.DeepEqual(api, wantAPI) {
 		t.Errorf("API defaults\n got: %+v\nwant: %+v", api, wantAPI)

@@ -19,6 +19,7 @@ type fileConfig struct {
 	Cache          fileCache       `yaml:"cache"`
 	LastUsed       fileLastUsed    `yaml:"last_used"`
 	Webhooks       fileWebhooks    `yaml:"webhooks"`
+	OAuth          fileOAuth       `yaml:"oauth"`
 	Log            fileLog         `yaml:"log"`
 	APIs           []fileAPI       `yaml:"apis"`
 }
@@ -40,6 +41,30 @@ type fileCache struct {
 	StaleIfError string `yaml:"stale_if_error"`
 }
 
+type fileMCP struct {
+	Path           string   `yaml:"path"`
+	Upstream       string   `yaml:"upstream"`
+	Scopes         []string `yaml:"scopes"`
+	AllowAPITokens *bool    `yaml:"allow_api_tokens"`
+}
+
+type fileOAuth struct {
+	Clients                  []fileOAuthClient `yaml:"clients"`
+	AllowDynamicRegistration *bool             `yaml:"allow_dynamic_registration"`
+	AllowPrivateCIMD         bool              `yaml:"allow_private_cimd"`
+	LoginURL                 string            `yaml:"login_url"`
+	AccessTokenTTL           string            `yaml:"access_token_ttl"`
+	RefreshTokenTTL          string            `yaml:"refresh_token_ttl"`
+}
+
+type fileOAuthClient struct {
+	ID           string   `yaml:"id"`
+	Name         string   `yaml:"name"`
+	RedirectURIs []string `yaml:"redirect_uris"`
+	GrantTypes   []string `yaml:"grant_types"`
+	Secret       string   `yaml:"secret"`
+}
+
 type fileWebhooks struct {
 	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
 }
@@ -59,6 +84,7 @@ type fileAPI struct {
 	CustomPreset     *fileCustomPreset `yaml:"custom_preset"`
 	Listen           string            `yaml:"listen"`
 	Host             string            `yaml:"host"`
+	PublicURL        string            `yaml:"public_url"`
 	Upstream         string            `yaml:"upstream"`
 	TokenPrefix      string            `yaml:"token_prefix"`
 	Scopes           []string          `yaml:"scopes"`
@@ -66,6 +92,7 @@ type fileAPI struct {
 	MaxActiveTokens  *int              `yaml:"max_active_tokens"`
 	RateLimits       fileRateLimits    `yaml:"rate_limits"`
 	Routes           []fileRoute       `yaml:"routes"`
+	MCP              *fileMCP          `yaml:"mcp"`
 }
 
 type fileCustomPreset struct {
@@ -159,7 +186,7 @@ func contains(list []string, s string) bool {
 }
 
 func init() {
-	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileLastUsed{}, fileWebhooks{},
+	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileLastUsed{}, fileWebhooks{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
 		fileLog{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
 		rateLimitSetting{})
 }

@@ -18,6 +18,9 @@ type ConfigParams struct {
 	// MenusUpstream and EventsUpstream are where the demo handlers run.
 	MenusListen, EventsListen     string
 	MenusUpstream, EventsUpstream string
+	// MCPUpstream is where the demo MCP server runs; keygate serves it as
+	// /mcp on the menus API.
+	MCPUpstream string
 }
 
 // Default listen addresses of `keygate demo`.
@@ -26,6 +29,7 @@ const (
 	DefaultMenusListen    = "127.0.0.1:8080"
 	DefaultEventsListen   = "127.0.0.1:8081"
 	DefaultMenusUpstream  = "http://127.0.0.1:9080"
+	DefaultMCPUpstream    = "http://127.0.0.1:9090/mcp"
 	DefaultEventsUpstream = "http://127.0.0.1:9081"
 )
 
@@ -62,6 +66,7 @@ func (p ConfigParams) withDefaults() ConfigParams {
 	def(&p.EventsListen, DefaultEventsListen)
 	def(&p.MenusUpstream, DefaultMenusUpstream)
 	def(&p.EventsUpstream, DefaultEventsUpstream)
+	def(&p.MCPUpstream, DefaultMCPUpstream)
 	return p
 }
 
@@ -148,6 +153,15 @@ last_used:
 webhooks:
   allow_private_addresses: true
 
+# keygate's OAuth 2.1 server for MCP clients. Clients register themselves
+# (RFC 7591) or use Client ID Metadata Documents; add fixed ones here:
+# clients: [{id: claude, name: Claude, redirect_uris: [https://claude.ai/api/mcp/auth_callback], grant_types: [authorization_code, refresh_token]}]
+oauth:
+  allow_dynamic_registration: true
+  allow_private_cimd: false
+  access_token_ttl: 1h
+  refresh_token_ttl: 720h
+
 log:
   level: info   # debug, info, warn or error
   format: text  # text or json
@@ -167,6 +181,13 @@ apis:
     rate_limits:
       public: none
       token: none
+    # The demo MCP server behind OAuth: paste http://<listen>/mcp into an
+    # MCP client (Claude.ai, the MCP Inspector…). API tokens work too.
+    mcp:
+      path: /mcp
+      upstream: {{quote .P.MCPUpstream}}
+      scopes: [products:read, dispensaries:read]
+      allow_api_tokens: true
     # Requests must match a route; anything else gets the preset's 404.
     # Paths are net/http patterns: {name} matches one path segment.
     routes:

@@ -24,6 +24,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/oauth"
 	"github.com/keygate/keygate/session"
 	"github.com/keygate/keygate/webhook"
 )
@@ -51,9 +52,11 @@ type Server struct {
 	gateways  map[string]*gateway.Gateway
 	apis      []*keygate.API
 
-	webhooks  *webhook.Dispatcher
-	clientIP  *clientip.Resolver
-	logins    *session.LoginLimiter
+	webhooks *webhook.Dispatcher
+	clientIP *clientip.Resolver
+	logins   *session.LoginLimiter
+	sessions *session.Manager
+	oauth    *oauth.Server
 
 	servers   []*namedServer
 	follow    context.CancelFunc
@@ -93,6 +96,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (s *Server, err 
 	s.tokens = gateway.NewTokens(s.store, gateway.TokensOptions{TTL: cfg.Cache.TTL, StaleIfError: cfg.Cache.StaleIfError, Logger: s.logger})
 	s.usage = gateway.NewUsage(s.store, cfg.LastUsed.FlushInterval, s.logger)
 	if err = s.buildGateways(); err != nil {
+		return nil, err
+	}
+	s.newWebhooks()
+	// One session manager and one login limiter serve the dashboard, the
+	// management API and the OAuth login, so one login serves all three
+	// and failures count on every form.
+	s.sessions = &session.Manager{Sessions: s.store, Users: s.store, Secure: cfg.Admin.SecureCookies}
+	s.logins = &session.LoginLimiter{}
+	if err = s.newOAuth(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -141,6 +153,9 @@ func prefixStrings(cfg *config.Config) []string {
 	}
 	return out
 }
+
+// clientAddr is the client's address as a string, trusted proxies honoured.
+func (s *Server) clientAddr(r *http.Request) string { return s.clientIP.ClientIP(r).String() }
 
 // Store returns the store keygate runs on.
 func (s *Server) Store() keygate.Store { return s.store }
@@ -263,8 +278,8 @@ func (s *Server) closeResources(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Webhooks returns the webhook dispatcher, nil before Start or when the
-// store keeps no webhooks.
+// Webhooks returns the webhook dispatcher, nil when the store keeps no
+// webhooks. Start runs it.
 func (s *Server) Webhooks() *webhook.Dispatcher { return s.webhooks }
 
 // IdentityVerifier verifies the identity headers this keygate signs, for

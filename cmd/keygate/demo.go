@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/demo"
+	"github.com/keygate/keygate/demo/mcpserver"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/server"
 )
@@ -85,24 +86,19 @@ func startDemo(ctx context.Context, g *globals, f *demoFlags) (_ *Demo, err erro
 			_ = d.Shutdown(context.Background())
 		}
 	}()
-	menusLn, err := net.Listen("tcp", "127.0.0.1:0")
+	upstreams, err := listenUpstreams(3)
 	if err != nil {
 		return nil, err
 	}
-	eventsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	menusLn, eventsLn, mcpLn := upstreams[0], upstreams[1], upstreams[2]
+	menusURL := "http://" + menusLn.Addr().String()
+	cfg, err := writeDemoConfig(dir, g.databaseURL, f, menusURL, "http://"+eventsLn.Addr().String(), "http://"+mcpLn.Addr().String()+"/mcp")
 	if err != nil {
-		menusLn.Close()
-		return nil, err
-	}
-	cfg, err := writeDemoConfig(dir, g.databaseURL, f, menusLn.Addr().String(), eventsLn.Addr().String())
-	if err != nil {
-		menusLn.Close()
-		eventsLn.Close()
+		closeAll(upstreams)
 		return nil, err
 	}
 	if d.Server, err = server.New(ctx, cfg, server.Options{Logger: g.logger(cfg)}); err != nil {
-		menusLn.Close()
-		eventsLn.Close()
+		closeAll(upstreams)
 		return nil, err
 	}
 	verifier := d.Server.IdentityVerifier()
@@ -111,6 +107,9 @@ func startDemo(ctx context.Context, g *globals, f *demoFlags) (_ *Demo, err erro
 	}
 	d.serveUpstream(menusLn, demo.MenusAPI(readerFor(demo.MenusAPIName)))
 	d.serveUpstream(eventsLn, demo.EventsAPI(readerFor(demo.EventsAPIName)))
+	// The MCP server reads the menus API directly, passing on the
+	// identity keygate verified, so entitlements apply to tool calls too.
+	d.serveUpstream(mcpLn, mcpserver.New(menusURL, readerFor(demo.MenusAPIName)))
 	if err := d.Server.Start(); err != nil {
 		return nil, err
 	}
@@ -130,13 +129,33 @@ func demoDir(dir string) (string, error) {
 	return filepath.Abs(dir)
 }
 
+// listenUpstreams binds n loopback ports for the demo upstreams.
+func listenUpstreams(n int) ([]net.Listener, error) {
+	var lns []net.Listener
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeAll(lns)
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
 // writeDemoConfig writes DIR/keygate.yaml anew (the upstream ports change
 // every start) and loads it through the same loader as `keygate serve`.
-func writeDemoConfig(dir, databaseURL string, f *demoFlags, menusUpstream, eventsUpstream string) (*config.Config, error) {
+func writeDemoConfig(dir, databaseURL string, f *demoFlags, menusUpstream, eventsUpstream, mcpUpstream string) (*config.Config, error) {
 	text := demo.Config(demo.ConfigParams{
 		DataDir: dir, DatabaseURL: databaseURL, AdminListen: f.adminListen,
 		MenusListen: f.menusListen, EventsListen: f.eventsListen,
-		MenusUpstream: "http://" + menusUpstream, EventsUpstream: "http://" + eventsUpstream,
+		MenusUpstream: menusUpstream, EventsUpstream: eventsUpstream, MCPUpstream: mcpUpstream,
 	})
 	path := filepath.Join(dir, "keygate.yaml")
 	if err := os.WriteFile(path, text, 0o600); err != nil {
@@ -206,13 +225,16 @@ CannMenus-style API (preset cannmenus), products in California, Colorado, Michig
   curl "%[3]s/v2/products?states=California&page=1" \
     -H "X-Token: %[4]s"
 
+MCP endpoint (OAuth 2.1; log in as demo@example.com / demo when the client asks):
+  %[7]s/mcp
+
 CANSKAN-style API (preset canskan):
   curl %[5]s/p/abc123def456
   curl %[5]s/api/v1/organization \
     -H "Authorization: Bearer %[6]s"
 
 Stop with Ctrl-C.
-`, d.Dir, e["KEYGATE_URL"], e["CANNMENUS_BASE_URL"], e["CANNMENUS_API_TOKEN"], e["CANSKAN_BASE_URL"], e["CANSKAN_API_TOKEN"])
+`, d.Dir, e["KEYGATE_URL"], e["CANNMENUS_BASE_URL"], e["CANNMENUS_API_TOKEN"], e["CANSKAN_BASE_URL"], e["CANSKAN_API_TOKEN"], e["CANNMENUS_BASE_URL"])
 }
 
 func writeEnvFile(path string, env map[string]string) error {
