@@ -1,5 +1,6 @@
 // Package api is keygate's management REST API under /api/v1/: the same
-// organizations, members, tokens and usage the dashboard shows, for scripts.
+// organizations, members, tokens, webhooks and usage the dashboard shows,
+// for scripts.
 // Callers authenticate with a dashboard session (and its CSRF token on every
 // change) or an admin key sent as "Authorization: Bearer kgadm_…". Every
 // error is JSON {"error": {"code", "message"}} with the status its code maps
@@ -7,8 +8,8 @@
 // /api/v1/openapi.json lists exactly the routes registered here, plus the
 // gateway's POST /api/v1/verify.
 //
-// The API returns a token's secret only in the response that creates it and
-// never logs it.
+// The API returns a token's secret, and a webhook endpoint's signing
+// secret, only in the response that creates it, and never logs either.
 package api
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/session"
+	"github.com/keygate/keygate/webhook"
 )
 
 // Deps is what the API needs from the server that mounts it.
@@ -36,6 +38,11 @@ type Deps struct {
 	// instead of when the store's change feed delivers it. Wire it to the
 	// gateway's token cache.
 	Notify func(keygate.Change)
+	// Webhooks sends the organizations' webhook events: token.created and
+	// token.deleted after this handler creates or deletes a token, and test
+	// events. nil when the store keeps no webhooks: then no events go out
+	// and the webhook routes answer 503.
+	Webhooks *webhook.Dispatcher
 }
 
 // Handler serves the management API.
@@ -123,6 +130,15 @@ func (h *Handler) routes() []Route {
 		{Method: "PUT", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.setMemberRole},
 		{Method: "DELETE", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.removeMember},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/usage", handle: h.usage},
+		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks", handle: h.listWebhooks},
+		{Method: "POST", Path: "/api/v1/orgs/{org}/webhooks", handle: h.createWebhook},
+		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks/{id}", handle: h.getWebhook},
+		{Method: "PATCH", Path: "/api/v1/orgs/{org}/webhooks/{id}", handle: h.updateWebhook},
+		{Method: "DELETE", Path: "/api/v1/orgs/{org}/webhooks/{id}", handle: h.deleteWebhook},
+		{Method: "POST", Path: "/api/v1/orgs/{org}/webhooks/{id}/test", handle: h.testWebhook},
+		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks/{id}/deliveries", handle: h.listWebhookDeliveries},
+		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks/{id}/deliveries/{delivery}", handle: h.getWebhookDelivery},
+		{Method: "POST", Path: "/api/v1/orgs/{org}/webhooks/{id}/deliveries/{delivery}/redeliver", handle: h.redeliverWebhook},
 	}
 }
 
@@ -147,6 +163,15 @@ func (h *Handler) endpoint(rt Route) http.Handler {
 // access returns the caller's standing in the organization named in the path.
 func (h *Handler) access(r *http.Request, c manage.Caller) (*manage.Access, error) {
 	return manage.OrganizationAccess(r.Context(), h.d.Store, c, r.PathValue("org"))
+}
+
+// tokens creates and deletes tokens, sending their webhook events.
+func (h *Handler) tokens() manage.Tokens {
+	t := manage.Tokens{Store: h.d.Store, Logger: h.d.Logger}
+	if h.d.Webhooks != nil {
+		t.Events = h.d.Webhooks
+	}
+	return t
 }
 
 // notify passes a committed change to Deps.Notify.

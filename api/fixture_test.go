@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate/preset"
 	"github.com/keygate/keygate/session"
 	"github.com/keygate/keygate/sqlite"
+	"github.com/keygate/keygate/webhook"
 )
 
 // fixture is a management API on a real SQLite file with two organizations:
@@ -29,8 +30,12 @@ type fixture struct {
 	store    *sqlite.Store
 	handler  http.Handler
 	sessions *session.Manager
-	logs     *bytes.Buffer
-	now      time.Time
+	// hooks is the webhook dispatcher the handler emits through. It may
+	// reach loopback receivers, gives each delivery one attempt, and sends
+	// only when a test calls DeliverDue.
+	hooks *webhook.Dispatcher
+	logs  *bytes.Buffer
+	now   time.Time
 
 	acme, globex                    *keygate.Organization
 	owner, member, globexOwner, sys *keygate.User
@@ -65,11 +70,13 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { store.Close() })
 	f := &fixture{t: t, store: store, logs: &bytes.Buffer{}, now: time.Now().UTC()}
 	f.sessions = &session.Manager{Sessions: store, Users: store}
+	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f.hooks = webhook.New(store, webhook.Options{AllowPrivateAddresses: true, Retries: []time.Duration{}, Logger: logger})
 	f.handler = api.New(api.Deps{
-		Store: store, APIs: testAPIs(), Sessions: f.sessions,
-		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    func() time.Time { return f.now },
-		Notify: func(c keygate.Change) { f.changes = append(f.changes, c) },
+		Store: store, APIs: testAPIs(), Sessions: f.sessions, Logger: logger,
+		Now:      func() time.Time { return f.now },
+		Notify:   func(c keygate.Change) { f.changes = append(f.changes, c) },
+		Webhooks: f.hooks,
 	})
 	f.acme = f.org("acme", "Acme Corp")
 	f.globex = f.org("globex", "Globex")

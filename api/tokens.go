@@ -52,7 +52,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, c manage.C
 		return err
 	}
 	now := h.d.Now()
-	tok, secret, err := manage.CreateToken(r.Context(), h.d.Store, api, a.Organization, keygate.TokenRequest{
+	tok, secret, err := h.tokens().Create(r.Context(), api, a.Organization, keygate.TokenRequest{
 		Name:        req.Name,
 		Scopes:      req.Scopes,
 		Environment: req.Environment,
@@ -86,7 +86,7 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, c manage.C
 	if err != nil {
 		return err
 	}
-	tok, err := manage.DeleteToken(r.Context(), h.d.Store, a.Organization, r.PathValue("id"), h.d.Now())
+	tok, err := h.tokens().Delete(r.Context(), a.Organization, r.PathValue("id"), h.d.Now())
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/session"
+	"github.com/keygate/keygate/webhook"
 )
 
 //go:embed templates static
@@ -42,6 +44,11 @@ type Deps struct {
 	// ClientIP returns the address a request comes from (honouring trusted
 	// proxies); nil: the connection's address.
 	ClientIP func(*http.Request) string
+	// Webhooks sends the organizations' webhook events: token.created and
+	// token.deleted after this handler creates or deletes a token, and test
+	// events. nil when the store keeps no webhooks: then no events go out
+	// and the Webhooks pages say they are off.
+	Webhooks *webhook.Dispatcher
 }
 
 // Handler serves the dashboard.
@@ -125,6 +132,15 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// tokenChanges creates and deletes tokens, sending their webhook events.
+func (h *Handler) tokenChanges() manage.Tokens {
+	t := manage.Tokens{Store: h.d.Store, Logger: h.d.Logger}
+	if h.d.Webhooks != nil {
+		t.Events = h.d.Webhooks
+	}
+	return t
 }
 
 // notify passes a committed change to Deps.Notify.

@@ -192,7 +192,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, f *frame, 
 		return
 	}
 	now := h.d.Now()
-	tok, secret, err := manage.CreateToken(r.Context(), h.d.Store, api, a.Organization, keygate.TokenRequest{
+	tok, secret, err := h.tokenChanges().Create(r.Context(), api, a.Organization, keygate.TokenRequest{
 		Name: p.Name, Scopes: scopes, Environment: p.Environment, Expiry: expiry, CreatedBy: f.User.ID,
 	}, now)
 	if err != nil {
@@ -249,7 +249,7 @@ func (h *Handler) confirmDeleteToken(w http.ResponseWriter, r *http.Request, f *
 }
 
 func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, f *frame, a *manage.Access) {
-	tok, err := manage.DeleteToken(r.Context(), h.d.Store, a.Organization, r.PathValue("id"), h.d.Now())
+	tok, err := h.tokenChanges().Delete(r.Context(), a.Organization, r.PathValue("id"), h.d.Now())
 	if err != nil {
 		h.showError(w, r, f, err)
 		return

@@ -22,6 +22,14 @@ func (a *Access) CanManageMembers() bool {
 	return a.Admin || a.Role == keygate.RoleOwner
 }
 
+// CanManageWebhooks reports whether the caller may see and change the
+// organization's webhook endpoints and their delivery log: owners and site
+// administrators. Members may not: an endpoint's URL often carries the
+// receiver's own secret.
+func (a *Access) CanManageWebhooks() bool {
+	return a.Admin || a.Role == keygate.RoleOwner
+}
+
 // CanManageOrganization reports whether the caller may change the plan,
 // entitlements and token limit, or delete the organization: site
 // administrators only, since these decide what the organization pays for.
@@ -33,6 +41,14 @@ func (a *Access) CanManageOrganization() bool {
 func (a *Access) RequireMemberManager() error {
 	if !a.CanManageMembers() {
 		return keygate.Errorf(keygate.EFORBIDDEN, "Only the organization's owners can manage its members.")
+	}
+	return nil
+}
+
+// RequireWebhookManager returns EFORBIDDEN unless CanManageWebhooks.
+func (a *Access) RequireWebhookManager() error {
+	if !a.CanManageWebhooks() {
+		return keygate.Errorf(keygate.EFORBIDDEN, "Only the organization's owners can manage its webhooks.")
 	}
 	return nil
 }

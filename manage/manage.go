@@ -1,10 +1,13 @@
 // Package manage is what the dashboard, the management API and the CLI do to
-// organizations, members, tokens and admin keys, written once so all three
-// validate, authorize and word their refusals the same way. It holds no HTTP:
-// callers pass who is asking (a Caller) and get domain errors back.
+// organizations, members, tokens, webhooks and admin keys, written once so
+// all three validate, authorize and word their refusals the same way, and
+// send the same webhook events. It holds no HTTP: callers pass who is asking
+// (a Caller) and get domain errors back.
 //
 // It never logs, stores or returns a token or admin key secret except in the
-// one return value of the call that created it.
+// one return value of the call that created it. Endpoints it returns carry
+// their signing secret (the dispatcher needs it); callers show it only in
+// the answer to the request that created the endpoint.
 package manage
 
 import (

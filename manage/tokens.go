@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ func ExpiryChoices(api *keygate.API) []keygate.ExpiryChoice {
 // the error is ECONFLICT with keygate.TooManyTokensError's message. It
 // returns the stored token and its secret, which the caller shows once and
 // then forgets. req's OrganizationID and API are taken from org and api.
+// It sends no webhook event: Tokens.Create does.
 func CreateToken(ctx context.Context, tokens keygate.TokenService, api *keygate.API, org *keygate.Organization, req keygate.TokenRequest, now time.Time) (*keygate.Token, string, error) {
 	req.OrganizationID = org.ID
 	req.API = api.Name
@@ -79,6 +81,7 @@ func FindToken(ctx context.Context, tokens keygate.TokenService, org *keygate.Or
 
 // DeleteToken revokes org's token id at now. The gateway refuses it from the
 // next request on; the store publishes the change to every instance.
+// It sends no webhook event: Tokens.Delete does.
 func DeleteToken(ctx context.Context, tokens keygate.TokenService, org *keygate.Organization, id string, now time.Time) (*keygate.Token, error) {
 	tok, err := FindToken(ctx, tokens, org, id)
 	if err != nil {
@@ -90,6 +93,64 @@ func DeleteToken(ctx context.Context, tokens keygate.TokenService, org *keygate.
 	at := now.UTC()
 	tok.RevokedAt = &at
 	return tok, nil
+}
+
+// TokenEvents hears that a token was created or deleted, once the change
+// is committed. *webhook.Dispatcher is one: it stores a delivery for each of
+// the organization's endpoints that subscribes to the event.
+type TokenEvents interface {
+	EmitToken(ctx context.Context, event string, tok *keygate.Token, org *keygate.Organization) error
+}
+
+// Tokens creates and deletes tokens for people and tells the
+// organization's webhooks (token.created, token.deleted). The dashboard,
+// the management API and the CLI all create and delete through it, so
+// every path sends the same events.
+type Tokens struct {
+	Store keygate.TokenService
+	// Events, when set, hears of every token created or deleted; nil when
+	// the store keeps no webhooks.
+	Events TokenEvents
+	// Logger records an event that could not be stored; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Create is CreateToken followed by token.created.
+func (t Tokens) Create(ctx context.Context, api *keygate.API, org *keygate.Organization, req keygate.TokenRequest, now time.Time) (*keygate.Token, string, error) {
+	tok, secret, err := CreateToken(ctx, t.Store, api, org, req, now)
+	if err != nil {
+		return nil, "", err
+	}
+	t.emit(ctx, keygate.EventTokenCreated, tok, org)
+	return tok, secret, nil
+}
+
+// Delete is DeleteToken followed by token.deleted.
+func (t Tokens) Delete(ctx context.Context, org *keygate.Organization, id string, now time.Time) (*keygate.Token, error) {
+	tok, err := DeleteToken(ctx, t.Store, org, id, now)
+	if err != nil {
+		return nil, err
+	}
+	t.emit(ctx, keygate.EventTokenDeleted, tok, org)
+	return tok, nil
+}
+
+// emit sends a token event. The token change is already committed, so a
+// failure here is logged rather than returned: refusing the action would
+// tell the caller it did not happen when it did. The event is stored even
+// if the caller goes away meanwhile.
+func (t Tokens) emit(ctx context.Context, event string, tok *keygate.Token, org *keygate.Organization) {
+	if t.Events == nil {
+		return
+	}
+	if err := t.Events.EmitToken(context.WithoutCancel(ctx), event, tok, org); err != nil {
+		logger := t.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.ErrorContext(ctx, "webhook event could not be stored; it will not be sent",
+			"event", event, "org", org.Slug, "token_id", tok.ID, "hint", tok.Hint, "error", err)
+	}
 }
 
 // TokenLimit is how many active tokens an organization holds for one API
