@@ -357,3 +357,67 @@ func TestLookupsSurviveTerminatedConnections(t *testing.T) {
 		}
 	}
 }
+
+// Instances flushing overlapping batches at once (the same tokens, the
+// same hours): no batch fails, no count is lost, and last-used times end
+// at the latest any instance wrote.
+func TestConcurrentBatchesLoseNothing(t *testing.T) {
+	url := pgtest.NewSchema(t)
+	handles := []*postgres.Store{openWith(t, url), openWith(t, url), openWith(t, url)}
+	fx := newFixture(t, handles[0])
+	var tokens []*keygate.Token
+	for range 50 {
+		tokens = append(tokens, fx.token())
+	}
+	ctx := context.Background()
+	hour := time.Now().UTC().Truncate(time.Hour)
+	minute := time.Now().UTC().Truncate(time.Minute)
+	const flushes = 15
+	var wg sync.WaitGroup
+	for h, s := range handles {
+		wg.Go(func() {
+			for f := range flushes {
+				var counts []keygate.UsageCount
+				lastUsed := map[string]time.Time{}
+				for i, tok := range tokens {
+					// Each handle lists the rows in its own order.
+					tok = tokens[(i*(h+1)+f)%len(tokens)]
+					counts = append(counts,
+						keygate.UsageCount{OrganizationID: fx.org.ID, TokenID: tok.ID, Hour: hour, Requests: 1},
+						keygate.UsageCount{OrganizationID: fx.org.ID, TokenID: tok.ID, Hour: hour.Add(-time.Hour), Requests: 2, Errors: 1})
+					lastUsed[tok.ID] = minute.Add(time.Duration(f*len(handles)+h) * time.Minute)
+				}
+				if err := s.RecordUsage(ctx, counts); err != nil {
+					t.Errorf("RecordUsage: %v", err)
+				}
+				if err := s.TouchTokens(ctx, lastUsed); err != nil {
+					t.Errorf("TouchTokens: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	usage, err := handles[0].ListUsage(ctx, keygate.UsageQuery{OrganizationID: fx.org.ID, From: hour.Add(-time.Hour), To: hour.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests, errors int64
+	for _, u := range usage {
+		requests += u.Requests
+		errors += u.Errors
+	}
+	n := int64(len(handles) * flushes * len(tokens))
+	if len(usage) != 2*len(tokens) || requests != 3*n || errors != n {
+		t.Errorf("%d rows, %d requests, %d errors; want %d rows, %d requests, %d errors", len(usage), requests, errors, 2*len(tokens), 3*n, n)
+	}
+	latest := minute.Add(time.Duration((flushes-1)*len(handles)+len(handles)-1) * time.Minute)
+	for _, tok := range tokens {
+		got, err := handles[0].FindTokenByID(ctx, tok.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastUsedAt == nil || !got.LastUsedAt.Equal(latest) {
+			t.Fatalf("token %s LastUsedAt = %v, want %s", tok.ID, got.LastUsedAt, latest)
+		}
+	}
+}

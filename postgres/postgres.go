@@ -190,6 +190,22 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return dbError(tx.Commit(ctx))
 }
 
+// writeRetrying is write for transactions that may deadlock with the same
+// transaction on another instance (batches of rows): a deadlock or
+// serialization failure rolls everything back, so running it again is
+// safe. It tries three times.
+func (s *Store) writeRetrying(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	var err error
+	for range 3 {
+		err = s.write(ctx, fn)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
+			return err
+		}
+	}
+	return err
+}
+
 // publish records changes and notifies the watchers of every instance, in
 // the caller's transaction, so watchers see them exactly when the mutation
 // is visible. Call it last in the transaction: the lock it takes makes
@@ -224,7 +240,7 @@ func dbError(err error) error {
 			return keygate.Errorf(keygate.ENOTFOUND, "A record it refers to does not exist.")
 		case pgErr.Code == "40001" || pgErr.Code == "40P01" || pgErr.Code == "55P03":
 			// serialization failure, deadlock, lock not available
-			return keygate.Errorf(keygate.EUNAVAILABLE, "The database is busy; try again.")
+			return fmt.Errorf("postgres: %w: %w", keygate.Errorf(keygate.EUNAVAILABLE, "The database is busy; try again."), err)
 		case pgErr.Code[:2] == "08" || pgErr.Code[:2] == "53" || pgErr.Code[:2] == "57":
 			// connection exceptions, insufficient resources, operator
 			// intervention (shutdown, terminated backend)

@@ -123,12 +123,11 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	})
 }
 
-// TouchTokens records last use in one transaction. A stored time is never
+// TouchTokens records last use with one statement. A stored time is never
 // moved backwards, so batches flushed out of order by different instances
 // cannot undo each other: each row's condition is checked again on the row
-// version it updates. Rows are updated in id order, so two instances
-// flushing overlapping batches lock them in the same order and never
-// deadlock. Unknown ids are ignored.
+// version it updates. Should two instances' batches still deadlock, the
+// losing transaction is rolled back and run again. Unknown ids are ignored.
 func (s *Store) TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error {
 	if len(lastUsed) == 0 {
 		return nil
@@ -137,14 +136,17 @@ func (s *Store) TouchTokens(ctx context.Context, lastUsed map[string]time.Time) 
 	for id := range lastUsed {
 		ids = append(ids, id)
 	}
+	// In id order, so concurrent batches tend to lock rows in one order.
 	slices.Sort(ids)
-	return s.write(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, id := range ids {
-			b.Queue(`UPDATE tokens SET last_used_at = $1
-				WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, ts(lastUsed[id]), id)
-		}
-		return dbError(tx.SendBatch(ctx, b).Close())
+	times := make([]time.Time, len(ids))
+	for i, id := range ids {
+		times[i] = ts(lastUsed[id])
+	}
+	return s.writeRetrying(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE tokens AS t SET last_used_at = v.at
+			FROM unnest($1::text[], $2::timestamptz[]) AS v (id, at)
+			WHERE t.id = v.id AND (t.last_used_at IS NULL OR t.last_used_at < v.at)`, ids, times)
+		return dbError(err)
 	})
 }
 

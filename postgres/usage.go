@@ -12,36 +12,62 @@ import (
 )
 
 // RecordUsage adds each count to what is stored for its organization, token
-// and hour, in one transaction. Hours are truncated here too, so a caller
-// that forgets cannot split one hour into many rows. Rows are written in
-// key order, so instances flushing the same hours never deadlock.
+// and hour, with one statement. Hours are truncated here too, so a caller
+// that forgets cannot split one hour into many rows. Counts for the same
+// row are summed first (one statement may not update a row twice), and
+// rows go in key order, so instances flushing the same hours lock them in
+// one order; should they deadlock anyway, the loser runs again.
 func (s *Store) RecordUsage(ctx context.Context, counts []keygate.UsageCount) error {
 	if len(counts) == 0 {
 		return nil
 	}
-	sorted := slices.Clone(counts)
-	slices.SortFunc(sorted, func(a, b keygate.UsageCount) int {
-		if c := strings.Compare(a.OrganizationID, b.OrganizationID); c != 0 {
+	type key struct {
+		org, token string
+		hour       time.Time
+	}
+	summed := map[key]*keygate.UsageCount{}
+	var keys []key
+	for _, c := range counts {
+		k := key{c.OrganizationID, c.TokenID, hourOf(c.Hour)}
+		if sum := summed[k]; sum != nil {
+			sum.Requests += c.Requests
+			sum.Errors += c.Errors
+			sum.RateLimited += c.RateLimited
+			continue
+		}
+		c.Hour = k.hour
+		summed[k] = &c
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := strings.Compare(a.org, b.org); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.TokenID, b.TokenID); c != 0 {
+		if c := strings.Compare(a.token, b.token); c != 0 {
 			return c
 		}
-		return hourOf(a.Hour).Compare(hourOf(b.Hour))
+		return a.hour.Compare(b.hour)
 	})
-	return s.write(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, c := range sorted {
-			b.Queue(`INSERT INTO usage AS u
+	var (
+		orgs, tokens                  = make([]string, len(keys)), make([]string, len(keys))
+		hours                         = make([]time.Time, len(keys))
+		requests, errors, rateLimited = make([]int64, len(keys)), make([]int64, len(keys)), make([]int64, len(keys))
+	)
+	for i, k := range keys {
+		c := summed[k]
+		orgs[i], tokens[i], hours[i] = k.org, k.token, k.hour
+		requests[i], errors[i], rateLimited[i] = c.Requests, c.Errors, c.RateLimited
+	}
+	return s.writeRetrying(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO usage AS u
 				(organization_id, token_id, hour, requests, errors, rate_limited)
-				VALUES ($1, $2, $3, $4, $5, $6)
-				ON CONFLICT (organization_id, token_id, hour) DO UPDATE SET
-					requests = u.requests + excluded.requests,
-					errors = u.errors + excluded.errors,
-					rate_limited = u.rate_limited + excluded.rate_limited`,
-				c.OrganizationID, c.TokenID, hourOf(c.Hour), c.Requests, c.Errors, c.RateLimited)
-		}
-		return dbError(tx.SendBatch(ctx, b).Close())
+			SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[])
+			ON CONFLICT (organization_id, token_id, hour) DO UPDATE SET
+				requests = u.requests + excluded.requests,
+				errors = u.errors + excluded.errors,
+				rate_limited = u.rate_limited + excluded.rate_limited`,
+			orgs, tokens, hours, requests, errors, rateLimited)
+		return dbError(err)
 	})
 }
 
