@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/webhook"
 )
 
 func newTokensCommand(g *globals) *cobra.Command {
@@ -39,7 +41,7 @@ func newTokensCreateCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("organization %q: %s", orgSlug, userMessage(err))
 			}
 			req.Expiry = keygate.ExpiryChoice(expires)
-			tok, secret, err := manage.CreateToken(cmd.Context(), store, api, org, req, time.Now())
+			tok, secret, err := tokenChanges(store, g.logger(cfg)).Create(cmd.Context(), api, org, req, time.Now())
 			if err != nil {
 				return err
 			}
@@ -110,18 +112,43 @@ func newTokensRevokeCommand(g *globals) *cobra.Command {
 		Short: "Revoke (delete) a token: the next request with it fails",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, store, err := g.openStore(cmd.Context())
+			cfg, store, err := g.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			if err := store.RevokeToken(cmd.Context(), args[0], time.Now().UTC()); err != nil {
-				return fmt.Errorf("token %s: %s", args[0], userMessage(err))
+			notFound := keygate.Errorf(keygate.ENOTFOUND, "Token %q not found.", args[0])
+			tok, err := store.FindTokenByID(cmd.Context(), args[0])
+			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+				return notFound
+			} else if err != nil {
+				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s\n", args[0])
+			org, err := store.FindOrganizationByID(cmd.Context(), tok.OrganizationID)
+			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+				return notFound
+			} else if err != nil {
+				return err
+			}
+			if _, err := tokenChanges(store, g.logger(cfg)).Delete(cmd.Context(), org, tok.ID, time.Now()); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s\n", tok.ID)
 			return nil
 		},
 	}
+}
+
+// tokenChanges creates and revokes tokens as the dashboard and the API do,
+// with their webhook events. The CLI runs no dispatcher: its events are
+// stored for delivery, and a keygate server on the same database sends
+// them. A store without webhooks gets none.
+func tokenChanges(store keygate.Store, logger *slog.Logger) manage.Tokens {
+	t := manage.Tokens{Store: store, Logger: logger}
+	if ws, ok := store.(webhook.Store); ok {
+		t.Events = webhook.New(ws, webhook.Options{Logger: logger})
+	}
+	return t
 }
 
 func apiNames(apis []*keygate.API) string {
