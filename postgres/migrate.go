@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,6 +72,11 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
 	if err != nil {
 		return err
 	}
+	if s.upToDate(ctx, all) {
+		// The common case, every start after the first: no lock, no
+		// transaction.
+		return nil
+	}
 	err = s.locked(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER PRIMARY KEY,
@@ -88,6 +94,26 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
 		}
 	}
 	return nil
+}
+
+// upToDate reports whether every migration is recorded as applied. Any
+// failure (no schema_migrations table yet) means "not known to be": the
+// locked path decides.
+func (s *Store) upToDate(ctx context.Context, all []migration) bool {
+	rows, err := s.pool.Query(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return false
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return false
+	}
+	for _, m := range all {
+		if !slices.Contains(applied, int32(m.Version)) {
+			return false
+		}
+	}
+	return true
 }
 
 // locked runs fn in a transaction holding the migration lock.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // EnvURL names the variable holding the test database's URL.
@@ -42,6 +43,28 @@ func URL(t testing.TB) string {
 	return raw
 }
 
+// admin is one pool per test binary for creating and dropping schemas:
+// a new connection costs tens of milliseconds, and every test makes two.
+var admin struct {
+	once sync.Once
+	pool *pgxpool.Pool
+	err  error
+}
+
+// adminExec runs one statement on the shared pool.
+func adminExec(t testing.TB, base, sql string) {
+	t.Helper()
+	admin.once.Do(func() { admin.pool, admin.err = pgxpool.New(context.Background(), base) })
+	if admin.err != nil {
+		t.Fatalf("connecting to the test database: %v", admin.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.pool.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
 // NewSchema creates an empty schema in the test database and returns the
 // database URL with search_path set to it; the schema is dropped when the
 // test ends (after the test's own cleanups, which close its stores).
@@ -51,9 +74,9 @@ func NewSchema(t testing.TB) string {
 	var b [6]byte
 	rand.Read(b[:])
 	schema := "kgtest_" + hex.EncodeToString(b[:])
-	Exec(t, base, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize())
+	adminExec(t, base, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize())
 	t.Cleanup(func() {
-		Exec(t, base, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+		adminExec(t, base, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
 	})
 	return WithParam(t, base, "search_path", schema)
 }
@@ -110,10 +133,22 @@ func Terminate(t testing.TB, rawURL, name string) int {
 	return n
 }
 
+// ensured records that ensureDatabase succeeded once in this test binary.
+var ensured struct {
+	sync.Mutex
+	done bool
+}
+
 // ensureDatabase creates the database named in rawURL when it is missing,
 // connecting to the server's "postgres" database to do it.
 func ensureDatabase(t testing.TB, rawURL string) {
 	t.Helper()
+	ensured.Lock()
+	defer ensured.Unlock()
+	if ensured.done {
+		return
+	}
+	defer func() { ensured.done = !t.Failed() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, rawURL)
