@@ -16,7 +16,7 @@ func (s *Server) newOAuth() error {
 	var err error
 	s.oauth, err = oauth.New(oauth.Config{
 		Store: s.store, Sessions: s.sessions, Issuer: s.cfg.Admin.PublicURL, Logger: s.logger,
-		Clients: o.Clients, AllowPrivateCIMD: o.AllowPrivateCIMD, DisableRegistration: !o.AllowDynamicRegistration,
+		Clients: o.Clients, AllowPrivateCIMD: o.AllowPrivateCIMD, CIMDRootCAs: s.oauthRoots, DisableRegistration: !o.AllowDynamicRegistration,
 		LoginURL: o.LoginURL, Logins: s.logins, ClientIP: s.clientAddr,
 		AccessTokenTTL: o.AccessTokenTTL, RefreshTokenTTL: o.RefreshTokenTTL,
 	})

@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,11 @@ type Options struct {
 	// Store, when set, is used (and not closed) instead of opening the
 	// configured one.
 	Store keygate.Store
+	// OAuthRootCAs, when set, are the only roots trusted when fetching
+	// OAuth Client ID Metadata Documents, instead of the system's: for
+	// tests and private PKI, where the documents' servers have
+	// certificates no public root signed. The config has no key for it.
+	OAuthRootCAs *x509.CertPool
 }
 
 // Server is a configured keygate, started by Start and stopped by Shutdown.
@@ -57,6 +63,9 @@ type Server struct {
 	logins   *session.LoginLimiter
 	sessions *session.Manager
 	oauth    *oauth.Server
+	// oauthRoots verify Client ID Metadata Document servers; nil for the
+	// system's roots.
+	oauthRoots *x509.CertPool
 
 	servers   []*namedServer
 	follow    context.CancelFunc
@@ -71,7 +80,7 @@ type namedServer struct {
 
 // New builds keygate from cfg without listening yet.
 func New(ctx context.Context, cfg *config.Config, opts Options) (s *Server, err error) {
-	s = &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
+	s = &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
