@@ -5,7 +5,8 @@
 // with PKCE. Where a person would use a browser, this script fills in
 // keygate's login and consent forms over HTTP. It then calls the demo MCP
 // server's tools and prints what it saw as one JSON object for the Go test
-// (e2e_test.go) to check.
+// (client_test.go, and cmd/keygate/demo_mcp_test.go against `keygate demo`)
+// to check.
 //
 // Usage: node client.mjs <MCP endpoint URL>
 // Environment: KEYGATE_EMAIL, KEYGATE_PASSWORD, optional

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -26,7 +25,8 @@ import (
 // suite's callback server, then requires every check to pass.
 func TestConformanceAuthorization(t *testing.T) {
 	node := requireNode(t)
-	s := newStack(t, stackOptions{})
+	t.Parallel()
+	s := sharedStack(t)
 	port := freePort(t)
 	out := t.TempDir()
 
@@ -69,7 +69,10 @@ func TestConformanceAuthorization(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("the suite printed no authorization URL:\n%s", log.String())
 		}
-		back := newBrowser(t).approve(u, s.org.ID)
+		back, err := approve(u, s.newUser(t), s.org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if back.Host != "127.0.0.1:"+strconv.Itoa(port) || back.Path != "/callback" {
 			t.Fatalf("keygate redirected to %s, not the suite's callback", back)
 		}
@@ -142,28 +145,6 @@ func readChecks(t *testing.T, dir string) map[string]string {
 		t.Fatalf("no checks.json under %s", dir)
 	}
 	return checks
-}
-
-// syncBuffer collects the suite's output from two goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) WriteString(v string) {
-	s.Write([]byte(v))
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freePort(t *testing.T) int {

@@ -20,7 +20,9 @@ import (
 // issuer of the redirect, asks for offline_access when the server lists it,
 // and registers dynamically here.
 func TestGoSDKClient(t *testing.T) {
-	s := newStack(t, stackOptions{})
+	t.Parallel()
+	s := sharedStack(t)
+	u := s.newUser(t)
 	const redirect = "http://127.0.0.1:33419/callback"
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
@@ -34,7 +36,7 @@ func TestGoSDKClient(t *testing.T) {
 		RedirectURL:         redirect,
 		RequestRefreshToken: true,
 		AuthorizationCodeFetcher: func(_ context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-			back, err := approve(args.URL, s.orgElse.ID)
+			back, err := approve(args.URL, u, s.orgElse.ID)
 			if err != nil {
 				return nil, err
 			}
@@ -73,8 +75,8 @@ func TestGoSDKClient(t *testing.T) {
 		t.Errorf("globex sees dispensaries in %v (%d), want Colorado only", states, page.Total)
 	}
 
-	grants, err := s.store.ListOAuthGrants(ctx, keygate.OAuthGrantFilter{OrganizationID: s.orgElse.ID})
-	if err != nil || len(grants) != 1 || grants[0].ClientName != "keygate e2e (Go SDK)" {
-		t.Errorf("grants %+v (%v), want one for the Go SDK client", grants, err)
+	grants, err := s.store.ListOAuthGrants(ctx, keygate.OAuthGrantFilter{UserID: u.ID})
+	if err != nil || len(grants) != 1 || grants[0].OrganizationID != s.orgElse.ID || grants[0].ClientName != "keygate e2e (Go SDK)" {
+		t.Errorf("grants %+v (%v), want one for the Go SDK client and globex", grants, err)
 	}
 }
