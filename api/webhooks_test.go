@@ -257,8 +257,7 @@ func TestWebhookUpdateAndDelete(t *testing.T) {
 		t.Fatalf("received %+v for an event the endpoint does not subscribe to", got)
 	}
 
-	// Disabled: nothing goes out; enabled again: what was queued meanwhile
-	// is sent.
+	// Disabled: nothing is queued for it. Enabled again: new events go out.
 	var updated webhookBody
 	f.do(owner, "PATCH", "/api/v1/orgs/acme/webhooks/"+hook.ID, `{"disabled": true, "events": ["token.created", "token.deleted", "token.created"]}`).
 		expect(http.StatusOK, &updated)
@@ -274,7 +273,7 @@ func TestWebhookUpdateAndDelete(t *testing.T) {
 	f.do(owner, "DELETE", "/api/v1/orgs/acme/tokens/"+tok.ID, "").expect(http.StatusNoContent, nil)
 	f.deliver()
 	if got := r.take(t); len(got) != 1 || got[0].msg.Type != keygate.EventTokenDeleted {
-		t.Fatalf("received %+v, want the token.deleted sent after enabling", got)
+		t.Fatalf("received %+v, want only the token.deleted that happened after enabling", got)
 	}
 
 	for _, tc := range []struct{ body, message string }{

@@ -1,12 +1,14 @@
 // Package dashboard is keygate's web interface: log in, pick an
 // organization, and under Developers → API Tokens create, list and delete
-// tokens; see usage; manage members, the plan and entitlements. Pages are
+// tokens; see usage; under Developers → Webhooks add endpoints and read
+// their delivery log; manage members, the plan and entitlements. Pages are
 // server-rendered from embedded templates and work without JavaScript; a
 // small embedded script only adds copy-to-clipboard.
 //
 // A new token's secret is written into exactly one response, the one that
 // answers the create form, sent with Cache-Control: no-store. It is never
-// logged, stored, put in a URL or shown again.
+// logged, stored, put in a URL or shown again. A new webhook endpoint's
+// signing secret is shown the same way.
 package dashboard
 
 import (
@@ -103,6 +105,18 @@ func (h *Handler) routes() {
 	m.Handle("POST /orgs/{org}/tokens/{id}/delete", h.org(h.deleteToken))
 
 	m.Handle("GET /orgs/{org}/usage", h.org(h.usage))
+
+	m.Handle("GET /orgs/{org}/webhooks", h.webhookOrg(h.webhooks))
+	m.Handle("GET /orgs/{org}/webhooks/new", h.webhookOrg(h.newWebhook))
+	m.Handle("POST /orgs/{org}/webhooks", h.webhookOrg(h.createWebhook))
+	m.Handle("GET /orgs/{org}/webhooks/{id}", h.webhookOrg(h.webhook))
+	m.Handle("POST /orgs/{org}/webhooks/{id}/test", h.webhookOrg(h.testWebhook))
+	m.Handle("POST /orgs/{org}/webhooks/{id}/disable", h.webhookOrg(h.setWebhookDisabled(true)))
+	m.Handle("POST /orgs/{org}/webhooks/{id}/enable", h.webhookOrg(h.setWebhookDisabled(false)))
+	m.Handle("GET /orgs/{org}/webhooks/{id}/delete", h.webhookOrg(h.confirmDeleteWebhook))
+	m.Handle("POST /orgs/{org}/webhooks/{id}/delete", h.webhookOrg(h.deleteWebhook))
+	m.Handle("GET /orgs/{org}/webhooks/{id}/deliveries/{delivery}", h.webhookOrg(h.webhookDelivery))
+	m.Handle("POST /orgs/{org}/webhooks/{id}/deliveries/{delivery}/redeliver", h.webhookOrg(h.redeliverWebhook))
 
 	m.Handle("GET /orgs/{org}/members", h.org(h.members))
 	m.Handle("POST /orgs/{org}/members", h.org(h.addMember))

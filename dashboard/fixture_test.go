@@ -23,6 +23,7 @@ import (
 	"github.com/keygate/keygate/preset"
 	"github.com/keygate/keygate/session"
 	"github.com/keygate/keygate/sqlite"
+	"github.com/keygate/keygate/webhook"
 )
 
 const testPassword = "correct horse"
@@ -48,6 +49,10 @@ type fixture struct {
 	logins *session.LoginLimiter
 	// changes are what the dashboard passed to Deps.Notify.
 	changes chan keygate.Change
+	// hooks is the webhook dispatcher the dashboard emits through. It may
+	// reach loopback receivers, gives each delivery one attempt, and sends
+	// only when a test calls DeliverDue.
+	hooks *webhook.Dispatcher
 
 	acme, globex                    *keygate.Organization
 	owner, member, globexOwner, sys *keygate.User
@@ -92,13 +97,16 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { store.Close() })
 	f := &fixture{t: t, store: store, logs: &syncBuffer{}, now: time.Now().UTC(), changes: make(chan keygate.Change, 100)}
 	f.logins = &session.LoginLimiter{Now: func() time.Time { return f.now }}
+	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f.hooks = webhook.New(store, webhook.Options{AllowPrivateAddresses: true, Retries: []time.Duration{}, Logger: logger})
 	h := dashboard.New(dashboard.Deps{
 		Store: store, APIs: testAPIs(),
 		Sessions: &session.Manager{Sessions: store, Users: store},
-		Logger:   slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:   logger,
 		Now:      func() time.Time { return f.now },
 		Logins:   f.logins,
 		Notify:   func(c keygate.Change) { f.changes <- c },
+		Webhooks: f.hooks,
 	})
 	f.server = httptest.NewServer(h)
 	t.Cleanup(f.server.Close)

@@ -27,6 +27,9 @@ var funcs = template.FuncMap{
 	"number": formatNumber,
 	"join":   strings.Join,
 	"path":   url.PathEscape,
+	// endpoint names a webhook endpoint by host and path, leaving out a
+	// query that may hold the receiver's secret.
+	"endpoint": endpointLabel,
 }
 
 func mustParsePages() pages {

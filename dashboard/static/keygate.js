@@ -18,7 +18,7 @@
       button.textContent = "Copied";
       button.setAttribute("data-copied", "true");
       if (status) {
-        status.textContent = "Token copied to the clipboard.";
+        status.textContent = button.getAttribute("data-copied-message") || "Token copied to the clipboard.";
       }
       window.setTimeout(function () {
         button.textContent = label;
