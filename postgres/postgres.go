@@ -135,9 +135,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 // Schema returns the schema the store's tables are in.
 func (s *Store) Schema() string { return s.schema }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers. Like the lookups, it looks
+// past connections the database dropped, so /readyz does not flap after a
+// database restart.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
+	if err := s.retryRead(ctx, func() error { return s.pool.Ping(ctx) }); err != nil {
 		return keygate.Errorf(keygate.EUNAVAILABLE, "The database is unavailable.")
 	}
 	return nil
@@ -183,7 +185,13 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if err != nil {
 		return dbError(err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer func() {
+		// After Commit this does nothing; after a failure it must not wait
+		// on the caller's ended context, nor forever on a dead host.
+		rctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		tx.Rollback(rctx)
+	}()
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -204,6 +212,12 @@ func (s *Store) writeRetrying(ctx context.Context, fn func(tx pgx.Tx) error) err
 		}
 	}
 	return err
+}
+
+// cleanupContext is for closing and rolling back: it outlives ctx's
+// cancellation but not by more than a few seconds.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }
 
 // publish records changes and notifies the watchers of every instance, in
