@@ -104,21 +104,24 @@ func (u *Usage) Flush(ctx context.Context) error {
 	u.mu.Lock()
 	lastUsed, counts := u.lastUsed, u.counts
 	u.lastUsed, u.counts = map[string]time.Time{}, map[usageKey]*keygate.UsageCount{}
+	// Marked written as the batch is taken, so requests arriving during
+	// the write do not queue the same minute again.
+	previous := make(map[string]time.Time, len(lastUsed))
+	for id, m := range lastUsed {
+		previous[id] = u.written[id]
+		u.written[id] = m
+	}
 	u.mu.Unlock()
 	if len(lastUsed) == 0 && len(counts) == 0 {
 		return nil
 	}
 	if len(lastUsed) > 0 {
 		if err := u.store.TouchTokens(ctx, lastUsed); err != nil {
+			u.unmarkWritten(lastUsed, previous)
 			u.restore(lastUsed, counts)
 			u.logger.Warn("writing token last-used times failed; will retry", "tokens", len(lastUsed), "error", err)
 			return err
 		}
-		u.mu.Lock()
-		for id, m := range lastUsed {
-			u.written[id] = m
-		}
-		u.mu.Unlock()
 	}
 	batch := make([]keygate.UsageCount, 0, len(counts))
 	for _, c := range counts {
@@ -130,6 +133,18 @@ func (u *Usage) Flush(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// unmarkWritten undoes the marks of a failed write, unless a later flush
+// has moved them on.
+func (u *Usage) unmarkWritten(batch, previous map[string]time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for id, m := range batch {
+		if u.written[id].Equal(m) {
+			u.written[id] = previous[id]
+		}
+	}
 }
 
 func (u *Usage) restore(lastUsed map[string]time.Time, counts map[usageKey]*keygate.UsageCount) {
