@@ -16,7 +16,8 @@ type Store interface {
 	SigningKeyService
 	UsageService
 	ChangeFeed
-	OAuthStore // OAuth clients, codes, grants and tokens (oauth.go)
+	OAuthStore   // OAuth clients, codes, grants and tokens (oauth.go)
+	WebhookStore // webhook endpoints, deliveries and token notices (webhook.go)
 	// Ping reports whether the database answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	Close() error
