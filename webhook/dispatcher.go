@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -127,6 +128,8 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	wake    chan struct{} // closed and replaced to wake every idle worker
 	noticed map[notice]bool
+
+	claimFailing atomic.Bool // the last claim failed; see noteClaim
 }
 
 // New returns a Dispatcher on store. Run starts its workers.
@@ -322,8 +325,8 @@ func (d *Dispatcher) work(ctx context.Context) {
 	for ctx.Err() == nil {
 		wake := d.wakeChannel()
 		claimed, err := d.store.ClaimWebhookDeliveries(ctx, d.now(), d.lease, 1)
-		if err != nil && ctx.Err() == nil {
-			d.logger.Error("webhook: claiming deliveries failed", "error", err)
+		if ctx.Err() == nil {
+			d.noteClaim(err)
 		}
 		if len(claimed) == 1 {
 			d.attempt(ctx, claimed[0])
@@ -336,6 +339,16 @@ func (d *Dispatcher) work(ctx context.Context) {
 		case <-timer.C:
 		}
 		timer.Stop()
+	}
+}
+
+// noteClaim logs once when claiming starts failing (the database is down)
+// and once when it works again, not once per worker and poll.
+func (d *Dispatcher) noteClaim(err error) {
+	if err != nil && !d.claimFailing.Swap(true) {
+		d.logger.Error("webhook: claiming deliveries failed; deliveries wait until the store answers", "error", err)
+	} else if err == nil && d.claimFailing.Swap(false) {
+		d.logger.Info("webhook: claiming deliveries works again")
 	}
 }
 
