@@ -287,8 +287,7 @@ func (s *Server) closeResources(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Webhooks returns the webhook dispatcher, nil when the store keeps no
-// webhooks. Start runs it.
+// Webhooks returns the webhook dispatcher; Start runs it.
 func (s *Server) Webhooks() *webhook.Dispatcher { return s.webhooks }
 
 // IdentityVerifier verifies the identity headers this keygate signs, for

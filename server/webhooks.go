@@ -6,25 +6,16 @@ import (
 	"github.com/keygate/keygate/webhook"
 )
 
-// newWebhooks builds the webhook dispatcher when the store keeps webhooks.
-// It exists from New on, so the dashboard and the management API, mounted
-// in Start, send their token events through the same dispatcher that
-// startWebhooks runs.
+// newWebhooks builds the webhook dispatcher. It exists from New on, so the
+// dashboard and the management API, mounted in Start, send their token
+// events through the same dispatcher that startWebhooks runs.
 func (s *Server) newWebhooks() {
-	store, ok := s.store.(webhook.Store)
-	if !ok {
-		s.logger.Warn("this store does not keep webhooks; organization webhooks are off")
-		return
-	}
-	s.webhooks = webhook.New(store, webhook.Options{Logger: s.logger, AllowPrivateAddresses: s.cfg.Webhooks.AllowPrivateAddresses})
+	s.webhooks = webhook.New(s.store, webhook.Options{Logger: s.logger, AllowPrivateAddresses: s.cfg.Webhooks.AllowPrivateAddresses})
 }
 
-// startWebhooks runs the webhook dispatcher, if there is one, until ctx
-// ends. It returns a function that waits for it to stop.
+// startWebhooks runs the webhook dispatcher until ctx ends. It returns a
+// function that waits for it to stop.
 func (s *Server) startWebhooks(ctx context.Context) func() {
-	if s.webhooks == nil {
-		return func() {}
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -142,13 +142,9 @@ func newTokensRevokeCommand(g *globals) *cobra.Command {
 // tokenChanges creates and revokes tokens as the dashboard and the API do,
 // with their webhook events. The CLI runs no dispatcher: its events are
 // stored for delivery, and a keygate server on the same database sends
-// them. A store without webhooks gets none.
+// them.
 func tokenChanges(store keygate.Store, logger *slog.Logger) manage.Tokens {
-	t := manage.Tokens{Store: store, Logger: logger}
-	if ws, ok := store.(webhook.Store); ok {
-		t.Events = webhook.New(ws, webhook.Options{Logger: logger})
-	}
-	return t
+	return manage.Tokens{Store: store, Logger: logger, Events: webhook.New(store, webhook.Options{Logger: logger})}
 }
 
 func apiNames(apis []*keygate.API) string {
