@@ -120,6 +120,13 @@ type OAuthGrant struct {
 	CreatedAt      time.Time
 	LastUsedAt     *time.Time // last refresh
 	RevokedAt      *time.Time
+	// ExpiresAt is when the last of the grant's tokens expires: its current
+	// refresh token's expiry (each refresh moves it on), or the access
+	// token's when the client got no refresh token. After it the grant
+	// gives no access and the client must ask the user again; zero when no
+	// token is left. Only ListOAuthGrants sets it: FindOAuthGrant is on
+	// every MCP request's path and leaves it zero.
+	ExpiresAt time.Time
 }
 
 // Active reports whether the grant has not been revoked.
@@ -177,7 +184,8 @@ type OAuthStore interface {
 
 	// FindOAuthGrant returns a grant, revoked or not; ENOTFOUND when unknown.
 	FindOAuthGrant(ctx context.Context, id string) (*OAuthGrant, error)
-	// ListOAuthGrants returns matching grants, newest first.
+	// ListOAuthGrants returns matching grants, newest first, with their
+	// ExpiresAt.
 	ListOAuthGrants(ctx context.Context, filter OAuthGrantFilter) ([]*OAuthGrant, error)
 	// RevokeOAuthGrant revokes the grant and so every token of it;
 	// ENOTFOUND when unknown or already revoked.

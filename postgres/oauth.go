@@ -240,13 +240,25 @@ func (s *Store) ListOAuthGrants(ctx context.Context, filter keygate.OAuthGrantFi
 	if !filter.IncludeRevoked {
 		w.add("revoked_at IS NULL")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+oauthGrantColumns+` FROM oauth_grants`+w.String()+
+	rows, err := s.pool.Query(ctx, `SELECT `+oauthGrantColumns+`, `+grantExpiry+` FROM oauth_grants`+w.String()+
 		` ORDER BY created_at DESC, pos DESC`, w.args...)
 	if err != nil {
 		return nil, dbError(err)
 	}
-	return collect(rows, scanGrant)
+	return collect(rows, func(row pgx.Row) (*keygate.OAuthGrant, error) {
+		var expires *time.Time
+		g, err := scanGrant(row, &expires)
+		if err == nil && expires != nil {
+			g.ExpiresAt = expires.UTC()
+		}
+		return g, err
+	})
 }
+
+// grantExpiry selects when a grant's last token expires. A used refresh
+// token expires before its successor, so the latest expiry of all its
+// tokens is the current refresh token's.
+const grantExpiry = `(SELECT MAX(t.expires_at) FROM oauth_tokens t WHERE t.grant_id = oauth_grants.id)`
 
 // RevokeOAuthGrant revokes the grant; ENOTFOUND when unknown or already
 // revoked. Its tokens need no change: they are valid only with their grant.
@@ -277,10 +289,11 @@ func (s *Store) PurgeOAuth(ctx context.Context, expiredBefore, unusedClientsBefo
 	})
 }
 
-func scanGrant(row pgx.Row) (*keygate.OAuthGrant, error) {
+// scanGrant reads oauthGrantColumns, then any extra columns into extra.
+func scanGrant(row pgx.Row, extra ...any) (*keygate.OAuthGrant, error) {
 	var g keygate.OAuthGrant
-	err := row.Scan(&g.ID, &g.ClientID, &g.ClientName, &g.UserID, &g.OrganizationID, &g.Resource, &g.Scopes,
-		&g.CreatedAt, &g.LastUsedAt, &g.RevokedAt)
+	err := row.Scan(append([]any{&g.ID, &g.ClientID, &g.ClientName, &g.UserID, &g.OrganizationID, &g.Resource, &g.Scopes,
+		&g.CreatedAt, &g.LastUsedAt, &g.RevokedAt}, extra...)...)
 	if err != nil {
 		return nil, err
 	}

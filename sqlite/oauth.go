@@ -266,7 +266,7 @@ func (s *Store) FindOAuthGrant(ctx context.Context, id string) (*keygate.OAuthGr
 // ListOAuthGrants returns matching grants newest first, revoked ones only
 // when asked.
 func (s *Store) ListOAuthGrants(ctx context.Context, filter keygate.OAuthGrantFilter) ([]*keygate.OAuthGrant, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+oauthGrantColumns+` FROM oauth_grants
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+oauthGrantColumns+`, `+grantExpiry+` FROM oauth_grants
 		WHERE (?1 = '' OR organization_id = ?1) AND (?2 = '' OR user_id = ?2)
 		AND (?3 = '' OR client_id = ?3) AND (?4 OR revoked_at IS NULL)
 		ORDER BY created_at DESC, rowid DESC`,
@@ -277,14 +277,23 @@ func (s *Store) ListOAuthGrants(ctx context.Context, filter keygate.OAuthGrantFi
 	defer rows.Close()
 	var out []*keygate.OAuthGrant
 	for rows.Next() {
-		g, err := scanGrant(rows)
+		var expires sql.NullInt64
+		g, err := scanGrant(rows, &expires)
 		if err != nil {
 			return nil, dbError(err)
+		}
+		if expires.Valid {
+			g.ExpiresAt = fromMillis(expires.Int64)
 		}
 		out = append(out, g)
 	}
 	return out, dbError(rows.Err())
 }
+
+// grantExpiry selects when a grant's last token expires. A used refresh
+// token expires before its successor, so the latest expiry of all its
+// tokens is the current refresh token's.
+const grantExpiry = `(SELECT MAX(t.expires_at) FROM oauth_tokens t WHERE t.grant_id = oauth_grants.id)`
 
 // RevokeOAuthGrant revokes the grant; ENOTFOUND when unknown or already
 // revoked. Its tokens need no change: they are valid only with their grant.
@@ -323,15 +332,16 @@ func (s *Store) PurgeOAuth(ctx context.Context, expiredBefore, unusedClientsBefo
 	})
 }
 
-func scanGrant(row rowScanner) (*keygate.OAuthGrant, error) {
+// scanGrant reads oauthGrantColumns, then any extra columns into extra.
+func scanGrant(row rowScanner, extra ...any) (*keygate.OAuthGrant, error) {
 	var (
 		g                   keygate.OAuthGrant
 		scopes              string
 		createdAt           int64
 		lastUsed, revokedAt sql.NullInt64
 	)
-	err := row.Scan(&g.ID, &g.ClientID, &g.ClientName, &g.UserID, &g.OrganizationID, &g.Resource, &scopes,
-		&createdAt, &lastUsed, &revokedAt)
+	err := row.Scan(append([]any{&g.ID, &g.ClientID, &g.ClientName, &g.UserID, &g.OrganizationID, &g.Resource, &scopes,
+		&createdAt, &lastUsed, &revokedAt}, extra...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,8 @@ import (
 //   - Tokens outlive nothing: a revoked grant's refresh token no longer
 //     rotates (ENOTFOUND).
 //   - ListOAuthGrants is newest first and leaves revoked grants out unless
-//     asked.
+//     asked. Each listed grant's ExpiresAt is the latest expiry of its
+//     tokens (the current refresh token's), zero when none is left.
 var oauthTests = []test{
 	{"ClientCreateAndFind", testOAuthClientCreateAndFind},
 	{"CodeCreateAndFind", testOAuthCodeCreateAndFind},
@@ -33,6 +34,7 @@ var oauthTests = []test{
 	{"RotateOnlyRefreshTokens", testOAuthRotateOnlyRefresh},
 	{"RotateConcurrent", testOAuthRotateConcurrent},
 	{"ListAndRevokeGrants", testOAuthListAndRevokeGrants},
+	{"ListedGrantExpiry", testOAuthListedGrantExpiry},
 	{"Purge", testOAuthPurge},
 }
 
@@ -393,6 +395,47 @@ func testOAuthListAndRevokeGrants(t *testing.T, e *env) {
 	must(t, "FindOAuthGrant", err)
 	if got.RevokedAt == nil || !got.RevokedAt.Equal(e.at(time.Hour)) {
 		t.Errorf("RevokedAt = %v, want %v", got.RevokedAt, e.at(time.Hour))
+	}
+}
+
+func testOAuthListedGrantExpiry(t *testing.T, e *env) {
+	s := e.oauthStore(e.store)
+	expiry := func(id string) time.Time {
+		t.Helper()
+		list, err := s.ListOAuthGrants(e.ctx, keygate.OAuthGrantFilter{IncludeRevoked: true})
+		must(t, "ListOAuthGrants", err)
+		for _, g := range list {
+			if g.ID == id {
+				return g.ExpiresAt
+			}
+		}
+		t.Fatalf("grant %s not listed", id)
+		return time.Time{}
+	}
+	g, _, refresh := e.redeem(s)
+	if got := expiry(g.ID); !got.Equal(refresh.ExpiresAt) {
+		t.Errorf("ExpiresAt = %v after redemption, want the refresh token's %v", got, refresh.ExpiresAt)
+	}
+	at := e.at(time.Hour)
+	refresh2 := e.newOAuthToken(keygate.OAuthRefreshToken, at, 24*time.Hour)
+	must(t, "RotateOAuthRefreshToken", s.RotateOAuthRefreshToken(e.ctx, refresh.Hash, at,
+		e.newOAuthToken(keygate.OAuthAccessToken, at, time.Hour), refresh2))
+	if got := expiry(g.ID); !got.Equal(refresh2.ExpiresAt) {
+		t.Errorf("ExpiresAt = %v after a refresh, want the new refresh token's %v", got, refresh2.ExpiresAt)
+	}
+
+	// Without a refresh token the access token's expiry ends the grant; once
+	// purged, nothing is left.
+	c := e.createOAuthCode(s, "kgc_client")
+	short := e.grantFor(c, e.now)
+	access := e.newOAuthToken(keygate.OAuthAccessToken, e.now, time.Hour)
+	must(t, "RedeemOAuthCode", s.RedeemOAuthCode(e.ctx, c.Hash, e.now, short, access))
+	if got := expiry(short.ID); !got.Equal(access.ExpiresAt) {
+		t.Errorf("ExpiresAt = %v with an access token only, want its %v", got, access.ExpiresAt)
+	}
+	must(t, "PurgeOAuth", s.PurgeOAuth(e.ctx, e.at(2*time.Hour), e.now))
+	if got := expiry(short.ID); !got.IsZero() {
+		t.Errorf("ExpiresAt = %v with no token left, want zero", got)
 	}
 }
 
