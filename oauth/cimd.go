@@ -9,15 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/egress"
 )
 
 // Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document):
@@ -58,20 +57,7 @@ type cachedClient struct {
 var errPrivateAddress = errors.New("address not allowed")
 
 func newMetadataFetcher(allowPrivate bool, roots *x509.CertPool, now func() time.Time) *metadataFetcher {
-	dialer := &net.Dialer{Timeout: metadataTimeout}
-	if !allowPrivate {
-		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
-			if err != nil {
-				return errPrivateAddress
-			}
-			ip, err := netip.ParseAddr(host)
-			if err != nil || !isPublicAddr(ip) {
-				return errPrivateAddress
-			}
-			return nil
-		}
-	}
+	dialer := egress.Dialer(metadataTimeout, 30*time.Second, allowPrivate, errPrivateAddress)
 	transport := &http.Transport{
 		// No proxy from the environment: a proxy would dial for us and
 		// the address check above would see only the proxy.
@@ -95,39 +81,6 @@ func newMetadataFetcher(allowPrivate bool, roots *x509.CertPool, now func() time
 		now:   now,
 		cache: map[string]cachedClient{},
 	}
-}
-
-// nonPublic lists ranges that are not reachable on the public internet or
-// that wrap addresses which may not be (NAT64, 6to4), beyond what
-// netip.Addr's own predicates cover.
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
-	netip.MustParsePrefix("2001:db8::/32"),
-	netip.MustParsePrefix("2002::/16"),
-	netip.MustParsePrefix("fec0::/10"),
-}
-
-// isPublicAddr reports whether ip is a public unicast address.
-func isPublicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
-		return false
-	}
-	for _, p := range nonPublic {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
 }
 
 // checkMetadataURL applies the document URL rules: https, a host, a path

@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -104,34 +103,6 @@ func TestVerifyPKCE(t *testing.T) {
 	}
 	if verifyPKCE(challenge, challenge) {
 		t.Error("the plain method is accepted: the challenge verifies itself")
-	}
-}
-
-func TestIsPublicAddr(t *testing.T) {
-	for addr, public := range map[string]bool{
-		"93.184.216.34":        true,
-		"2606:2800:220:1::248": true,
-		"127.0.0.1":            false,
-		"::1":                  false,
-		"10.1.2.3":             false,
-		"172.16.0.1":           false,
-		"192.168.1.1":          false,
-		"169.254.169.254":      false, // cloud metadata
-		"100.64.0.1":           false,
-		"0.0.0.0":              false,
-		"::":                   false,
-		"fe80::1":              false,
-		"fc00::1":              false,
-		"::ffff:127.0.0.1":     false,
-		"::ffff:10.0.0.1":      false,
-		"64:ff9b::a00:1":       false,
-		"2002:a00:1::":         false,
-		"224.0.0.1":            false,
-		"255.255.255.255":      false,
-	} {
-		if got := isPublicAddr(netip.MustParseAddr(addr)); got != public {
-			t.Errorf("isPublicAddr(%s) = %v, want %v", addr, got, public)
-		}
 	}
 }
 
