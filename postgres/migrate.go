@@ -5,13 +5,10 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/keygate/keygate/schema"
 )
 
 // migrationFiles holds the schema's history. Adding a migration is adding a
@@ -21,40 +18,16 @@ import (
 var migrationFiles embed.FS
 
 // migration is one numbered SQL file.
-type migration struct {
-	Version int
-	Name    string
-	SQL     string
-}
+type migration = schema.Migration
 
 // migrations returns the migrations in fsys's migrations folder in version
 // order.
 func migrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+	all, err := schema.Load(fsys)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	var out []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		prefix, _, ok := strings.Cut(base, "_")
-		version, err := strconv.Atoi(prefix)
-		if !ok || err != nil || version <= 0 {
-			return nil, fmt.Errorf("postgres: migration %s: name must start with a positive number and '_'", base)
-		}
-		if other, dup := seen[version]; dup {
-			return nil, fmt.Errorf("postgres: migrations %s and %s share version %d", other, base, version)
-		}
-		seen[version] = base
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{Version: version, Name: base, SQL: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	return out, nil
+	return all, nil
 }
 
 // Migrate applies every migration not yet recorded in schema_migrations,

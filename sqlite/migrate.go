@@ -6,10 +6,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/keygate/keygate/schema"
 )
 
 // migrationFiles holds the schema's history. Adding a migration is adding a
@@ -19,40 +17,16 @@ import (
 var migrationFiles embed.FS
 
 // migration is one numbered SQL file.
-type migration struct {
-	Version int
-	Name    string
-	SQL     string
-}
+type migration = schema.Migration
 
 // migrations returns the migrations in fsys's migrations folder in version
 // order.
 func migrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+	all, err := schema.Load(fsys)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	var out []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		prefix, _, ok := strings.Cut(base, "_")
-		version, err := strconv.Atoi(prefix)
-		if !ok || err != nil || version <= 0 {
-			return nil, fmt.Errorf("sqlite: migration %s: name must start with a positive number and '_'", base)
-		}
-		if other, dup := seen[version]; dup {
-			return nil, fmt.Errorf("sqlite: migrations %s and %s share version %d", other, base, version)
-		}
-		seen[version] = base
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{Version: version, Name: base, SQL: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	return out, nil
+	return all, nil
 }
 
 // Migrate applies every migration not yet recorded in schema_migrations,
