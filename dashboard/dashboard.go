@@ -1,9 +1,10 @@
 // Package dashboard is keygate's web interface: log in, pick an
 // organization, and under Developers → API Tokens create, list and delete
-// tokens; see usage; under Developers → Webhooks add endpoints and read
-// their delivery log; manage members, the plan and entitlements. Pages are
-// server-rendered from embedded templates and work without JavaScript; a
-// small embedded script only adds copy-to-clipboard.
+// tokens; see usage; under Developers → Connected apps see and revoke the
+// MCP clients let in with OAuth; under Developers → Webhooks add endpoints
+// and read their delivery log; manage members, the plan and entitlements.
+// Pages are server-rendered from embedded templates and work without
+// JavaScript; a small embedded script only adds copy-to-clipboard.
 //
 // A new token's secret is written into exactly one response, the one that
 // answers the create form, sent with Cache-Control: no-store. It is never
@@ -105,6 +106,10 @@ func (h *Handler) routes() {
 	m.Handle("POST /orgs/{org}/tokens/{id}/delete", h.org(h.deleteToken))
 
 	m.Handle("GET /orgs/{org}/usage", h.org(h.usage))
+
+	m.Handle("GET /orgs/{org}/connected-apps", h.org(h.connectedApps))
+	m.Handle("GET /orgs/{org}/connected-apps/{id}/revoke", h.org(h.confirmRevokeConnectedApp))
+	m.Handle("POST /orgs/{org}/connected-apps/{id}/revoke", h.org(h.revokeConnectedApp))
 
 	m.Handle("GET /orgs/{org}/webhooks", h.webhookOrg(h.webhooks))
 	m.Handle("GET /orgs/{org}/webhooks/new", h.webhookOrg(h.newWebhook))
