@@ -64,7 +64,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 
 // loadConfig finds the config: --config, else DIR/keygate.yaml under
 // --data-dir, else an empty config on --data-dir (enough for commands that
-// need no API definitions).
+// need no API definitions), else ./keygate.yaml.
 func (g *globals) loadConfig() (*config.Config, error) {
 	var cfg *config.Config
 	var err error
@@ -75,8 +75,10 @@ func (g *globals) loadConfig() (*config.Config, error) {
 		cfg, err = config.Load(filepath.Join(g.dataDir, "keygate.yaml"))
 	case g.dataDir != "":
 		cfg, err = config.Parse("(--data-dir)", []byte("data_dir: "+quoteYAML(g.dataDir)+"\n"))
+	case fileExists("keygate.yaml"):
+		cfg, err = config.Load("keygate.yaml")
 	default:
-		return nil, errors.New("say where keygate's data is: --config FILE or --data-dir DIR")
+		return nil, errors.New("say where keygate's data is: --config FILE or --data-dir DIR (or run where keygate.yaml is)")
 	}
 	if err != nil {
 		return nil, err
