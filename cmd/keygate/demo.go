@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -54,9 +55,12 @@ the data.`,
 // Demo is a running `keygate demo`: the keygate server and the two demo
 // upstream APIs it guards.
 type Demo struct {
-	Dir       string
-	Server    *server.Server
-	Env       map[string]string // what demo.env holds
+	Dir    string
+	Server *server.Server
+	Env    map[string]string // what demo.env holds
+	// Created reports whether this start made the demo data, and so the
+	// tokens, which are then shown once.
+	Created   bool
 	upstreams []*http.Server
 }
 
@@ -186,6 +190,7 @@ func (d *Demo) seed(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 	} else {
+		d.Created = true
 		adminKey, err := createAdminKey(ctx, store, "demo")
 		if err != nil {
 			return err
@@ -213,8 +218,14 @@ func (d *Demo) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// printDemoBanner shows the tokens themselves only on the start that
+// created them; later starts refer to demo.env, so a token is printed once.
 func printDemoBanner(w io.Writer, d *Demo) {
-	e := d.Env
+	e := maps.Clone(d.Env)
+	if !d.Created {
+		e["CANNMENUS_API_TOKEN"], e["CANSKAN_API_TOKEN"] = "$CANNMENUS_API_TOKEN", "$CANSKAN_API_TOKEN"
+		fmt.Fprintf(w, "\nkeygate demo reuses its data: run  source %s/demo.env  first for the tokens below.\n", d.Dir)
+	}
 	fmt.Fprintf(w, `
 keygate demo is running. Data: %[1]s
 

@@ -398,3 +398,24 @@ func TestManagementAPIDeleteRevokesAtOnce(t *testing.T) {
 		t.Fatalf("the request right after delete: %d %s", status, body)
 	}
 }
+
+// The banner shows the tokens on the start that created them and only
+// refers to demo.env afterwards.
+func TestDemoBannerShowsTokensOnce(t *testing.T) {
+	dir := t.TempDir()
+	d := startTestDemo(t, dir)
+	var first bytes.Buffer
+	printDemoBanner(&first, d)
+	token := d.Env["CANNMENUS_API_TOKEN"]
+	if !strings.Contains(first.String(), token) {
+		t.Fatal("first start does not show the new token")
+	}
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	printDemoBanner(&again, startTestDemo(t, dir))
+	if strings.Contains(again.String(), token) || !strings.Contains(again.String(), "source "+dir+"/demo.env") || !strings.Contains(again.String(), `X-Token: $CANNMENUS_API_TOKEN`) {
+		t.Errorf("restart banner:\n%s", again.String())
+	}
+}
