@@ -1,6 +1,6 @@
 // Package api is keygate's management REST API under /api/v1/: the same
-// organizations, members, tokens, webhooks and usage the dashboard shows,
-// for scripts.
+// organizations, members, tokens, webhooks, usage and OAuth grants
+// (connected MCP clients) the dashboard shows, for scripts.
 // Callers authenticate with a dashboard session (and its CSRF token on every
 // change) or an admin key sent as "Authorization: Bearer kgadm_…". Every
 // error is JSON {"error": {"code", "message"}} with the status its code maps
@@ -115,6 +115,8 @@ func (h *Handler) routes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/api/v1/openapi.json", Public: true, handle: h.openAPI},
 		{Method: "GET", Path: "/api/v1/me", handle: h.me},
+		{Method: "GET", Path: "/api/v1/me/oauth-grants", handle: h.listMyOAuthGrants},
+		{Method: "DELETE", Path: "/api/v1/me/oauth-grants/{id}", handle: h.revokeMyOAuthGrant},
 		{Method: "GET", Path: "/api/v1/apis", handle: h.listAPIs},
 		{Method: "GET", Path: "/api/v1/orgs", handle: h.listOrganizations},
 		{Method: "POST", Path: "/api/v1/orgs", handle: h.createOrganization},
@@ -130,6 +132,8 @@ func (h *Handler) routes() []Route {
 		{Method: "PUT", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.setMemberRole},
 		{Method: "DELETE", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.removeMember},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/usage", handle: h.usage},
+		{Method: "GET", Path: "/api/v1/orgs/{org}/oauth-grants", handle: h.listOAuthGrants},
+		{Method: "DELETE", Path: "/api/v1/orgs/{org}/oauth-grants/{id}", handle: h.revokeOAuthGrant},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks", handle: h.listWebhooks},
 		{Method: "POST", Path: "/api/v1/orgs/{org}/webhooks", handle: h.createWebhook},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks/{id}", handle: h.getWebhook},
