@@ -200,7 +200,7 @@ func TestConnectedAppRevokedOnThePageLosesMCPAccess(t *testing.T) {
 	b.login(f.member)
 	b.get("/orgs/acme/tokens").expect(t, http.StatusOK, `<a href="/orgs/acme/connected-apps">Connected apps</a>`)
 	b.get("/orgs/acme/connected-apps").expect(t, http.StatusOK,
-		"Claude Test", "returns to 127.0.0.1:33418", "for <code>"+m.resource+"</code>", `<span class="scope">products:read</span>`,
+		"Claude Test", "returns to 127.0.0.1:33418", `title="MCP endpoint `+m.resource+`"`, `<span class="scope">products:read</span>`,
 		`<time datetime="`+g.CreatedAt.Format(time.RFC3339)+`"`,
 		`<time datetime="`+f.now.Add(oauth.DefaultRefreshTokenTTL).UTC().Format(time.RFC3339)+`"`,
 		`href="`+revokePath+`" aria-label="Revoke access for Claude Test">Revoke</a>`,
