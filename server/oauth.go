@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/oauth"
@@ -45,6 +46,14 @@ func (s *Server) newOAuth() error {
 	return nil
 }
 
+// OAuth endpoints anyone may call, limited per client address so they
+// cannot be used to fill the store (registration) or to guess codes and
+// refresh tokens (token).
+var oauthLimits = map[string]keygate.RateLimit{
+	oauth.PathRegister: {Key: keygate.LimitByIP, Limit: 20, Period: time.Hour},
+	oauth.PathToken:    {Key: keygate.LimitByIP, Limit: 120, Period: time.Minute},
+}
+
 // mountOAuth serves the authorization server on the admin listener.
 func (s *Server) mountOAuth(mux *http.ServeMux) {
 	h := s.oauth.Handler()
@@ -52,4 +61,28 @@ func (s *Server) mountOAuth(mux *http.ServeMux) {
 		"/.well-known/openid-configuration", "/.well-known/openid-configuration/"} {
 		mux.Handle(p, h)
 	}
+	for path, limit := range oauthLimits {
+		mux.Handle("POST "+path, s.limitByIP(path, limit, h))
+	}
+}
+
+// limitByIP applies limit per client address to next, answering 429 with
+// the rate limit headers and an OAuth-style JSON error.
+func (s *Server) limitByIP(name string, limit keygate.RateLimit, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.limiter.Limiter().Allow(r.Context(), "admin:"+name+":ip:"+s.clientAddr(r), limit.Limit, limit.Period)
+		if err != nil {
+			s.logger.Warn("rate limiter unavailable for an OAuth endpoint", "path", name, "error", err)
+			next.ServeHTTP(w, r)
+			return
+		}
+		res.SetHeaders(w.Header())
+		if !res.Allowed {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"error":"too_many_requests","error_description":"Too many requests from this address; retry later."}`))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

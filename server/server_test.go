@@ -313,3 +313,23 @@ apis:
 		}
 	}
 }
+
+// Dynamic registration is open to anyone, so it is limited per address.
+func TestOAuthRegistrationIsLimitedPerAddress(t *testing.T) {
+	r := start(t, echoUpstream(t).URL, "{backend: memory}")
+	body := `{"client_name": "probe", "redirect_uris": ["http://127.0.0.1:7777/callback"], "token_endpoint_auth_method": "none"}`
+	for i := 1; i <= 21; i++ {
+		resp, err := http.Post("http://"+r.admin+"/oauth/register", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case i <= 20 && resp.StatusCode != http.StatusCreated:
+			t.Fatalf("registration %d: %d %s", i, resp.StatusCode, b)
+		case i == 21 && (resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "too_many_requests")):
+			t.Fatalf("registration 21: %d %s %v", resp.StatusCode, b, resp.Header)
+		}
+	}
+}
