@@ -119,21 +119,27 @@ func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 
 // ForwardAs returns a function that forwards requests authenticated
 // elsewhere — the MCP endpoint, by OAuth — to upstream as the given
-// identity, with the same header rules, body limit, metrics and usage
-// counts as the API's routes.
+// identity, with the same header rules, body limit, token rate limit,
+// metrics and usage counts as the API's routes.
 func (g *Gateway) ForwardAs(upstream *url.URL) func(http.ResponseWriter, *http.Request, *keygate.Identity) {
 	f := NewForwarder(g.api, upstream, g.forward.signer, g.fail, g.logger)
 	return func(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
 		start := g.now()
 		rec := &statusRecorder{ResponseWriter: w}
-		var err error
-		if r.ContentLength > g.maxBody {
+		d := Decision{Identity: id}
+		err := g.limit(r.Context(), &d, g.api.TokenRateLimit, g.requestOf(r))
+		if d.RateLimit != nil {
+			d.RateLimit.SetHeaders(w.Header())
+		}
+		if err == nil && r.ContentLength > g.maxBody {
 			err = errTooLarge
+		}
+		if err != nil {
 			g.fail(rec, r, err)
 		} else {
 			r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
 			f.Forward(rec, r, id)
 		}
-		g.observe(Decision{Identity: id}, rec.status(), err, start)
+		g.observe(d, rec.status(), err, start)
 	}
 }

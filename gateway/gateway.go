@@ -161,20 +161,20 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 		return d, errNotFound
 	}
 	if d.Route.Access == keygate.AccessPublic {
-		return d, g.limit(ctx, &d, g.publicLimit(d.Route), req, nil)
+		return d, g.limit(ctx, &d, g.publicLimit(d.Route), req)
 	}
 	tok, org, err := g.authenticate(ctx, req.Header)
 	if err != nil {
 		// Failed authentication counts as anonymous traffic, so guessing
 		// tokens is limited like any public request.
-		if limitErr := g.limit(ctx, &d, g.publicLimit(nil), req, nil); limitErr != nil {
+		if limitErr := g.limit(ctx, &d, g.publicLimit(nil), req); limitErr != nil {
 			return d, limitErr
 		}
 		return d, err
 	}
 	d.Token = tok
 	d.Identity = g.identityOf(tok, org)
-	if err := g.limit(ctx, &d, g.tokenLimit(d.Route), req, org); err != nil {
+	if err := g.limit(ctx, &d, g.tokenLimit(d.Route), req); err != nil {
 		return d, err
 	}
 	return d, checkRules(d.Route, tok, org, req.URL.Query())
@@ -274,16 +274,16 @@ func (g *Gateway) tokenLimit(route *keygate.Route) *keygate.RateLimit {
 }
 
 // limit applies rule (nil: none) and records the result on d. A route with
-// its own rule counts in its own bucket.
-func (g *Gateway) limit(ctx context.Context, d *Decision, rule *keygate.RateLimit, req Request, org *keygate.Organization) error {
+// its own rule counts in its own bucket; plan overrides follow d's identity.
+func (g *Gateway) limit(ctx context.Context, d *Decision, rule *keygate.RateLimit, req Request) error {
 	if rule == nil || g.limiter == nil {
 		return nil
 	}
 	n := rule.Limit
-	if org != nil {
-		n = rule.LimitFor(org.Plan)
+	if d.Identity != nil {
+		n = rule.LimitFor(d.Identity.Plan)
 	}
-	res, err := g.limiter.Allow(ctx, g.limitKey(rule, d, req, org), n, rule.Period)
+	res, err := g.limiter.Allow(ctx, g.limitKey(rule, d, req), n, rule.Period)
 	if err != nil {
 		g.logger.Error("rate limiter unavailable", "error", err)
 		return keygate.Errorf(keygate.EUNAVAILABLE, "Rate limiter unavailable.")
@@ -295,20 +295,29 @@ func (g *Gateway) limit(ctx context.Context, d *Decision, rule *keygate.RateLimi
 	return nil
 }
 
-func (g *Gateway) limitKey(rule *keygate.RateLimit, d *Decision, req Request, org *keygate.Organization) string {
+// limitKey names the bucket a request counts in. An OAuth client on the
+// MCP endpoint has no API token: "per token" then means per client and
+// user, the OAuth counterpart of one token.
+func (g *Gateway) limitKey(rule *keygate.RateLimit, d *Decision, req Request) string {
 	var b strings.Builder
 	b.WriteString(g.api.Name)
 	if d.Route != nil && d.Route.RateLimit == rule {
 		b.WriteString(":route:")
 		b.WriteString(g.routes.patternOf(d.Route))
 	}
+	id := d.Identity
 	switch {
-	case rule.Key == keygate.LimitByToken && d.Token != nil:
+	case rule.Key == keygate.LimitByToken && id != nil && id.TokenID != "":
 		b.WriteString(":token:")
-		b.WriteString(d.Token.ID)
-	case rule.Key == keygate.LimitByOrganization && org != nil:
+		b.WriteString(id.TokenID)
+	case rule.Key == keygate.LimitByToken && id != nil && id.ClientID != "":
+		b.WriteString(":oauth:")
+		b.WriteString(id.ClientID)
+		b.WriteString(":")
+		b.WriteString(id.UserID)
+	case rule.Key == keygate.LimitByOrganization && id != nil:
 		b.WriteString(":org:")
-		b.WriteString(org.ID)
+		b.WriteString(id.OrganizationID)
 	default:
 		b.WriteString(":ip:")
 		b.WriteString(req.ClientIP.String())

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -527,4 +528,38 @@ func TestSpoofedForwardedForDoesNotEscapeThePublicLimit(t *testing.T) {
 	}
 	expect(t, "11th with a new spoofed address", serve(f.eventsGW, "GET", "/p/abc", map[string][]string{"X-Forwarded-For": {"198.51.100.99"}}),
 		429, `{"message": "Too Many Attempts."}`)
+}
+
+// Requests authenticated by OAuth (the MCP endpoint) count against the
+// API's token limit per client and user, and are forwarded with identity.
+func TestForwardAsAppliesTheTokenLimitPerOAuthClientAndUser(t *testing.T) {
+	f := newFixture(t)
+	u, _ := url.Parse(f.upstream.URL)
+	forward := f.eventsGW.ForwardAs(u)
+	call := func(user string) response {
+		id := &keygate.Identity{OrganizationID: f.org.ID, Plan: "free", ClientID: "kgc_1", UserID: user, Scopes: []string{"attendees:read"}, API: "canskan"}
+		req := httptest.NewRequest("POST", "/mcp", strings.NewReader(`{}`))
+		req.RemoteAddr = "203.0.113.9:5000"
+		req.Header.Set("Authorization", "Bearer kgo_at_secret")
+		rec := httptest.NewRecorder()
+		forward(rec, req, id)
+		return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
+	}
+	for i := 1; i <= 60; i++ {
+		r := call("usr_a")
+		if r.status != 200 || rateHeader(r, "X-RateLimit-Remaining") != strconv.Itoa(60-i) {
+			t.Fatalf("request %d: %d remaining %q", i, r.status, rateHeader(r, "X-RateLimit-Remaining"))
+		}
+		if i == 1 {
+			var seen upstreamSeen
+			_ = json.Unmarshal([]byte(r.body), &seen)
+			if seen.Header.Get("Authorization") != "" || seen.Header.Get("X-Keygate-Identity") == "" {
+				t.Fatalf("upstream headers %v", seen.Header)
+			}
+		}
+	}
+	expect(t, "61st for one user", call("usr_a"), 429, `{"message": "Too Many Attempts."}`)
+	if r := call("usr_b"); r.status != 200 {
+		t.Errorf("another user of the same client shares the bucket: %d", r.status)
+	}
 }
