@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -31,7 +32,22 @@ type Signer struct {
 	public ed25519.PublicKey
 	signer jose.Signer
 	now    func() time.Time
+
+	// Signing costs tens of microseconds, far more than the rest of a
+	// request's checks, so an identity signed once is reused for half its
+	// lifetime: a busy token costs one signature per 30 seconds, and an
+	// upstream always receives a JWT with at least half its life left.
+	mu     sync.Mutex
+	signed map[string]signedIdentity
 }
+
+type signedIdentity struct {
+	jwt     string
+	reuseTo time.Time
+}
+
+// maxSignedIdentities bounds the reuse cache; when full it starts over.
+const maxSignedIdentities = 10000
 
 // NewSigner returns a Signer for a stored signing key.
 func NewSigner(k *keygate.SigningKey) (*Signer, error) {
@@ -46,7 +62,7 @@ func NewSigner(k *keygate.SigningKey) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{kid: k.ID, public: priv.Public().(ed25519.PublicKey), signer: js, now: time.Now}, nil
+	return &Signer{kid: k.ID, public: priv.Public().(ed25519.PublicKey), signer: js, now: time.Now, signed: map[string]signedIdentity{}}, nil
 }
 
 // NewSigningKey returns a fresh random key to offer the store.
@@ -59,9 +75,34 @@ func NewSigningKey() (*keygate.SigningKey, error) {
 }
 
 // Sign returns the compact JWT for id, valid for keygate.IdentityLifetime,
-// with the API's name as audience.
+// with the API's name as audience. The same identity signed within the
+// last half lifetime gets the same JWT back.
 func (s *Signer) Sign(id *keygate.Identity) (string, error) {
+	key, err := json.Marshal(id)
+	if err != nil {
+		return "", err
+	}
 	now := s.now()
+	s.mu.Lock()
+	prev, ok := s.signed[string(key)]
+	s.mu.Unlock()
+	if ok && now.Before(prev.reuseTo) {
+		return prev.jwt, nil
+	}
+	jwt, err := s.sign(id, now)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	if len(s.signed) >= maxSignedIdentities {
+		s.signed = map[string]signedIdentity{}
+	}
+	s.signed[string(key)] = signedIdentity{jwt: jwt, reuseTo: now.Add(keygate.IdentityLifetime / 2)}
+	s.mu.Unlock()
+	return jwt, nil
+}
+
+func (s *Signer) sign(id *keygate.Identity, now time.Time) (string, error) {
 	c := claims{
 		Claims: jwt.Claims{
 			Issuer:    keygate.IdentityIssuer,

@@ -92,3 +92,41 @@ func TestJWKSHandlerPublishesOnlyThePublicKey(t *testing.T) {
 		t.Fatalf("published JWKS does not verify: %v", err)
 	}
 }
+
+func TestSignReusesAJWTForHalfItsLifetime(t *testing.T) {
+	s := newSigner(t)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	first, _ := s.Sign(demoIdentity())
+	now = now.Add(keygate.IdentityLifetime/2 - time.Second)
+	if again, _ := s.Sign(demoIdentity()); again != first {
+		t.Error("the same identity within half the lifetime was signed again")
+	}
+	changed := demoIdentity()
+	changed.Entitlements.States = []string{"Oregon"}
+	if other, _ := s.Sign(changed); other == first {
+		t.Error("a changed identity got the old JWT")
+	}
+	now = now.Add(2 * time.Second)
+	later, _ := s.Sign(demoIdentity())
+	if later == first {
+		t.Error("a JWT past half its lifetime was handed out again")
+	}
+	v := NewVerifier(s.JWKS())
+	v.now = func() time.Time { return now }
+	if id, err := v.Verify(later, "cannmenus"); err != nil || id.Entitlements.States[0] != "California" {
+		t.Errorf("re-signed JWT: %+v %v", id, err)
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	k, _ := NewSigningKey()
+	s, _ := NewSigner(k)
+	id := demoIdentity()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sign(id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
