@@ -235,11 +235,24 @@ func (d *Dispatcher) EmitToken(ctx context.Context, event string, tok *keygate.T
 			return err
 		}
 	}
-	data := NewTokenData(tok, org)
-	if event == keygate.EventTokenDeleted && data.DeletedAt == nil {
-		data.DeletedAt = utc(new(d.now()))
+	if event != keygate.EventTokenCreated && event != keygate.EventTokenDeleted {
+		data := NewTokenData(tok, org)
+		return d.Emit(ctx, org.ID, event, data)
 	}
-	return d.Emit(ctx, org.ID, event, data)
+	if event == keygate.EventTokenDeleted && tok.RevokedAt == nil {
+		tok.RevokedAt = new(d.now())
+	}
+	hooks, err := d.store.ListWebhooks(ctx, org.ID)
+	if err != nil {
+		return err
+	}
+	// Recorded as a token notice, so the scan that catches events an
+	// instance stopped before sending never sends one twice.
+	err = d.sendNotice(ctx, tok, org, event, subscribed(hooks, event))
+	if keygate.ErrorCode(err) == keygate.ECONFLICT {
+		return nil
+	}
+	return err
 }
 
 // SendTest stores a webhook.test delivery for one endpoint, whatever it
@@ -373,7 +386,7 @@ func (d *Dispatcher) maintain(ctx context.Context) {
 	purge := time.NewTicker(time.Hour)
 	defer purge.Stop()
 	for {
-		if err := d.ScanExpiries(ctx); err != nil && ctx.Err() == nil {
+		if err := d.ScanTokens(ctx); err != nil && ctx.Err() == nil {
 			d.logger.Error("webhook: token expiry scan failed", "error", err)
 		}
 		select {

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -690,12 +691,12 @@ func TestRunWithTwoInstancesSendsEachOnce(t *testing.T) {
 	wg.Go(func() { b.Run(ctx) })
 
 	const events = 40
-	tok, _ := f.token("one", nil)
 	for i := range events {
 		emitter := a
 		if i%2 == 1 {
 			emitter = b
 		}
+		tok, _ := f.token(fmt.Sprintf("token %d", i), nil)
 		if err := emitter.EmitToken(f.ctx, keygate.EventTokenCreated, tok, f.org); err != nil {
 			t.Fatal(err)
 		}

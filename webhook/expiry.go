@@ -13,15 +13,25 @@ type notice struct {
 	tokenID, event string
 }
 
-// ScanExpiries emits token.expiring for tokens that expire within
-// keygate.TokenExpiringWindow and token.expired for tokens that expired
-// within ExpiredLookback, once per token and event across every instance
-// (the store records each notice with its deliveries, atomically). Only
-// organizations with an enabled endpoint for the event are scanned;
-// deleted tokens get neither event. token.expired goes only to endpoints
-// that existed when the token expired, so a new endpoint does not receive
-// old news.
-func (d *Dispatcher) ScanExpiries(ctx context.Context) error {
+// tokenEvents are the once-per-token events: each goes out at most once per
+// token, whichever instance or path notices it first.
+var tokenEvents = []string{keygate.EventTokenCreated, keygate.EventTokenDeleted, keygate.EventTokenExpiring, keygate.EventTokenExpired}
+
+// ScanTokens sends every once-per-token event that is due and not yet
+// sent, once per token and event across every instance (the store records
+// each notice with its deliveries, atomically):
+//
+//   - token.expiring for tokens that expire within keygate.TokenExpiringWindow,
+//   - token.expired for tokens that expired within ExpiredLookback,
+//   - token.created and token.deleted for tokens created or deleted within
+//     ExpiredLookback whose event has not gone out — EmitToken sends them
+//     at once, and this catches the ones an instance stopped before sending.
+//
+// Only organizations with an enabled endpoint for one of these events are
+// scanned; deleted tokens get no expiry events. Each event goes only to
+// endpoints that existed when it happened, so a new endpoint does not
+// receive old news.
+func (d *Dispatcher) ScanTokens(ctx context.Context) error {
 	hooks, err := d.store.ListWebhooks(ctx, "")
 	if err != nil {
 		return err
@@ -33,12 +43,16 @@ func (d *Dispatcher) ScanExpiries(ctx context.Context) error {
 	done := map[notice]bool{}
 	var errs []error
 	for orgID, hooks := range byOrganization {
-		expiring := subscribed(hooks, keygate.EventTokenExpiring)
-		expired := subscribed(hooks, keygate.EventTokenExpired)
-		if len(expiring) == 0 && len(expired) == 0 {
+		targets := map[string][]*keygate.Webhook{}
+		for _, event := range tokenEvents {
+			if s := subscribed(hooks, event); len(s) > 0 {
+				targets[event] = s
+			}
+		}
+		if len(targets) == 0 {
 			continue
 		}
-		if err := d.scanOrganization(ctx, orgID, expiring, expired, done); err != nil {
+		if err := d.scanOrganization(ctx, orgID, targets, done); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -50,45 +64,63 @@ func (d *Dispatcher) ScanExpiries(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (d *Dispatcher) scanOrganization(ctx context.Context, orgID string, expiring, expired []*keygate.Webhook, done map[notice]bool) error {
-	tokens, err := d.store.ListTokens(ctx, keygate.TokenFilter{OrganizationID: orgID})
+func (d *Dispatcher) scanOrganization(ctx context.Context, orgID string, targets map[string][]*keygate.Webhook, done map[notice]bool) error {
+	tokens, err := d.store.ListTokens(ctx, keygate.TokenFilter{OrganizationID: orgID, IncludeRevoked: true})
 	if err != nil {
 		return err
 	}
 	now := d.now()
 	var org *keygate.Organization
 	for _, tok := range tokens {
-		if tok.ExpiresAt == nil || tok.RevokedAt != nil {
-			continue
-		}
-		var event string
-		var targets []*keygate.Webhook
-		switch until := tok.ExpiresAt.Sub(now); {
-		case until <= 0 && -until <= d.lookback && len(expired) > 0:
-			event, targets = keygate.EventTokenExpired, createdBy(expired, *tok.ExpiresAt)
-		case until > 0 && until <= keygate.TokenExpiringWindow && len(expiring) > 0:
-			event, targets = keygate.EventTokenExpiring, expiring
-		default:
-			continue
-		}
-		key := notice{tok.ID, event}
-		if d.wasNoticed(key) {
-			done[key] = true
-			continue
-		}
-		if org == nil {
-			if org, err = d.store.FindOrganizationByID(ctx, orgID); err != nil {
+		for event, at := range d.dueEvents(tok, now) {
+			hooks := createdBy(targets[event], at)
+			if len(hooks) == 0 {
+				continue
+			}
+			key := notice{tok.ID, event}
+			if d.wasNoticed(key) {
+				done[key] = true
+				continue
+			}
+			if org == nil {
+				if org, err = d.store.FindOrganizationByID(ctx, orgID); err != nil {
+					return err
+				}
+			}
+			switch err := d.sendNotice(ctx, tok, org, event, hooks); keygate.ErrorCode(err) {
+			case "", keygate.ECONFLICT: // sent now, or already by someone
+				done[key] = true
+			default:
 				return err
 			}
 		}
-		switch err := d.sendNotice(ctx, tok, org, event, targets); keygate.ErrorCode(err) {
-		case "", keygate.ECONFLICT: // sent now, or already by someone
-			done[key] = true
-		default:
-			return err
-		}
 	}
 	return nil
+}
+
+// dueEvents returns the once-per-token events due for tok at now, each with
+// the moment it happened (or, for token.expiring, now).
+func (d *Dispatcher) dueEvents(tok *keygate.Token, now time.Time) map[string]time.Time {
+	due := map[string]time.Time{}
+	if now.Sub(tok.CreatedAt) <= d.lookback {
+		due[keygate.EventTokenCreated] = tok.CreatedAt
+	}
+	if tok.RevokedAt != nil {
+		if now.Sub(*tok.RevokedAt) <= d.lookback {
+			due[keygate.EventTokenDeleted] = *tok.RevokedAt
+		}
+		return due
+	}
+	if tok.ExpiresAt == nil {
+		return due
+	}
+	switch until := tok.ExpiresAt.Sub(now); {
+	case until <= 0 && -until <= d.lookback:
+		due[keygate.EventTokenExpired] = *tok.ExpiresAt
+	case until > 0 && until <= keygate.TokenExpiringWindow:
+		due[keygate.EventTokenExpiring] = now
+	}
+	return due
 }
 
 func (d *Dispatcher) wasNoticed(key notice) bool {

@@ -65,8 +65,8 @@ func TestExpiryScannerEmitsOncePerToken(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := f.d.ScanExpiries(f.ctx); err != nil {
-		t.Fatalf("ScanExpiries: %v", err)
+	if err := f.d.ScanTokens(f.ctx); err != nil {
+		t.Fatalf("ScanTokens: %v", err)
 	}
 	equalStrings(t, "first scan", noticesSent(t, f, both), []string{
 		"token.expired expired an hour ago",
@@ -75,11 +75,11 @@ func TestExpiryScannerEmitsOncePerToken(t *testing.T) {
 	equalStrings(t, "endpoint for token.created only", noticesSent(t, f, createdOnly), nil)
 
 	// Again, from this instance and from another on the same database.
-	if err := f.d.ScanExpiries(f.ctx); err != nil {
+	if err := f.d.ScanTokens(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	other := f.dispatcher(f.open())
-	if err := other.ScanExpiries(f.ctx); err != nil {
+	if err := other.ScanTokens(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(noticesSent(t, f, both)); n != 2 {
@@ -110,7 +110,7 @@ func TestExpiryScannerEmitsOncePerToken(t *testing.T) {
 	// Six days on, the 30-day token is still out of the window; the 3-day
 	// one has expired.
 	f.clock.Advance(6 * day)
-	if err := f.d.ScanExpiries(f.ctx); err != nil {
+	if err := f.d.ScanTokens(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	equalStrings(t, "six days later", noticesSent(t, f, both), []string{
@@ -119,7 +119,7 @@ func TestExpiryScannerEmitsOncePerToken(t *testing.T) {
 		"token.expiring expires in 3 days",
 	})
 	f.clock.Advance(17 * day)
-	if err := other.ScanExpiries(f.ctx); err != nil {
+	if err := other.ScanTokens(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	equalStrings(t, "23 days later", noticesSent(t, f, both), []string{
@@ -139,7 +139,7 @@ func TestExpiredGoesOnlyToEndpointsThatExisted(t *testing.T) {
 	f.token("expired two hours ago", ptr(now.Add(-2*time.Hour)))
 	f.token("expires tomorrow", ptr(now.Add(day)))
 	late := f.endpoint(newReceiver(t, f.clock.Now)) // created an hour ago: after the expiry
-	if err := f.d.ScanExpiries(f.ctx); err != nil {
+	if err := f.d.ScanTokens(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	equalStrings(t, "new endpoint", noticesSent(t, f, late), []string{"token.expiring expires tomorrow"})
@@ -156,7 +156,7 @@ func TestScannerWaitsForSubscribers(t *testing.T) {
 	if err := f.store.UpdateWebhook(f.ctx, off); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.d.ScanExpiries(f.ctx); err != nil {
+	if err := f.d.ScanTokens(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.deliveries(keygate.WebhookDeliveryFilter{})); n != 0 {
@@ -166,8 +166,65 @@ func TestScannerWaitsForSubscribers(t *testing.T) {
 	if err := f.store.UpdateWebhook(f.ctx, off); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.d.ScanExpiries(f.ctx); err != nil {
+	if err := f.d.ScanTokens(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	equalStrings(t, "once enabled", noticesSent(t, f, off), []string{"token.expiring expires in 5 days"})
+}
+
+// token.created and token.deleted go out once per token: EmitToken sends
+// them at once, and the scan sends those an instance stopped before
+// sending, to the endpoints that existed when they happened.
+func TestCreatedAndDeletedGoOutOnceEvenAfterACrash(t *testing.T) {
+	f := newFixture(t)
+	r := newReceiver(t, f.clock.Now)
+	f.endpoint(r, keygate.EventTokenCreated, keygate.EventTokenDeleted)
+	now := f.clock.Now()
+	recent := func(name string) *keygate.Token {
+		tok, _, err := keygate.NewToken(keygate.TokenPolicy{BasePrefix: "cm_", AllowNever: true},
+			keygate.TokenRequest{OrganizationID: f.org.ID, API: "cannmenus", Name: name, Expiry: keygate.ExpiryNever}, now.Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.store.CreateToken(f.ctx, tok, 0); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	sent := recent("sent at once")
+	if err := f.d.EmitToken(f.ctx, keygate.EventTokenCreated, sent, f.org); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.d.EmitToken(f.ctx, keygate.EventTokenCreated, sent, f.org); err != nil {
+		t.Fatal(err)
+	}
+	lost := recent("created by an instance that stopped before sending")
+	revoked := recent("deleted by an instance that stopped before sending")
+	if err := f.store.RevokeToken(f.ctx, revoked.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	late := f.endpointAt(newReceiver(t, f.clock.Now), now.Add(time.Second), keygate.EventTokenCreated)
+
+	if err := f.d.ScanTokens(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.dispatcher(f.open()).ScanTokens(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	equalStrings(t, "notices", noticesSent(t, f, f.endpointsOf(t)[0]), []string{
+		"token.created " + lost.Name,
+		"token.created " + revoked.Name,
+		"token.created " + sent.Name,
+		"token.deleted " + revoked.Name,
+	})
+	equalStrings(t, "endpoint added after the events", noticesSent(t, f, late), nil)
+}
+
+func (f *fixture) endpointsOf(t *testing.T) []*keygate.Webhook {
+	t.Helper()
+	hooks, err := f.store.ListWebhooks(f.ctx, f.org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hooks
 }
