@@ -3,6 +3,7 @@ package keygate
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Error codes shared by every layer. The HTTP edges map each code to a status
@@ -79,4 +80,31 @@ func AsError(err error) *Error {
 		return e
 	}
 	return &Error{Code: EINTERNAL, Message: "Internal error."}
+}
+
+// HTTPStatus is the status keygate's own JSON APIs and pages answer an
+// error code with. The gateway does not use it: its answers come from each
+// API's preset.
+func HTTPStatus(code string) int {
+	switch code {
+	case EINVALID:
+		return http.StatusBadRequest
+	case EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case EFORBIDDEN:
+		return http.StatusForbidden
+	case ENOTFOUND:
+		return http.StatusNotFound
+	case EMETHODALLOWED:
+		return http.StatusMethodNotAllowed
+	case ECONFLICT:
+		return http.StatusConflict
+	case ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case ERATELIMITED:
+		return http.StatusTooManyRequests
+	case EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }

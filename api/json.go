@@ -15,31 +15,6 @@ import (
 // maxBody bounds every request body; management requests are small.
 const maxBody = 64 << 10
 
-// status maps a keygate error code to the HTTP status the API answers with.
-func status(code string) int {
-	switch code {
-	case keygate.EINVALID:
-		return http.StatusBadRequest
-	case keygate.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case keygate.EFORBIDDEN:
-		return http.StatusForbidden
-	case keygate.ENOTFOUND:
-		return http.StatusNotFound
-	case keygate.EMETHODALLOWED:
-		return http.StatusMethodNotAllowed
-	case keygate.ECONFLICT:
-		return http.StatusConflict
-	case keygate.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case keygate.ERATELIMITED:
-		return http.StatusTooManyRequests
-	case keygate.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -53,7 +28,7 @@ type errorDetail struct {
 // are not keygate errors are logged, and the caller gets a generic message.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := keygate.AsError(err)
-	st := status(e.Code)
+	st := keygate.HTTPStatus(e.Code)
 	if st >= 500 {
 		h.d.Logger.ErrorContext(r.Context(), "management API request failed",
 			"method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)

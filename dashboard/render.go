@@ -104,7 +104,7 @@ type errorPage struct {
 // status and message, anything else as a logged 500.
 func (h *Handler) showError(w http.ResponseWriter, r *http.Request, f *frame, err error) {
 	e := keygate.AsError(err)
-	status := statusOf(e.Code)
+	status := keygate.HTTPStatus(e.Code)
 	if status >= 500 {
 		h.fail(w, r, err)
 		return
@@ -124,28 +124,6 @@ func (h *Handler) showError(w http.ResponseWriter, r *http.Request, f *frame, er
 	h.render(w, r, status, "error", p)
 }
 
-func statusOf(code string) int {
-	switch code {
-	case keygate.EINVALID:
-		return http.StatusBadRequest
-	case keygate.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case keygate.EFORBIDDEN:
-		return http.StatusForbidden
-	case keygate.ENOTFOUND:
-		return http.StatusNotFound
-	case keygate.ECONFLICT:
-		return http.StatusConflict
-	case keygate.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case keygate.ERATELIMITED:
-		return http.StatusTooManyRequests
-	case keygate.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 // formError returns the message to show beside a form for err, and the
 // status to answer with; ok is false for errors that are not the
 // caller's, which the caller shows as an error page instead.
@@ -153,7 +131,7 @@ func formError(err error) (status int, message string, ok bool) {
 	e := keygate.AsError(err)
 	switch e.Code {
 	case keygate.EINVALID, keygate.ECONFLICT:
-		return statusOf(e.Code), e.Message, true
+		return keygate.HTTPStatus(e.Code), e.Message, true
 	}
 	return 0, "", false
 }

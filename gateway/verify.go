@@ -47,24 +47,24 @@ type VerifyRateLimit struct {
 func VerifyHandler(gateways map[string]*Gateway, keys keygate.AdminKeyService) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := authenticateAdminKey(r, keys); err != nil {
-			writeAPIError(w, http.StatusUnauthorized, err)
+			writeAPIError(w, err)
 			return
 		}
 		var req VerifyRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeAPIError(w, http.StatusBadRequest, keygate.Errorf(keygate.EINVALID, "Body must be a JSON object with api, token, method and path: %s", jsonProblem(err)))
+			writeAPIError(w, keygate.Errorf(keygate.EINVALID, "Body must be a JSON object with api, token, method and path: %s", jsonProblem(err)))
 			return
 		}
 		g, ok := gateways[req.API]
 		if !ok {
-			writeAPIError(w, http.StatusBadRequest, keygate.Errorf(keygate.EINVALID, "Unknown API %q.", req.API))
+			writeAPIError(w, keygate.Errorf(keygate.EINVALID, "Unknown API %q.", req.API))
 			return
 		}
 		gr, err := g.verifyRequestOf(req, r)
 		if err != nil {
-			writeAPIError(w, http.StatusBadRequest, err)
+			writeAPIError(w, err)
 			return
 		}
 		start := g.now()
@@ -131,13 +131,10 @@ func authenticateAdminKey(r *http.Request, keys keygate.AdminKeyService) error {
 }
 
 // writeAPIError answers in the management API's error shape.
-func writeAPIError(w http.ResponseWriter, status int, err error) {
+func writeAPIError(w http.ResponseWriter, err error) {
 	e := keygate.AsError(err)
-	if e.Code == keygate.EINTERNAL {
-		status = http.StatusInternalServerError
-	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(keygate.HTTPStatus(e.Code))
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
 }
 
