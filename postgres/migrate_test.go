@@ -175,20 +175,6 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 	}
 }
 
-func TestMigrationNamesAreChecked(t *testing.T) {
-	for name, fsys := range map[string]fstest.MapFS{
-		"no number": {"migrations/core.sql": {Data: []byte("SELECT 1")}},
-		"duplicate": {
-			"migrations/0001_a.sql": {Data: []byte("SELECT 1")},
-			"migrations/001_b.sql":  {Data: []byte("SELECT 1")},
-		},
-	} {
-		if _, err := migrations(fsys); err == nil {
-			t.Errorf("%s: migrations accepted %v", name, fsys)
-		}
-	}
-}
-
 func TestWatchPrunesOldChanges(t *testing.T) {
 	s := openSchema(t, pgtest.NewSchema(t))
 	ctx := context.Background()
