@@ -9,6 +9,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
+	"github.com/keygate/keygate/storetest"
 )
 
 // benchStore returns a store holding one organization and n tokens, and
@@ -39,33 +40,11 @@ func benchStore(b *testing.B, n int) (*postgres.Store, *keygate.Organization, []
 	return s, org, hashes
 }
 
-func benchToken(orgID string, i int) *keygate.Token {
-	id := keygate.NewID("tok")
-	expires := time.Now().Add(90 * 24 * time.Hour)
-	return &keygate.Token{
-		ID: id, OrganizationID: orgID, API: "cannmenus", Name: fmt.Sprintf("token %d", i),
-		Scopes: []string{"products:read"}, Environment: keygate.EnvironmentLive,
-		Hash: keygate.HashToken(id), Hint: "cm_live_…" + id[len(id)-4:],
-		CreatedBy: "usr_bench", ExpiresAt: &expires,
-	}
-}
-
 // BenchmarkFindTokenByHash is the gateway's lookup on a cache miss, from
 // several goroutines at once, as a busy instance makes it.
 func BenchmarkFindTokenByHash(b *testing.B) {
 	s, _, hashes := benchStore(b, 10_000)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			if _, err := s.FindTokenByHash(ctx, hashes[i%len(hashes)]); err != nil {
-				b.Fatal(err)
-			}
-			i += 7919 // a prime stride, so goroutines spread over the table
-		}
-	})
+	storetest.BenchFindTokenByHash(b, s, hashes)
 }
 
 // BenchmarkFindTokenByHashSequential is one lookup at a time: the latency
@@ -88,15 +67,7 @@ func BenchmarkFindTokenByHashSequential(b *testing.B) {
 // organization and API.
 func BenchmarkCreateToken(b *testing.B) {
 	s, org, _ := benchStore(b, 1_000)
-	ctx := context.Background()
-	limit := 1 << 30 // checked on every create, never reached
-	i := 0
-	for b.Loop() {
-		if err := s.CreateToken(ctx, benchToken(org.ID, i), limit); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	storetest.BenchCreateToken(b, s, org.ID)
 }
 
 // BenchmarkRevocationToWatcher is how long a revocation through one handle
@@ -115,7 +86,7 @@ func BenchmarkRevocationToWatcher(b *testing.B) {
 	}
 	// Wait until the watcher listens: a revocation arrives.
 	for ready := false; !ready; {
-		tok := benchToken(org.ID, 0)
+		tok := storetest.BenchToken(org.ID, 0)
 		if err := other.CreateToken(ctx, tok, 0); err != nil {
 			b.Fatal(err)
 		}
@@ -135,7 +106,7 @@ func BenchmarkRevocationToWatcher(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		if i == len(tokens) {
-			tok := benchToken(org.ID, i)
+			tok := storetest.BenchToken(org.ID, i)
 			if err := other.CreateToken(ctx, tok, 0); err != nil {
 				b.Fatal(err)
 			}
