@@ -125,21 +125,8 @@ func (g *Gateway) ForwardAs(upstream *url.URL) func(http.ResponseWriter, *http.R
 	f := NewForwarder(g.api, upstream, g.forward.signer, g.fail, g.logger)
 	return func(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
 		start := g.now()
-		rec := &statusRecorder{ResponseWriter: w}
 		d := Decision{Identity: id}
 		err := g.limit(r.Context(), &d, g.api.TokenRateLimit, g.requestOf(r))
-		if d.RateLimit != nil {
-			d.RateLimit.SetHeaders(w.Header())
-		}
-		if err == nil && r.ContentLength > g.maxBody {
-			err = errTooLarge
-		}
-		if err != nil {
-			g.fail(rec, r, err)
-		} else {
-			r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
-			f.Forward(rec, r, id)
-		}
-		g.observe(d, rec.status(), err, start)
+		g.respond(w, r, d, err, f, start)
 	}
 }

@@ -136,8 +136,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	start := g.now()
-	rec := &statusRecorder{ResponseWriter: w}
 	d, err := g.Authorize(r.Context(), g.requestOf(r))
+	g.respond(w, r, d, err, g.forward, start)
+}
+
+// respond finishes a request decided as d (refused when err is set): the
+// rate limit headers, the body limit, then f forwards it or the preset
+// answers the refusal; metrics and usage are counted after.
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, err error, f *Forwarder, start time.Time) {
+	rec := &statusRecorder{ResponseWriter: w}
 	if d.RateLimit != nil {
 		d.RateLimit.SetHeaders(w.Header())
 	}
@@ -148,7 +155,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(rec, r, err)
 	} else {
 		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
-		g.forward.Forward(rec, r, d.Identity)
+		f.Forward(rec, r, d.Identity)
 	}
 	g.observe(d, rec.status(), err, start)
 }
