@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
 )
 
@@ -18,12 +19,7 @@ func newAdminKeysCommand(g *globals) *cobra.Command {
 		Use:   "create",
 		Short: "Create an admin key and print it once",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, store, err := g.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
+		RunE: g.withStore(func(cmd *cobra.Command, _ []string, _ *config.Config, store keygate.Store) error {
 			secret, err := createAdminKey(cmd.Context(), store, name)
 			if err != nil {
 				return err
@@ -31,7 +27,7 @@ func newAdminKeysCommand(g *globals) *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), "Copy this admin key now: it will not be shown again.")
 			fmt.Fprintln(cmd.OutOrStdout(), secret)
 			return nil
-		},
+		}),
 	}
 	create.Flags().StringVar(&name, "name", "", "what the key is for (required)")
 	_ = create.MarkFlagRequired("name")

@@ -105,6 +105,19 @@ func (g *globals) openStore(ctx context.Context) (*config.Config, keygate.Store,
 	return cfg, store, nil
 }
 
+// withStore makes a command body that runs with the config and its store
+// open, closing the store afterwards.
+func (g *globals) withStore(run func(cmd *cobra.Command, args []string, cfg *config.Config, store keygate.Store) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cfg, store, err := g.openStore(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		return run(cmd, args, cfg, store)
+	}
+}
+
 func (g *globals) logger(cfg *config.Config) *slog.Logger {
 	return slog.New(cfg.Log.Handler(g.stderr))
 }

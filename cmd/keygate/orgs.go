@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
 )
 
@@ -20,19 +21,14 @@ func newOrgsCommand(g *globals) *cobra.Command {
 		Use:   "create",
 		Short: "Create an organization",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, store, err := g.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
+		RunE: g.withStore(func(cmd *cobra.Command, _ []string, _ *config.Config, store keygate.Store) error {
 			org.Entitlements = keygate.Entitlements{States: states, Brands: brands, Dispensaries: dispensaries}
 			if err := manage.CreateOrganization(cmd.Context(), store, &org, time.Now()); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created organization %s (%s) on plan %s\n", org.Slug, org.ID, org.Plan)
 			return nil
-		},
+		}),
 	}
 	f := create.Flags()
 	f.StringVar(&org.Slug, "slug", "", "short unique name used in URLs and commands (required)")
@@ -47,12 +43,7 @@ func newOrgsCommand(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List organizations",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, store, err := g.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
+		RunE: g.withStore(func(cmd *cobra.Command, _ []string, _ *config.Config, store keygate.Store) error {
 			orgs, err := store.ListOrganizations(cmd.Context())
 			if err != nil {
 				return err
@@ -63,7 +54,7 @@ func newOrgsCommand(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Slug, o.Name, o.Plan, orAll(o.Entitlements.States), o.ID)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(create, list)
 	return cmd

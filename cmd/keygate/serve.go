@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/server"
 )
 
@@ -45,14 +47,10 @@ func newMigrateCommand(g *globals) *cobra.Command {
 		Use:   "migrate",
 		Short: "Create or upgrade the database schema, then exit",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, store, err := g.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
+		// Opening the store applies the migrations.
+		RunE: g.withStore(func(cmd *cobra.Command, _ []string, _ *config.Config, _ keygate.Store) error {
 			cmd.Println("database schema is up to date")
 			return nil
-		},
+		}),
 	}
 }

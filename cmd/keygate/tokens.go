@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/webhook"
 )
@@ -26,12 +27,7 @@ func newTokensCreateCommand(g *globals) *cobra.Command {
 		Use:   "create",
 		Short: "Create a token and print it once",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, store, err := g.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
+		RunE: g.withStore(func(cmd *cobra.Command, _ []string, cfg *config.Config, store keygate.Store) error {
 			api := cfg.API(apiName)
 			if api == nil {
 				return fmt.Errorf("unknown API %q: the config defines %s", apiName, apiNames(cfg.APIs()))
@@ -50,7 +46,7 @@ func newTokensCreateCommand(g *globals) *cobra.Command {
 			fmt.Fprintln(out, "Copy it now: it will not be shown again.")
 			fmt.Fprintln(out, secret)
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&orgSlug, "org", "", "organization slug (required)")
@@ -72,12 +68,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, store, err := g.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
+		RunE: g.withStore(func(cmd *cobra.Command, _ []string, _ *config.Config, store keygate.Store) error {
 			filter := keygate.TokenFilter{API: apiName, IncludeRevoked: all}
 			if orgSlug != "" {
 				org, err := store.FindOrganizationBySlug(cmd.Context(), orgSlug)
@@ -98,7 +89,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 					t.CreatedAt.Format("2006-01-02"), formatLastUsed(t.LastUsedAt), formatExpiry(t.ExpiresAt), tokenState(t, now))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&orgSlug, "org", "", "only this organization's tokens")
 	cmd.Flags().StringVar(&apiName, "api", "", "only this API's tokens")
@@ -111,12 +102,7 @@ func newTokensRevokeCommand(g *globals) *cobra.Command {
 		Use:   "revoke TOKEN_ID",
 		Short: "Revoke (delete) a token: the next request with it fails",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, store, err := g.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
+		RunE: g.withStore(func(cmd *cobra.Command, args []string, cfg *config.Config, store keygate.Store) error {
 			notFound := keygate.Errorf(keygate.ENOTFOUND, "Token %q not found.", args[0])
 			tok, err := store.FindTokenByID(cmd.Context(), args[0])
 			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
@@ -135,7 +121,7 @@ func newTokensRevokeCommand(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s\n", tok.ID)
 			return nil
-		},
+		}),
 	}
 }
 
