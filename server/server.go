@@ -79,33 +79,40 @@ type namedServer struct {
 }
 
 // New builds keygate from cfg without listening yet.
-func New(ctx context.Context, cfg *config.Config, opts Options) (s *Server, err error) {
-	s = &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	s := &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	defer func() {
-		if err != nil {
-			s.closeResources(context.Background())
-		}
-	}()
+	if err := s.build(ctx); err != nil {
+		// Whatever build opened before it failed is closed here; the
+		// caller gets nil and nothing to close.
+		_ = s.closeResources(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+// build opens and assembles what New returns, stopping at the first error.
+func (s *Server) build(ctx context.Context) (err error) {
+	cfg := s.cfg
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.store == nil {
 		if s.store, err = openStore(ctx, cfg, s.logger); err != nil {
-			return nil, err
+			return fmt.Errorf("opening the database: %w", err)
 		}
 		s.ownsStore = true
 	}
 	if s.signer, err = loadSigner(ctx, s.store); err != nil {
-		return nil, err
+		return err
 	}
 	if s.limiter, err = newLimiter(cfg.RateLimiter, s.registry, s.logger); err != nil {
-		return nil, err
+		return err
 	}
 	s.tokens = gateway.NewTokens(s.store, gateway.TokensOptions{TTL: cfg.Cache.TTL, StaleIfError: cfg.Cache.StaleIfError, Logger: s.logger})
 	s.usage = gateway.NewUsage(s.store, cfg.LastUsed.FlushInterval, s.logger)
 	if err = s.buildGateways(); err != nil {
-		return nil, err
+		return err
 	}
 	s.newWebhooks()
 	// One session manager and one login limiter serve the dashboard, the
@@ -113,10 +120,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (s *Server, err 
 	// and failures count on every form.
 	s.sessions = &session.Manager{Sessions: s.store, Users: s.store, Secure: cfg.Admin.SecureCookies}
 	s.logins = &session.LoginLimiter{}
-	if err = s.newOAuth(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s.newOAuth()
 }
 
 func loadSigner(ctx context.Context, store keygate.Store) (*identity.Signer, error) {

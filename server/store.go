@@ -23,10 +23,18 @@ func OpenStore(ctx context.Context, cfg *config.Config) (keygate.Store, error) {
 func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (keygate.Store, error) {
 	if cfg.DatabaseURL != "" {
 		// The URL may hold a password: errors from Open never include it.
-		return postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
+		store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
+		if err != nil {
+			return nil, err // not a nil *postgres.Store in a non-nil interface
+		}
+		return store, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	return sqlite.Open(ctx, cfg.DatabasePath(), sqlite.WithLogger(logger))
+	store, err := sqlite.Open(ctx, cfg.DatabasePath(), sqlite.WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	return store, nil
 }
