@@ -13,28 +13,52 @@ import (
 	"time"
 )
 
-// nonPublic lists ranges that are not reachable on the public internet, or
-// that wrap addresses which may not be (NAT64, 6to4), beyond what
-// netip.Addr's own predicates cover.
+// nonPublic lists what the IANA IPv4 and IPv6 special-purpose address
+// registries mark as not globally reachable (or deprecated), beyond what
+// netip.Addr's own predicates (loopback, private, link-local, multicast,
+// unspecified) already refuse. Ranges that embed an IPv4 address in a
+// known place (NAT64 64:ff9b::/96, 6to4 2002::/16) are judged by that
+// address instead, in embeddedIPv4.
 var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),   // documentation
+	netip.MustParsePrefix("192.88.99.0/24"), // 6to4 relay anycast, deprecated
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
 	netip.MustParsePrefix("198.51.100.0/24"),
 	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
-	netip.MustParsePrefix("2001:db8::/32"),
-	netip.MustParsePrefix("2002::/16"),
-	netip.MustParsePrefix("fec0::/10"),
+	netip.MustParsePrefix("240.0.0.0/4"), // reserved, and broadcast
+	// ::/8 is reserved: the unspecified and loopback addresses,
+	// IPv4-compatible ::a.b.c.d (::/96, deprecated, and routed to the
+	// IPv4 address by some stacks) and SIIT's ::ffff:0:a.b.c.d. IPv4-mapped
+	// ::ffff:a.b.c.d is unmapped before this list is read.
+	netip.MustParsePrefix("::/8"),
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64: any embedding, inside a network
+	netip.MustParsePrefix("100::/64"),       // discard-only
+	netip.MustParsePrefix("2001::/23"),      // IETF protocol assignments: Teredo 2001::/32, benchmarking, ORCHID
+	netip.MustParsePrefix("2001:db8::/32"),  // documentation
+	netip.MustParsePrefix("3fff::/20"),      // documentation
+	netip.MustParsePrefix("5f00::/16"),      // SRv6 segment identifiers
+	netip.MustParsePrefix("fec0::/10"),      // site-local, deprecated
 }
 
-// PublicAddr reports whether ip is a public unicast address.
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
+// PublicAddr reports whether ip is a public unicast address: one the
+// public internet routes to, whatever wrapping it arrives in.
 func PublicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
+	ip = ip.Unmap() // ::ffff:a.b.c.d is dialled as a.b.c.d
+	if v4, ok := embeddedIPv4(ip); ok {
+		return publicUnwrapped(v4)
+	}
+	return publicUnwrapped(ip)
+}
+
+func publicUnwrapped(ip netip.Addr) bool {
 	if !ip.IsValid() || !ip.IsGlobalUnicast() || ip.IsPrivate() {
 		return false
 	}
@@ -44,6 +68,24 @@ func PublicAddr(ip netip.Addr) bool {
 		}
 	}
 	return true
+}
+
+// embeddedIPv4 returns the IPv4 address that a NAT64 (RFC 6052 well-known
+// prefix) or 6to4 (RFC 3056) address reaches: such an address is as public
+// as the IPv4 address inside it. DNS64 networks give every IPv4-only host a
+// 64:ff9b:: address, so refusing the whole prefix would refuse the public
+// internet there.
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	b := ip.As16()
+	switch {
+	case !ip.Is6():
+		return netip.Addr{}, false
+	case nat64.Contains(ip):
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	case sixToFour.Contains(ip):
+		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+	}
+	return netip.Addr{}, false
 }
 
 // Dialer returns a dialer that refuses every non-public address with
