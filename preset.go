@@ -54,6 +54,15 @@ func (p *Preset) Render(err error) (int, []byte) {
 	return resp.Status, []byte(body)
 }
 
+// SameAnswer reports whether the preset answers codes a and b with the
+// same status and body: where it does, nothing else keygate says (the MCP
+// endpoint's challenge) may tell the two apart either.
+func (p *Preset) SameAnswer(a, b string) bool {
+	sa, ba := p.Render(&Error{Code: a})
+	sb, bb := p.Render(&Error{Code: b})
+	return sa == sb && string(ba) == string(bb)
+}
+
 // jsonEscape returns s as it appears inside a JSON string literal.
 func jsonEscape(s string) string {
 	b, _ := json.Marshal(s)

@@ -188,9 +188,15 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 }
 
 // AuthenticateToken verifies the API's token header alone, without route
-// rules: for endpoints such as MCP that accept API tokens too.
+// rules: for endpoints such as MCP that accept API tokens too. An expired
+// token is reported as invalid when the preset answers both alike
+// (cannmenus), so the MCP endpoint tells a caller no more than the REST
+// routes do.
 func (g *Gateway) AuthenticateToken(r *http.Request) (*keygate.Identity, error) {
 	tok, org, err := g.authenticate(r.Context(), r.Header)
+	if keygate.ErrorCode(err) == keygate.ETOKENEXPIRED && g.preset.SameAnswer(keygate.ETOKENEXPIRED, keygate.ETOKENINVALID) {
+		err = errTokenInvalid
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -227,7 +227,9 @@ func (h *harness) addAPI(name string, apiTokens bool) *apiServer {
 			case "":
 				return nil, keygate.Errorf(keygate.ETOKENMISSING, "No token.")
 			case "cm_live_good":
-				return &keygate.Identity{OrganizationID: h.org.ID, TokenID: "tok_good", API: name}, nil
+				return &keygate.Identity{OrganizationID: h.org.ID, TokenID: "tok_good", Scopes: mcpScopes, API: name}, nil
+			case "cm_live_narrow":
+				return &keygate.Identity{OrganizationID: h.org.ID, TokenID: "tok_narrow", Scopes: []string{"brands:read"}, API: name}, nil
 			case "cm_live_expired":
 				return nil, keygate.Errorf(keygate.ETOKENEXPIRED, "API token has expired.")
 			}

@@ -89,9 +89,25 @@ func unauthenticated(description string) *refusal {
 	return &refusal{status: http.StatusUnauthorized, code: "invalid_token", description: description, scope: true}
 }
 
-// authenticate finds who the request acts for: an OAuth access token in
-// Authorization: Bearer, or else the API's own token when allowed.
+// authenticate finds who the request acts for and checks that it holds
+// every scope the endpoint needs, whichever credential it came with: an
+// API token narrowed to other scopes must not reach tools an OAuth grant
+// with the same scopes cannot.
 func (g *mcpGuard) authenticate(r *http.Request) (*keygate.Identity, *refusal) {
+	id, fail := g.identify(r)
+	if fail != nil {
+		return nil, fail
+	}
+	if !keygate.HasAll(id.Scopes, g.res.scopes) {
+		return nil, &refusal{status: http.StatusForbidden, code: "insufficient_scope", scope: true,
+			description: "This MCP endpoint needs the scopes " + strings.Join(g.res.scopes, " ") + "."}
+	}
+	return id, nil
+}
+
+// identify reads the credential: an OAuth access token in Authorization:
+// Bearer, or else the API's own token when allowed.
+func (g *mcpGuard) identify(r *http.Request) (*keygate.Identity, *refusal) {
 	bearer, hasBearer := bearerToken(r)
 	if hasBearer && IsAccessToken(bearer) {
 		return g.server.verifyAccessToken(r.Context(), bearer, g.res)
@@ -210,10 +226,6 @@ func (s *Server) verifyAccessToken(ctx context.Context, token string, res *resou
 		return nil, unauthenticated("The organization no longer exists.")
 	} else if err != nil {
 		return nil, s.storeRefusal(err)
-	}
-	if !keygate.HasAll(grant.Scopes, res.scopes) {
-		return nil, &refusal{status: http.StatusForbidden, code: "insufficient_scope", scope: true,
-			description: "This MCP endpoint needs the scopes " + strings.Join(res.scopes, " ") + "."}
 	}
 	return &keygate.Identity{
 		OrganizationID:   org.ID,

@@ -329,6 +329,19 @@ func TestAPITokenOnMCP(t *testing.T) {
 			t.Errorf("%s: status %d, WWW-Authenticate %q", token, p.status, p.header.Get("WWW-Authenticate"))
 		}
 	}
+	// An API token needs the endpoint's scopes as an OAuth token does.
+	metadataURL := strings.TrimSuffix(a.resource, "/mcp") + "/.well-known/oauth-protected-resource/mcp"
+	want := `Bearer error="insufficient_scope", scope="products:read dispensaries:read", resource_metadata="` + metadataURL +
+		`", error_description="This MCP endpoint needs the scopes products:read dispensaries:read."`
+	before := h.upstream.count()
+	if p := call(t, a.resource, http.Header{"X-Token": {"cm_live_narrow"}}); p.status != http.StatusForbidden || p.header.Get("WWW-Authenticate") != want ||
+		p.body != `{"error":"insufficient_scope","error_description":"This MCP endpoint needs the scopes products:read dispensaries:read."}
+` {
+		t.Errorf("API token without the scopes: %d %q %s; want 403, %q", p.status, p.header.Get("WWW-Authenticate"), p.body, want)
+	}
+	if h.upstream.count() != before {
+		t.Error("an API token without the endpoint's scopes reached the upstream")
+	}
 	if p := call(t, a.resource, nil); p.status != http.StatusUnauthorized || strings.Contains(p.header.Get("WWW-Authenticate"), "error=") {
 		t.Errorf("no token: status %d, WWW-Authenticate %q; want the plain challenge", p.status, p.header.Get("WWW-Authenticate"))
 	}

@@ -1,0 +1,180 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/server"
+)
+
+// menusMCP is keygate running one cannmenus API whose MCP endpoint takes
+// API tokens, with a recording MCP upstream behind it.
+type menusMCP struct {
+	srv      *server.Server
+	api      string // http://host:port of the API listener
+	upstream *recorder
+	org      *keygate.Organization
+}
+
+// recorder is an upstream that remembers every request it served.
+type recorder struct {
+	mu   sync.Mutex
+	seen []*http.Request
+}
+
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec.mu.Lock()
+	rec.seen = append(rec.seen, r.Clone(context.Background()))
+	rec.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+}
+
+func (rec *recorder) count() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.seen)
+}
+
+func startMenusMCP(t *testing.T, extra string) *menusMCP {
+	t.Helper()
+	up := &recorder{}
+	upstreamServer := httptest.NewServer(up)
+	t.Cleanup(upstreamServer.Close)
+	upstream := upstreamServer.URL
+	addr, admin := freeAddr(t), freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+admin+`}
+`+extra+`
+apis:
+  - name: menus
+    preset: cannmenus
+    listen: `+addr+`
+    upstream: `+upstream+`
+    token_prefix: cm_
+    scopes: [products:read, brands:read, dispensaries:read]
+    mcp:
+      upstream: `+upstream+`/mcp
+      scopes: [products:read, dispensaries:read]
+      allow_api_tokens: true
+    routes:
+      - {methods: [GET], path: /v2/products, access: token, scopes: [products:read]}
+      - {methods: [GET], path: /v2/brands, access: token, scopes: [brands:read]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	m := &menusMCP{srv: srv, api: "http://" + addr, upstream: up,
+		org: &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}}
+	if err := manage.CreateOrganization(context.Background(), srv.Store(), m.org, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// token creates a token on the menus API with scopes, created at created.
+func (m *menusMCP) token(t *testing.T, scopes []string, expiry keygate.ExpiryChoice, created time.Time) string {
+	t.Helper()
+	_, secret, err := manage.CreateToken(context.Background(), m.srv.Store(), m.srv.APIs()[0], m.org,
+		keygate.TokenRequest{Name: "t", Scopes: scopes, Expiry: expiry}, created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// send makes one real HTTP request; header lists name, value pairs.
+func send(t *testing.T, method, url, body string, header ...string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, resp.Header, string(b)}
+}
+
+const searchProducts = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_products","arguments":{}}}`
+
+func (m *menusMCP) metadataURL() string { return m.api + "/.well-known/oauth-protected-resource/mcp" }
+
+// An API token on the MCP endpoint needs every scope of mcp.scopes, as an
+// OAuth token does: a token that may not read products on /v2/products
+// may not search them through a tool either.
+func TestMCPRefusesAnAPITokenWithoutTheEndpointScopes(t *testing.T) {
+	m := startMenusMCP(t, "")
+	brands := m.token(t, []string{"brands:read"}, keygate.Expiry90Days, time.Now())
+
+	if r := send(t, "GET", m.api+"/v2/products", "", "X-Token", brands); r.status != 403 || r.body != `{"detail": "Token does not have access to this endpoint."}` {
+		t.Fatalf("REST: %d %s", r.status, r.body)
+	}
+	r := send(t, "POST", m.api+"/mcp", searchProducts, "X-Token", brands, "Content-Type", "application/json")
+	wantChallenge := `Bearer error="insufficient_scope", scope="products:read dispensaries:read", resource_metadata="` + m.metadataURL() +
+		`", error_description="This MCP endpoint needs the scopes products:read dispensaries:read."`
+	if r.status != 403 || r.header.Get("WWW-Authenticate") != wantChallenge ||
+		r.body != `{"error":"insufficient_scope","error_description":"This MCP endpoint needs the scopes products:read dispensaries:read."}`+"\n" {
+		t.Errorf("MCP: %d %q %s", r.status, r.header.Get("WWW-Authenticate"), r.body)
+	}
+	if n := m.upstream.count(); n != 0 {
+		t.Errorf("the MCP upstream served %d requests for a token without the scopes", n)
+	}
+	full := m.token(t, []string{"products:read", "dispensaries:read"}, keygate.Expiry90Days, time.Now())
+	if r := send(t, "POST", m.api+"/mcp", searchProducts, "X-Token", full, "Content-Type", "application/json"); r.status != 200 {
+		t.Errorf("token with the scopes: %d %s", r.status, r.body)
+	}
+}
+
+// cannmenus answers an expired token exactly like an unknown one (404 Not
+// Found), so the MCP endpoint must not tell them apart either.
+func TestMCPAnswersExpiredLikeInvalidWhereThePresetDoes(t *testing.T) {
+	m := startMenusMCP(t, "")
+	expired := m.token(t, []string{"products:read", "dispensaries:read"}, keygate.Expiry7Days, time.Now().Add(-8*24*time.Hour))
+	unknown := keygate.GenerateTokenSecret("cm_live_")
+	for _, secret := range []string{expired, unknown} {
+		if r := send(t, "GET", m.api+"/v2/products", "", "X-Token", secret); r.status != 404 || r.body != `{"detail": "Not Found"}` {
+			t.Errorf("REST: %d %s", r.status, r.body)
+		}
+	}
+	want := `Bearer error="invalid_token", scope="products:read dispensaries:read", resource_metadata="` + m.metadataURL() +
+		`", error_description="Invalid API token."`
+	for name, secret := range map[string]string{"expired": expired, "unknown": unknown} {
+		r := send(t, "POST", m.api+"/mcp", searchProducts, "X-Token", secret, "Content-Type", "application/json")
+		if r.status != 401 || r.header.Get("WWW-Authenticate") != want ||
+			r.body != `{"error":"invalid_token","error_description":"Invalid API token."}`+"\n" {
+			t.Errorf("%s token on MCP: %d %q %s", name, r.status, r.header.Get("WWW-Authenticate"), r.body)
+		}
+	}
+}
