@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -16,22 +17,31 @@ import (
 )
 
 // Forwarder sends a request to an upstream with keygate's identity
-// headers. Incoming X-Keygate-* headers and the API's token header are
-// removed first: the upstream sees only what keygate vouches for.
+// headers. What a client sent that could pass for keygate's word or for an
+// API credential is removed first (headers.go): the upstream sees only
+// what keygate vouches for.
 type Forwarder struct {
-	api    *keygate.API
-	signer *identity.Signer
-	proxy  *httputil.ReverseProxy
-	fail   func(http.ResponseWriter, *http.Request, error)
-	logger *slog.Logger
+	api     *keygate.API
+	headers *upstreamHeaders
+	signer  *identity.Signer
+	proxy   *httputil.ReverseProxy
+	fail    func(http.ResponseWriter, *http.Request, error)
+	logger  *slog.Logger
 }
 
-type identityContextKey struct{}
+// forwarded is what Forward hands to the header rewrite through the
+// request's context: who the request acts for and the client's address.
+type forwarded struct {
+	identity *keygate.Identity
+	client   netip.Addr
+}
+
+type forwardedContextKey struct{}
 
 // NewForwarder returns a Forwarder to upstream; fail answers errors in the
 // API's preset shape.
 func NewForwarder(api *keygate.API, upstream *url.URL, signer *identity.Signer, fail func(http.ResponseWriter, *http.Request, error), logger *slog.Logger) *Forwarder {
-	f := &Forwarder{api: api, signer: signer, fail: fail, logger: logger}
+	f := &Forwarder{api: api, headers: newUpstreamHeaders(api), signer: signer, fail: fail, logger: logger}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
@@ -56,22 +66,21 @@ func upstreamTransport() *http.Transport {
 	}
 }
 
-// Forward proxies r as id (nil: anonymous, on public routes).
-func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
-	if id != nil {
-		r = r.WithContext(context.WithValue(r.Context(), identityContextKey{}, id))
-	}
+// Forward proxies r as id (nil: anonymous, on public routes) for the
+// client at address client.
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, client netip.Addr) {
+	r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, client: client}))
 	f.proxy.ServeHTTP(w, r)
 }
 
 func (f *Forwarder) rewriteHeaders(out *http.Request) {
-	stripKeygateHeaders(out.Header)
-	out.Header.Del(f.api.Preset.TokenHeader)
-	id, _ := out.Context().Value(identityContextKey{}).(*keygate.Identity)
-	if id == nil {
+	f.headers.scrub(out.Header)
+	fwd, _ := out.Context().Value(forwardedContextKey{}).(forwarded)
+	setClientAddress(out.Header, fwd.client)
+	if fwd.identity == nil {
 		return
 	}
-	if err := SetIdentityHeaders(out.Header, id, f.signer); err != nil {
+	if err := SetIdentityHeaders(out.Header, fwd.identity, f.signer); err != nil {
 		f.logger.Error("signing identity failed", "error", err)
 	}
 }
@@ -92,15 +101,6 @@ func SetIdentityHeaders(h http.Header, id *keygate.Identity, signer *identity.Si
 	}
 	h.Set(keygate.HeaderIdentity, jwt)
 	return nil
-}
-
-// stripKeygateHeaders removes every X-Keygate-* header a client sent.
-func stripKeygateHeaders(h http.Header) {
-	for name := range h {
-		if len(name) >= len(keygate.HeaderPrefix) && strings.EqualFold(name[:len(keygate.HeaderPrefix)], keygate.HeaderPrefix) {
-			delete(h, name)
-		}
-	}
 }
 
 func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
@@ -125,8 +125,9 @@ func (g *Gateway) ForwardAs(upstream *url.URL) func(http.ResponseWriter, *http.R
 	f := NewForwarder(g.api, upstream, g.forward.signer, g.fail, g.logger)
 	return func(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
 		start := g.now()
-		d := Decision{Identity: id}
-		err := g.limit(r.Context(), &d, g.api.TokenRateLimit, g.requestOf(r))
+		req := g.requestOf(r)
+		d := Decision{Identity: id, ClientIP: req.ClientIP}
+		err := g.limit(r.Context(), &d, g.api.TokenRateLimit, req)
 		g.respond(w, r, d, err, f, start)
 	}
 }

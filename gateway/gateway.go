@@ -115,11 +115,13 @@ type Request struct {
 }
 
 // Decision is the outcome of Authorize: the matched route, who the request
-// acts for (nil on public routes) and the rate limit that applied.
+// acts for (nil on public routes), the client's address and the rate limit
+// that applied.
 type Decision struct {
 	Route     *keygate.Route
 	Token     *keygate.Token
 	Identity  *keygate.Identity
+	ClientIP  netip.Addr
 	RateLimit *ratelimit.Result
 }
 
@@ -155,14 +157,14 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, er
 		g.fail(rec, r, err)
 	} else {
 		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
-		f.Forward(rec, r, d.Identity)
+		f.Forward(rec, r, d.Identity, d.ClientIP)
 	}
 	g.observe(d, rec.status(), err, start)
 }
 
 // Authorize runs the whole chain on req: route, token, limits, rules.
 func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) {
-	var d Decision
+	d := Decision{ClientIP: req.ClientIP}
 	d.Route = g.routes.match(req.Method, req.URL)
 	if d.Route == nil {
 		return d, errNotFound

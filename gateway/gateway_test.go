@@ -2,12 +2,14 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -561,5 +563,85 @@ func TestForwardAsAppliesTheTokenLimitPerOAuthClientAndUser(t *testing.T) {
 	expect(t, "61st for one user", call("usr_a"), 429, `{"message": "Too Many Attempts."}`)
 	if r := call("usr_b"); r.status != 200 {
 		t.Errorf("another user of the same client shares the bucket: %d", r.status)
+	}
+}
+
+// sendReal makes one real HTTP request to h with header names exactly as
+// given (net/http's client writes map keys as they are).
+func sendReal(t *testing.T, h http.Handler, method, path string, header http.Header) response {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest(method, srv.URL+path, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// The upstream trusts keygate's headers, so no spelling of them, no
+// client-chosen address header and no credential of the API may come
+// through from the client.
+func TestUpstreamSeesNoClientIdentityAddressOrCredential(t *testing.T) {
+	f := newFixture(t)
+	tok, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	_, other := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	basic := base64.StdEncoding.EncodeToString([]byte(other + ":"))
+	got := sendReal(t, f.menusGW, "GET", "/v2/products?states=California", http.Header{
+		"X-Token":             {secret},
+		"X_Keygate_Org":       {"org_evil"},
+		"x_keygate_identity":  {"forged"},
+		"X-KEYGATE_Scopes":    {"admin"},
+		"X_Token":             {secret},
+		"X-Real-Ip":           {"10.0.0.1"},
+		"X_Real_IP":           {"10.0.0.2"},
+		"True-Client-Ip":      {"10.0.0.3"},
+		"Cf-Connecting-Ip":    {"10.0.0.4"},
+		"X-Client-Ip":         {"10.0.0.5"},
+		"Authorization":       {"Bearer " + other},
+		"Proxy-Authorization": {"Basic " + basic},
+		"Cookie":              {"theme=dark; api_token=" + other},
+		"X-Request-Id":        {"abc-123"},
+	})
+	if got.status != 200 {
+		t.Fatalf("status %d body %s", got.status, got.body)
+	}
+	var seen upstreamSeen
+	if err := json.Unmarshal([]byte(got.body), &seen); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range seen.Header {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	want := "Accept-Encoding,User-Agent,X-Forwarded-For,X-Forwarded-Host,X-Forwarded-Proto,X-Keygate-Identity,X-Keygate-Org,X-Keygate-Scopes,X-Keygate-Token-Id,X-Real-Ip,X-Request-Id"
+	if strings.Join(names, ",") != want {
+		t.Errorf("upstream saw headers\n%s\nwant\n%s", strings.Join(names, ","), want)
+	}
+	for name, wantValue := range map[string]string{
+		"X-Keygate-Org": f.org.ID, "X-Keygate-Token-Id": tok.ID, "X-Keygate-Scopes": "products:read",
+		"X-Real-Ip": "127.0.0.1", "X-Request-Id": "abc-123",
+	} {
+		if v := seen.Header[name]; len(v) != 1 || v[0] != wantValue {
+			t.Errorf("%s: %q, want [%s]", name, v, wantValue)
+		}
+	}
+	if strings.Contains(got.body, secret) || strings.Contains(got.body, other) || strings.Contains(got.body, basic) {
+		t.Error("a token reached the upstream")
+	}
+	// A credential of the upstream's own, not a token of this API, passes.
+	got = sendReal(t, f.menusGW, "GET", "/v2/products", http.Header{"X-Token": {secret}, "Authorization": {"Bearer upstream-session-1"}})
+	if err := json.Unmarshal([]byte(got.body), &seen); err != nil {
+		t.Fatal(err)
+	}
+	if seen.Header.Get("Authorization") != "Bearer upstream-session-1" {
+		t.Errorf("upstream's own Authorization: %q", seen.Header.Get("Authorization"))
 	}
 }

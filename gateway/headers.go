@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/keygate/keygate"
+)
+
+// What the upstream sees of a client's headers. The upstream trusts
+// keygate's word on who is calling, so nothing a client sends may look
+// like that word, and no API credential may travel past keygate.
+//
+// Header names are compared after folding case and "_" to "-": net/http
+// canonicalises names but keeps underscores, and many frameworks (WSGI,
+// PHP, CGI, nginx's underscores_in_headers) read X_Keygate_Org and
+// X-Keygate-Org as the same variable.
+
+// clientAddressHeaders name the client's address when a proxy sets them.
+// Only keygate says who the client is: a client's copy never passes, and
+// keygate sets X-Real-IP itself.
+var clientAddressHeaders = []string{"X-Real-IP", "True-Client-IP", "CF-Connecting-IP", "X-Client-IP"}
+
+// headerRealIP carries the client's address as keygate resolved it
+// (trusted_proxies honoured).
+const headerRealIP = "X-Real-IP"
+
+// upstreamHeaders keeps the header rules of one API.
+type upstreamHeaders struct {
+	tokenHeader string
+	prefixes    []string
+}
+
+func newUpstreamHeaders(api *keygate.API) *upstreamHeaders {
+	return &upstreamHeaders{tokenHeader: api.Preset.TokenHeader, prefixes: api.TokenPrefixes()}
+}
+
+// scrub removes from h, in place, every header a client sent that the
+// upstream could take for keygate's: any spelling of an X-Keygate-* header
+// or of the API's token header, the client-address headers, and every
+// header that carries a well-formed token of this API (a valid token in
+// Authorization beside X-Token, in a cookie, or Basic-encoded).
+func (u *upstreamHeaders) scrub(h http.Header) {
+	for name, values := range h {
+		if u.drops(name, values) {
+			delete(h, name)
+		}
+	}
+}
+
+func (u *upstreamHeaders) drops(name string, values []string) bool {
+	if headerNameHasPrefix(name, keygate.HeaderPrefix) || headerNameIs(name, u.tokenHeader) {
+		return true
+	}
+	for _, n := range clientAddressHeaders {
+		if headerNameIs(name, n) {
+			return true
+		}
+	}
+	basic := headerNameIs(name, "Authorization") || headerNameIs(name, "Proxy-Authorization")
+	for _, v := range values {
+		if u.carriesToken(v) || basic && u.carriesBasicToken(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// carriesToken reports whether v holds a well-formed token of this API
+// anywhere, as a whole base62 run after one of its prefixes.
+func (u *upstreamHeaders) carriesToken(v string) bool {
+	for _, prefix := range u.prefixes {
+		for rest := v; ; {
+			i := strings.Index(rest, prefix)
+			if i < 0 {
+				break
+			}
+			end := i + len(prefix)
+			for end < len(rest) && isBase62(rest[end]) {
+				end++
+			}
+			if keygate.WellFormedToken(rest[i:end], prefix) {
+				return true
+			}
+			rest = rest[i+len(prefix):]
+		}
+	}
+	return false
+}
+
+// carriesBasicToken looks inside "Basic base64(user:password)", where
+// clients of token APIs often put the token as user or password.
+func (u *upstreamHeaders) carriesBasicToken(v string) bool {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return false
+	}
+	return u.carriesToken(string(raw))
+}
+
+func isBase62(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// setClientAddress tells the upstream the client's address as keygate
+// resolved it, after scrub removed whatever the client claimed.
+func setClientAddress(h http.Header, client netip.Addr) {
+	if client.IsValid() {
+		h.Set(headerRealIP, client.String())
+	}
+}
+
+// headerNameIs compares header names folding ASCII case and "_" to "-".
+func headerNameIs(name, want string) bool {
+	return len(name) == len(want) && headerNameHasPrefix(name, want)
+}
+
+// headerNameHasPrefix is headerNameIs for the first len(prefix) bytes.
+func headerNameHasPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if foldHeaderByte(name[i]) != foldHeaderByte(prefix[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
+}
