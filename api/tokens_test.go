@@ -58,7 +58,8 @@ func TestCreateTokenDefaultsAndAdminKey(t *testing.T) {
 	if tok.ExpiresAt == nil || !tok.ExpiresAt.Equal(f.now.Add(90*24*time.Hour)) {
 		t.Errorf("default expiry %v, want 90 days", tok.ExpiresAt)
 	}
-	if !strings.HasPrefix(tok.CreatedBy, "admin-key:adk_") || len(tok.Scopes) != 0 {
+	// No scopes chosen: every scope of the API.
+	if !strings.HasPrefix(tok.CreatedBy, "admin-key:adk_") || strings.Join(tok.Scopes, ",") != "attendees:read,attendees:write" {
 		t.Errorf("created_by %q scopes %v", tok.CreatedBy, tok.Scopes)
 	}
 	never := f.createToken(f.key(), "acme", `{"name": "Forever", "api": "events", "expires_in": "never"}`)

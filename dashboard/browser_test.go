@@ -257,7 +257,6 @@ func TestBrowserTokenLifecycle(t *testing.T) {
 	run("fill in and create",
 		chromedp.SendKeys(chromedp.CSS("#name"), "Browser test"),
 		chromedp.Click(chromedp.CSS(`input[name="expires_in"][value="30d"]`)),
-		chromedp.Click(chromedp.CSS(`input[name="scopes"][value="`+demo.ScopeProductsRead+`"]`)),
 		chromedp.Click(chromedp.CSS(`form.form-card button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#new-token")),
 	)

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -69,13 +70,15 @@ type expiryOption struct {
 
 type newTokenPage struct {
 	frame
-	APIs        []*keygate.API
-	API         *keygate.API
-	Limit       manage.TokenLimit
-	Expiries    []expiryOption
+	APIs     []*keygate.API
+	API      *keygate.API
+	Limit    manage.TokenLimit
+	Expiries []expiryOption
+	// Scopes are the API's scopes, all ticked until the person narrows
+	// the token; TypedScopes when the API names none, so they are typed.
 	Scopes      []scopeOption
-	AnyScope    bool   // the API has no scope list: scopes are typed
-	ScopesText  string // what was typed, when AnyScope
+	TypedScopes bool
+	ScopesText  string // what was typed, when TypedScopes
 	Name        string
 	Environment string
 	FormID      string
@@ -111,7 +114,8 @@ func (h *Handler) chooseAPI(name string) (*keygate.API, error) {
 	return manage.FindAPI(h.d.APIs, name)
 }
 
-// newTokenForm builds the form with its defaults: 90 days, live, no scopes.
+// newTokenForm builds the form with its defaults: 90 days, live, every
+// scope ticked (narrowing a token is optional).
 func (h *Handler) newTokenForm(r *http.Request, f *frame, a *manage.Access, api *keygate.API) (*newTokenPage, error) {
 	tokens, err := h.d.Store.ListTokens(r.Context(), keygate.TokenFilter{OrganizationID: a.Organization.ID, API: api.Name})
 	if err != nil {
@@ -132,11 +136,26 @@ func (h *Handler) newTokenForm(r *http.Request, f *frame, a *manage.Access, api 
 		}
 		p.Expiries = append(p.Expiries, o)
 	}
-	p.AnyScope = len(api.Tokens.Scopes) == 0
-	for _, s := range api.Tokens.Scopes {
-		p.Scopes = append(p.Scopes, scopeOption{Name: s})
+	for _, s := range manage.APIScopes(api) {
+		p.Scopes = append(p.Scopes, scopeOption{Name: s, Checked: true})
 	}
+	p.TypedScopes = len(p.Scopes) == 0
 	return p, nil
+}
+
+// postedScopes reads the scopes the form asks for: nil when none were
+// chosen (every scope of the API, see manage.TokenScopes). The form's
+// checkboxes come with a "scopes_shown" marker, so unticking every box
+// is an empty list, refused, rather than the default.
+func postedScopes(r *http.Request) []string {
+	var scopes []string
+	for _, v := range r.PostForm["scopes"] {
+		scopes = append(scopes, manage.SplitList(v)...)
+	}
+	if scopes == nil && r.PostFormValue("scopes_shown") != "" {
+		return []string{}
+	}
+	return scopes
 }
 
 type tokenCreatedPage struct {
@@ -169,18 +188,12 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, f *frame, 
 	for i := range p.Expiries {
 		p.Expiries[i].Checked = p.Expiries[i].Value == expiry
 	}
-	var scopes []string
-	if p.AnyScope {
+	scopes := postedScopes(r)
+	if p.TypedScopes {
 		p.ScopesText = r.PostFormValue("scopes")
-		scopes = manage.SplitList(p.ScopesText)
-	} else {
-		scopes = r.PostForm["scopes"]
+	} else if scopes != nil {
 		for i := range p.Scopes {
-			for _, s := range scopes {
-				if p.Scopes[i].Name == s {
-					p.Scopes[i].Checked = true
-				}
-			}
+			p.Scopes[i].Checked = slices.Contains(scopes, p.Scopes[i].Name)
 		}
 	}
 

@@ -272,3 +272,42 @@ func TestSecurityHeaders(t *testing.T) {
 	b.get("/static/").expect(t, http.StatusNotFound)
 	b.get("/nowhere").expect(t, http.StatusNotFound, "There is no page at /nowhere.")
 }
+
+// Every scope box starts ticked: a token made with name and expiry only
+// carries all of the API's scopes. Unticking every box is refused with a
+// clear error rather than making a token no route accepts.
+func TestCreateTokenStartsWithEveryScope(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.login(f.member)
+	form := b.get("/orgs/acme/tokens/new?api=menus").expect(t, http.StatusOK,
+		`name="scopes_shown" value="1"`, `value="products:read" checked`, `value="analytics:read" checked`, "Untick scopes to narrow this token.")
+
+	// What the browser sends when nothing but name and expiry is touched.
+	values := url.Values{
+		"csrf_token": {field(t, csrfField, form.Body)}, "form_id": {field(t, formIDField, form.Body)},
+		"api": {"menus"}, "name": {"Everything"}, "expires_in": {"30d"}, "environment": {"live"},
+		"scopes_shown": {"1"}, "scopes": {"products:read", "analytics:read"},
+	}
+	b.post("/orgs/acme/tokens", values).expect(t, http.StatusCreated,
+		`<span class="scope">products:read</span> <span class="scope">analytics:read</span>`)
+	tokens := f.activeTokens(f.acme)
+	if len(tokens) != 1 || strings.Join(tokens[0].Scopes, ",") != "products:read,analytics:read" {
+		t.Fatalf("stored %+v", tokens)
+	}
+
+	// Every box unticked: refused, the form kept with nothing ticked.
+	b.createToken("acme", url.Values{"api": {"menus"}, "name": {"Nothing"}, "expires_in": {"30d"}, "scopes_shown": {"1"}}).
+		expect(t, http.StatusBadRequest, "Choose at least one scope", "Leave scopes out to give the token all of them (products:read, analytics:read).", `value="Nothing"`).
+		lacks(t, `value="products:read" checked`)
+	// A script posting without the form's scope boxes gets every scope too.
+	b.createToken("acme", url.Values{"api": {"events"}, "name": {"Scripted"}}).expect(t, http.StatusCreated)
+	for _, tok := range f.activeTokens(f.acme) {
+		if tok.Name == "Scripted" && strings.Join(tok.Scopes, ",") != "attendees:read,attendees:write" {
+			t.Errorf("scripted token scopes %q", tok.Scopes)
+		}
+	}
+	if n := len(f.activeTokens(f.acme)); n != 2 {
+		t.Errorf("%d tokens, want 2", n)
+	}
+}

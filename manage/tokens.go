@@ -3,6 +3,7 @@ package manage
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,15 +42,72 @@ func ExpiryChoices(api *keygate.API) []keygate.ExpiryChoice {
 	return out
 }
 
+// APIScopes returns every scope a token of api can carry, in the order the
+// config names them: the API's own scope list, or, when it declares none,
+// every scope its routes and MCP endpoint require.
+func APIScopes(api *keygate.API) []string {
+	if len(api.Tokens.Scopes) > 0 {
+		return slices.Clone(api.Tokens.Scopes)
+	}
+	var out []string
+	add := func(scopes []string) {
+		for _, s := range scopes {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	for _, r := range api.Routes {
+		add(r.Scopes)
+	}
+	if api.MCP != nil {
+		add(api.MCP.Scopes)
+	}
+	return out
+}
+
+// TokenScopes decides the scopes of a new token of api from what its
+// creator asked for. Scopes narrow a token; they are never needed to make
+// one useful: nil (none chosen) gives every scope of the API, so the token
+// reaches whatever the organization's plan and entitlements allow. An
+// explicitly empty list is refused when the API has scopes, because it
+// would make a token that no scoped route accepts.
+func TokenScopes(api *keygate.API, requested []string) ([]string, error) {
+	if requested == nil {
+		return APIScopes(api), nil
+	}
+	chosen := make([]string, 0, len(requested))
+	for _, s := range requested {
+		if s = strings.TrimSpace(s); s != "" {
+			chosen = append(chosen, s)
+		}
+	}
+	if len(chosen) == 0 {
+		all := APIScopes(api)
+		if len(all) > 0 {
+			return nil, keygate.Errorf(keygate.EINVALID,
+				"Choose at least one scope: a token without scopes can call none of this API's routes. Leave scopes out to give the token all of them (%s).",
+				strings.Join(all, ", "))
+		}
+	}
+	return chosen, nil
+}
+
 // CreateToken validates req against api's token policy and stores the token,
 // unless org already holds the most active tokens it may have for api; then
 // the error is ECONFLICT with keygate.TooManyTokensError's message. It
 // returns the stored token and its secret, which the caller shows once and
-// then forgets. req's OrganizationID and API are taken from org and api.
+// then forgets. req's OrganizationID and API are taken from org and api,
+// its scopes decided by TokenScopes.
 // It sends no webhook event: Tokens.Create does.
 func CreateToken(ctx context.Context, tokens keygate.TokenService, api *keygate.API, org *keygate.Organization, req keygate.TokenRequest, now time.Time) (*keygate.Token, string, error) {
 	req.OrganizationID = org.ID
 	req.API = api.Name
+	scopes, err := TokenScopes(api, req.Scopes)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Scopes = scopes
 	tok, secret, err := keygate.NewToken(api.Tokens, req, now)
 	if err != nil {
 		return nil, "", err

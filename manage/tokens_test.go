@@ -82,3 +82,59 @@ func TestTokensSendEventsAfterTheChange(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A token made without choosing scopes carries every scope of its API; an
+// explicitly empty list is refused rather than making a useless token.
+func TestCreateTokenDefaultsToEveryScope(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	org := &keygate.Organization{ID: keygate.NewID("org"), Slug: "acme"}
+	if err := manage.CreateOrganization(ctx, store, org, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	declared := &keygate.API{Name: "menus", Tokens: keygate.TokenPolicy{BasePrefix: "cm_", Scopes: []string{"products:read", "brands:read"}}}
+	// An API without a scope list: its routes' and MCP endpoint's scopes.
+	derived := &keygate.API{Name: "events", Tokens: keygate.TokenPolicy{BasePrefix: "ev_"},
+		Routes: []keygate.Route{{Path: "/a", Scopes: []string{"a:read"}}, {Path: "/b"}, {Path: "/c", Scopes: []string{"c:write", "a:read"}}},
+		MCP:    &keygate.MCPEndpoint{Scopes: []string{"mcp"}}}
+	unscoped := &keygate.API{Name: "open", Tokens: keygate.TokenPolicy{BasePrefix: "op_"}, Routes: []keygate.Route{{Path: "/a"}}}
+
+	for _, c := range []struct {
+		api    *keygate.API
+		scopes []string
+		want   string
+		err    string
+	}{
+		{declared, nil, "products:read brands:read", ""},
+		{declared, []string{"brands:read"}, "brands:read", ""},
+		{declared, []string{}, "", "Choose at least one scope: a token without scopes can call none of this API's routes. Leave scopes out to give the token all of them (products:read, brands:read)."},
+		{declared, []string{" ", ""}, "", "Choose at least one scope"},
+		{declared, []string{"nope"}, "", `Unknown scope "nope".`},
+		{derived, nil, "a:read c:write mcp", ""},
+		{unscoped, nil, "", ""},
+		{unscoped, []string{}, "", ""},
+	} {
+		tok, _, err := manage.CreateToken(ctx, store, c.api, org, keygate.TokenRequest{Name: "t", Scopes: c.scopes}, time.Now())
+		if c.err != "" {
+			if keygate.ErrorCode(err) != keygate.EINVALID || !strings.Contains(keygate.ErrorMessage(err), c.err) {
+				t.Errorf("%s %q: error %v, want %q", c.api.Name, c.scopes, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s %q: %v", c.api.Name, c.scopes, err)
+			continue
+		}
+		stored, err := store.FindTokenByID(ctx, tok.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(stored.Scopes, " "); got != c.want {
+			t.Errorf("%s %q: stored scopes %q, want %q", c.api.Name, c.scopes, got, c.want)
+		}
+	}
+}

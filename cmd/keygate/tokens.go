@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -37,12 +38,16 @@ func newTokensCreateCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("organization %q: %s", orgSlug, userMessage(err))
 			}
 			req.Expiry = keygate.ExpiryChoice(expires)
+			if cmd.Flags().Changed("scope") && req.Scopes == nil {
+				req.Scopes = []string{} // --scope "": asked for none, which is refused
+			}
 			tok, secret, err := tokenChanges(store, g.logger(cfg)).Create(cmd.Context(), api, org, req, time.Now())
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "created token %s (%s) for %s on %s, expires %s\n", tok.ID, tok.Name, org.Slug, api.Name, formatExpiry(tok.ExpiresAt))
+			fmt.Fprintf(out, "scopes: %s\n", formatScopes(tok.Scopes))
 			fmt.Fprintln(out, "Copy it now: it will not be shown again.")
 			fmt.Fprintln(out, secret)
 			return nil
@@ -53,7 +58,7 @@ func newTokensCreateCommand(g *globals) *cobra.Command {
 	f.StringVar(&apiName, "api", "", "API name from the config (required)")
 	f.StringVar(&req.Name, "name", "", "token name, 1 to 100 characters (required)")
 	f.StringVar(&expires, "expires", string(keygate.DefaultExpiry), "7d, 30d, 90d, 1y or never")
-	f.StringSliceVar(&req.Scopes, "scope", nil, "scope the token carries (repeat or comma-separate)")
+	f.StringSliceVar(&req.Scopes, "scope", nil, "narrow the token to these scopes (repeat or comma-separate); default: every scope of the API")
 	f.StringVar(&req.Environment, "env", keygate.EnvironmentLive, "live or test")
 	for _, name := range []string{"org", "api", "name"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -152,6 +157,13 @@ func formatExpiry(t *time.Time) string {
 		return "never"
 	}
 	return t.Format("2006-01-02")
+}
+
+func formatScopes(scopes []string) string {
+	if len(scopes) == 0 {
+		return "none (the API's routes need none)"
+	}
+	return strings.Join(scopes, ", ")
 }
 
 func formatLastUsed(t *time.Time) string {
