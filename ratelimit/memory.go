@@ -28,8 +28,9 @@ type MemoryOptions struct {
 
 // Memory is the in-process Limiter: the default, and the fallback while
 // Redis is down. Its memory is bounded by the keys active within their
-// period: a key holds at most limit timestamps, and a sweeper drops keys
-// whose newest request has left the window. Call Close to stop the sweeper.
+// period: a key holds a fixed window of counters whatever its limit and
+// rate, and a sweeper drops keys whose counted requests have all left the
+// window. Call Close to stop the sweeper.
 type Memory struct {
 	now    func() time.Time
 	base   time.Time // clock reading at start; timestamps are offsets from it

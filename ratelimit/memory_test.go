@@ -26,6 +26,7 @@ func TestMemoryContract(t *testing.T) {
 		New: func(t *testing.T) (ratelimit.Limiter, limitertest.Clock) {
 			return newMemory(t, -1)
 		},
+		NewAt:  newMemoryAt,
 		Period: time.Minute,
 	})
 }
@@ -37,9 +38,16 @@ func TestMemoryContractRealClock(t *testing.T) {
 			t.Cleanup(func() { m.Close() })
 			return m, limitertest.RealClock{}
 		},
+		NewAt:     newMemoryAt,
 		Period:    time.Second,
 		Tolerance: 100 * time.Millisecond,
 	})
+}
+
+func newMemoryAt(t *testing.T, now func() time.Time) ratelimit.Limiter {
+	m := ratelimit.NewMemory(ratelimit.MemoryOptions{Now: now, SweepInterval: -1})
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
 func TestMemorySweepDropsIdleKeys(t *testing.T) {
@@ -55,9 +63,9 @@ func TestMemorySweepDropsIdleKeys(t *testing.T) {
 		t.Fatalf("Len = %d, want 5002", got)
 	}
 
-	// A minute after the first requests they are idle; the key used 30s
-	// later and the key with an hour's window are not.
-	clock.Sleep(30 * time.Second)
+	// A minute and a bucket after the first requests they are idle; the
+	// key used 30s later and the key with an hour's window are not.
+	clock.Sleep(30*time.Second + bucket(time.Minute))
 	m.Sweep()
 	if got := m.Len(); got != 2 {
 		t.Fatalf("Len after sweep = %d, want 2", got)
@@ -77,7 +85,7 @@ func TestMemorySweepDropsIdleKeys(t *testing.T) {
 func TestMemorySweeperRunsUntilClosed(t *testing.T) {
 	m, clock := newMemory(t, time.Millisecond)
 	m.Allow(context.Background(), "ip:192.0.2.1", 1, time.Second)
-	clock.Sleep(time.Second)
+	clock.Sleep(time.Second + 2*bucket(time.Second))
 	deadline := time.Now().Add(5 * time.Second)
 	for m.Len() != 0 {
 		if time.Now().After(deadline) {
@@ -95,23 +103,20 @@ func TestMemorySweeperRunsUntilClosed(t *testing.T) {
 	}
 }
 
-func TestMemoryKeyHoldsAtMostLimitTimestamps(t *testing.T) {
+func TestMemoryKeyStateDoesNotGrowWithRate(t *testing.T) {
 	m, clock := newMemory(t, -1)
 	ctx := context.Background()
-	m.Allow(ctx, "tok:1", 100, time.Minute)
-	if capacity, _ := m.Stamps("tok:1"); capacity != 1 {
-		t.Fatalf("a key seen once holds room for %d timestamps, want 1", capacity)
+	m.Allow(ctx, "tok:1", 1_000_000, time.Minute)
+	seen := heap()
+	for range 200_000 {
+		clock.Sleep(50 * time.Microsecond)
+		m.Allow(ctx, "tok:1", 1_000_000, time.Minute)
 	}
-	for range 1000 {
-		m.Allow(ctx, "tok:1", 100, time.Minute)
+	if grown := int64(heap()) - int64(seen); grown > 4096 {
+		t.Fatalf("heap grew %d bytes over 200,000 allowed requests of one key, want a fixed state", grown)
 	}
-	clock.Sleep(time.Minute)
-	for range 1000 {
-		m.Allow(ctx, "tok:1", 100, time.Minute)
-	}
-	capacity, held := m.Stamps("tok:1")
-	if capacity != 100 || held != 100 {
-		t.Fatalf("after 1000 requests: room for %d, holding %d; want 100 and 100", capacity, held)
+	if got := ratelimit.WindowSize(); got > 128 {
+		t.Fatalf("a key's window is %d bytes, want at most 128", got)
 	}
 }
 
@@ -146,7 +151,7 @@ func BenchmarkMemoryMillionKeys(b *testing.B) {
 			m.Allow(ctx, key, 10, time.Minute)
 		}
 		perKey = float64(heap()-before) / keys
-		clock.Sleep(time.Minute)
+		clock.Sleep(time.Minute + bucket(time.Minute))
 		m.Sweep()
 		afterSweep = float64(heap()) - float64(before)
 		if m.Len() != 0 {
@@ -158,6 +163,11 @@ func BenchmarkMemoryMillionKeys(b *testing.B) {
 	b.ReportMetric(afterSweep, "bytes-after-sweep")
 }
 
+// bucket is how long after its period a request may still be counted.
+func bucket(period time.Duration) time.Duration {
+	return time.Duration(ratelimit.BucketWidth(int64(period)))
+}
+
 func heap() uint64 {
 	runtime.GC()
 	var s runtime.MemStats
@@ -166,13 +176,14 @@ func heap() uint64 {
 }
 
 // BenchmarkMemoryAllowed measures one busy key whose requests all pass:
-// 60 per minute arriving once a second, so the ring is full and turning.
+// 60 per minute arriving every 1.1 seconds, so the window is nearly full
+// and turning.
 func BenchmarkMemoryAllowed(b *testing.B) {
 	clock := limitertest.NewFakeClock(start)
 	m := ratelimit.NewMemory(ratelimit.MemoryOptions{Now: clock.Now, SweepInterval: -1})
 	ctx := context.Background()
 	for b.Loop() {
-		clock.Sleep(time.Second)
+		clock.Sleep(1100 * time.Millisecond)
 		if res, _ := m.Allow(ctx, "tok:busy", 60, time.Minute); !res.Allowed {
 			b.Fatal("refused")
 		}

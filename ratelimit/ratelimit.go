@@ -2,13 +2,18 @@
 // (a client IP, a token id or an organization id) under a limit of n
 // requests per period.
 //
-// Every Limiter here keeps a sliding-window log: the times of the requests
-// it allowed. A request passes when fewer than n allowed requests fall in
-// (now-period, now]. That is exact: no span of one period ever holds more
-// than n allowed requests, unlike a fixed window (2n at a boundary) or a
-// GCRA with a burst of n (n plus the tokens regained during the period).
-// Rejected requests are never recorded, so a client hammering a full window
-// is let in again as soon as its oldest allowed request leaves the window.
+// Every Limiter here keeps a sliding window of counters: a period is cut
+// into Buckets buckets, and a request passes when the requests allowed in
+// the bucket it falls in and the Buckets before it number fewer than n.
+// Those buckets cover the whole window (now-period, now], so no span of one
+// period ever holds more than n allowed requests, unlike a fixed window (2n
+// at a boundary) or a GCRA with a burst of n (n plus the tokens regained
+// during the period). The price is that a request is counted up to one
+// bucket (period/Buckets) longer than its period, and a key's state is a
+// fixed Buckets+1 counters whatever its limit and rate, where an exact log
+// would keep one timestamp per allowed request. Rejected requests are never
+// counted, so a client hammering a full window is let in again as soon as
+// its oldest allowed requests leave the window.
 //
 // Keys are opaque to this package. It never logs a key and never puts one
 // in a metric label: keys are client addresses and token ids, unbounded in
@@ -45,8 +50,9 @@ type Result struct {
 	Limit   int
 	// Remaining is how many more requests the window holds after this one.
 	Remaining int
-	// ResetAt is when the window frees a request: the moment the allowed
-	// request that blocks the next one leaves the window.
+	// ResetAt is when the window frees a request: the moment the bucket
+	// holding the allowed request that blocks the next one stops being
+	// counted (on a request that passed, the oldest counted one's).
 	ResetAt time.Time
 	// RetryAfter is set only when the request was refused: whole seconds,
 	// rounded up, until ResetAt.

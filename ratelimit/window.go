@@ -1,13 +1,35 @@
 package ratelimit
 
-// window is one key's log of allowed requests: a ring of timestamps in
-// nanoseconds since the limiter started, oldest at head. The ring grows on
-// demand up to the key's limit, so a key seen once costs one timestamp.
+// Buckets is how many counters a period is split into. A key's state is
+// Buckets+1 counters whatever its limit and rate, and a request is counted
+// for at most one bucket width (period/Buckets) longer than its period: the
+// most a limit can under-admit is one request in Buckets+1.
+const Buckets = 24
+
+// slots is the counters a window keeps: the Buckets a period spans plus
+// the one the window's oldest edge is in.
+const slots = Buckets + 1
+
+// BucketWidth is the time one counter covers for period: period/Buckets
+// rounded up, so Buckets widths always cover a whole period.
+func BucketWidth(period int64) int64 {
+	return (period + Buckets - 1) / Buckets
+}
+
+// window is one key's sliding window of counters. Time is cut into
+// buckets of one width each, aligned to multiples of the width; counts
+// holds the allowed requests of buckets newest-Buckets … newest, bucket i
+// at counts[i mod slots].
+//
+// A request at now in bucket b passes when the sum over b-Buckets … b is
+// below the limit. The window (now-period, now] lies inside those buckets,
+// so every span of one period ending at an allowed request holds at most
+// limit allowed requests: never over, and under by at most the requests of
+// the part of the oldest bucket that has already left the window.
 type window struct {
-	stamps []int64
-	head   int32
-	n      int32
-	period int64 // of the latest request, for the sweeper
+	counts [slots]uint32
+	newest int64 // bucket index of the newest counter
+	width  int64 // bucket width, period/Buckets rounded up
 }
 
 type decision struct {
@@ -16,63 +38,80 @@ type decision struct {
 	resetAt   int64
 }
 
-// allow records a request at now if fewer than limit requests remain in
-// (now-period, now], and says when the window next frees a request.
+// allow records a request at now if the window holds fewer than limit,
+// and says when the window next frees a request.
 func (w *window) allow(now int64, limit int, period int64) decision {
-	// A clock that steps back (only a test's fake clock can) must not
-	// reorder the log: count the request at the newest time seen.
-	if w.n > 0 {
-		now = max(now, w.at(int(w.n)-1))
+	b := w.advance(now, BucketWidth(period))
+	total := w.total()
+	if total < int64(limit) {
+		w.counts[floorMod(b, slots)]++
+		total++
+		// As in a log, a request that passed learns when the oldest
+		// request it shares the window with leaves.
+		return decision{allowed: true, remaining: limit - int(total), resetAt: w.freesAt(1)}
 	}
-	w.period = period
-	w.expire(now - period)
-
-	n := int(w.n)
-	if n < limit {
-		w.push(now, limit)
-		return decision{allowed: true, remaining: limit - n - 1, resetAt: w.at(0) + period}
-	}
-	// Full (or over a limit that was lowered): the next request passes when
-	// only limit-1 of the logged ones are left in the window.
-	return decision{resetAt: w.at(n-limit) + period}
+	// Full (or over a limit that was lowered): the next request passes
+	// when total-limit+1 of the counted ones have left.
+	return decision{resetAt: w.freesAt(total - int64(limit) + 1)}
 }
 
-// idle reports whether every logged request has left the window.
+// advance moves the window to the bucket that holds now and returns its
+// index. Buckets that left the window are zeroed; a clock that steps back
+// (only a test's fake clock can) counts in the newest bucket, so nothing
+// is forgotten early.
+func (w *window) advance(now, width int64) int64 {
+	b := floorDiv(now, width)
+	switch {
+	case w.width == 0:
+		w.width, w.newest = width, b
+	case w.width != width:
+		// The key's period changed: keep every counted request, as if all
+		// were made now, rather than forget any.
+		total := w.total()
+		*w = window{width: width, newest: b}
+		w.counts[floorMod(b, slots)] = uint32(min(total, int64(^uint32(0))))
+	case b > w.newest:
+		for i := w.newest + 1; i <= b && i <= w.newest+slots; i++ {
+			w.counts[floorMod(i, slots)] = 0
+		}
+		w.newest = b
+	}
+	return w.newest
+}
+
+func (w *window) total() int64 {
+	var sum int64
+	for _, c := range w.counts {
+		sum += int64(c)
+	}
+	return sum
+}
+
+// freesAt returns when need counted requests have left the window: the end
+// of the counting of the bucket that holds the need-th oldest. Bucket i is
+// counted until bucket i+slots begins.
+func (w *window) freesAt(need int64) int64 {
+	var left int64
+	for i := w.newest - Buckets; i <= w.newest; i++ {
+		left += int64(w.counts[floorMod(i, slots)])
+		if left >= need {
+			return (i + slots) * w.width
+		}
+	}
+	return (w.newest + slots) * w.width
+}
+
+// idle reports whether every counted request has left the window.
 func (w *window) idle(now int64) bool {
-	return w.n == 0 || w.at(int(w.n)-1) <= now-w.period
+	return w.width == 0 || floorDiv(now, w.width) >= w.newest+slots
 }
 
-// at returns the i-th oldest timestamp.
-func (w *window) at(i int) int64 {
-	return w.stamps[(int(w.head)+i)%len(w.stamps)]
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
-// expire drops timestamps at or before cutoff: a request at exactly
-// now-period has left the window (now-period, now].
-func (w *window) expire(cutoff int64) {
-	for w.n > 0 && w.stamps[w.head] <= cutoff {
-		w.head = int32((int(w.head) + 1) % len(w.stamps))
-		w.n--
-	}
-	if w.n == 0 {
-		w.head = 0
-	}
-}
-
-func (w *window) push(t int64, limit int) {
-	if int(w.n) == len(w.stamps) {
-		w.grow(limit)
-	}
-	w.stamps[(int(w.head)+int(w.n))%len(w.stamps)] = t
-	w.n++
-}
-
-// grow doubles the ring, capped at limit, and lays it out from index 0.
-func (w *window) grow(limit int) {
-	size := min(max(2*len(w.stamps), 1), limit)
-	stamps := make([]int64, size)
-	for i := range int(w.n) {
-		stamps[i] = w.at(i)
-	}
-	w.stamps, w.head = stamps, 0
-}
+func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }

@@ -1,10 +1,10 @@
 // Package redislimit is the ratelimit.Limiter that several keygate
-// instances share: one sorted set per key in Redis, changed by one atomic
-// Lua script per request.
+// instances share: one small string per key in Redis (the window's
+// counters), changed by one atomic Lua script per request.
 //
 // The script reads the time from the Redis server (TIME), never from the
 // calling instance, so instances whose clocks disagree still share one
-// exact window. A failing Redis is an error here; ratelimit.Fallback
+// window. A failing Redis is an error here; ratelimit.Fallback
 // decides what the gateway does then. Keys are never logged.
 package redislimit
 
@@ -12,8 +12,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/keygate/keygate/ratelimit"
@@ -25,10 +23,11 @@ const DefaultPrefix = "keygate:rl:"
 
 // slidingWindow records one request in KEYS[1] if the window has room.
 //
-//	ARGV[1] limit, ARGV[2] period in microseconds, ARGV[3] period in
-//	milliseconds (the key's expiry), ARGV[4] a random member suffix.
+//	ARGV[1] limit, ARGV[2] bucket width in microseconds, ARGV[3] the key's
+//	expiry in milliseconds, ARGV[4] the counters a window keeps,
+//	ARGV[5] the time in microseconds, or -1 for the server's clock.
 //
-// Returns {allowed 0|1, requests in the window, server time µs, reset µs}.
+// Returns {allowed 0|1, requests in the window, time µs, reset µs}.
 //
 //go:embed sliding_window.lua
 var slidingWindowLua string
@@ -40,12 +39,16 @@ type Options struct {
 	// Prefix starts every key; "" means DefaultPrefix. Instances that
 	// share limits must use the same prefix.
 	Prefix string
+	// Now, if set, replaces the Redis server's clock: tests drive the
+	// window with a fake one. Instances sharing limits leave it nil.
+	Now func() time.Time
 }
 
 // Limiter is a ratelimit.Limiter backed by Redis.
 type Limiter struct {
 	client redis.Scripter
 	prefix string
+	now    func() time.Time
 }
 
 var _ ratelimit.Limiter = (*Limiter)(nil)
@@ -57,7 +60,7 @@ func New(client redis.Scripter, opts Options) *Limiter {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Limiter{client: client, prefix: prefix}
+	return &Limiter{client: client, prefix: prefix, now: opts.Now}
 }
 
 // Allow implements ratelimit.Limiter.
@@ -65,12 +68,16 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int, period time.
 	if err := ratelimit.Validate(limit, period); err != nil {
 		return ratelimit.Result{}, err
 	}
-	// Members must be unique or two requests in the same microsecond would
-	// be stored as one and the window would undercount.
-	suffix := strconv.FormatUint(rand.Uint64(), 36)
-	periodMs := (period + time.Millisecond - 1) / time.Millisecond
+	width := ratelimit.BucketWidth(period.Microseconds())
+	// Every counter has left the window one full window after the last
+	// request; the key then expires.
+	ttlMs := (width*ratelimit.Buckets+width)/1000 + 1
+	now := int64(-1)
+	if l.now != nil {
+		now = l.now().UnixMicro()
+	}
 	reply, err := slidingWindow.Run(ctx, l.client, []string{l.prefix + key},
-		limit, period.Microseconds(), int64(periodMs), suffix).Int64Slice()
+		limit, width, ttlMs, ratelimit.Buckets+1, now).Int64Slice()
 	if err != nil {
 		return ratelimit.Result{}, fmt.Errorf("redislimit: %w", err)
 	}

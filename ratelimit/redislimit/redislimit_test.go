@@ -69,28 +69,42 @@ func TestRedisContract(t *testing.T) {
 		New: func(t *testing.T) (ratelimit.Limiter, limitertest.Clock) {
 			return redislimit.New(client, redislimit.Options{Prefix: uniquePrefix(t, client)}), limitertest.RealClock{}
 		},
+		NewAt: func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+			return redislimit.New(client, redislimit.Options{Prefix: uniquePrefix(t, client), Now: now})
+		},
 		Period:    time.Second,
 		Tolerance: 100 * time.Millisecond,
 	})
 }
 
-func TestRedisStoresOnlyAllowedRequestsAndExpires(t *testing.T) {
+// TestRedisKeyStaysSmallAndExpires sends a busy token's requests and checks
+// what Redis holds for it: one fixed-size value whatever the limit and the
+// rate, gone once every counter has left the window.
+func TestRedisKeyStaysSmallAndExpires(t *testing.T) {
 	client := newClient(t)
 	ctx := context.Background()
 	key := "keygate-test:" + rand.Text()
-	t.Cleanup(func() { client.Del(ctx, redislimit.DefaultPrefix+key) })
-	l := redislimit.New(client, redislimit.Options{})
-	for range 10 {
-		if _, err := l.Allow(ctx, key, 3, 90*time.Second); err != nil {
-			t.Fatal(err)
+	stored := redislimit.DefaultPrefix + key
+	t.Cleanup(func() { client.Del(ctx, stored) })
+	clock := limitertest.NewFakeClock(time.Now())
+	l := redislimit.New(client, redislimit.Options{Now: clock.Now})
+	for i := range 5000 {
+		clock.Sleep(time.Millisecond)
+		if res, err := l.Allow(ctx, key, 100_000_000, 90*time.Second); err != nil || !res.Allowed {
+			t.Fatalf("request %d: %+v, %v", i, res, err)
 		}
 	}
-	stored := redislimit.DefaultPrefix + key
-	if n := client.ZCard(ctx, stored).Val(); n != 3 {
-		t.Fatalf("%s holds %d requests, want the 3 allowed", stored, n)
+	usage, err := client.MemoryUsage(ctx, stored).Result()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if ttl := client.PTTL(ctx, stored).Val(); ttl <= 85*time.Second || ttl > 90*time.Second {
-		t.Fatalf("%s expires in %s, want just under the 90s period", stored, ttl)
+	t.Logf("one key after 5000 allowed requests: MEMORY USAGE %d bytes", usage)
+	if usage > 512 {
+		t.Fatalf("%s takes %d bytes in Redis, want at most 512", stored, usage)
+	}
+	window := 90*time.Second + time.Duration(ratelimit.BucketWidth(int64(90*time.Second)))
+	if ttl := client.PTTL(ctx, stored).Val(); ttl <= window-5*time.Second || ttl > window+time.Second {
+		t.Fatalf("%s expires in %s, want just under %s (a period and a bucket)", stored, ttl, window)
 	}
 }
 
@@ -138,6 +152,25 @@ func BenchmarkRedisAllowed(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRedisBytesPerKey reports what Redis holds for one key (MEMORY
+// USAGE) at a high limit after many requests: the same at any rate.
+func BenchmarkRedisBytesPerKey(b *testing.B) {
+	client := newClient(b)
+	prefix := uniquePrefix(b, client)
+	l := redislimit.New(client, redislimit.Options{Prefix: prefix})
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := l.Allow(ctx, "tok:busy", 100_000_000, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+	usage, err := client.MemoryUsage(ctx, prefix+"tok:busy").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(usage), "bytes/key")
 }
 
 // BenchmarkRedisRefused measures a client hammering a full window.
