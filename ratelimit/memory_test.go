@@ -112,7 +112,9 @@ func TestMemoryKeyStateDoesNotGrowWithRate(t *testing.T) {
 		clock.Sleep(50 * time.Microsecond)
 		m.Allow(ctx, "tok:1", 1_000_000, time.Minute)
 	}
-	if grown := int64(heap()) - int64(seen); grown > 4096 {
+	// A log of timestamps would have grown by 1.6 MB; 64 KB leaves room
+	// for what the runtime and the test framework allocate meanwhile.
+	if grown := int64(heap()) - int64(seen); grown > 64<<10 {
 		t.Fatalf("heap grew %d bytes over 200,000 allowed requests of one key, want a fixed state", grown)
 	}
 	if got := ratelimit.WindowSize(); got > 128 {
