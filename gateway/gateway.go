@@ -133,13 +133,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if g.mounted {
 		if h, pattern := g.mounts.Handler(r); pattern != "" {
-			h.ServeHTTP(w, r)
+			g.serveMount(w, r, h)
 			return
 		}
 	}
 	start := g.now()
 	d, err := g.Authorize(r.Context(), g.requestOf(r))
 	g.respond(w, r, d, err, g.forward, start)
+}
+
+// serveMount serves a mounted endpoint (MCP) under the routes' path rule:
+// an unclean path is the preset's 404, so what reaches the upstream is
+// what was checked.
+func (g *Gateway) serveMount(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	if !cleanURL(r.URL) {
+		g.fail(w, r, errNotFound)
+		return
+	}
+	h.ServeHTTP(w, r)
 }
 
 // respond finishes a request decided as d (refused when err is set): the

@@ -40,11 +40,17 @@ func newRouteTable(routes []keygate.Route) (t *routeTable, err error) {
 }
 
 func (t *routeTable) match(method string, u *url.URL) *keygate.Route {
-	if u == nil || !cleanPath(u.Path) || strings.Contains(strings.ToLower(u.RawPath), "%2f") {
+	if !cleanURL(u) {
 		return nil
 	}
 	_, pattern := t.mux.Handler(&http.Request{Method: method, URL: u, Host: "keygate"})
 	return t.byPat[pattern]
+}
+
+// cleanURL reports whether u's path may be matched and forwarded: clean,
+// and without encoded slashes.
+func cleanURL(u *url.URL) bool {
+	return u != nil && cleanPath(u.Path) && !strings.Contains(strings.ToLower(u.RawPath), "%2f")
 }
 
 // cleanPath reports whether p is absolute and has no "." or ".." segments

@@ -178,3 +178,33 @@ func TestMCPAnswersExpiredLikeInvalidWhereThePresetDoes(t *testing.T) {
 		}
 	}
 }
+
+// Under /mcp/ only clean paths pass, as on routes: the path keygate
+// checked is the path the MCP server gets.
+func TestMCPRefusesUncleanPathsInThePresetShape(t *testing.T) {
+	m := startMenusMCP(t, "")
+	secret := m.token(t, []string{"products:read", "dispensaries:read"}, keygate.Expiry90Days, time.Now())
+	for _, path := range []string{"/mcp/%2e%2e/%2e%2e/x", "/mcp/%2E%2E/v2/products", "/mcp/a/%2e%2e/%2e%2e/x", "/mcp/.%2e/x", "/mcp/a%2Fb", "/mcp//x", "/mcp/./x"} {
+		req, _ := http.NewRequest("POST", m.api+"/x", strings.NewReader(searchProducts))
+		req.URL.Opaque = "//" + req.URL.Host + path // sent as written, not cleaned by the client
+		req.Header.Set("X-Token", secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || string(b) != `{"detail": "Not Found"}` || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	if n := m.upstream.count(); n != 0 {
+		for _, r := range m.upstream.seen {
+			t.Logf("upstream got %s", r.URL.RequestURI())
+		}
+		t.Errorf("the MCP upstream served %d unclean paths", n)
+	}
+	if r := send(t, "POST", m.api+"/mcp/sub", searchProducts, "X-Token", secret); r.status != 200 {
+		t.Errorf("clean path under /mcp/: %d %s", r.status, r.body)
+	}
+}
