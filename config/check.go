@@ -52,12 +52,13 @@ func (c *checker) config(f *fileConfig) *Config {
 		return nil
 	}
 	cfg := &Config{
-		File:           c.file,
-		DataDir:        withDefault(f.DataDir, DefaultDataDir),
-		DatabaseURL:    f.DatabaseURL,
-		Admin:          c.admin(f.Admin),
-		TrustedProxies: c.trustedProxies(f.TrustedProxies),
-		RateLimiter:    c.rateLimiter(f.RateLimiter),
+		File:                c.file,
+		DataDir:             withDefault(f.DataDir, DefaultDataDir),
+		DatabaseURL:         f.DatabaseURL,
+		DatabaseReplicaURLs: f.ReplicaURLs,
+		Admin:               c.admin(f.Admin),
+		TrustedProxies:      c.trustedProxies(f.TrustedProxies),
+		RateLimiter:         c.rateLimiter(f.RateLimiter),
 		Cache: Cache{
 			TTL:          c.duration("cache.ttl", f.Cache.TTL, DefaultCacheTTL, false),
 			StaleIfError: c.duration("cache.stale_if_error", f.Cache.StaleIfError, DefaultStaleIfError, true),
@@ -71,6 +72,11 @@ func (c *checker) config(f *fileConfig) *Config {
 	}
 	if reason := databaseURLProblem(f.DatabaseURL); f.DatabaseURL != "" && reason != "" {
 		c.fail("database_url", "%s", reason)
+	}
+	for i, url := range f.ReplicaURLs {
+		if reason := databaseURLProblem(url); reason != "" {
+			c.fail(fmt.Sprintf("database_replica_urls[%d]", i), "%s", reason)
+		}
 	}
 	cfg.apis = c.apis(f.APIs, cfg.Admin.Listen)
 	return cfg

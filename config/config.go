@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -31,6 +32,10 @@ import (
 // DatabaseURLEnv names the environment variable that overrides
 // database_url, so a password need not be written into the file.
 const DatabaseURLEnv = "KEYGATE_DATABASE_URL"
+
+// DatabaseReplicaURLsEnv names the environment variable that overrides
+// database_replica_urls (comma-separated), for the same reason.
+const DatabaseReplicaURLsEnv = "KEYGATE_DATABASE_REPLICA_URLS"
 
 // Rate limiter backends and what the Redis backend does when Redis is down.
 const (
@@ -54,7 +59,10 @@ type Config struct {
 	DataDir string
 	// DatabaseURL selects PostgreSQL when set; empty means SQLite.
 	DatabaseURL string
-	Admin       Admin
+	// DatabaseReplicaURLs are read replicas of DatabaseURL that token
+	// lookups may read from.
+	DatabaseReplicaURLs []string
+	Admin               Admin
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	RateLimiter    RateLimiter
@@ -174,14 +182,25 @@ func Load(path string) (*Config, error) {
 // applyEnv lets the environment override settings that are secrets in
 // practice.
 func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
-	url, ok := lookup(DatabaseURLEnv)
-	if !ok || url == "" {
-		return nil
+	if url, ok := lookup(DatabaseURLEnv); ok && url != "" {
+		if reason := databaseURLProblem(url); reason != "" {
+			return &Error{File: DatabaseURLEnv, Reason: reason}
+		}
+		c.DatabaseURL = url
 	}
-	if reason := databaseURLProblem(url); reason != "" {
-		return &Error{File: DatabaseURLEnv, Reason: reason}
+	if list, ok := lookup(DatabaseReplicaURLsEnv); ok && list != "" {
+		urls := strings.Split(list, ",")
+		for i, url := range urls {
+			urls[i] = strings.TrimSpace(url)
+			if reason := databaseURLProblem(urls[i]); reason != "" {
+				return &Error{File: DatabaseReplicaURLsEnv, Reason: fmt.Sprintf("URL %d %s", i+1, reason)}
+			}
+		}
+		c.DatabaseReplicaURLs = urls
 	}
-	c.DatabaseURL = url
+	if len(c.DatabaseReplicaURLs) > 0 && c.DatabaseURL == "" {
+		return &Error{File: c.File, Reason: "database_replica_urls: needs database_url: replicas are of a PostgreSQL database"}
+	}
 	return nil
 }
 

@@ -176,6 +176,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"rate limiter backend", "rate_limiter:\n  backend: memcached\n" + minimal, `keygate.yaml:2: rate_limiter.backend: must be "memory" or "redis", got "memcached"`},
 		{"redis URL", "rate_limiter:\n  redis_url: http://user:secret@redis\n" + minimal, `keygate.yaml:2: rate_limiter.redis_url: must be a redis://, rediss:// or unix:// URL such as "redis://127.0.0.1:6379/0"`},
 		{"database URL never echoed", "database_url: mysql://root:hunter2@db/keygate\n" + minimal, `keygate.yaml:1: database_url: must be a postgres:// URL such as "postgres://keygate@db:5432/keygate", or empty for SQLite; got scheme "mysql"`},
+		{"replica URL", "database_url: postgres://db/keygate\ndatabase_replica_urls: [postgres://db2/keygate, mysql://root:hunter2@db3/keygate]\n" + minimal, `keygate.yaml:2: database_replica_urls[1]: must be a postgres:// URL such as "postgres://keygate@db:5432/keygate", or empty for SQLite; got scheme "mysql"`},
 		{"admin listen", "admin:\n  listen: localhost\n" + minimal, `keygate.yaml:2: admin.listen: must be host:port such as "127.0.0.1:8080", got "localhost"`},
 		{"admin public URL", "admin:\n  public_url: keygate.example.com\n" + minimal, `keygate.yaml:2: admin.public_url: must be an http:// or https:// URL such as "https://keygate.example.com", got "keygate.example.com"`},
 		{"secure cookies", "admin:\n  secure_cookies: yes\n" + minimal, `keygate.yaml:2: admin.secure_cookies: must be one of "auto", "true", "false", got "yes"`},

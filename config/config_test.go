@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -410,6 +411,25 @@ func TestLoad(t *testing.T) {
 	if cfg.DatabaseURL != "postgres://keygate:secret@db/keygate" {
 		t.Errorf("DatabaseURL = %q, want the environment's", cfg.DatabaseURL)
 	}
+
+	t.Setenv(DatabaseReplicaURLsEnv, "postgres://keygate:secret@replica1/keygate, postgres://keygate:secret@replica2/keygate")
+	cfg, err = Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"postgres://keygate:secret@replica1/keygate", "postgres://keygate:secret@replica2/keygate"}; !slices.Equal(cfg.DatabaseReplicaURLs, want) {
+		t.Errorf("DatabaseReplicaURLs = %q, want the environment's %q", cfg.DatabaseReplicaURLs, want)
+	}
+	t.Setenv(DatabaseReplicaURLsEnv, "postgres://replica1/keygate,redis://replica2")
+	if _, err = Load(path); err == nil || !strings.Contains(err.Error(), "KEYGATE_DATABASE_REPLICA_URLS: URL 2 must be a postgres:// URL") {
+		t.Errorf("Load with a bad replica URL = %v", err)
+	}
+	t.Setenv(DatabaseURLEnv, "")
+	t.Setenv(DatabaseReplicaURLsEnv, "postgres://replica1/keygate")
+	if _, err = Load(path); err == nil || !strings.Contains(err.Error(), "database_replica_urls: needs database_url") {
+		t.Errorf("Load with replicas and SQLite = %v", err)
+	}
+	t.Setenv(DatabaseReplicaURLsEnv, "")
 
 	t.Setenv(DatabaseURLEnv, "mysql://root:secret@db/keygate")
 	_, err = Load(path)

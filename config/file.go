@@ -13,6 +13,7 @@ import (
 type fileConfig struct {
 	DataDir        string          `yaml:"data_dir"`
 	DatabaseURL    string          `yaml:"database_url"`
+	ReplicaURLs    []string        `yaml:"database_replica_urls"`
 	Admin          fileAdmin       `yaml:"admin"`
 	TrustedProxies []string        `yaml:"trusted_proxies"`
 	RateLimiter    fileRateLimiter `yaml:"rate_limiter"`

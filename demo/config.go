@@ -113,6 +113,10 @@ data_dir: {{quote .P.DataDir}}
 # "" means SQLite in data_dir.
 database_url: {{quote .P.DatabaseURL}}
 
+# Read replicas of database_url for token lookups (PostgreSQL only);
+# KEYGATE_DATABASE_REPLICA_URLS (comma-separated) overrides it.
+database_replica_urls: []
+
 # keygate's own listener: dashboard, management API (/api/v1/), OAuth for
 # MCP clients, JWKS (/.well-known/jwks.json), /metrics, /healthz, /readyz.
 admin:

@@ -167,6 +167,7 @@ func (w *watcher) deliver(ctx context.Context, conn *pgx.Conn) (int, error) {
 		return 0, err
 	}
 	for _, c := range batch {
+		w.store.sawChange(c.Seq) // before fn tells a cache: see findTokenOnReplica
 		w.fn(c)
 		w.last = c.Seq
 	}
@@ -184,7 +185,10 @@ func (w *watcher) prune(ctx context.Context, conn *pgx.Conn) {
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	cutoff := ts(w.store.now().Add(-changeRetention))
-	if _, err := conn.Exec(qctx, `DELETE FROM changes WHERE created_at < $1`, cutoff); err != nil && ctx.Err() == nil {
+	// The newest row stays whatever its age: its seq is how far a replica
+	// has replayed (findTokenOnReplica), and MAX(seq) must never go back.
+	if _, err := conn.Exec(qctx, `DELETE FROM changes WHERE created_at < $1
+		AND seq < (SELECT MAX(seq) FROM changes)`, cutoff); err != nil && ctx.Err() == nil {
 		w.store.logger.Warn("postgres: pruning old changes failed", "error", err)
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,6 +55,12 @@ type Store struct {
 	pollInterval time.Duration
 	logger       *slog.Logger
 	now          func() time.Time
+
+	replicaURLs  []string
+	replicas     []*replica
+	replicaTurn  atomic.Uint64
+	changesSeen  atomic.Int64 // newest change seq published or delivered here
+	replicaStats replicaStats
 
 	closeOnce sync.Once
 }
@@ -129,6 +136,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		s.pool.Close()
 		return nil, err
 	}
+	if err := s.openReplicas(cfg); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -148,7 +159,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connection pool; a running WatchChanges keeps its own
 // connection until its context ends. It is safe to call more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(func() {
+		s.pool.Close()
+		s.closeReplicas()
+	})
 	return nil
 }
 
@@ -233,7 +247,17 @@ func (s *Store) publish(ctx context.Context, tx pgx.Tx, changes ...keygate.Chang
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, s.lockKey(lockChanges))
 	at := ts(s.now())
 	for _, c := range changes {
-		b.Queue(`INSERT INTO changes (kind, id, created_at) VALUES ($1, $2, $3)`, c.Kind, c.ID, at)
+		// Counted as seen before commit: at worst a replica read falls back
+		// to the primary for a change that then rolled back.
+		b.Queue(`INSERT INTO changes (kind, id, created_at) VALUES ($1, $2, $3) RETURNING seq`, c.Kind, c.ID, at).
+			QueryRow(func(row pgx.Row) error {
+				var seq int64
+				if err := row.Scan(&seq); err != nil {
+					return err
+				}
+				s.sawChange(seq)
+				return nil
+			})
 	}
 	b.Queue(`SELECT pg_notify($1, '')`, s.channel)
 	return dbError(tx.SendBatch(ctx, b).Close())

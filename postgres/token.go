@@ -78,6 +78,9 @@ func countActiveTokens(ctx context.Context, tx pgx.Tx, organizationID, api strin
 // no token has the hash. It is the gateway's read on a cache miss, so it
 // survives connections the database dropped (retryRead).
 func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
+	if tok, ok := s.findTokenOnReplica(ctx, hash); ok {
+		return tok, nil
+	}
 	var tok *keygate.Token
 	err := s.retryRead(ctx, func() (err error) {
 		tok, err = scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))

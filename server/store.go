@@ -23,7 +23,8 @@ func OpenStore(ctx context.Context, cfg *config.Config) (keygate.Store, error) {
 func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (keygate.Store, error) {
 	if cfg.DatabaseURL != "" {
 		// The URL may hold a password: errors from Open never include it.
-		store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
+		store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(logger),
+			postgres.WithReplicas(cfg.DatabaseReplicaURLs...))
 		if err != nil {
 			return nil, err // not a nil *postgres.Store in a non-nil interface
 		}
