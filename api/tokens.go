@@ -16,6 +16,7 @@ func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, c manage.Ca
 	if err != nil {
 		return err
 	}
+	manage.MergeLastUsed(h.d.PendingUsage, tokens...)
 	now := h.d.Now()
 	out := make([]tokenJSON, len(tokens))
 	for i, t := range tokens {
@@ -77,6 +78,7 @@ func (h *Handler) getToken(w http.ResponseWriter, r *http.Request, c manage.Call
 	if err != nil {
 		return err
 	}
+	manage.MergeLastUsed(h.d.PendingUsage, tok)
 	writeJSON(w, http.StatusOK, toTokenJSON(tok, h.d.Now()))
 	return nil
 }

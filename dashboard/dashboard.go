@@ -52,6 +52,9 @@ type Deps struct {
 	// events. nil when the store keeps no webhooks: then no events go out
 	// and the Webhooks pages say they are off.
 	Webhooks *webhook.Dispatcher
+	// PendingUsage is the gateway's not yet written last use of tokens,
+	// merged into what is shown; nil: the stored times only.
+	PendingUsage manage.PendingUsage
 }
 
 // Handler serves the dashboard.

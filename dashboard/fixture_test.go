@@ -18,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/dashboard"
+	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/preset"
@@ -53,6 +54,8 @@ type fixture struct {
 	// reach loopback receivers, gives each delivery one attempt, and sends
 	// only when a test calls DeliverDue.
 	hooks *webhook.Dispatcher
+	// usage is the gateway's last-used recorder the pages merge from.
+	usage *gateway.Usage
 
 	acme, globex                    *keygate.Organization
 	owner, member, globexOwner, sys *keygate.User
@@ -98,6 +101,9 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, store: store, logs: &syncBuffer{}, now: time.Now().UTC(), changes: make(chan keygate.Change, 100)}
 	f.logins = &session.LoginLimiter{Now: func() time.Time { return f.now }}
 	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Flushed by hand only: what the pages show before a flush is tested.
+	f.usage = gateway.NewUsage(store, time.Hour, logger)
+	t.Cleanup(func() { _ = f.usage.Close(context.Background()) })
 	f.hooks = webhook.New(store, webhook.Options{AllowPrivateAddresses: true, Retries: []time.Duration{}, Logger: logger})
 	h := dashboard.New(dashboard.Deps{
 		Store: store, APIs: testAPIs(),
@@ -106,7 +112,7 @@ func newFixture(t *testing.T) *fixture {
 		Now:      func() time.Time { return f.now },
 		Logins:   f.logins,
 		Notify:   func(c keygate.Change) { f.changes <- c },
-		Webhooks: f.hooks,
+		Webhooks: f.hooks, PendingUsage: f.usage,
 	})
 	f.server = httptest.NewServer(h)
 	t.Cleanup(f.server.Close)

@@ -39,6 +39,7 @@ func (h *Handler) tokens(w http.ResponseWriter, r *http.Request, f *frame, a *ma
 		h.fail(w, r, err)
 		return
 	}
+	manage.MergeLastUsed(h.d.PendingUsage, tokens...)
 	now := h.d.Now()
 	p := tokensPage{frame: *f, ManyAPIs: len(h.d.APIs) > 1}
 	p.Title, p.Section = "API Tokens", "tokens"
@@ -240,6 +241,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, f *frame, a *man
 		h.showError(w, r, f, err)
 		return
 	}
+	manage.MergeLastUsed(h.d.PendingUsage, tok)
 	usage, err := h.usageView(r, a, tok.ID)
 	if err != nil {
 		h.showError(w, r, f, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -309,5 +310,29 @@ func TestCreateTokenStartsWithEveryScope(t *testing.T) {
 	}
 	if n := len(f.activeTokens(f.acme)); n != 2 {
 		t.Errorf("%d tokens, want 2", n)
+	}
+}
+
+// Last used reads the gateway's not yet written batch: a token called a
+// few seconds ago is not "Never" on the list or its own page.
+func TestLastUsedIncludesTheUnflushedBatch(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.login(f.member)
+	b.createToken("acme", url.Values{"api": {"menus"}, "name": {"Busy"}}).expect(t, http.StatusCreated)
+	tok := f.activeTokens(f.acme)[0]
+	lastUsedCell := regexp.MustCompile(`(?s)Busy</a>.*?</tr>`)
+	if row := lastUsedCell.FindString(b.get("/orgs/acme/tokens").Body); !strings.Contains(row, `<span class="muted">Never</span>`) {
+		t.Fatalf("unused token row:\n%s", row)
+	}
+	f.usage.Record(f.acme.ID, tok.ID, http.StatusOK, f.now)
+	used := f.now.UTC().Truncate(time.Minute)
+	row := lastUsedCell.FindString(b.get("/orgs/acme/tokens").Body)
+	if strings.Contains(row, `<span class="muted">Never</span></td>`) || !strings.Contains(row, `datetime="`+used.Format(time.RFC3339)) {
+		t.Errorf("row after a call, before the flush:\n%s", row)
+	}
+	b.get("/orgs/acme/tokens/"+tok.ID).expect(t, http.StatusOK, "<dt>Last used</dt><dd>").lacks(t, "<dt>Last used</dt><dd>Never</dd>")
+	if stored, _ := f.store.FindTokenByID(context.Background(), tok.ID); stored.LastUsedAt != nil {
+		t.Fatal("the batch was written already; the test proves nothing")
 	}
 }

@@ -82,6 +82,20 @@ func (u *Usage) Record(orgID, tokenID string, status int, at time.Time) {
 	}
 }
 
+// PendingLastUsed returns the last use of tokenID this instance has seen
+// (to the minute) since it started, written or not. Pages and the
+// management API merge it into the stored last_used_at, so a token reads
+// as used seconds after a call rather than after the next flush.
+func (u *Usage) PendingLastUsed(tokenID string) (time.Time, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	seen := u.lastUsed[tokenID]
+	if w := u.written[tokenID]; w.After(seen) {
+		seen = w
+	}
+	return seen, !seen.IsZero()
+}
+
 func (u *Usage) loop() {
 	defer close(u.stopped)
 	tick := time.NewTicker(u.interval)

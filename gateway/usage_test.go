@@ -67,3 +67,26 @@ func TestLastUsedIsBatchedAndSurvivesAFailedWrite(t *testing.T) {
 		t.Errorf("usage %+v, want 1000 requests, 100 rate limited, 20 errors (nothing lost to the failed write)", c)
 	}
 }
+
+// What this instance saw is readable before and after the batch is
+// written, so pages can show a token used seconds ago.
+func TestPendingLastUsed(t *testing.T) {
+	f := newFixture(t)
+	tok, _ := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	usage := gateway.NewUsage(f.store, time.Hour, nil)
+	defer usage.Close(context.Background())
+	if at, ok := usage.PendingLastUsed(tok.ID); ok {
+		t.Fatalf("unused token pending %v", at)
+	}
+	at := time.Date(2026, 11, 23, 10, 15, 42, 0, time.UTC)
+	usage.Record(f.org.ID, tok.ID, 200, at)
+	if got, ok := usage.PendingLastUsed(tok.ID); !ok || !got.Equal(at.Truncate(time.Minute)) {
+		t.Fatalf("pending %v %v, want %v", got, ok, at.Truncate(time.Minute))
+	}
+	if err := usage.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := usage.PendingLastUsed(tok.ID); !ok || !got.Equal(at.Truncate(time.Minute)) {
+		t.Fatalf("after the flush %v %v", got, ok)
+	}
+}

@@ -124,6 +124,27 @@ func ListTokens(ctx context.Context, tokens keygate.TokenService, org *keygate.O
 	return tokens.ListTokens(ctx, keygate.TokenFilter{OrganizationID: org.ID})
 }
 
+// PendingUsage is what this instance has seen of tokens' use but may not
+// have written yet; *gateway.Usage is one.
+type PendingUsage interface {
+	PendingLastUsed(tokenID string) (time.Time, bool)
+}
+
+// MergeLastUsed moves each token's LastUsedAt forward to the use pending
+// holds for it, so what a page or the API shows includes requests this
+// instance has not flushed yet. A nil pending changes nothing.
+func MergeLastUsed(pending PendingUsage, tokens ...*keygate.Token) {
+	if pending == nil {
+		return
+	}
+	for _, t := range tokens {
+		seen, ok := pending.PendingLastUsed(t.ID)
+		if ok && (t.LastUsedAt == nil || seen.After(*t.LastUsedAt)) {
+			t.LastUsedAt = &seen
+		}
+	}
+}
+
 // FindToken returns org's token with the given id; ENOTFOUND when there is
 // none, when it is deleted, or when it belongs to another organization.
 func FindToken(ctx context.Context, tokens keygate.TokenService, org *keygate.Organization, id string) (*keygate.Token, error) {

@@ -22,11 +22,11 @@ func (s *Server) mountApplications(mux *http.ServeMux) {
 	// dispatcher Start runs (nil when the store keeps no webhooks).
 	mux.Handle("/api/v1/", api.New(api.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
-		Webhooks: s.webhooks,
+		Webhooks: s.webhooks, PendingUsage: s.usage,
 	}))
 	s.mountOAuth(mux)
 	mux.Handle("/", dashboard.New(dashboard.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
-		Logins: s.logins, ClientIP: s.clientAddr, Webhooks: s.webhooks,
+		Logins: s.logins, ClientIP: s.clientAddr, Webhooks: s.webhooks, PendingUsage: s.usage,
 	}))
 }
