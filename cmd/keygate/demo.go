@@ -20,7 +20,6 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/demo"
-	"github.com/keygate/keygate/demo/mcpserver"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/server"
 )
@@ -113,7 +112,7 @@ func startDemo(ctx context.Context, g *globals, f *demoFlags) (_ *Demo, err erro
 	d.serveUpstream(eventsLn, demo.EventsAPI(readerFor(demo.EventsAPIName)))
 	// The MCP server reads the menus API directly, passing on the
 	// identity keygate verified, so entitlements apply to tool calls too.
-	d.serveUpstream(mcpLn, mcpserver.New(menusURL, readerFor(demo.MenusAPIName)))
+	d.serveUpstream(mcpLn, demoMCPServer(menusURL, readerFor(demo.MenusAPIName)))
 	if err := d.Server.Start(); err != nil {
 		return nil, err
 	}

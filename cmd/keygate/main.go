@@ -52,22 +52,28 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.configFile, "config", "c", "", "config file (YAML)")
+	pf.StringVarP(&g.configFile, "config", "c", "", "config file (YAML; env KEYGATE_CONFIG)")
 	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (uses DIR/keygate.yaml when present)")
 	pf.StringVar(&g.databaseURL, "database-url", "", "PostgreSQL URL (overrides the config; env KEYGATE_DATABASE_URL)")
 	root.AddCommand(
 		newServeCommand(g), newDemoCommand(g), newMigrateCommand(g),
 		newOrgsCommand(g), newUsersCommand(g), newTokensCommand(g), newAdminKeysCommand(g),
+		newConfigCommand(g), newHealthcheckCommand(g), newVersionCommand(),
 	)
 	return root
 }
 
-// loadConfig finds the config: --config, else DIR/keygate.yaml under
-// --data-dir, else an empty config on --data-dir (enough for commands that
-// need no API definitions), else ./keygate.yaml.
+// loadConfig finds the config: --config (or KEYGATE_CONFIG), else
+// DIR/keygate.yaml under --data-dir, else an empty config on --data-dir
+// (enough for commands that need no API definitions), else ./keygate.yaml.
 func (g *globals) loadConfig() (*config.Config, error) {
 	var cfg *config.Config
 	var err error
+	if g.configFile == "" {
+		// Set in the container image, so `docker exec … keygate tokens
+		// list` finds the mounted config without flags.
+		g.configFile = os.Getenv("KEYGATE_CONFIG")
+	}
 	switch {
 	case g.configFile != "":
 		cfg, err = config.Load(g.configFile)

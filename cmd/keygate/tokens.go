@@ -17,7 +17,7 @@ import (
 
 func newTokensCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tokens", Short: "Create, list and revoke API tokens"}
-	cmd.AddCommand(newTokensCreateCommand(g), newTokensListCommand(g), newTokensRevokeCommand(g))
+	cmd.AddCommand(newTokensCreateCommand(g), newTokensListCommand(g), newTokensRevokeCommand(g), newTokensCheckCommand(g))
 	return cmd
 }
 
