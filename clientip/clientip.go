@@ -105,6 +105,10 @@ func (r *Resolver) ClientIP(req *http.Request) netip.Addr {
 	return hop
 }
 
+// Peer returns the address of the connection req came on (normalised like
+// every address here), or the zero Addr when it is not an IP address.
+func Peer(req *http.Request) netip.Addr { return parsePeer(req.RemoteAddr) }
+
 // parsePeer reads net/http's RemoteAddr, "ip:port", or a bare address as
 // some servers and tests set it.
 func parsePeer(s string) netip.Addr {

@@ -57,7 +57,8 @@ func (c *checker) config(f *fileConfig) *Config {
 		DatabaseURL:         f.DatabaseURL,
 		DatabaseReplicaURLs: f.ReplicaURLs,
 		Admin:               c.admin(f.Admin),
-		TrustedProxies:      c.trustedProxies(f.TrustedProxies),
+		TrustedProxies:      c.prefixes("trusted_proxies", f.TrustedProxies),
+		ForwardAuthPeers:    c.forwardAuthPeers(f.ForwardAuthPeers),
 		RateLimiter:         c.rateLimiter(f.RateLimiter),
 		Cache: Cache{
 			TTL:          c.duration("cache.ttl", f.Cache.TTL, DefaultCacheTTL, false),
@@ -216,7 +217,19 @@ func wildcardHost(host string) bool {
 	return host == "" || host == "0.0.0.0" || host == "::"
 }
 
-func (c *checker) trustedProxies(list []string) []netip.Prefix {
+// DefaultForwardAuthPeers may use forward-auth when forward_auth_peers is
+// left out: a proxy on the same machine.
+var DefaultForwardAuthPeers = []string{"127.0.0.0/8", "::1"}
+
+func (c *checker) forwardAuthPeers(list *[]string) []netip.Prefix {
+	if list == nil || c.isNull("forward_auth_peers") {
+		return c.prefixes("forward_auth_peers", DefaultForwardAuthPeers)
+	}
+	return c.prefixes("forward_auth_peers", *list)
+}
+
+// prefixes reads a list of IP addresses and CIDRs written at path.
+func (c *checker) prefixes(path string, list []string) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(list))
 	for i, s := range list {
 		if p, err := netip.ParsePrefix(s); err == nil {
@@ -225,7 +238,7 @@ func (c *checker) trustedProxies(list []string) []netip.Prefix {
 			a = a.Unmap()
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 		} else {
-			c.fail(fmt.Sprintf("trusted_proxies[%d]", i), `must be an IP address or CIDR such as "10.0.0.0/8", got %q`, s)
+			c.fail(fmt.Sprintf("%s[%d]", path, i), `must be an IP address or CIDR such as "10.0.0.0/8", got %q`, s)
 		}
 	}
 	return out

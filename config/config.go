@@ -65,12 +65,15 @@ type Config struct {
 	Admin               Admin
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	RateLimiter    RateLimiter
-	Cache          Cache
-	LastUsed       LastUsed
-	Webhooks       Webhooks
-	OAuth          OAuth
-	Log            Log
+	// ForwardAuthPeers may ask forward-auth about a request by its
+	// forwarded method and URI, besides TrustedProxies.
+	ForwardAuthPeers []netip.Prefix
+	RateLimiter      RateLimiter
+	Cache            Cache
+	LastUsed         LastUsed
+	Webhooks         Webhooks
+	OAuth            OAuth
+	Log              Log
 
 	apis []*keygate.API
 }

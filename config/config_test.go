@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -53,12 +54,13 @@ func TestDefaults(t *testing.T) {
 			PublicURL:     "http://127.0.0.1:8090",
 			SecureCookies: false,
 		},
-		TrustedProxies: []netip.Prefix{},
-		RateLimiter:    RateLimiter{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", OnRedisFailure: "local"},
-		Cache:          Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute},
-		LastUsed:       LastUsed{FlushInterval: 10 * time.Second},
-		OAuth:          OAuth{AllowDynamicRegistration: true, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour},
-		Log:            Log{Level: slog.LevelInfo, Format: "text"},
+		TrustedProxies:   []netip.Prefix{},
+		ForwardAuthPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		RateLimiter:      RateLimiter{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", OnRedisFailure: "local"},
+		Cache:            Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute},
+		LastUsed:         LastUsed{FlushInterval: 10 * time.Second},
+		OAuth:            OAuth{AllowDynamicRegistration: true, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour},
+		Log:              Log{Level: slog.LevelInfo, Format: "text"},
 	}
 	got := *cfg
 	got.apis = nil
@@ -134,6 +136,12 @@ log: {level: debug, format: json}
 		netip.MustParsePrefix("192.168.1.7/32"),
 		netip.MustParsePrefix("::1/128"),
 		netip.MustParsePrefix("172.16.0.0/12"),
+	}
+	if peers := mustParse(t, "forward_auth_peers: []\n"+minimal).ForwardAuthPeers; len(peers) != 0 {
+		t.Errorf("forward_auth_peers: [] gave %v, want no peer", peers)
+	}
+	if peers := mustParse(t, "forward_auth_peers: [10.1.2.3, 172.16.0.0/12]\n"+minimal).ForwardAuthPeers; fmt.Sprint(peers) != "[10.1.2.3/32 172.16.0.0/12]" {
+		t.Errorf("forward_auth_peers: %v", peers)
 	}
 	if !reflect.DeepEqual(cfg.TrustedProxies, wantProxies) {
 		t.Errorf("TrustedProxies = %v, want %v", cfg.TrustedProxies, wantProxies)

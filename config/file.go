@@ -11,18 +11,21 @@ import (
 // mean different things. Parse checks them and builds Config from them.
 
 type fileConfig struct {
-	DataDir        string          `yaml:"data_dir"`
-	DatabaseURL    string          `yaml:"database_url"`
-	ReplicaURLs    []string        `yaml:"database_replica_urls"`
-	Admin          fileAdmin       `yaml:"admin"`
-	TrustedProxies []string        `yaml:"trusted_proxies"`
-	RateLimiter    fileRateLimiter `yaml:"rate_limiter"`
-	Cache          fileCache       `yaml:"cache"`
-	LastUsed       fileLastUsed    `yaml:"last_used"`
-	Webhooks       fileWebhooks    `yaml:"webhooks"`
-	OAuth          fileOAuth       `yaml:"oauth"`
-	Log            fileLog         `yaml:"log"`
-	APIs           []fileAPI       `yaml:"apis"`
+	DataDir        string    `yaml:"data_dir"`
+	DatabaseURL    string    `yaml:"database_url"`
+	ReplicaURLs    []string  `yaml:"database_replica_urls"`
+	Admin          fileAdmin `yaml:"admin"`
+	TrustedProxies []string  `yaml:"trusted_proxies"`
+	// ForwardAuthPeers is a pointer: an explicit [] (no peer besides the
+	// trusted proxies) differs from leaving it out (loopback).
+	ForwardAuthPeers *[]string       `yaml:"forward_auth_peers"`
+	RateLimiter      fileRateLimiter `yaml:"rate_limiter"`
+	Cache            fileCache       `yaml:"cache"`
+	LastUsed         fileLastUsed    `yaml:"last_used"`
+	Webhooks         fileWebhooks    `yaml:"webhooks"`
+	OAuth            fileOAuth       `yaml:"oauth"`
+	Log              fileLog         `yaml:"log"`
+	APIs             []fileAPI       `yaml:"apis"`
 }
 
 type fileAdmin struct {

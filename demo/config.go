@@ -130,6 +130,10 @@ admin:
 # per-IP rate limits): addresses or CIDRs. Nobody's is, by default.
 trusted_proxies: []
 
+# Proxies allowed to ask forward-auth (/_keygate/auth) about a request by
+# its forwarded method and URI headers, besides trusted_proxies.
+forward_auth_peers: [127.0.0.0/8, "::1"]
+
 rate_limiter:
   # Where counters live: memory (one instance) or redis (shared by all).
   backend: memory

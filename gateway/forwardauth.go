@@ -2,7 +2,12 @@ package gateway
 
 import (
 	"net/http"
+	"net/netip"
 	"net/url"
+	"sync/atomic"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/clientip"
 )
 
 // ForwardAuth answers GET /_keygate/auth for reverse proxies that ask
@@ -12,6 +17,12 @@ import (
 // X-Original-Method/X-Original-URI (nginx). A pass is 200 with keygate's
 // identity headers for the proxy to copy upstream; a refusal is the
 // preset's own status and body, which the proxy relays to the client.
+//
+// Those headers decide what is checked, and a proxy passes on whatever
+// else the client sent, so they are believed only from a peer allowed to
+// ask (trusted_proxies or forward_auth_peers), only one header family is
+// used per request, and a request carrying both families that disagree
+// is refused.
 func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 	start := g.now()
 	req, err := g.forwardedRequest(r)
@@ -31,20 +42,119 @@ func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 	g.observe(d, rec.status(), err, start)
 }
 
-func (g *Gateway) forwardedRequest(r *http.Request) (Request, error) {
-	method := firstHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
-	if method == "" {
-		method = http.MethodGet
+// defaultForwardAuthPeers may ask when the gateway's config names none:
+// a proxy on the same machine.
+var defaultForwardAuthPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// forwardAuthPeers is who may ask forward-auth besides trusted proxies.
+type forwardAuthPeers struct {
+	prefixes []netip.Prefix
+	warned   atomic.Bool
+}
+
+func (p *forwardAuthPeers) contains(addr netip.Addr) bool {
+	for _, pre := range p.prefixes {
+		if pre.Contains(addr) {
+			return true
+		}
 	}
-	uri := firstHeader(r.Header, "X-Forwarded-Uri", "X-Original-URI", "X-Original-Url")
-	if uri == "" {
+	return false
+}
+
+// The header families proxies use to name the request they ask about.
+var (
+	forwardedFamily = headerFamily{method: "X-Forwarded-Method", uri: []string{"X-Forwarded-Uri"}}
+	originalFamily  = headerFamily{method: "X-Original-Method", uri: []string{"X-Original-URI", "X-Original-Url"}}
+)
+
+type headerFamily struct {
+	method string
+	uri    []string
+}
+
+// target is what one family says: the method ("" when not sent) and URI.
+type target struct {
+	sent        bool
+	method, uri string
+}
+
+// read returns what the family's headers say; a header sent more than
+// once, or two URI headers that differ, is EINVALID.
+func (f headerFamily) read(h http.Header) (target, error) {
+	var t target
+	for _, name := range append([]string{f.method}, f.uri...) {
+		switch v := h.Values(name); {
+		case len(v) > 1:
+			return target{}, errForwardedHeaders
+		case len(v) == 0:
+			continue
+		case name == f.method:
+			t.method = v[0]
+		case t.uri != "" && t.uri != v[0]:
+			return target{}, errForwardedHeaders
+		default:
+			t.uri = v[0]
+		}
+		t.sent = true
+	}
+	return t, nil
+}
+
+var errForwardedHeaders = keygate.Errorf(keygate.EINVALID, "Conflicting forwarded request headers.")
+
+func (g *Gateway) forwardedRequest(r *http.Request) (Request, error) {
+	peer := clientip.Peer(r)
+	if !g.clientIP.Trusted(peer) && !g.forwardAuthPeers.contains(peer) {
+		g.warnUntrustedForwardAuth(peer)
 		return Request{}, errNotFound
 	}
-	u, err := url.ParseRequestURI(uri)
+	t, err := forwardedTarget(r.Header)
+	if err != nil {
+		return Request{}, err
+	}
+	if t.uri == "" {
+		return Request{}, errNotFound
+	}
+	u, err := url.ParseRequestURI(t.uri)
 	if err != nil {
 		return Request{}, errNotFound
 	}
-	return Request{Method: method, URL: u, Header: r.Header, ClientIP: g.clientIP.ClientIP(r)}, nil
+	if t.method == "" {
+		t.method = http.MethodGet
+	}
+	return Request{Method: t.method, URL: u, Header: r.Header, ClientIP: g.clientIP.ClientIP(r)}, nil
+}
+
+// forwardedTarget picks the one family the request uses. Both sent is
+// fine only when they say exactly the same: a proxy that sets one family
+// passes the other on from the client unchanged.
+func forwardedTarget(h http.Header) (target, error) {
+	fwd, err := forwardedFamily.read(h)
+	if err != nil {
+		return target{}, err
+	}
+	orig, err := originalFamily.read(h)
+	if err != nil {
+		return target{}, err
+	}
+	switch {
+	case fwd.sent && orig.sent && fwd != orig:
+		return target{}, errForwardedHeaders
+	case orig.sent:
+		return orig, nil
+	}
+	return fwd, nil
+}
+
+// warnUntrustedForwardAuth says once, loudly, that forward-auth answered a
+// peer it does not trust: the usual cause is a proxy missing from
+// forward_auth_peers. Later ones are debug lines; clients can cause them.
+func (g *Gateway) warnUntrustedForwardAuth(peer netip.Addr) {
+	if g.forwardAuthPeers.warned.CompareAndSwap(false, true) {
+		g.logger.Warn("forward-auth request from a peer in neither trusted_proxies nor forward_auth_peers; answered as an unknown route", "peer", peer.String())
+		return
+	}
+	g.logger.Debug("forward-auth request from an untrusted peer", "peer", peer.String())
 }
 
 func (g *Gateway) pass(w http.ResponseWriter, d Decision) {
@@ -56,13 +166,4 @@ func (g *Gateway) pass(w http.ResponseWriter, d Decision) {
 		}
 	}
 	w.WriteHeader(http.StatusOK)
-}
-
-func firstHeader(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
-			return v
-		}
-	}
-	return ""
 }

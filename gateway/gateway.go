@@ -38,6 +38,9 @@ type Config struct {
 	Usage    *Usage   // nil: usage not recorded
 	Metrics  *Metrics // nil: no metrics
 	Logger   *slog.Logger
+	// ForwardAuthPeers may ask forward-auth, besides ClientIP's trusted
+	// proxies; nil: loopback only, empty: nobody else.
+	ForwardAuthPeers []netip.Prefix
 	// MaxBodyBytes bounds forwarded request bodies; 0: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	Now          func() time.Time
@@ -51,15 +54,17 @@ type Gateway struct {
 	tokens   *Tokens
 	limiter  ratelimit.Limiter
 	clientIP *clientip.Resolver
-	usage    *Usage
-	metrics  *Metrics
-	logger   *slog.Logger
-	now      func() time.Time
-	maxBody  int64
-	routes   *routeTable
-	forward  *Forwarder
-	mounts   *http.ServeMux
-	mounted  bool
+	// forwardAuthPeers may ask forward-auth besides trusted proxies.
+	forwardAuthPeers *forwardAuthPeers
+	usage            *Usage
+	metrics          *Metrics
+	logger           *slog.Logger
+	now              func() time.Time
+	maxBody          int64
+	routes           *routeTable
+	forward          *Forwarder
+	mounts           *http.ServeMux
+	mounted          bool
 }
 
 // New builds the gateway of cfg.API.
@@ -90,6 +95,10 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.clientIP == nil {
 		g.clientIP, _ = clientip.New(nil)
+	}
+	g.forwardAuthPeers = &forwardAuthPeers{prefixes: cfg.ForwardAuthPeers}
+	if cfg.ForwardAuthPeers == nil {
+		g.forwardAuthPeers.prefixes = defaultForwardAuthPeers
 	}
 	g.forward = NewForwarder(cfg.API, upstream, cfg.Signer, g.fail, g.logger)
 	return g, nil

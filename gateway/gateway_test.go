@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"sort"
@@ -441,7 +442,9 @@ func TestUpstreamDownAndBodyTooLarge(t *testing.T) {
 func TestForwardAuth(t *testing.T) {
 	f := newFixture(t)
 	tok, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
-	got := serve(f.eventsGW, "GET", "/_keygate/auth", map[string][]string{
+	// A proxy on the same machine may ask by default: the request comes
+	// from 127.0.0.1 over a real connection.
+	got := sendReal(t, f.eventsGW, "GET", "/_keygate/auth", http.Header{
 		"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/api/v1/attendees?page=2"},
 		"Authorization": {"Bearer " + secret},
 	})
@@ -451,9 +454,9 @@ func TestForwardAuth(t *testing.T) {
 	if _, err := f.verifier.Verify(got.header.Get("X-Keygate-Identity"), "canskan"); err != nil {
 		t.Fatalf("forward-auth identity: %v", err)
 	}
-	expect(t, "nginx style, no token", serve(f.eventsGW, "GET", "/_keygate/auth", map[string][]string{"X-Original-URI": {"/api/v1/attendees"}}),
+	expect(t, "nginx style, no token", sendReal(t, f.eventsGW, "GET", "/_keygate/auth", http.Header{"X-Original-Uri": {"/api/v1/attendees"}}),
 		401, `{"message": "API token required."}`)
-	expect(t, "forward-auth unknown route", serve(f.eventsGW, "GET", "/_keygate/auth", map[string][]string{"X-Forwarded-Uri": {"/admin"}}),
+	expect(t, "forward-auth unknown route", sendReal(t, f.eventsGW, "GET", "/_keygate/auth", http.Header{"X-Forwarded-Uri": {"/admin"}}),
 		404, `{"message": "Not Found."}`)
 }
 
@@ -648,5 +651,69 @@ func TestUpstreamSeesNoClientIdentityAddressOrCredential(t *testing.T) {
 	}
 	if seen.Header.Get("Authorization") != "Bearer upstream-session-1" {
 		t.Errorf("upstream's own Authorization: %q", seen.Header.Get("Authorization"))
+	}
+}
+
+// Behind nginx auth_request (X-Original-*), what the client adds of the
+// other family must not change what is checked: a request naming two
+// different targets is refused, and only an allowed peer is believed.
+func TestForwardAuthBelievesOneHeaderFamilyFromAllowedPeersOnly(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
+	nginx := func(method string, extra http.Header) http.Header {
+		h := http.Header{"X-Original-Uri": {"/api/v1/attendees"}, "X-Original-Method": {method}}
+		for k, v := range extra {
+			h[k] = v
+		}
+		return h
+	}
+	const badRequest = `{"message": "Bad Request."}`
+	for name, h := range map[string]http.Header{
+		"client adds a public X-Forwarded-Uri":   nginx("GET", http.Header{"X-Forwarded-Uri": {"/p/abc"}}),
+		"client adds X-Forwarded-Method GET":     nginx("POST", http.Header{"X-Forwarded-Method": {"GET"}}),
+		"client adds both, naming the same URI":  nginx("POST", http.Header{"X-Forwarded-Uri": {"/api/v1/attendees"}, "X-Forwarded-Method": {"GET"}}),
+		"client repeats X-Original-Uri":          {"X-Original-Uri": {"/api/v1/attendees", "/p/abc"}},
+		"X-Original-Url differs from -Uri":       nginx("GET", http.Header{"X-Original-Url": {"/p/abc"}}),
+		"Traefik style, client adds X-Original-": {"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/api/v1/attendees"}, "X-Original-Uri": {"/p/abc"}},
+	} {
+		expect(t, name, sendReal(t, f.eventsGW, "GET", "/_keygate/auth", h), 400, badRequest)
+	}
+	// Without the client's additions nginx's own headers decide: a POST
+	// matches no route here, whatever the token.
+	expect(t, "nginx alone, POST", sendReal(t, f.eventsGW, "GET", "/_keygate/auth", nginx("POST", http.Header{"Authorization": {"Bearer " + secret}})),
+		404, `{"message": "Not Found."}`)
+	// Both families saying exactly the same thing is one request.
+	same := http.Header{"X-Original-Uri": {"/api/v1/attendees"}, "X-Original-Method": {"GET"},
+		"X-Forwarded-Uri": {"/api/v1/attendees"}, "X-Forwarded-Method": {"GET"}, "Authorization": {"Bearer " + secret}}
+	if got := sendReal(t, f.eventsGW, "GET", "/_keygate/auth", same); got.status != 200 {
+		t.Errorf("agreeing families: %d %s", got.status, got.body)
+	}
+
+	// A peer that may not ask is answered as an unknown route, whatever
+	// its headers say; listing it (or trusting it as a proxy) lets it in.
+	expect(t, "a client connecting from afar", serve(f.eventsGW, "GET", "/_keygate/auth", map[string][]string{"X-Forwarded-Uri": {"/p/abc"}}),
+		404, `{"message": "Not Found."}`)
+	for name, cfg := range map[string]struct {
+		peers   []netip.Prefix
+		proxies []string
+		status  int
+	}{
+		"loopback not listed":          {peers: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, status: 404},
+		"no forward-auth peers at all": {peers: []netip.Prefix{}, status: 404},
+		"listed":                       {peers: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, status: 200},
+		"a trusted proxy":              {peers: []netip.Prefix{}, proxies: []string{"127.0.0.1"}, status: 200},
+	} {
+		resolver, _ := clientip.New(cfg.proxies)
+		g, err := gateway.New(gateway.Config{API: f.events, Tokens: f.tokens, ClientIP: resolver, ForwardAuthPeers: cfg.peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sendReal(t, g, "GET", "/_keygate/auth", http.Header{"X-Forwarded-Uri": {"/api/v1/attendees"}, "Authorization": {"Bearer " + secret}})
+		if got.status != cfg.status {
+			t.Errorf("%s: %d %s, want %d", name, got.status, got.body, cfg.status)
+		}
+		if cfg.status == 404 && got.body != `{"message": "Not Found."}` {
+			t.Errorf("%s: body %s", name, got.body)
+		}
 	}
 }

@@ -148,7 +148,7 @@ func (s *Server) buildGateways() error {
 	s.apis = s.cfg.APIs()
 	for _, api := range s.apis {
 		g, err := gateway.New(gateway.Config{
-			API: api, Tokens: s.tokens, Limiter: s.limiter.Limiter(), ClientIP: resolver,
+			API: api, Tokens: s.tokens, Limiter: s.limiter.Limiter(), ClientIP: resolver, ForwardAuthPeers: s.cfg.ForwardAuthPeers,
 			Signer: s.signer, Usage: s.usage, Metrics: metrics, Logger: s.logger,
 		})
 		if err != nil {
