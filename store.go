@@ -68,7 +68,9 @@ type TokenService interface {
 	// concurrent creates cannot pass the limit together.
 	CreateToken(ctx context.Context, tok *Token, maxActive int) error
 	// FindTokenByHash returns revoked and expired tokens too, so the caller
-	// can tell "expired" from "invalid"; ENOTFOUND when unknown.
+	// can tell "expired" from "invalid"; ENOTFOUND when unknown. It finds a
+	// token by its previous hash too, even after the grace period: the
+	// caller checks Token.AcceptsHash.
 	FindTokenByHash(ctx context.Context, hash string) (*Token, error)
 	FindTokenByID(ctx context.Context, id string) (*Token, error)
 	// ListTokens returns matching tokens, newest first, without revoked ones
@@ -77,6 +79,14 @@ type TokenService interface {
 	// RevokeToken marks the token revoked at at and publishes a Change;
 	// ENOTFOUND when unknown or already revoked.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
+	// RotateToken gives the token a new secret (rot.Hash, rot.Hint) and
+	// keeps the current one working until rot.PreviousHashExpiresAt, in
+	// one atomic step that publishes a Change; the hash a previous
+	// rotation kept is dropped. The token keeps its id, so it still counts
+	// once against the active-token limit. It returns the token as
+	// updated. ENOTFOUND when unknown or revoked (also when a revoke wins
+	// a race with it); ECONFLICT when expired at rot.At.
+	RotateToken(ctx context.Context, rot TokenRotation) (*Token, error)
 	// TouchTokens records last use, token id to time (already truncated to
 	// the minute). A stored time is never moved backwards.
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error

@@ -28,6 +28,26 @@ type Token struct {
 	LastUsedAt     *time.Time
 	ExpiresAt      *time.Time // nil: never expires
 	RevokedAt      *time.Time
+	// RotatedAt is when the secret was last replaced (RotateToken); nil
+	// when it never was. The token keeps its id, so its usage history,
+	// last use and limits stay with it.
+	RotatedAt *time.Time
+	// PreviousHash is the hash of the secret the last rotation replaced,
+	// still accepted until PreviousHashExpiresAt so clients can switch to
+	// the new secret without downtime. "" when never rotated.
+	PreviousHash          string
+	PreviousHashExpiresAt *time.Time
+}
+
+// AcceptsHash reports whether hash is one of the token's working secrets
+// at now: the current one, or the one the last rotation replaced while its
+// grace period lasts. Revocation and expiry are checked separately.
+func (t *Token) AcceptsHash(hash string, now time.Time) bool {
+	if hash == t.Hash {
+		return true
+	}
+	return t.PreviousHash != "" && hash == t.PreviousHash &&
+		t.PreviousHashExpiresAt != nil && now.Before(*t.PreviousHashExpiresAt)
 }
 
 // Active reports whether the token is neither revoked nor expired at now.
@@ -205,6 +225,100 @@ func (c ExpiryChoice) ExpiresAt(now time.Time) (*time.Time, error) {
 	}
 	t := now.Add(d)
 	return &t, nil
+}
+
+// RotationGrace is how long a rotated token's old secret keeps working,
+// one of a fixed set of choices like the expiry.
+type RotationGrace string
+
+const (
+	GraceNone    RotationGrace = "0"
+	Grace1Hour   RotationGrace = "1h"
+	Grace24Hours RotationGrace = "24h"
+	Grace7Days   RotationGrace = "7d"
+)
+
+// RotationGraces lists the choices in the order forms show them.
+var RotationGraces = []RotationGrace{GraceNone, Grace1Hour, Grace24Hours, Grace7Days}
+
+// Label returns the words a person reads for the choice.
+func (g RotationGrace) Label() string {
+	switch g {
+	case GraceNone:
+		return "None: the old secret stops working now"
+	case Grace1Hour:
+		return "1 hour"
+	case Grace24Hours:
+		return "24 hours"
+	case Grace7Days:
+		return "7 days"
+	}
+	return string(g)
+}
+
+// Duration returns how long the old secret keeps working; EINVALID for a
+// value that is not one of RotationGraces.
+func (g RotationGrace) Duration() (time.Duration, error) {
+	switch g {
+	case GraceNone:
+		return 0, nil
+	case Grace1Hour:
+		return time.Hour, nil
+	case Grace24Hours:
+		return 24 * time.Hour, nil
+	case Grace7Days:
+		return 7 * 24 * time.Hour, nil
+	}
+	return 0, Errorf(EINVALID, "Unknown grace period %q: choose one of 0, 1h, 24h, 7d.", string(g))
+}
+
+// TokenRotation replaces a token's secret: Hash and Hint are the new
+// secret's; the old secret keeps working until PreviousHashExpiresAt
+// (At for no grace).
+type TokenRotation struct {
+	TokenID               string
+	Hash, Hint            string
+	At                    time.Time
+	PreviousHashExpiresAt time.Time
+}
+
+// NewTokenSecret returns a new secret for an existing token, with the
+// prefix its API and environment give, and the rotation that stores it.
+func NewTokenSecret(policy TokenPolicy, tok *Token, grace RotationGrace, now time.Time) (TokenRotation, string, error) {
+	d, err := grace.Duration()
+	if err != nil {
+		return TokenRotation{}, "", err
+	}
+	prefix := TokenPrefix(policy.BasePrefix, tok.Environment)
+	secret := GenerateTokenSecret(prefix)
+	now = now.UTC()
+	return TokenRotation{
+		TokenID:               tok.ID,
+		Hash:                  HashToken(secret),
+		Hint:                  TokenHint(prefix, secret),
+		At:                    now,
+		PreviousHashExpiresAt: now.Add(d),
+	}, secret, nil
+}
+
+// CheckRotatable returns why tok cannot be rotated at now, or nil: a
+// deleted token is ENOTFOUND (as everywhere a deleted token is looked up),
+// an expired one ECONFLICT, since a new secret would not work either.
+func CheckRotatable(tok *Token, now time.Time) error {
+	switch {
+	case tok.RevokedAt != nil:
+		return Errorf(ENOTFOUND, "Token %q not found.", tok.ID)
+	case tok.Expired(now):
+		return Errorf(ECONFLICT, "Token %q has expired and cannot be rotated; create a new token instead.", tok.ID)
+	}
+	return nil
+}
+
+// ApplyRotation updates tok as RotateToken stores rot.
+func (t *Token) ApplyRotation(rot TokenRotation) {
+	at, until := rot.At.UTC(), rot.PreviousHashExpiresAt.UTC()
+	t.PreviousHash, t.PreviousHashExpiresAt = t.Hash, &until
+	t.Hash, t.Hint, t.RotatedAt = rot.Hash, rot.Hint, &at
 }
 
 // TokenRequest is what a person or a script asks for when creating a token.

@@ -21,6 +21,9 @@ const (
 	EventTokenDeleted  = "token.deleted"
 	EventTokenExpiring = "token.expiring" // 7 days (TokenExpiringWindow) before expires_at
 	EventTokenExpired  = "token.expired"
+	// EventTokenRotated goes out each time a token gets a new secret; the
+	// data's previous_secret_expires_at says when the old one stops working.
+	EventTokenRotated = "token.rotated"
 	// EventWebhookTest is sent to one endpoint on request, so its owner can
 	// check their receiver; endpoints cannot subscribe to it.
 	EventWebhookTest = "webhook.test"
@@ -28,7 +31,7 @@ const (
 
 // WebhookEvents lists the events an endpoint can subscribe to, in the order
 // forms show them.
-var WebhookEvents = []string{EventTokenCreated, EventTokenDeleted, EventTokenExpiring, EventTokenExpired}
+var WebhookEvents = []string{EventTokenCreated, EventTokenRotated, EventTokenDeleted, EventTokenExpiring, EventTokenExpired}
 
 // TokenExpiringWindow is how long before its expiry a token's
 // token.expiring event goes out.

@@ -130,6 +130,7 @@ func (h *Handler) routes() []Route {
 		{Method: "POST", Path: "/api/v1/orgs/{org}/tokens", handle: h.createToken},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/tokens/{id}", handle: h.getToken},
 		{Method: "DELETE", Path: "/api/v1/orgs/{org}/tokens/{id}", handle: h.deleteToken},
+		{Method: "POST", Path: "/api/v1/orgs/{org}/tokens/{id}/rotate", handle: h.rotateToken},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/members", handle: h.listMembers},
 		{Method: "POST", Path: "/api/v1/orgs/{org}/members", handle: h.addMember},
 		{Method: "PUT", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.setMemberRole},

@@ -98,3 +98,31 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, c manage.C
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+type rotateTokenRequest struct {
+	// Grace is how long the old secret keeps working: "0", "1h", "24h" or
+	// "7d".
+	Grace string `json:"grace"`
+}
+
+// rotateToken answers 200 with the token and its new secret, shown once.
+func (h *Handler) rotateToken(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	a, err := h.access(r, c)
+	if err != nil {
+		return err
+	}
+	var req rotateTokenRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	now := h.d.Now()
+	tok, secret, err := h.tokens().Rotate(r.Context(), h.d.APIs, a.Organization, r.PathValue("id"), keygate.RotationGrace(req.Grace), now)
+	if err != nil {
+		return err
+	}
+	h.notify(keygate.ChangeToken, tok.ID)
+	h.d.Logger.InfoContext(r.Context(), "token rotated",
+		"org", a.Organization.Slug, "api", tok.API, "token_id", tok.ID, "hint", tok.Hint, "grace", req.Grace, "by", c.Name())
+	writeJSON(w, http.StatusOK, newTokenJSON{tokenJSON: toTokenJSON(tok, now), Token: secret})
+	return nil
+}

@@ -22,6 +22,11 @@ type tokenJSON struct {
 	LastUsedAt  *time.Time `json:"last_used_at"`
 	ExpiresAt   *time.Time `json:"expires_at"`
 	Expired     bool       `json:"expired"`
+	// RotatedAt is when the secret was last replaced; null when never.
+	RotatedAt *time.Time `json:"rotated_at"`
+	// PreviousSecretExpiresAt is when the secret the last rotation
+	// replaced stops (or stopped) working; null when never rotated.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 }
 
 // newTokenJSON adds the secret, present only in the create response.
@@ -39,6 +44,7 @@ func toTokenJSON(t *keygate.Token, now time.Time) tokenJSON {
 		ID: t.ID, Name: t.Name, API: t.API, Hint: t.Hint, Scopes: scopes,
 		Environment: t.Environment, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy,
 		LastUsedAt: t.LastUsedAt, ExpiresAt: t.ExpiresAt, Expired: t.Expired(now),
+		RotatedAt: t.RotatedAt, PreviousSecretExpiresAt: t.PreviousHashExpiresAt,
 	}
 }
 

@@ -107,6 +107,8 @@ func (h *Handler) routes() {
 	m.Handle("GET /orgs/{org}/tokens/{id}", h.org(h.token))
 	m.Handle("GET /orgs/{org}/tokens/{id}/delete", h.org(h.confirmDeleteToken))
 	m.Handle("POST /orgs/{org}/tokens/{id}/delete", h.org(h.deleteToken))
+	m.Handle("GET /orgs/{org}/tokens/{id}/rotate", h.org(h.confirmRotateToken))
+	m.Handle("POST /orgs/{org}/tokens/{id}/rotate", h.org(h.rotateToken))
 
 	m.Handle("GET /orgs/{org}/usage", h.org(h.usage))
 

@@ -14,6 +14,13 @@ import (
 type tokenRow struct {
 	*keygate.Token
 	Expired bool
+	// OldSecretWorks: the token was rotated and the secret it replaced is
+	// still in its grace period.
+	OldSecretWorks bool
+}
+
+func newTokenRow(t *keygate.Token, now time.Time) tokenRow {
+	return tokenRow{Token: t, Expired: t.Expired(now), OldSecretWorks: t.PreviousHash != "" && t.AcceptsHash(t.PreviousHash, now)}
 }
 
 type tokensPage struct {
@@ -44,7 +51,7 @@ func (h *Handler) tokens(w http.ResponseWriter, r *http.Request, f *frame, a *ma
 	p := tokensPage{frame: *f, ManyAPIs: len(h.d.APIs) > 1}
 	p.Title, p.Section = "API Tokens", "tokens"
 	for _, t := range tokens {
-		p.Tokens = append(p.Tokens, tokenRow{Token: t, Expired: t.Expired(now)})
+		p.Tokens = append(p.Tokens, newTokenRow(t, now))
 	}
 	p.Limits = manage.TokenLimits(h.d.APIs, a.Organization, tokens, now)
 	p.AllAtLimit = len(p.Limits) > 0
@@ -164,6 +171,9 @@ type tokenCreatedPage struct {
 	Token  *keygate.Token
 	Secret string
 	API    *keygate.API
+	// Rotated: the secret replaces the token's old one, which works until
+	// Token.PreviousHashExpiresAt.
+	Rotated bool
 	// ListURL replaces the address after the page loads, so reloading shows
 	// the list rather than posting the form again.
 	ListURL string
@@ -247,7 +257,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, f *frame, a *man
 		h.showError(w, r, f, err)
 		return
 	}
-	p := tokenPage{frame: *f, Token: tokenRow{Token: tok, Expired: tok.Expired(h.d.Now())}, Usage: usage}
+	p := tokenPage{frame: *f, Token: newTokenRow(tok, h.d.Now()), Usage: usage}
 	p.Title, p.Section = tok.Name, "tokens"
 	h.render(w, r, http.StatusOK, "token", p)
 }
@@ -258,7 +268,7 @@ func (h *Handler) confirmDeleteToken(w http.ResponseWriter, r *http.Request, f *
 		h.showError(w, r, f, err)
 		return
 	}
-	p := tokenPage{frame: *f, Token: tokenRow{Token: tok, Expired: tok.Expired(h.d.Now())}}
+	p := tokenPage{frame: *f, Token: newTokenRow(tok, h.d.Now())}
 	p.Title, p.Section = "Delete token", "tokens"
 	h.render(w, r, http.StatusOK, "token_delete", p)
 }
@@ -273,4 +283,79 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, f *frame, 
 	h.d.Logger.InfoContext(r.Context(), "token deleted",
 		"org", a.Organization.Slug, "api", tok.API, "token_id", tok.ID, "hint", tok.Hint, "user_id", f.User.ID)
 	redirect(w, r, h.orgPath(a, "/tokens?deleted="+url.QueryEscape(tok.ID)))
+}
+
+type graceOption struct {
+	Value   keygate.RotationGrace
+	Label   string
+	Checked bool
+}
+
+type rotateTokenPage struct {
+	frame
+	Token  tokenRow
+	Graces []graceOption
+	FormID string
+	Error  string
+}
+
+func (h *Handler) rotateTokenForm(f *frame, tok *keygate.Token, chosen keygate.RotationGrace) rotateTokenPage {
+	now := h.d.Now()
+	p := rotateTokenPage{frame: *f, Token: newTokenRow(tok, now), FormID: h.forms.newID(now)}
+	p.Title, p.Section = "Rotate token", "tokens"
+	for _, g := range keygate.RotationGraces {
+		p.Graces = append(p.Graces, graceOption{Value: g, Label: g.Label(), Checked: g == chosen})
+	}
+	return p
+}
+
+// confirmRotateToken asks how long the old secret should keep working;
+// 24 hours is preselected, long enough to redeploy most applications.
+func (h *Handler) confirmRotateToken(w http.ResponseWriter, r *http.Request, f *frame, a *manage.Access) {
+	tok, err := manage.FindToken(r.Context(), h.d.Store, a.Organization, r.PathValue("id"))
+	if err != nil {
+		h.showError(w, r, f, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "token_rotate", h.rotateTokenForm(f, tok, keygate.Grace24Hours))
+}
+
+// rotateToken answers the confirmation with the new secret, shown this
+// once, like createToken. A form is used once, so reloading the answer
+// cannot rotate the token again (which would end the old secret's grace).
+func (h *Handler) rotateToken(w http.ResponseWriter, r *http.Request, f *frame, a *manage.Access) {
+	tok, err := manage.FindToken(r.Context(), h.d.Store, a.Organization, r.PathValue("id"))
+	if err != nil {
+		h.showError(w, r, f, err)
+		return
+	}
+	grace := keygate.RotationGrace(r.PostFormValue("grace"))
+	p := h.rotateTokenForm(f, tok, grace)
+	formID := r.PostFormValue("form_id")
+	if err := h.forms.use(formID, h.d.Now()); err != nil {
+		status, msg, _ := formError(err)
+		p.Error = msg
+		h.render(w, r, status, "token_rotate", p)
+		return
+	}
+	rotated, secret, err := h.tokenChanges().Rotate(r.Context(), h.d.APIs, a.Organization, tok.ID, grace, h.d.Now())
+	if err != nil {
+		h.forms.release(formID)
+		status, msg, ok := formError(err)
+		if !ok {
+			h.showError(w, r, f, err)
+			return
+		}
+		p.Error = msg
+		h.render(w, r, status, "token_rotate", p)
+		return
+	}
+	h.notify(keygate.ChangeToken, rotated.ID)
+	h.d.Logger.InfoContext(r.Context(), "token rotated",
+		"org", a.Organization.Slug, "api", rotated.API, "token_id", rotated.ID, "hint", rotated.Hint, "grace", string(grace), "user_id", f.User.ID)
+	api, _ := manage.FindAPI(h.d.APIs, rotated.API)
+	out := tokenCreatedPage{frame: *f, Token: rotated, Secret: secret, API: api, Rotated: true, ListURL: h.orgPath(a, "/tokens")}
+	out.Title, out.Section = "Token rotated", "tokens"
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	h.render(w, r, http.StatusOK, "token_created", out)
 }

@@ -230,11 +230,14 @@ func (g *Gateway) authenticate(ctx context.Context, h http.Header) (*keygate.Tok
 	if err != nil {
 		return nil, nil, err
 	}
-	tok, org, err := g.tokens.Lookup(ctx, keygate.HashToken(secret))
+	hash := keygate.HashToken(secret)
+	tok, org, err := g.tokens.Lookup(ctx, hash)
 	switch {
 	case err != nil:
 		return nil, nil, err
-	case tok.API != g.api.Name || tok.RevokedAt != nil:
+	// A rotated token's old secret fails here once its grace period ends,
+	// on every instance at the same moment, cached or not.
+	case tok.API != g.api.Name || tok.RevokedAt != nil || !tok.AcceptsHash(hash, g.now()):
 		return nil, nil, errTokenInvalid
 	case tok.Expired(g.now()):
 		return nil, nil, errTokenExpired

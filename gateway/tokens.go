@@ -35,8 +35,11 @@ type Tokens struct {
 
 	mu     sync.RWMutex
 	tokens map[string]*cachedToken // by token hash
-	hashes map[string]string       // token id → hash, for invalidation by id
-	orgs   map[string]*cachedOrg   // by organization id
+	// hashes maps a token id to the hashes it is cached under (a rotated
+	// token has two while its old secret's grace lasts), for invalidation
+	// by id.
+	hashes map[string][]string
+	orgs   map[string]*cachedOrg // by organization id
 	// generation counts invalidations; a load that started before one does
 	// not cache its result, so a revoke racing a cache fill cannot leave the
 	// revoked token cached.
@@ -69,7 +72,7 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 	t := &Tokens{
 		store: store, ttl: opts.TTL, staleIfError: opts.StaleIfError, maxEntries: opts.MaxEntries,
 		now: opts.Now, logger: opts.Logger,
-		tokens: map[string]*cachedToken{}, hashes: map[string]string{}, orgs: map[string]*cachedOrg{},
+		tokens: map[string]*cachedToken{}, hashes: map[string][]string{}, orgs: map[string]*cachedOrg{},
 	}
 	if t.ttl <= 0 {
 		t.ttl = 30 * time.Second
@@ -182,8 +185,10 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token
 	if len(t.tokens) >= t.maxEntries {
 		t.evictLocked()
 	}
+	if _, cached := t.tokens[hash]; !cached {
+		t.hashes[tok.ID] = append(t.hashes[tok.ID], hash)
+	}
 	t.tokens[hash] = &cachedToken{token: tok, fetched: t.now()}
-	t.hashes[tok.ID] = hash
 }
 
 // evictLocked drops about a tenth of the cache in map order, which Go
@@ -193,9 +198,8 @@ func (t *Tokens) evictLocked() {
 	if n < 1 {
 		n = 1
 	}
-	for hash, e := range t.tokens {
-		delete(t.tokens, hash)
-		delete(t.hashes, e.token.ID)
+	for _, e := range t.tokens {
+		t.dropTokenLocked(e.token.ID)
 		n--
 		if n == 0 {
 			return
@@ -210,19 +214,24 @@ func (t *Tokens) Apply(c keygate.Change) {
 	t.generation.Add(1)
 	switch c.Kind {
 	case keygate.ChangeToken:
-		if hash, ok := t.hashes[c.ID]; ok {
-			delete(t.tokens, hash)
-			delete(t.hashes, c.ID)
-		}
+		t.dropTokenLocked(c.ID)
 	case keygate.ChangeOrganization:
 		delete(t.orgs, c.ID)
 	default:
 		// Unknown kinds come from newer instances; dropping everything is
 		// always safe.
 		t.tokens = map[string]*cachedToken{}
-		t.hashes = map[string]string{}
+		t.hashes = map[string][]string{}
 		t.orgs = map[string]*cachedOrg{}
 	}
+}
+
+// dropTokenLocked forgets every cached hash of the token.
+func (t *Tokens) dropTokenLocked(id string) {
+	for _, hash := range t.hashes[id] {
+		delete(t.tokens, hash)
+	}
+	delete(t.hashes, id)
 }
 
 // Follow applies the feed's changes until ctx ends. Run it in a goroutine.

@@ -174,6 +174,39 @@ func DeleteToken(ctx context.Context, tokens keygate.TokenService, org *keygate.
 	return tok, nil
 }
 
+// RotateToken gives org's token id a new secret, keeping its id, name,
+// scopes, environment and expiry, so its usage history and its place
+// under the active-token limit stay with it. The old secret keeps working
+// for grace; the gateway refuses it from then on, on every instance. It
+// returns the token as updated and the new secret, which the caller shows
+// once. ENOTFOUND for an unknown or deleted token, ECONFLICT for an
+// expired one. It sends no webhook event: Tokens.Rotate does.
+func RotateToken(ctx context.Context, tokens keygate.TokenService, apis []*keygate.API, org *keygate.Organization, id string, grace keygate.RotationGrace, now time.Time) (*keygate.Token, string, error) {
+	if _, err := grace.Duration(); err != nil {
+		return nil, "", err
+	}
+	tok, err := FindToken(ctx, tokens, org, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := keygate.CheckRotatable(tok, now); err != nil {
+		return nil, "", err
+	}
+	api, err := FindAPI(apis, tok.API)
+	if err != nil {
+		return nil, "", keygate.Errorf(keygate.ECONFLICT, "Token %q belongs to API %q, which is no longer configured.", tok.ID, tok.API)
+	}
+	rot, secret, err := keygate.NewTokenSecret(api.Tokens, tok, grace, now)
+	if err != nil {
+		return nil, "", err
+	}
+	rotated, err := tokens.RotateToken(ctx, rot)
+	if err != nil {
+		return nil, "", err
+	}
+	return rotated, secret, nil
+}
+
 // TokenEvents hears that a token was created or deleted, once the change
 // is committed. *webhook.Dispatcher is one: it stores a delivery for each of
 // the organization's endpoints that subscribes to the event.
@@ -212,6 +245,16 @@ func (t Tokens) Delete(ctx context.Context, org *keygate.Organization, id string
 	}
 	t.emit(ctx, keygate.EventTokenDeleted, tok, org)
 	return tok, nil
+}
+
+// Rotate is RotateToken followed by token.rotated.
+func (t Tokens) Rotate(ctx context.Context, apis []*keygate.API, org *keygate.Organization, id string, grace keygate.RotationGrace, now time.Time) (*keygate.Token, string, error) {
+	tok, secret, err := RotateToken(ctx, t.Store, apis, org, id, grace, now)
+	if err != nil {
+		return nil, "", err
+	}
+	t.emit(ctx, keygate.EventTokenRotated, tok, org)
+	return tok, secret, nil
 }
 
 // emit sends a token event. The token change is already committed, so a

@@ -406,3 +406,12 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// nullText stores an optional string; "" is NULL, so unique indexes ignore
+// it.
+func nullText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

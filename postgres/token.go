@@ -12,7 +12,8 @@ import (
 )
 
 const tokenColumns = `id, organization_id, api, name, scopes, environment, hash, hint,
-	created_at, created_by, last_used_at, expires_at, revoked_at`
+	created_at, created_by, last_used_at, expires_at, revoked_at,
+	rotated_at, previous_hash, previous_hash_expires_at`
 
 // CreateToken stores tok unless the organization already has maxActive
 // active tokens for tok.API (0: no limit). The transaction first locks the
@@ -40,9 +41,10 @@ func (s *Store) CreateToken(ctx context.Context, tok *keygate.Token, maxActive i
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			tok.ID, tok.OrganizationID, tok.API, tok.Name, nonNil(tok.Scopes), tok.Environment, tok.Hash, tok.Hint,
-			tok.CreatedAt, tok.CreatedBy, nullTS(tok.LastUsedAt), nullTS(tok.ExpiresAt), nullTS(tok.RevokedAt))
+			tok.CreatedAt, tok.CreatedBy, nullTS(tok.LastUsedAt), nullTS(tok.ExpiresAt), nullTS(tok.RevokedAt),
+			nullTS(tok.RotatedAt), nullText(tok.PreviousHash), nullTS(tok.PreviousHashExpiresAt))
 		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
 			return keygate.Errorf(keygate.ECONFLICT, "A token with this id or hash already exists.")
 		} else if err != nil {
@@ -74,8 +76,9 @@ func countActiveTokens(ctx context.Context, tx pgx.Tx, organizationID, api strin
 	return n, dbError(err)
 }
 
-// FindTokenByHash returns revoked and expired tokens too; ENOTFOUND when
-// no token has the hash. It is the gateway's read on a cache miss, so it
+// FindTokenByHash returns revoked and expired tokens too, and finds a
+// token by the hash its last rotation replaced; ENOTFOUND when no token has
+// the hash. It is the gateway's read on a cache miss, so it
 // survives connections the database dropped (retryRead).
 func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
 	if tok, ok := s.findTokenOnReplica(ctx, hash); ok {
@@ -83,7 +86,8 @@ func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Toke
 	}
 	var tok *keygate.Token
 	err := s.retryRead(ctx, func() (err error) {
-		tok, err = scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
+		tok, err = scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens
+			WHERE hash = $1 OR previous_hash = $1 ORDER BY hash = $1 DESC LIMIT 1`, hash))
 		return err
 	})
 	return tok, notFound(err, "Token")
@@ -126,6 +130,38 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	})
 }
 
+// RotateToken gives the token its new secret and keeps the current one
+// until rot.PreviousHashExpiresAt, publishing the change in the same
+// transaction. The token's row lock orders it with a concurrent revoke:
+// whichever comes second sees the first's outcome.
+func (s *Store) RotateToken(ctx context.Context, rot keygate.TokenRotation) (*keygate.Token, error) {
+	var tok *keygate.Token
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var err error
+		tok, err = scanToken(tx.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1 FOR UPDATE`, rot.TokenID))
+		if err := notFound(err, "Token"); err != nil {
+			return err
+		}
+		if err := keygate.CheckRotatable(tok, rot.At); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE tokens SET previous_hash = hash, previous_hash_expires_at = $1,
+			hash = $2, hint = $3, rotated_at = $4 WHERE id = $5`,
+			ts(rot.PreviousHashExpiresAt), rot.Hash, rot.Hint, ts(rot.At), rot.TokenID)
+		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
+			return keygate.Errorf(keygate.ECONFLICT, "A token with this hash already exists.")
+		} else if err != nil {
+			return err
+		}
+		tok.ApplyRotation(rot)
+		return s.publish(ctx, tx, keygate.Change{Kind: keygate.ChangeToken, ID: rot.TokenID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
 // TouchTokens records last use with one statement. A stored time is never
 // moved backwards, so batches flushed out of order by different instances
 // cannot undo each other: each row's condition is checked again on the row
@@ -154,9 +190,13 @@ func (s *Store) TouchTokens(ctx context.Context, lastUsed map[string]time.Time) 
 }
 
 func scanToken(row pgx.Row) (*keygate.Token, error) {
-	var tok keygate.Token
+	var (
+		tok          keygate.Token
+		previousHash *string
+	)
 	err := row.Scan(&tok.ID, &tok.OrganizationID, &tok.API, &tok.Name, &tok.Scopes, &tok.Environment,
-		&tok.Hash, &tok.Hint, &tok.CreatedAt, &tok.CreatedBy, &tok.LastUsedAt, &tok.ExpiresAt, &tok.RevokedAt)
+		&tok.Hash, &tok.Hint, &tok.CreatedAt, &tok.CreatedBy, &tok.LastUsedAt, &tok.ExpiresAt, &tok.RevokedAt,
+		&tok.RotatedAt, &previousHash, &tok.PreviousHashExpiresAt)
 	if err != nil {
 		return nil, err
 	}
@@ -164,5 +204,10 @@ func scanToken(row pgx.Row) (*keygate.Token, error) {
 	tok.LastUsedAt = utc(tok.LastUsedAt)
 	tok.ExpiresAt = utc(tok.ExpiresAt)
 	tok.RevokedAt = utc(tok.RevokedAt)
+	tok.RotatedAt = utc(tok.RotatedAt)
+	tok.PreviousHashExpiresAt = utc(tok.PreviousHashExpiresAt)
+	if previousHash != nil {
+		tok.PreviousHash = *previousHash
+	}
 	return &tok, nil
 }

@@ -282,3 +282,9 @@ func affectedOne(res sql.Result, err error, what string) error {
 	}
 	return nil
 }
+
+// nullString stores an optional string; "" is NULL, so unique indexes
+// ignore it.
+func nullString(s string) sql.NullString {
+	return sql.NullString{String: s, Valid: s != ""}
+}

@@ -11,7 +11,8 @@ import (
 )
 
 const tokenColumns = `id, organization_id, api, name, scopes, environment, hash, hint,
-	created_at, created_by, last_used_at, expires_at, revoked_at`
+	created_at, created_by, last_used_at, expires_at, revoked_at,
+	rotated_at, previous_hash, previous_hash_expires_at`
 
 // CreateToken stores tok unless the organization already has maxActive
 // active tokens for tok.API (0: no limit). The count and the insert run in
@@ -41,10 +42,11 @@ func (s *Store) CreateToken(ctx context.Context, tok *keygate.Token, maxActive i
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			tok.ID, tok.OrganizationID, tok.API, tok.Name, scopes, tok.Environment, tok.Hash, tok.Hint,
 			millis(tok.CreatedAt), tok.CreatedBy,
-			nullMillis(tok.LastUsedAt), nullMillis(tok.ExpiresAt), nullMillis(tok.RevokedAt))
+			nullMillis(tok.LastUsedAt), nullMillis(tok.ExpiresAt), nullMillis(tok.RevokedAt),
+			nullMillis(tok.RotatedAt), nullString(tok.PreviousHash), nullMillis(tok.PreviousHashExpiresAt))
 		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
 			return keygate.Errorf(keygate.ECONFLICT, "A token with this id or hash already exists.")
 		} else if err != nil {
@@ -75,10 +77,12 @@ func countActiveTokens(ctx context.Context, tx *sql.Tx, organizationID, api stri
 	return n, dbError(err)
 }
 
-// FindTokenByHash returns revoked and expired tokens too; ENOTFOUND when
-// no token has the hash.
+// FindTokenByHash returns revoked and expired tokens too, and finds a
+// token by the hash its last rotation replaced; ENOTFOUND when no token has
+// the hash.
 func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash)
+	row := s.reader.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens
+		WHERE hash = ?1 OR previous_hash = ?1 ORDER BY hash = ?1 DESC LIMIT 1`, hash)
 	tok, err := scanToken(row)
 	return tok, notFound(err, "Token")
 }
@@ -124,6 +128,37 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 		}
 		return s.publish(ctx, tx, keygate.ChangeToken, id)
 	})
+}
+
+// RotateToken gives the token its new secret and keeps the current one
+// until rot.PreviousHashExpiresAt, publishing the change in the same
+// transaction. The write lock orders it with any concurrent revoke.
+func (s *Store) RotateToken(ctx context.Context, rot keygate.TokenRotation) (*keygate.Token, error) {
+	var tok *keygate.Token
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		tok, err = scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, rot.TokenID))
+		if err := notFound(err, "Token"); err != nil {
+			return err
+		}
+		if err := keygate.CheckRotatable(tok, rot.At); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tokens SET previous_hash = hash, previous_hash_expires_at = ?,
+			hash = ?, hint = ?, rotated_at = ? WHERE id = ?`,
+			millis(rot.PreviousHashExpiresAt), rot.Hash, rot.Hint, millis(rot.At), rot.TokenID)
+		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
+			return keygate.Errorf(keygate.ECONFLICT, "A token with this hash already exists.")
+		} else if err != nil {
+			return err
+		}
+		tok.ApplyRotation(rot)
+		return s.publish(ctx, tx, keygate.ChangeToken, rot.TokenID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tok, nil
 }
 
 // revokeOrganizationTokens revokes every unrevoked token of an organization
@@ -186,9 +221,12 @@ func scanToken(row rowScanner) (*keygate.Token, error) {
 		scopes                         string
 		createdAt                      int64
 		lastUsedAt, expiresAt, revoked sql.NullInt64
+		rotatedAt, previousExpiresAt   sql.NullInt64
+		previousHash                   sql.NullString
 	)
 	err := row.Scan(&tok.ID, &tok.OrganizationID, &tok.API, &tok.Name, &scopes, &tok.Environment,
-		&tok.Hash, &tok.Hint, &createdAt, &tok.CreatedBy, &lastUsedAt, &expiresAt, &revoked)
+		&tok.Hash, &tok.Hint, &createdAt, &tok.CreatedBy, &lastUsedAt, &expiresAt, &revoked,
+		&rotatedAt, &previousHash, &previousExpiresAt)
 	if err != nil {
 		return nil, err
 	}
@@ -199,5 +237,8 @@ func scanToken(row rowScanner) (*keygate.Token, error) {
 	tok.LastUsedAt = fromNullMillis(lastUsedAt)
 	tok.ExpiresAt = fromNullMillis(expiresAt)
 	tok.RevokedAt = fromNullMillis(revoked)
+	tok.RotatedAt = fromNullMillis(rotatedAt)
+	tok.PreviousHash = previousHash.String
+	tok.PreviousHashExpiresAt = fromNullMillis(previousExpiresAt)
 	return &tok, nil
 }

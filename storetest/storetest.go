@@ -87,6 +87,7 @@ func Run(t *testing.T, f Factory) {
 		{"Users", userTests},
 		{"Memberships", membershipTests},
 		{"Tokens", tokenTests},
+		{"TokenRotation", rotationTests},
 		{"TokenLimit", tokenLimitTests},
 		{"Sessions", sessionTests},
 		{"AdminKeys", adminKeyTests},

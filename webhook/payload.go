@@ -30,16 +30,20 @@ func encodeMessage(event string, at time.Time, data any) ([]byte, error) {
 // the dashboard does (name, hint) and never carries its secret: the stored
 // token has none to give.
 type TokenData struct {
-	ID           string           `json:"id"`
-	Name         string           `json:"name"`
-	Hint         string           `json:"hint"`
-	API          string           `json:"api"`
-	Environment  string           `json:"environment"`
-	Scopes       []string         `json:"scopes"`
-	CreatedAt    time.Time        `json:"created_at"`
-	ExpiresAt    *time.Time       `json:"expires_at"` // null: never expires
-	DeletedAt    *time.Time       `json:"deleted_at,omitempty"`
-	Organization OrganizationData `json:"organization"`
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Hint        string     `json:"hint"`
+	API         string     `json:"api"`
+	Environment string     `json:"environment"`
+	Scopes      []string   `json:"scopes"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at"` // null: never expires
+	DeletedAt   *time.Time `json:"deleted_at,omitempty"`
+	// RotatedAt and PreviousSecretExpiresAt are set once the token has
+	// been rotated: when, and until when the replaced secret works.
+	RotatedAt               *time.Time       `json:"rotated_at,omitempty"`
+	PreviousSecretExpiresAt *time.Time       `json:"previous_secret_expires_at,omitempty"`
+	Organization            OrganizationData `json:"organization"`
 }
 
 // OrganizationData names the organization a token event belongs to.
@@ -55,16 +59,18 @@ func NewTokenData(tok *keygate.Token, org *keygate.Organization) TokenData {
 		scopes = []string{}
 	}
 	return TokenData{
-		ID:           tok.ID,
-		Name:         tok.Name,
-		Hint:         tok.Hint,
-		API:          tok.API,
-		Environment:  tok.Environment,
-		Scopes:       scopes,
-		CreatedAt:    tok.CreatedAt.UTC(),
-		ExpiresAt:    utc(tok.ExpiresAt),
-		DeletedAt:    utc(tok.RevokedAt),
-		Organization: OrganizationData{ID: org.ID, Slug: org.Slug},
+		ID:                      tok.ID,
+		Name:                    tok.Name,
+		Hint:                    tok.Hint,
+		API:                     tok.API,
+		Environment:             tok.Environment,
+		Scopes:                  scopes,
+		CreatedAt:               tok.CreatedAt.UTC(),
+		ExpiresAt:               utc(tok.ExpiresAt),
+		DeletedAt:               utc(tok.RevokedAt),
+		RotatedAt:               utc(tok.RotatedAt),
+		PreviousSecretExpiresAt: utc(tok.PreviousHashExpiresAt),
+		Organization:            OrganizationData{ID: org.ID, Slug: org.Slug},
 	}
 }
 

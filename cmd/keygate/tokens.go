@@ -17,7 +17,7 @@ import (
 
 func newTokensCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tokens", Short: "Create, list and revoke API tokens"}
-	cmd.AddCommand(newTokensCreateCommand(g), newTokensListCommand(g), newTokensRevokeCommand(g), newTokensCheckCommand(g))
+	cmd.AddCommand(newTokensCreateCommand(g), newTokensListCommand(g), newTokensRotateCommand(g), newTokensRevokeCommand(g), newTokensCheckCommand(g))
 	return cmd
 }
 
@@ -128,6 +128,42 @@ func newTokensRevokeCommand(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
+}
+
+func newTokensRotateCommand(g *globals) *cobra.Command {
+	var grace string
+	cmd := &cobra.Command{
+		Use:   "rotate TOKEN_ID",
+		Short: "Give a token a new secret, print it once, and retire the old one after --grace",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.withStore(func(cmd *cobra.Command, args []string, cfg *config.Config, store keygate.Store) error {
+			notFound := keygate.Errorf(keygate.ENOTFOUND, "Token %q not found.", args[0])
+			tok, err := store.FindTokenByID(cmd.Context(), args[0])
+			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+				return notFound
+			} else if err != nil {
+				return err
+			}
+			org, err := store.FindOrganizationByID(cmd.Context(), tok.OrganizationID)
+			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+				return notFound
+			} else if err != nil {
+				return err
+			}
+			tok, secret, err := tokenChanges(store, g.logger(cfg)).Rotate(cmd.Context(), cfg.APIs(), org, tok.ID, keygate.RotationGrace(grace), time.Now())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "rotated token %s (%s); the old secret works until %s\n",
+				tok.ID, tok.Name, tok.PreviousHashExpiresAt.Format(time.RFC3339))
+			fmt.Fprintln(out, "Copy it now: it will not be shown again.")
+			fmt.Fprintln(out, secret)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&grace, "grace", string(keygate.Grace24Hours), "how long the old secret keeps working: 0, 1h, 24h or 7d")
+	return cmd
 }
 
 // tokenChanges creates and revokes tokens as the dashboard and the API do,

@@ -83,6 +83,19 @@ func TestCLITokenCommandsSendWebhookEvents(t *testing.T) {
 		t.Fatalf("tokens %v %v", tokens, err)
 	}
 	tok := tokens[0]
+	out, err = runCLI(t, "tokens", "rotate", "--data-dir", dir, "--grace", "0", tok.ID)
+	if err != nil || !strings.Contains(out, "rotated token "+tok.ID) {
+		t.Fatalf("tokens rotate: %v\n%s", err, out)
+	}
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	newSecret := lines[len(lines)-1]
+	rotated, err := store.FindTokenByHash(ctx, keygate.HashToken(newSecret))
+	if err != nil || rotated.ID != tok.ID || rotated.AcceptsHash(tok.Hash, time.Now()) {
+		t.Fatalf("after tokens rotate --grace 0: %+v, %v; want the same token, old secret refused", rotated, err)
+	}
+	if _, err := runCLI(t, "tokens", "rotate", "--data-dir", dir, "--grace", "2d", tok.ID); userMessage(err) != `Unknown grace period "2d": choose one of 0, 1h, 24h, 7d.` {
+		t.Errorf("rotate with a bad grace: %v", err)
+	}
 	if out, err := runCLI(t, "tokens", "revoke", "--data-dir", dir, tok.ID); err != nil || !strings.Contains(out, "revoked token "+tok.ID) {
 		t.Fatalf("tokens revoke: %v\n%s", err, out)
 	}
@@ -90,10 +103,13 @@ func TestCLITokenCommandsSendWebhookEvents(t *testing.T) {
 	if _, err := runCLI(t, "tokens", "revoke", "--data-dir", dir, tok.ID); userMessage(err) != `Token "`+tok.ID+`" not found.` {
 		t.Errorf("second revoke: %v", err)
 	}
+	if _, err := runCLI(t, "tokens", "rotate", "--data-dir", dir, tok.ID); userMessage(err) != `Token "`+tok.ID+`" not found.` {
+		t.Errorf("rotate after revoke: %v", err)
+	}
 
 	d := webhook.New(store, webhook.Options{AllowPrivateAddresses: true, Logger: slog.New(slog.DiscardHandler)})
-	if n, err := d.DeliverDue(ctx); err != nil || n != 2 {
-		t.Fatalf("delivered %d, %v; want 2 attempts", n, err)
+	if n, err := d.DeliverDue(ctx); err != nil || n != 3 {
+		t.Fatalf("delivered %d, %v; want 3 attempts", n, err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -102,19 +118,23 @@ func TestCLITokenCommandsSendWebhookEvents(t *testing.T) {
 	for _, msg := range got {
 		types[msg.Type] = true
 	}
-	if len(got) != 2 || !types[keygate.EventTokenCreated] || !types[keygate.EventTokenDeleted] {
-		t.Fatalf("received %+v, want token.created and token.deleted", got)
+	if len(got) != 3 || !types[keygate.EventTokenCreated] || !types[keygate.EventTokenRotated] || !types[keygate.EventTokenDeleted] {
+		t.Fatalf("received %+v, want token.created, token.rotated and token.deleted", got)
 	}
 	for i, msg := range got {
 		var data webhook.TokenData
 		if err := json.Unmarshal(msg.Data, &data); err != nil {
 			t.Fatal(err)
 		}
-		if data.ID != tok.ID || data.Hint != tok.Hint || data.Name != "Nightly export" || data.Organization.Slug != "acme" ||
+		hint := rotated.Hint
+		if msg.Type == keygate.EventTokenCreated {
+			hint = tok.Hint
+		}
+		if data.ID != tok.ID || data.Hint != hint || data.Name != "Nightly export" || data.Organization.Slug != "acme" ||
 			(msg.Type == keygate.EventTokenDeleted) != (data.DeletedAt != nil) {
 			t.Errorf("%s data %+v", msg.Type, data)
 		}
-		if strings.Contains(bodies[i], secret) || strings.Contains(bodies[i], secret[len("cm_live_"):]) {
+		if strings.Contains(bodies[i], secret[len("cm_live_"):]) || strings.Contains(bodies[i], newSecret[len("cm_live_"):]) {
 			t.Fatalf("the token's secret is in the %s body:\n%s", msg.Type, bodies[i])
 		}
 	}
