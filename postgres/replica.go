@@ -130,7 +130,8 @@ func (s *Store) findTokenOnReplica(ctx context.Context, hash string) (*keygate.T
 	want := s.changesSeen.Load()
 	var replayed int64
 	row := r.pool.QueryRow(ctx, `SELECT `+tokenColumns+`,
-		(SELECT COALESCE(MAX(seq), 0) FROM changes) FROM tokens WHERE hash = $1`, hash)
+		(SELECT COALESCE(MAX(seq), 0) FROM changes) FROM tokens
+		WHERE hash = $1 OR previous_hash = $1 ORDER BY hash = $1 DESC LIMIT 1`, hash)
 	tok, err := scanToken(rowWithSeq{Row: row, seq: &replayed})
 	switch {
 	case err == nil && replayed >= want:
