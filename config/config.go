@@ -219,16 +219,42 @@ func Parse(name string, data []byte) (*Config, error) {
 	var f fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		return nil, decodeErrors(name, pos, err)
+	errs, err := decodeErrors(name, pos, dec.Decode(&f))
+	if err != nil {
+		return nil, err
 	}
+	// An unknown key or a value of the wrong type leaves the rest of the
+	// file decoded, so its values are checked too: one run reports every
+	// problem rather than one kind per attempt.
 	c := &checker{file: name, pos: pos}
 	cfg := c.config(&f)
-	if len(c.errs) > 0 {
-		sort.SliceStable(c.errs, func(i, j int) bool { return c.errs[i].Line < c.errs[j].Line })
-		return nil, c.errs
+	errs = append(errs, withoutRepeats(c.errs, errs)...)
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+		return nil, errs
 	}
 	return cfg, nil
+}
+
+// withoutRepeats drops the checker's errors about a setting the decoder
+// already refused, or one that holds it: a value of the wrong type, or a
+// mapping with a key set twice, is left unset, and "is required" on top
+// of "must be a whole number" would only confuse.
+func withoutRepeats(checked, decoded Errors) Errors {
+	var out Errors
+	for _, e := range checked {
+		repeat := false
+		for _, d := range decoded {
+			if d.Path != "" && (within(e.Path, d.Path) || within(d.Path, e.Path)) || d.meant != "" && within(e.Path, d.meant) {
+				repeat = true
+				break
+			}
+		}
+		if !repeat {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // parseDocument returns the root mapping of data, refusing an empty file,
@@ -257,15 +283,25 @@ func parseDocument(name string, data []byte) (*yaml.Node, error) {
 	return root, nil
 }
 
-func decodeErrors(name string, pos *positions, err error) error {
+// decodeErrors turns what the YAML decoder refused into Errors. A type
+// error (unknown keys, wrong types) leaves the rest decoded and comes back
+// as errs; anything else stops the parse and comes back as err.
+func decodeErrors(name string, pos *positions, err error) (errs Errors, _ error) {
+	if err == nil {
+		return nil, nil
+	}
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return Errors{pos.decodeError(name, err.Error())}
+		return nil, Errors{pos.decodeError(name, err.Error())}
 	}
-	errs := make(Errors, len(te.Errors))
+	errs = make(Errors, len(te.Errors))
 	for i, msg := range te.Errors {
 		errs[i] = pos.decodeError(name, msg)
 	}
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
-	return errs
+	return errs, nil
+}
+
+// within reports whether path is the setting parent or one inside it.
+func within(path, parent string) bool {
+	return path == parent || strings.HasPrefix(path, parent+".") || strings.HasPrefix(path, parent+"[")
 }

@@ -184,6 +184,23 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"log level", "log: {level: verbose}\n" + minimal, `keygate.yaml:1: log.level: must be one of "debug", "info", "warn", "error", got "verbose"`},
 		{"log format", "log: {format: xml}\n" + minimal, `keygate.yaml:1: log.format: must be "text" or "json", got "xml"`},
 
+		// Suggestions only for likely typos.
+		{"transposed key", "log: {levle: info}\n" + minimal, `keygate.yaml:1: log.levle: unknown key (did you mean "level"?)`},
+		{"short unrelated key", "log: {foo: info}\n" + minimal, `keygate.yaml:1: log.foo: unknown key; known keys: format, level`},
+
+		// An unknown key hides no other problem: one run reports an unknown
+		// key, a bad value and a bad route together.
+		{"unknown key with bad values", "log: {level: loud}\n" + strings.Replace(minimal, "path: /v2/products", "path: v2/products", 1) + "        acess: token\n",
+			"keygate.yaml:1: log.level: must be one of \"debug\", \"info\", \"warn\", \"error\", got \"loud\"\n" +
+				"keygate.yaml:9: apis[0].routes[0].path: must start with \"/\", got \"v2/products\"\n" +
+				"keygate.yaml:10: apis[0].routes[0].acess: unknown key (did you mean \"access\"?)"},
+		{"unknown key in a rate limit with a bad value beside it", withAPI("    rate_limits:\n      token: {limt: 5, period: fast}\n"),
+			"keygate.yaml:10: apis[0].rate_limits.token.limt: unknown key (did you mean \"limit\"?)\n" +
+				"keygate.yaml:10: apis[0].rate_limits.token.period: must be a duration such as \"30s\", \"5m\" or \"1h\", got \"fast\""},
+		{"wrong type and a bad value", "cache: {ttl: 5 minutes}\n" + minimal + "    max_active_tokens: lots\n",
+			"keygate.yaml:1: cache.ttl: must be a duration such as \"30s\", \"5m\" or \"1h\", got \"5 minutes\"\n" +
+				"keygate.yaml:10: apis[0].max_active_tokens: must be a whole number, got \"lots\""},
+
 		// Several problems are reported together, in file order.
 		{"every problem at once", "log: {level: loud}\n" + strings.Replace(minimal, "[GET]", "[GRAB]", 1) + "        access: tokn\n",
 			"keygate.yaml:1: log.level: must be one of \"debug\", \"info\", \"warn\", \"error\", got \"loud\"\n" +

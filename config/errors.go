@@ -19,6 +19,10 @@ type Error struct {
 	Line   int    // 0 when the problem has no place in the file (an empty file)
 	Path   string // setting path such as "apis[0].listen"; "" for the whole file
 	Reason string
+
+	// meant is the setting an unknown key was probably meant to be, whose
+	// own "is required" would repeat the suggestion.
+	meant string
 }
 
 func (e *Error) Error() string {
@@ -158,7 +162,12 @@ func (p *positions) decodeError(file, msg string) *Error {
 	if m := unknownFieldRe.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		e := p.keyAt(line, m[2])
-		return &Error{File: file, Line: line, Path: e.path, Reason: unknownKeyReason(m[2], fileTypesByName[m[3]])}
+		reason, suggested := unknownKeyReason(m[2], fileTypesByName[m[3]])
+		out := &Error{File: file, Line: line, Path: e.path, Reason: reason}
+		if suggested != "" {
+			out.meant = joinPath(parentPath(e.path), suggested)
+		}
+		return out
 	}
 	if m := duplicateKeyRe.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
@@ -199,21 +208,33 @@ func (p *positions) valueAt(line int, tag, shown string) entry {
 	return entry{}
 }
 
-func unknownKeyReason(key string, t reflect.Type) string {
+// unknownKeyReason words an unknown key, suggesting a known one only when
+// it is close: a typo, not merely another short word.
+func unknownKeyReason(key string, t reflect.Type) (reason, suggested string) {
 	known := yamlKeys(t)
 	if len(known) == 0 {
-		return "unknown key"
+		return "unknown key", ""
 	}
-	best, bestDist := "", 3
+	if best := closestKey(key, known); best != "" {
+		return fmt.Sprintf("unknown key (did you mean %q?)", best), best
+	}
+	return "unknown key; known keys: " + strings.Join(known, ", "), ""
+}
+
+// closestKey returns the known key that key is most likely a typo of, or
+// "". A suggestion needs an edit distance (a transposition counting as
+// one edit) of at most a third of the longer word, and at least one:
+// "acess" → "access", "levle" → "level", but "foo" → nothing, not "log".
+func closestKey(key string, known []string) string {
+	best, bestDist := "", -1
 	for _, k := range known {
-		if d := editDistance(key, k); d < bestDist {
+		d := editDistance(strings.ToLower(key), k)
+		allowed := max(1, max(len(key), len(k))/3)
+		if d <= allowed && (bestDist < 0 || d < bestDist) {
 			best, bestDist = k, d
 		}
 	}
-	if best != "" {
-		return fmt.Sprintf("unknown key (did you mean %q?)", best)
-	}
-	return "unknown key; known keys: " + strings.Join(known, ", ")
+	return best
 }
 
 // yamlKeys lists the keys a config struct accepts, sorted.
@@ -267,23 +288,29 @@ func describeNode(n *yaml.Node, tag, shown string) string {
 	return shown
 }
 
-// editDistance is the Levenshtein distance, used to suggest a key for a typo.
+// editDistance is the optimal string alignment distance: insertions,
+// deletions, substitutions and swaps of two neighbouring characters each
+// count as one edit. It decides whether to suggest a key for a typo.
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 
 	"gopkg.in/yaml.v3"
@@ -157,17 +158,28 @@ func (s *rateLimitSetting) UnmarshalYAML(n *yaml.Node) error {
 	}
 	known := yamlKeys(fileTypesByName["config.rateLimitSetting"])
 	var unknown []string
+	knownOnly := *n
+	knownOnly.Content = nil
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i]; !contains(known, k.Value) {
 			unknown = append(unknown, fmt.Sprintf("line %d: field %s not found in type config.rateLimitSetting", k.Line, k.Value))
+		} else {
+			knownOnly.Content = append(knownOnly.Content, k, n.Content[i+1])
 		}
 	}
-	if len(unknown) > 0 {
-		return &yaml.TypeError{Errors: unknown}
-	}
+	// The known keys are decoded even next to an unknown one, so their
+	// values are checked in the same run.
 	type plain rateLimitSetting // without this method, so Decode does not recurse
 	s.set = true
-	return n.Decode((*plain)(s))
+	err := knownOnly.Decode((*plain)(s))
+	if len(unknown) > 0 {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			unknown = append(unknown, te.Errors...)
+		}
+		return &yaml.TypeError{Errors: unknown}
+	}
+	return err
 }
 
 // wrongTypeMessage formats a refusal the way yaml.v3 does, so one function
