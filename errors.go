@@ -28,6 +28,9 @@ const (
 	EFORBIDDEN     = "forbidden"             // management caller lacks the right
 	ETOOLARGE      = "too_large"             // request body over the limit
 	EMETHODALLOWED = "method_not_allowed"    // management API only
+	// ECANCELED: the client went away (or gave up) before keygate
+	// answered. Nobody reads the answer; it is counted apart from errors.
+	ECANCELED = "canceled"
 )
 
 // Error is keygate's error: a code from the list above, a message safe to show
@@ -82,6 +85,10 @@ func AsError(err error) *Error {
 	return &Error{Code: EINTERNAL, Message: "Internal error."}
 }
 
+// StatusClientClosedRequest is the status recorded (never sent) for a
+// request whose client went away first; nginx uses the same number.
+const StatusClientClosedRequest = 499
+
 // HTTPStatus is the status keygate's own JSON APIs and pages answer an
 // error code with. The gateway does not use it: its answers come from each
 // API's preset.
@@ -105,6 +112,8 @@ func HTTPStatus(code string) int {
 		return http.StatusTooManyRequests
 	case EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case ECANCELED:
+		return StatusClientClosedRequest
 	}
 	return http.StatusInternalServerError
 }

@@ -18,6 +18,7 @@ const (
 	DefaultRedisURL      = "redis://127.0.0.1:6379/0"
 	DefaultCacheTTL      = 30 * time.Second
 	DefaultStaleIfError  = 5 * time.Minute
+	DefaultStoreTimeout  = 2 * time.Second
 	DefaultFlushInterval = 10 * time.Second
 	// DefaultRateLimitPeriod applies when a rate limit leaves period out.
 	DefaultRateLimitPeriod = time.Minute
@@ -63,6 +64,7 @@ func (c *checker) config(f *fileConfig) *Config {
 		Cache: Cache{
 			TTL:          c.duration("cache.ttl", f.Cache.TTL, DefaultCacheTTL, false),
 			StaleIfError: c.duration("cache.stale_if_error", f.Cache.StaleIfError, DefaultStaleIfError, true),
+			StoreTimeout: c.duration("cache.store_timeout", f.Cache.StoreTimeout, DefaultStoreTimeout, false),
 		},
 		LastUsed: LastUsed{
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),

@@ -104,6 +104,9 @@ type Cache struct {
 	// StaleIfError is how long a cached valid token keeps working while the
 	// database cannot be reached; 0 turns this off.
 	StaleIfError time.Duration
+	// StoreTimeout bounds each database read a request waits for; past it
+	// the read counts as failed (stale_if_error applies, else 503).
+	StoreTimeout time.Duration
 }
 
 // Webhooks configures deliveries of organization webhooks.

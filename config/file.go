@@ -44,6 +44,7 @@ type fileRateLimiter struct {
 type fileCache struct {
 	TTL          string `yaml:"ttl"`
 	StaleIfError string `yaml:"stale_if_error"`
+	StoreTimeout string `yaml:"store_timeout"`
 }
 
 type fileMCP struct {

@@ -34,12 +34,15 @@ func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 		d.RateLimit.SetHeaders(w.Header())
 	}
 	rec := &statusRecorder{ResponseWriter: w}
-	if err != nil {
+	switch {
+	case keygate.ErrorCode(err) == keygate.ECANCELED:
+		// The proxy asking is gone: nobody reads an answer.
+	case err != nil:
 		g.fail(rec, r, err)
-	} else {
+	default:
 		g.pass(rec, d)
 	}
-	g.observe(d, rec.status(), err, start)
+	g.observe(d, rec.statusOr(err), err, start)
 }
 
 // defaultForwardAuthPeers may ask when the gateway's config names none:

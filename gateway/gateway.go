@@ -173,13 +173,19 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, er
 	if err == nil && r.ContentLength > g.maxBody {
 		err = errTooLarge
 	}
-	if err != nil {
+	switch {
+	case keygate.ErrorCode(err) == keygate.ECANCELED:
+		// The client is gone: nobody reads an answer.
+	case err != nil:
 		g.fail(rec, r, err)
-	} else {
+	default:
 		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
 		f.Forward(rec, r, d.Identity, d.ClientIP)
+		if rec.code == 0 && r.Context().Err() != nil {
+			err = canceled(r.Context()) // left before the upstream answered
+		}
 	}
-	g.observe(d, rec.status(), err, start)
+	g.observe(d, rec.statusOr(err), err, start)
 }
 
 // Authorize runs the whole chain on req: route, token, limits, rules.
@@ -322,6 +328,10 @@ func (g *Gateway) limit(ctx context.Context, d *Decision, rule *keygate.RateLimi
 		n = rule.LimitFor(d.Identity.Plan)
 	}
 	res, err := g.limiter.Allow(ctx, g.limitKey(rule, d, req), n, rule.Period)
+	if err != nil && ctx.Err() != nil {
+		// The client went away during the call: no outage to report.
+		return canceled(ctx)
+	}
 	if err != nil {
 		g.logger.Error("rate limiter unavailable", "error", err)
 		return keygate.Errorf(keygate.EUNAVAILABLE, "Rate limiter unavailable.")
@@ -427,9 +437,14 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func (s *statusRecorder) status() int {
-	if s.code == 0 {
-		return http.StatusOK
+// statusOr is the status written, or the one err stands for when the
+// request ended without an answer.
+func (s *statusRecorder) statusOr(err error) int {
+	switch {
+	case s.code != 0:
+		return s.code
+	case keygate.ErrorCode(err) == keygate.ECANCELED:
+		return keygate.StatusClientClosedRequest
 	}
-	return s.code
+	return http.StatusOK
 }

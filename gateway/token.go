@@ -47,4 +47,5 @@ var (
 	errRateLimited  = keygate.Errorf(keygate.ERATELIMITED, "Too many requests.")
 	errTooLarge     = keygate.Errorf(keygate.ETOOLARGE, "Request body too large.")
 	errUpstream     = keygate.Errorf(keygate.EUPSTREAM, "Upstream unreachable.")
+	errCanceled     = keygate.Errorf(keygate.ECANCELED, "The client went away before an answer.")
 )

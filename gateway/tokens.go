@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -22,24 +24,32 @@ type TokenStore interface {
 // cache shared by every API of an instance. Entries are refreshed after TTL
 // and dropped at once when the store's change feed says a token or an
 // organization changed, so a delete reaches every instance within the
-// feed's latency. While the store is down, entries younger than
-// StaleIfError keep answering, so known tokens keep working through a
-// database restart.
+// feed's latency.
+//
+// Every store read runs under its own deadline (StoreTimeout), detached
+// from the request that asked for it: requests for the same key wait on one
+// read, and each gives up on its own context, so one client going away
+// fails nobody else. A read that fails or times out is an outage: entries
+// younger than StaleIfError keep answering, so known tokens keep working
+// through a database restart or a network that stops answering; while the
+// store is known to be down they answer at once, and one read per key in
+// the background finds out when it is back.
 type Tokens struct {
 	store        TokenStore
 	ttl          time.Duration
 	staleIfError time.Duration
+	storeTimeout time.Duration
 	maxEntries   int
 	now          func() time.Time
 	logger       *slog.Logger
 
 	mu     sync.RWMutex
-	tokens map[string]*cachedToken // by token hash
+	tokens map[string]*cached[*keygate.Token] // by token hash
 	// hashes maps a token id to the hashes it is cached under (a rotated
 	// token has two while its old secret's grace lasts), for invalidation
 	// by id.
 	hashes map[string][]string
-	orgs   map[string]*cachedOrg // by organization id
+	orgs   map[string]*cached[*keygate.Organization] // by organization id
 	// generation counts invalidations; a load that started before one does
 	// not cache its result, so a revoke racing a cache fill cannot leave the
 	// revoked token cached.
@@ -48,13 +58,9 @@ type Tokens struct {
 	storeDown  atomic.Bool
 }
 
-type cachedToken struct {
-	token   *keygate.Token
-	fetched time.Time
-}
-
-type cachedOrg struct {
-	org     *keygate.Organization
+// cached is a value read from the store and when it was read.
+type cached[T any] struct {
+	value   T
 	fetched time.Time
 }
 
@@ -62,23 +68,33 @@ type cachedOrg struct {
 type TokensOptions struct {
 	TTL          time.Duration // default 30s
 	StaleIfError time.Duration // default 5m; negative disables
-	MaxEntries   int           // default 100000 tokens
+	// StoreTimeout bounds each store read; default DefaultStoreTimeout.
+	StoreTimeout time.Duration
+	MaxEntries   int // default 100000 tokens
 	Now          func() time.Time
 	Logger       *slog.Logger
 }
 
+// DefaultStoreTimeout bounds a store read on the request path when the
+// config sets none: long enough for a busy database, short enough that an
+// outage answers 503 (or a cached token) in seconds rather than hanging.
+const DefaultStoreTimeout = 2 * time.Second
+
 // NewTokens returns a token cache over store.
 func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 	t := &Tokens{
-		store: store, ttl: opts.TTL, staleIfError: opts.StaleIfError, maxEntries: opts.MaxEntries,
-		now: opts.Now, logger: opts.Logger,
-		tokens: map[string]*cachedToken{}, hashes: map[string][]string{}, orgs: map[string]*cachedOrg{},
+		store: store, ttl: opts.TTL, staleIfError: opts.StaleIfError, storeTimeout: opts.StoreTimeout,
+		maxEntries: opts.MaxEntries, now: opts.Now, logger: opts.Logger,
+		tokens: map[string]*cached[*keygate.Token]{}, hashes: map[string][]string{}, orgs: map[string]*cached[*keygate.Organization]{},
 	}
 	if t.ttl <= 0 {
 		t.ttl = 30 * time.Second
 	}
 	if t.staleIfError == 0 {
 		t.staleIfError = 5 * time.Minute
+	}
+	if t.storeTimeout <= 0 {
+		t.storeTimeout = DefaultStoreTimeout
 	}
 	if t.maxEntries <= 0 {
 		t.maxEntries = 100000
@@ -94,7 +110,8 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 
 // Lookup returns the token with the given hash and its organization.
 // Unknown tokens are ETOKENINVALID; a store failure with nothing usable in
-// the cache is EUNAVAILABLE. Revocation and expiry are the caller's checks.
+// the cache is EUNAVAILABLE; a caller whose ctx ended first gets
+// ECANCELED. Revocation and expiry are the caller's checks.
 func (t *Tokens) Lookup(ctx context.Context, hash string) (*keygate.Token, *keygate.Organization, error) {
 	tok, err := t.token(ctx, hash)
 	if err != nil {
@@ -111,71 +128,120 @@ func (t *Tokens) token(ctx context.Context, hash string) (*keygate.Token, error)
 	t.mu.RLock()
 	entry := t.tokens[hash]
 	t.mu.RUnlock()
-	now := t.now()
-	if entry != nil && now.Sub(entry.fetched) < t.ttl {
-		return entry.token, nil
-	}
-	v, err, _ := t.loads.Do("t"+hash, func() (any, error) {
-		gen := t.generation.Load()
+	return cachedRead(t, ctx, "t"+hash, entry, func(ctx context.Context, gen uint64) (*keygate.Token, error) {
 		tok, err := t.store.FindTokenByHash(ctx, hash)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			t.storeTokenIfCurrent(gen, hash, tok)
 		}
-		t.storeTokenIfCurrent(gen, hash, tok)
-		return tok, nil
+		return tok, err
 	})
-	switch code := keygate.ErrorCode(err); {
-	case err == nil:
-		t.markStoreUp()
-		return v.(*keygate.Token), nil
-	case code == keygate.ENOTFOUND:
-		t.markStoreUp()
-		return nil, keygate.Errorf(keygate.ETOKENINVALID, "Invalid API token.")
-	case entry != nil && t.staleIfError > 0 && now.Sub(entry.fetched) < t.staleIfError:
-		t.markStoreDown(err)
-		return entry.token, nil
-	default:
-		t.markStoreDown(err)
-		return nil, keygate.Errorf(keygate.EUNAVAILABLE, "Token store unavailable.")
-	}
 }
 
 func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organization, error) {
 	t.mu.RLock()
 	entry := t.orgs[id]
 	t.mu.RUnlock()
+	// A token whose organization is gone is as good as deleted: ENOTFOUND
+	// answers as an invalid token, like an unknown one.
+	return cachedRead(t, ctx, "o"+id, entry, func(ctx context.Context, gen uint64) (*keygate.Organization, error) {
+		org, err := t.store.FindOrganizationByID(ctx, id)
+		if err == nil {
+			t.mu.Lock()
+			if t.generation.Load() == gen {
+				t.orgs[id] = &cached[*keygate.Organization]{value: org, fetched: t.now()}
+			}
+			t.mu.Unlock()
+		}
+		return org, err
+	})
+}
+
+// cachedRead answers from entry while it is fresh, and otherwise reads
+// through load (once per key at a time, see read). When the read fails an
+// entry younger than StaleIfError answers instead; while the store is known
+// to be down such an entry answers at once and the read goes on in the
+// background.
+func cachedRead[T any](t *Tokens, ctx context.Context, key string, entry *cached[T], load func(context.Context, uint64) (T, error)) (T, error) {
+	var zero T
 	now := t.now()
 	if entry != nil && now.Sub(entry.fetched) < t.ttl {
-		return entry.org, nil
+		return entry.value, nil
 	}
-	v, err, _ := t.loads.Do("o"+id, func() (any, error) {
-		gen := t.generation.Load()
-		org, err := t.store.FindOrganizationByID(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		t.mu.Lock()
-		if t.generation.Load() == gen {
-			t.orgs[id] = &cachedOrg{org: org, fetched: t.now()}
-		}
-		t.mu.Unlock()
-		return org, nil
-	})
+	untyped := func(ctx context.Context, gen uint64) (any, error) { return load(ctx, gen) }
+	stale := entry != nil && t.staleIfError > 0 && now.Sub(entry.fetched) < t.staleIfError
+	if stale && t.storeDown.Load() {
+		t.refresh(key, untyped)
+		return entry.value, nil
+	}
+	v, err := t.read(ctx, key, untyped)
 	switch code := keygate.ErrorCode(err); {
 	case err == nil:
-		return v.(*keygate.Organization), nil
+		return v.(T), nil
 	case code == keygate.ENOTFOUND:
-		// A token whose organization is gone is as good as deleted.
-		return nil, keygate.Errorf(keygate.ETOKENINVALID, "Invalid API token.")
-	case entry != nil && t.staleIfError > 0 && now.Sub(entry.fetched) < t.staleIfError:
-		t.markStoreDown(err)
-		return entry.org, nil
+		return zero, errTokenInvalid
+	case code == keygate.ECANCELED:
+		return zero, err
+	case stale:
+		return entry.value, nil
 	default:
-		t.markStoreDown(err)
-		return nil, keygate.Errorf(keygate.EUNAVAILABLE, "Token store unavailable.")
+		return zero, errStoreUnavailable
 	}
 }
 
+var (
+	errStoreUnavailable = keygate.Errorf(keygate.EUNAVAILABLE, "Token store unavailable.")
+	errStoreTimeout     = errors.New("the token store did not answer within the store timeout")
+)
+
+// read runs load once per key at a time under a context of its own (see
+// detached). Each caller waits for the shared result, its own ctx, or
+// StoreTimeout, whichever comes first: no caller waits longer than
+// StoreTimeout however long the store takes to give up, and a caller that
+// leaves fails no one else.
+func (t *Tokens) read(ctx context.Context, key string, load func(context.Context, uint64) (any, error)) (any, error) {
+	result := t.loads.DoChan(key, t.detached(ctx, load))
+	timeout := time.NewTimer(t.storeTimeout)
+	defer timeout.Stop()
+	select {
+	case r := <-result:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, canceled(ctx)
+	case <-timeout.C:
+		t.markStoreDown(errStoreTimeout)
+		return nil, errStoreTimeout
+	}
+}
+
+// refresh starts load for key in the background unless one is running.
+func (t *Tokens) refresh(key string, load func(context.Context, uint64) (any, error)) {
+	t.loads.DoChan(key, t.detached(context.Background(), load))
+}
+
+// detached wraps load for the singleflight group: it runs under parent's
+// values without its cancellation, ends after StoreTimeout, and records
+// whether the store answered.
+func (t *Tokens) detached(parent context.Context, load func(context.Context, uint64) (any, error)) func() (any, error) {
+	return func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), t.storeTimeout)
+		defer cancel()
+		gen := t.generation.Load()
+		v, err := load(ctx, gen)
+		if err == nil || keygate.ErrorCode(err) == keygate.ENOTFOUND {
+			t.markStoreUp()
+		} else {
+			t.markStoreDown(err)
+		}
+		return v, err
+	}
+}
+
+// canceled is the error for a caller whose context ended before the store
+// answered: the client went away (or gave up), which says nothing about
+// the store.
+func canceled(ctx context.Context) error {
+	return fmt.Errorf("%w: %w", errCanceled, ctx.Err())
+}
 func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -188,7 +254,7 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token
 	if _, cached := t.tokens[hash]; !cached {
 		t.hashes[tok.ID] = append(t.hashes[tok.ID], hash)
 	}
-	t.tokens[hash] = &cachedToken{token: tok, fetched: t.now()}
+	t.tokens[hash] = &cached[*keygate.Token]{value: tok, fetched: t.now()}
 }
 
 // evictLocked drops about a tenth of the cache in map order, which Go
@@ -199,7 +265,7 @@ func (t *Tokens) evictLocked() {
 		n = 1
 	}
 	for _, e := range t.tokens {
-		t.dropTokenLocked(e.token.ID)
+		t.dropTokenLocked(e.value.ID)
 		n--
 		if n == 0 {
 			return
@@ -220,9 +286,9 @@ func (t *Tokens) Apply(c keygate.Change) {
 	default:
 		// Unknown kinds come from newer instances; dropping everything is
 		// always safe.
-		t.tokens = map[string]*cachedToken{}
+		t.tokens = map[string]*cached[*keygate.Token]{}
 		t.hashes = map[string][]string{}
-		t.orgs = map[string]*cachedOrg{}
+		t.orgs = map[string]*cached[*keygate.Organization]{}
 	}
 }
 

@@ -77,6 +77,8 @@ func (u *Usage) Record(orgID, tokenID string, status int, at time.Time) {
 	switch {
 	case status == http.StatusTooManyRequests:
 		c.RateLimited++
+	case status == keygate.StatusClientClosedRequest:
+		// The client left before the answer: not an error of the API's.
 	case status >= 400:
 		c.Errors++
 	}

@@ -69,6 +69,10 @@ func VerifyHandler(gateways map[string]*Gateway, keys keygate.AdminKeyService) h
 		}
 		start := g.now()
 		d, err := g.Authorize(r.Context(), gr)
+		if keygate.ErrorCode(err) == keygate.ECANCELED {
+			g.observe(d, keygate.StatusClientClosedRequest, err, start)
+			return // the caller is gone
+		}
 		resp := g.verifyResponse(d, err)
 		g.observe(d, resp.Status, err, start)
 		w.Header().Set("Content-Type", "application/json")

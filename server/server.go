@@ -109,7 +109,9 @@ func (s *Server) build(ctx context.Context) (err error) {
 	if s.limiter, err = newLimiter(cfg.RateLimiter, s.registry, s.logger); err != nil {
 		return err
 	}
-	s.tokens = gateway.NewTokens(s.store, gateway.TokensOptions{TTL: cfg.Cache.TTL, StaleIfError: cfg.Cache.StaleIfError, Logger: s.logger})
+	s.tokens = gateway.NewTokens(s.store, gateway.TokensOptions{
+		TTL: cfg.Cache.TTL, StaleIfError: cfg.Cache.StaleIfError, StoreTimeout: cfg.Cache.StoreTimeout, Logger: s.logger,
+	})
 	s.usage = gateway.NewUsage(s.store, cfg.LastUsed.FlushInterval, s.logger)
 	if err = s.buildGateways(); err != nil {
 		return err

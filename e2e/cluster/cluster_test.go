@@ -43,6 +43,7 @@ type settings struct {
 	ttl           string // cache.ttl
 	staleIfError  string // cache.stale_if_error
 	flushInterval string // last_used.flush_interval
+	storeTimeout  string // cache.store_timeout; "" for the default
 }
 
 // defaults keep the production cache TTL: whatever reaches other instances
@@ -115,6 +116,7 @@ rate_limiter:
 cache:
   ttl: %s
   stale_if_error: %s
+  store_timeout: %s
 last_used:
   flush_interval: %s
 log:
@@ -139,7 +141,7 @@ apis:
         path: /api/v1/attendees
         entitlements: {states: state}
 `, dir, pgtest.WithParam(c.t, dbURL, "application_name", name), c.redis,
-		s.ttl, s.staleIfError, s.flushInterval, api, c.upstream, limitPerMinute)
+		s.ttl, s.staleIfError, withDefault(s.storeTimeout, "2s"), s.flushInterval, api, c.upstream, limitPerMinute)
 	path := filepath.Join(dir, "keygate.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		c.t.Fatal(err)
@@ -245,4 +247,11 @@ func redisURL(t *testing.T) string {
 		t.Skip("KEYGATE_TEST_REDIS_URL is not set")
 	}
 	return url
+}
+
+func withDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -84,3 +84,75 @@ func readyz(t *testing.T, in *instance) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// An instance whose database stops answering (connections stay open,
+// nothing comes back, as when a network drops packets or the database
+// hangs): every request is bounded by cache.store_timeout. Cached tokens
+// keep working past the TTL for stale_if_error, and at once once the
+// outage is known; uncached tokens get the preset's 503 within the store
+// timeout; when the database answers again the instance recovers without
+// a restart.
+func TestDatabaseBlackhole(t *testing.T) {
+	c := newCluster(t)
+	first := c.start(1, defaults, "")[0]
+	proxy := pgtest.NewProxy(t, c.db)
+	const storeTimeout = 500 * time.Millisecond
+	held := c.startOne(settings{ttl: "1s", staleIfError: "1m", flushInterval: "10s", storeTimeout: storeTimeout.String()}, proxy.URL(c.db))
+
+	_, cachedSecret := c.token(first)
+	_, uncachedSecret := c.token(first)
+	held.mustAccept(t, cachedSecret)
+
+	proxy.Blackhole()
+	time.Sleep(1100 * time.Millisecond) // past the TTL: the cache must ask the database
+	timed := func(secret string) (answer, time.Duration) {
+		start := time.Now()
+		a := held.get("/api/v1/organization", secret)
+		return a, time.Since(start)
+	}
+	a, firstCached := timed(cachedSecret)
+	if a.status != http.StatusOK {
+		t.Fatalf("cached token past its TTL, database not answering: %d %s, want 200", a.status, a.body)
+	}
+	var slowestCached time.Duration
+	for range 20 {
+		a, took := timed(cachedSecret)
+		if a.status != http.StatusOK {
+			t.Fatalf("cached token, outage known: %d %s, want 200", a.status, a.body)
+		}
+		slowestCached = max(slowestCached, took)
+	}
+	unavailable := answer{http.StatusServiceUnavailable, bodyUnavailable}
+	a, uncached := timed(uncachedSecret)
+	if a != unavailable {
+		t.Errorf("uncached token, database not answering: %d %s, want %d %s", a.status, a.body, unavailable.status, unavailable.body)
+	}
+	unknown := keygate.GenerateTokenSecret(keygate.TokenPrefix("csk_", keygate.EnvironmentLive))
+	a, unknownTook := timed(unknown)
+	if a != unavailable {
+		t.Errorf("unknown token, database not answering: %d %s, want %d %s", a.status, a.body, unavailable.status, unavailable.body)
+	}
+	t.Logf("database blackholed, store_timeout %v: first cached request %v, slowest of 20 more %v, uncached 503 after %v, unknown 503 after %v",
+		storeTimeout, firstCached.Round(time.Millisecond), slowestCached.Round(time.Millisecond), uncached.Round(time.Millisecond), unknownTook.Round(time.Millisecond))
+	// A scheduling margin on a shared machine, far below the minute the
+	// requests hung for without a deadline.
+	const margin = 500 * time.Millisecond
+	if firstCached > storeTimeout+margin || uncached > storeTimeout+margin || unknownTook > storeTimeout+margin {
+		t.Errorf("a request waited past the store timeout (%v)", storeTimeout)
+	}
+	if slowestCached > storeTimeout {
+		t.Errorf("with the outage known, a cached token still waited %v", slowestCached)
+	}
+
+	proxy.Forward()
+	restoredAt := time.Now()
+	for {
+		if a := held.get("/api/v1/organization", uncachedSecret); a.status == http.StatusOK {
+			break
+		} else if time.Since(restoredAt) > 10*time.Second {
+			t.Fatalf("still %d %s 10s after the database answered again", a.status, a.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("database answering again: uncached token accepted after %v, without a restart", time.Since(restoredAt).Round(time.Millisecond))
+}

@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -190,6 +189,9 @@ type Proxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]bool
+	// flowing is closed while bytes are forwarded; Blackhole replaces it
+	// with an open channel that holds every byte until Forward.
+	flowing chan struct{}
 }
 
 // NewProxy starts a proxy to the host and port of rawURL; it stops when
@@ -200,7 +202,7 @@ func NewProxy(t testing.TB, rawURL string) *Proxy {
 	if err != nil {
 		t.Fatalf("%s is not a PostgreSQL URL", EnvURL)
 	}
-	p := &Proxy{t: t, target: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), conns: map[net.Conn]bool{}}
+	p := &Proxy{t: t, target: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), conns: map[net.Conn]bool{}, flowing: closedChan()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -221,9 +223,50 @@ func (p *Proxy) URL(rawURL string) string {
 	return u.String()
 }
 
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// Blackhole stops forwarding while leaving every connection open and
+// accepting new ones, as a network that drops packets or a database that
+// hangs does: clients connect and write, and nothing comes back. What was
+// sent meanwhile is delivered after Forward, as TCP would retransmit it.
+func (p *Proxy) Blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+		p.flowing = make(chan struct{})
+	default: // already held
+	}
+}
+
+// Forward ends a Blackhole.
+func (p *Proxy) Forward() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+	default:
+		close(p.flowing)
+	}
+}
+
+// waitFlowing blocks while the proxy is blackholed.
+func (p *Proxy) waitFlowing() {
+	p.mu.Lock()
+	flowing := p.flowing
+	p.mu.Unlock()
+	<-flowing
+}
+
 // Cut closes every proxied connection and stops accepting new ones:
-// clients see their connections drop and new ones refused.
+// clients see their connections drop and new ones refused. It ends a
+// Blackhole, so nothing stays held.
 func (p *Proxy) Cut() {
+	p.Forward()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln != nil {
@@ -278,7 +321,19 @@ func (p *Proxy) forward(client net.Conn) {
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				p.waitFlowing()
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		done <- struct{}{}
 	}
 	go pipe(server, client)
