@@ -96,7 +96,7 @@ func TestDatabaseBlackhole(t *testing.T) {
 	c := newCluster(t)
 	first := c.start(1, defaults, "")[0]
 	proxy := pgtest.NewProxy(t, c.db)
-	const storeTimeout = 500 * time.Millisecond
+	const storeTimeout = time.Second
 	held := c.startOne(settings{ttl: "1s", staleIfError: "1m", flushInterval: "10s", storeTimeout: storeTimeout.String()}, proxy.URL(c.db))
 
 	_, cachedSecret := c.token(first)
