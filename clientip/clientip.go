@@ -17,16 +17,23 @@ import (
 	"github.com/keygate/keygate"
 )
 
+// DefaultIPv6PrefixLength is how much of an IPv6 address names one client
+// for per-IP limits: a /64 is what one subscriber's link gets, and a host
+// picks any address in it at will (RFC 4941 privacy addresses), so
+// counting whole addresses would give one client 2^64 buckets.
+const DefaultIPv6PrefixLength = 64
+
 // Resolver resolves client addresses given the trusted proxies.
 type Resolver struct {
-	trusted []netip.Prefix
+	trusted    []netip.Prefix
+	ipv6Prefix int
 }
 
 // New returns a Resolver trusting the given proxies: CIDRs
 // ("10.0.0.0/8", "fd00::/8") or single addresses ("192.0.2.10").
 // An entry that is neither is an EINVALID error naming it.
 func New(trusted []string) (*Resolver, error) {
-	r := &Resolver{}
+	r := &Resolver{ipv6Prefix: DefaultIPv6PrefixLength}
 	for _, s := range trusted {
 		p, err := parsePrefix(strings.TrimSpace(s))
 		if err != nil {
@@ -35,6 +42,30 @@ func New(trusted []string) (*Resolver, error) {
 		r.trusted = append(r.trusted, p)
 	}
 	return r, nil
+}
+
+// WithIPv6PrefixLength returns a copy of r that buckets IPv6 clients by
+// their first bits bits (1 to 128); an out-of-range length is EINVALID.
+func (r *Resolver) WithIPv6PrefixLength(bits int) (*Resolver, error) {
+	if bits < 1 || bits > 128 {
+		return nil, keygate.Errorf(keygate.EINVALID, "IPv6 prefix length %d is not between 1 and 128.", bits)
+	}
+	c := *r
+	c.ipv6Prefix = bits
+	return &c, nil
+}
+
+// Bucket names the client at addr for per-IP limits: an IPv4 address as
+// it is (IPv4-mapped IPv6 included), an IPv6 address by its prefix
+// ("2001:db8:1:2::/64"). The zero Addr (a Unix socket peer) is
+// "invalid IP", one bucket for all such clients.
+func (r *Resolver) Bucket(addr netip.Addr) string {
+	addr = normalize(addr)
+	if !addr.Is6() || r.ipv6Prefix >= 128 {
+		return addr.String()
+	}
+	p, _ := addr.Prefix(r.ipv6Prefix)
+	return p.String()
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

@@ -109,3 +109,34 @@ func BenchmarkClientIP(b *testing.B) {
 		r.ClientIP(req)
 	}
 }
+
+func TestBucketCountsIPv6ByPrefix(t *testing.T) {
+	r, _ := clientip.New(nil)
+	for addr, want := range map[string]string{
+		"198.51.100.7":         "198.51.100.7",
+		"::ffff:198.51.100.7":  "198.51.100.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2::1%eth0": "2001:db8:1:2::/64",
+		"2001:db8:1:3:ffff::":  "2001:db8:1:3::/64",
+		"::1":                  "::/64",
+		"fe80::1:2:3:4":        "fe80::/64",
+	} {
+		if got := r.Bucket(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Bucket(%s) = %s, want %s", addr, got, want)
+		}
+	}
+	r56, err := r.WithIPv6PrefixLength(56)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r56.Bucket(netip.MustParseAddr("2001:db8:1:2ff:1::1")); got != "2001:db8:1:200::/56" {
+		t.Errorf("/56 bucket %s", got)
+	}
+	r128, _ := r.WithIPv6PrefixLength(128)
+	if got := r128.Bucket(netip.MustParseAddr("2001:db8::7")); got != "2001:db8::7" {
+		t.Errorf("/128 bucket %s", got)
+	}
+	if _, err := r.WithIPv6PrefixLength(0); keygate.ErrorCode(err) != keygate.EINVALID {
+		t.Errorf("prefix length 0: %v", err)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/clientip"
 )
 
 // Defaults for settings left out of the file.
@@ -60,6 +62,7 @@ func (c *checker) config(f *fileConfig) *Config {
 		Admin:               c.admin(f.Admin),
 		TrustedProxies:      c.prefixes("trusted_proxies", f.TrustedProxies),
 		ForwardAuthPeers:    c.forwardAuthPeers(f.ForwardAuthPeers),
+		IPv6PrefixLength:    c.ipv6PrefixLength(f.IPv6PrefixLength),
 		RateLimiter:         c.rateLimiter(f.RateLimiter),
 		Cache: Cache{
 			TTL:          c.duration("cache.ttl", f.Cache.TTL, DefaultCacheTTL, false),
@@ -228,6 +231,16 @@ func (c *checker) forwardAuthPeers(list *[]string) []netip.Prefix {
 		return c.prefixes("forward_auth_peers", DefaultForwardAuthPeers)
 	}
 	return c.prefixes("forward_auth_peers", *list)
+}
+
+func (c *checker) ipv6PrefixLength(n *int) int {
+	if n == nil {
+		return clientip.DefaultIPv6PrefixLength
+	}
+	if *n < 1 || *n > 128 {
+		c.fail("ipv6_prefix_length", "must be between 1 and 128 (64: one subscriber's network; 128: every address on its own), got %d", *n)
+	}
+	return *n
 }
 
 // prefixes reads a list of IP addresses and CIDRs written at path.

@@ -68,6 +68,9 @@ type Config struct {
 	// ForwardAuthPeers may ask forward-auth about a request by its
 	// forwarded method and URI, besides TrustedProxies.
 	ForwardAuthPeers []netip.Prefix
+	// IPv6PrefixLength is how many leading bits of an IPv6 address name
+	// one client for per-IP limits.
+	IPv6PrefixLength int
 	RateLimiter      RateLimiter
 	Cache            Cache
 	LastUsed         LastUsed

@@ -168,6 +168,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 
 		// Process settings.
 		{"bad CIDR", "trusted_proxies: [10.0.0.0/8, 10.0.0/8]\n" + minimal, `keygate.yaml:1: trusted_proxies[1]: must be an IP address or CIDR such as "10.0.0.0/8", got "10.0.0/8"`},
+		{"IPv6 prefix too long", "ipv6_prefix_length: 129\n" + minimal, `keygate.yaml:1: ipv6_prefix_length: must be between 1 and 128 (64: one subscriber's network; 128: every address on its own), got 129`},
 		{"bad forward-auth peer", "forward_auth_peers: [nginx]\n" + minimal, `keygate.yaml:1: forward_auth_peers[0]: must be an IP address or CIDR such as "10.0.0.0/8", got "nginx"`},
 		{"bad duration", "cache:\n  ttl: 5 minutes\n" + minimal, `keygate.yaml:2: cache.ttl: must be a duration such as "30s", "5m" or "1h", got "5 minutes"`},
 		{"zero ttl", "cache:\n  ttl: 0s\n" + minimal, `keygate.yaml:2: cache.ttl: must be greater than 0, got "0s"`},

@@ -56,6 +56,7 @@ func TestDefaults(t *testing.T) {
 		},
 		TrustedProxies:   []netip.Prefix{},
 		ForwardAuthPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		IPv6PrefixLength: 64,
 		RateLimiter:      RateLimiter{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", OnRedisFailure: "local"},
 		Cache:            Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute, StoreTimeout: 2 * time.Second},
 		LastUsed:         LastUsed{FlushInterval: 10 * time.Second},

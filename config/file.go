@@ -20,6 +20,7 @@ type fileConfig struct {
 	// ForwardAuthPeers is a pointer: an explicit [] (no peer besides the
 	// trusted proxies) differs from leaving it out (loopback).
 	ForwardAuthPeers *[]string       `yaml:"forward_auth_peers"`
+	IPv6PrefixLength *int            `yaml:"ipv6_prefix_length"`
 	RateLimiter      fileRateLimiter `yaml:"rate_limiter"`
 	Cache            fileCache       `yaml:"cache"`
 	LastUsed         fileLastUsed    `yaml:"last_used"`

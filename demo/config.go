@@ -130,6 +130,10 @@ admin:
 # per-IP rate limits): addresses or CIDRs. Nobody's is, by default.
 trusted_proxies: []
 
+# Per-IP limits count an IPv6 client by its /64: a host may pick any
+# address in it. 1 to 128.
+ipv6_prefix_length: 64
+
 # Proxies allowed to ask forward-auth (/_keygate/auth) about a request by
 # its forwarded method and URI headers, besides trusted_proxies.
 forward_auth_peers: [127.0.0.0/8, "::1"]

@@ -368,7 +368,7 @@ func (g *Gateway) limitKey(rule *keygate.RateLimit, d *Decision, req Request) st
 		b.WriteString(id.OrganizationID)
 	default:
 		b.WriteString(":ip:")
-		b.WriteString(req.ClientIP.String())
+		b.WriteString(g.clientIP.Bucket(req.ClientIP))
 	}
 	return b.String()
 }

@@ -717,3 +717,55 @@ func TestForwardAuthBelievesOneHeaderFamilyFromAllowedPeersOnly(t *testing.T) {
 		}
 	}
 }
+
+// serveFrom is serve from the client address remote ("[2001:db8::1]:5000").
+func serveFrom(h http.Handler, remote, method, target string) response {
+	req := httptest.NewRequest(method, target, nil)
+	req.RemoteAddr = remote
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
+}
+
+// An IPv6 host picks any address in its /64 at will, so the per-IP limit
+// counts the /64; IPv4 counts each address, IPv4-mapped IPv6 included.
+func TestPerIPLimitCountsAnIPv6ClientByItsSlash64(t *testing.T) {
+	f := newFixture(t)
+	const tooMany = `{"message": "Too Many Attempts."}`
+	for i := 1; i <= 10; i++ {
+		remote := "[2001:db8:1:2:" + strconv.Itoa(i) + "::1]:5000"
+		if r := serveFrom(f.eventsGW, remote, "GET", "/p/abc"); r.status != 200 {
+			t.Fatalf("request %d from %s: %d %s", i, remote, r.status, r.body)
+		}
+	}
+	expect(t, "11th address of the same /64", serveFrom(f.eventsGW, "[2001:db8:1:2:ffff:ffff:ffff:ffff]:5000", "GET", "/p/abc"), 429, tooMany)
+	if r := serveFrom(f.eventsGW, "[2001:db8:1:3::1]:5000", "GET", "/p/abc"); r.status != 200 || rateHeader(r, "X-RateLimit-Remaining") != "9" {
+		t.Errorf("the next /64: %d remaining %q", r.status, rateHeader(r, "X-RateLimit-Remaining"))
+	}
+
+	for i := 1; i <= 10; i++ {
+		if r := serveFrom(f.eventsGW, "198.51.100.7:5000", "GET", "/p/abc"); r.status != 200 {
+			t.Fatalf("IPv4 request %d: %d", i, r.status)
+		}
+	}
+	expect(t, "IPv4-mapped IPv6 is the same IPv4 client", serveFrom(f.eventsGW, "[::ffff:198.51.100.7]:5000", "GET", "/p/abc"), 429, tooMany)
+	if r := serveFrom(f.eventsGW, "198.51.100.8:5000", "GET", "/p/abc"); r.status != 200 {
+		t.Errorf("the next IPv4 address: %d", r.status)
+	}
+
+	// ipv6_prefix_length 128 counts every address on its own.
+	resolver, _ := clientip.New(nil)
+	exact, err := resolver.WithIPv6PrefixLength(128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(gateway.Config{API: f.events, Tokens: f.tokens, ClientIP: exact, Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: -1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 11; i++ {
+		if r := serveFrom(g, "[2001:db8:1:2:"+strconv.Itoa(i)+"::1]:5000", "GET", "/p/abc"); r.status != 200 {
+			t.Fatalf("/128, address %d: %d", i, r.status)
+		}
+	}
+}

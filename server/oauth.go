@@ -70,7 +70,7 @@ func (s *Server) mountOAuth(mux *http.ServeMux) {
 // the rate limit headers and an OAuth-style JSON error.
 func (s *Server) limitByIP(name string, limit keygate.RateLimit, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, err := s.limiter.Limiter().Allow(r.Context(), "admin:"+name+":ip:"+s.clientAddr(r), limit.Limit, limit.Period)
+		res, err := s.limiter.Limiter().Allow(r.Context(), "admin:"+name+":ip:"+s.clientIP.Bucket(s.clientIP.ClientIP(r)), limit.Limit, limit.Period)
 		if err != nil {
 			s.logger.Warn("rate limiter unavailable for an OAuth endpoint", "path", name, "error", err)
 			next.ServeHTTP(w, r)

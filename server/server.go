@@ -146,6 +146,9 @@ func (s *Server) buildGateways() error {
 	if err != nil {
 		return err
 	}
+	if resolver, err = resolver.WithIPv6PrefixLength(s.cfg.IPv6PrefixLength); err != nil {
+		return err
+	}
 	s.clientIP = resolver
 	s.apis = s.cfg.APIs()
 	for _, api := range s.apis {
