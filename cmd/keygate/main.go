@@ -56,7 +56,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (uses DIR/keygate.yaml when present)")
 	pf.StringVar(&g.databaseURL, "database-url", "", "PostgreSQL URL (overrides the config; env KEYGATE_DATABASE_URL)")
 	root.AddCommand(
-		newServeCommand(g), newDemoCommand(g), newMigrateCommand(g),
+		newInitCommand(), newServeCommand(g), newDemoCommand(g), newMigrateCommand(g),
 		newOrgsCommand(g), newUsersCommand(g), newTokensCommand(g), newAdminKeysCommand(g),
 		newConfigCommand(g), newHealthcheckCommand(g), newVersionCommand(),
 	)
@@ -80,7 +80,7 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	case g.dataDir != "" && fileExists(filepath.Join(g.dataDir, "keygate.yaml")):
 		cfg, err = config.Load(filepath.Join(g.dataDir, "keygate.yaml"))
 	case g.dataDir != "":
-		cfg, err = config.Parse("(--data-dir)", []byte("data_dir: "+quoteYAML(g.dataDir)+"\n"))
+		cfg, err = config.Parse(dataDirConfigName, []byte("data_dir: "+quoteYAML(g.dataDir)+"\n"))
 	case fileExists("keygate.yaml"):
 		cfg, err = config.Load("keygate.yaml")
 	default:
@@ -97,6 +97,9 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	}
 	return cfg, nil
 }
+
+// dataDirConfigName names the config made for --data-dir without a file.
+const dataDirConfigName = "(--data-dir)"
 
 // openStore loads the config and opens its store.
 func (g *globals) openStore(ctx context.Context) (*config.Config, keygate.Store, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,9 @@ func newServeCommand(g *globals) *cobra.Command {
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
+			}
+			if len(cfg.APIs()) == 0 {
+				return errNoAPIs(g, cfg)
 			}
 			logger := g.logger(cfg)
 			srv, err := server.New(cmd.Context(), cfg, server.Options{Logger: logger})
@@ -53,4 +57,18 @@ func newMigrateCommand(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
+}
+
+// errNoAPIs refuses to serve a config with nothing to guard, which is what
+// --data-dir without a keygate.yaml gives, and says how to get one.
+func errNoAPIs(g *globals, cfg *config.Config) error {
+	where := "the config " + cfg.File
+	if g.configFile == "" && g.dataDir != "" && cfg.File == dataDirConfigName {
+		where = "--data-dir " + g.dataDir + ", which holds no keygate.yaml,"
+	}
+	return fmt.Errorf("no APIs are configured in %s, so there is nothing to serve.\n"+
+		"Write a config for your API with:\n"+
+		"  keygate init --dir DIR --api NAME --preset cannmenus|canskan|custom --upstream URL\n"+
+		"then run keygate serve --config DIR/keygate.yaml. To look around first, run keygate demo. "+
+		"Every setting: docs/configuration.md", where)
 }
