@@ -16,7 +16,8 @@ import (
 // from X-Forwarded-Method/X-Forwarded-Uri (Traefik, Caddy) or
 // X-Original-Method/X-Original-URI (nginx). A pass is 200 with keygate's
 // identity headers for the proxy to copy upstream; a refusal is the
-// preset's own status and body, which the proxy relays to the client.
+// preset's own status and body, which the proxy relays to the client (or,
+// for nginx, the same in headers: see HeaderRefusalStatus).
 //
 // Those headers decide what is checked, and a proxy passes on whatever
 // else the client sent, so they are believed only from a peer allowed to
@@ -37,6 +38,8 @@ func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case keygate.ErrorCode(err) == keygate.ECANCELED:
 		// The proxy asking is gone: nobody reads an answer.
+	case err != nil && wantsRefusalInHeaders(r):
+		rec.code = g.failInHeaders(rec, err)
 	case err != nil:
 		g.fail(rec, r, err)
 	default:

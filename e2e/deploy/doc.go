@@ -1,0 +1,12 @@
+// Package deploy tests what operators deploy keygate with, against the
+// real programs: the nginx, Caddy and Traefik forward-auth recipes under
+// deploy/ (used as committed, only their addresses changed), the Python and
+// Node identity-verification examples docs/upstreams.md includes, the
+// gitleaks rules, and the compose and Kubernetes files.
+//
+// A test whose program is missing (nginx, caddy, gitleaks, python3 with
+// PyJWT, node) is skipped locally and fails under CI, where .ci/run
+// installs or builds them. Programs built from Go modules are found on
+// PATH or through KEYGATE_TEST_CADDY, KEYGATE_TEST_GITLEAKS and
+// KEYGATE_TEST_KUBECONFORM.
+package deploy
