@@ -261,12 +261,23 @@ func (c *checker) prefixes(path string, list []string) []netip.Prefix {
 
 func (c *checker) rateLimiter(f fileRateLimiter) RateLimiter {
 	r := RateLimiter{
-		Backend:        c.oneOf("rate_limiter.backend", f.Backend, BackendMemory, BackendMemory, BackendRedis),
-		RedisURL:       withDefault(f.RedisURL, DefaultRedisURL),
-		OnRedisFailure: c.oneOf("rate_limiter.on_redis_failure", f.OnRedisFailure, OnFailureLocal, OnFailureLocal, OnFailureClosed),
+		Backend:         c.oneOf("rate_limiter.backend", f.Backend, BackendMemory, BackendMemory, BackendRedis),
+		RedisURL:        withDefault(f.RedisURL, DefaultRedisURL),
+		RedisMode:       c.oneOf("rate_limiter.redis_mode", f.RedisMode, "single", "single", "cluster", "sentinel"),
+		RedisAddrs:      f.RedisAddrs,
+		RedisMasterName: f.RedisMaster,
+		OnRedisFailure:  c.oneOf("rate_limiter.on_redis_failure", f.OnRedisFailure, OnFailureLocal, OnFailureLocal, OnFailureClosed),
 	}
 	if u, err := url.Parse(r.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 		c.fail("rate_limiter.redis_url", `must be a redis://, rediss:// or unix:// URL such as "redis://127.0.0.1:6379/0"`)
+	}
+	for i, addr := range r.RedisAddrs {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			c.fail(fmt.Sprintf("rate_limiter.redis_addrs[%d]", i), `must be host:port such as "10.0.0.5:6379", got %q`, addr)
+		}
+	}
+	if r.RedisMode == "sentinel" && r.RedisMasterName == "" {
+		c.fail("rate_limiter.redis_mode", `sentinel needs rate_limiter.redis_master_name, the name the sentinels know the master by`)
 	}
 	return r
 }

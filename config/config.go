@@ -94,9 +94,15 @@ type Admin struct {
 
 // RateLimiter says where rate limit counters live.
 type RateLimiter struct {
-	Backend        string // BackendMemory or BackendRedis
-	RedisURL       string
-	OnRedisFailure string // OnFailureLocal or OnFailureClosed
+	Backend  string // BackendMemory or BackendRedis
+	RedisURL string
+	// RedisMode is "single", "cluster" or "sentinel"; RedisAddrs are the
+	// cluster seeds or the sentinels; RedisMasterName names the sentinel
+	// master.
+	RedisMode       string
+	RedisAddrs      []string
+	RedisMasterName string
+	OnRedisFailure  string // OnFailureLocal or OnFailureClosed
 }
 
 // Cache tunes the verified-token cache.

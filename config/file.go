@@ -37,9 +37,12 @@ type fileAdmin struct {
 }
 
 type fileRateLimiter struct {
-	Backend        string `yaml:"backend"`
-	RedisURL       string `yaml:"redis_url"`
-	OnRedisFailure string `yaml:"on_redis_failure"`
+	Backend        string   `yaml:"backend"`
+	RedisURL       string   `yaml:"redis_url"`
+	RedisMode      string   `yaml:"redis_mode"`
+	RedisAddrs     []string `yaml:"redis_addrs"`
+	RedisMaster    string   `yaml:"redis_master_name"`
+	OnRedisFailure string   `yaml:"on_redis_failure"`
 }
 
 type fileCache struct {

@@ -143,6 +143,12 @@ rate_limiter:
   backend: memory
   # Used when backend is redis.
   redis_url: redis://127.0.0.1:6379/0
+  # single, cluster (Redis Cluster) or sentinel.
+  redis_mode: single
+  # Cluster seeds or sentinels (host:port); empty: redis_url's host.
+  redis_addrs: []
+  # The sentinels' name for the master (sentinel mode).
+  redis_master_name: ""
   # When Redis is down: local (fall back to in-memory limits and report it)
   # or closed (answer 503).
   on_redis_failure: local

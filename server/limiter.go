@@ -19,7 +19,7 @@ import (
 type limiter struct {
 	limiter  ratelimit.Limiter
 	memory   *ratelimit.Memory
-	redis    *redis.Client
+	redis    redis.UniversalClient
 	fallback *ratelimit.Fallback
 }
 
@@ -33,15 +33,12 @@ func newLimiter(cfg config.RateLimiter, reg prometheus.Registerer, logger *slog.
 		l.limiter = metrics.Instrument("memory", l.memory)
 		return l, nil
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	l.redis, err = redislimit.Connect(redislimit.Connection{
+		URL: cfg.RedisURL, Mode: cfg.RedisMode, Addrs: cfg.RedisAddrs, MasterName: cfg.RedisMasterName,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("rate_limiter.redis_url: %w", err)
+		return nil, fmt.Errorf("rate_limiter: %w", err)
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	// The fallback decides what a failure means, at once: no retries (-1
-	// turns them off in go-redis; 0 means its default of 3).
-	opts.MaxRetries, opts.DialerRetries = -1, 1
-	l.redis = redis.NewClient(opts)
 	shared := metrics.Instrument("redis", redislimit.New(l.redis, redislimit.Options{}))
 	l.fallback, err = ratelimit.NewFallback(shared, metrics.Instrument("memory", l.memory), ratelimit.FallbackOptions{
 		Mode: ratelimit.Mode(cfg.OnRedisFailure), Logger: logger, OnChange: metrics.SetDegraded,
