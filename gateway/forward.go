@@ -54,14 +54,25 @@ func NewForwarder(api *keygate.API, upstream *url.URL, signer *identity.Signer, 
 	return f
 }
 
+// Upstream timeouts, named so whichever client forwards keeps every one:
+// an upstream that accepts a connection and then stalls (in the TLS
+// handshake, or before its headers) must not hold a request forever.
+var (
+	upstreamDialTimeout           = 5 * time.Second
+	upstreamTLSHandshakeTimeout   = 10 * time.Second
+	upstreamResponseHeaderTimeout = 60 * time.Second
+	upstreamIdleConnTimeout       = 90 * time.Second
+)
+
 func upstreamTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never route upstream traffic through an environment proxy
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   upstreamTLSHandshakeTimeout,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
+		IdleConnTimeout:       upstreamIdleConnTimeout,
+		ResponseHeaderTimeout: upstreamResponseHeaderTimeout,
 		ForceAttemptHTTP2:     true,
 	}
 }
