@@ -36,7 +36,15 @@ func (u *usageBatches) RecordUsage(_ context.Context, counts []keygate.UsageCoun
 // silentServer accepts connections and never answers, so a call to it
 // (Redis, an upstream's TLS handshake) stays in flight.
 func silentServer(t *testing.T) string {
+	addr, _ := silentServerAccepting(t)
+	return addr
+}
+
+// silentServerAccepting is silentServer with a channel that receives once
+// per accepted connection.
+func silentServerAccepting(t *testing.T) (string, <-chan struct{}) {
 	t.Helper()
+	accepted := make(chan struct{}, 16)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +60,10 @@ func silentServer(t *testing.T) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	t.Cleanup(func() {
@@ -62,7 +74,7 @@ func silentServer(t *testing.T) string {
 			c.Close()
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), accepted
 }
 
 // A client that goes away while its request waits on Redis is a client
@@ -71,7 +83,8 @@ func silentServer(t *testing.T) string {
 func TestClientLeavingDuringARateLimitCallIsACancelNotAnOutage(t *testing.T) {
 	f := newFixture(t)
 	_, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
-	rdb := redis.NewClient(&redis.Options{Addr: silentServer(t), ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
+	redisAddr, redisAccepted := silentServerAccepting(t)
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	var logs bytes.Buffer
 	var logMu sync.Mutex
@@ -87,11 +100,18 @@ func TestClientLeavingDuringARateLimitCallIsACancelNotAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if _, _, err := f.tokens.Lookup(context.Background(), keygate.HashToken(secret)); err != nil {
+		t.Fatal(err) // cached, so the request's only wait is Redis
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	req := httptest.NewRequest("GET", "/api/v1/attendees", nil).WithContext(ctx)
 	req.Header.Set("Authorization", "Bearer "+secret)
 	rec := httptest.NewRecorder()
-	time.AfterFunc(50*time.Millisecond, cancel)
+	go func() {
+		<-redisAccepted // the rate limit call is in flight
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+	}()
 	start := time.Now()
 	g.ServeHTTP(rec, req)
 	t.Logf("request whose client left during the Redis call returned after %v", time.Since(start).Round(time.Millisecond))
