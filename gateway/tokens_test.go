@@ -179,11 +179,10 @@ func TestStoreThatStopsAnsweringIsBoundedByStoreTimeout(t *testing.T) {
 
 	release()
 	release = func() {}
-	waitFor(t, "the uncached token to be served again", func() bool {
+	// A read that timed out just before the release may report its failure
+	// after the first success; the next read corrects it.
+	waitFor(t, "the uncached token to be served and the store reported up", func() bool {
 		_, _, err := tokens.Lookup(ctx, uncachedHash)
-		return err == nil
+		return err == nil && !tokens.StoreDown()
 	})
-	if tokens.StoreDown() {
-		t.Error("the cache still reports the store down")
-	}
 }
