@@ -1,6 +1,9 @@
 package gateway
 
-import "time"
+import (
+	"crypto/x509"
+	"time"
+)
 
 // SetUpstreamTLSHandshakeTimeout lets tests wait for a stalled handshake
 // for less than the production timeout; it returns the previous value.
@@ -8,4 +11,17 @@ func SetUpstreamTLSHandshakeTimeout(d time.Duration) time.Duration {
 	old := upstreamTLSHandshakeTimeout
 	upstreamTLSHandshakeTimeout = d
 	return old
+}
+
+// SetUpstreamTimeouts shortens g's waits on its upstream, so tests of the
+// timeouts take milliseconds.
+func SetUpstreamTimeouts(g *Gateway, responseHeader, tlsHandshake time.Duration) {
+	g.forward.client.timeouts.responseHeader = responseHeader
+	g.forward.client.timeouts.tlsHandshake = tlsHandshake
+}
+
+// TrustUpstreamCertificates makes g's upstream client trust roots, for
+// test servers with their own certificates.
+func TrustUpstreamCertificates(g *Gateway, roots *x509.CertPool) {
+	g.forward.client.tls.RootCAs = roots
 }

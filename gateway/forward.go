@@ -20,10 +20,15 @@ import (
 // headers. What a client sent that could pass for keygate's word or for an
 // API credential is removed first (headers.go): the upstream sees only
 // what keygate vouches for.
+//
+// Requests go through keygate's own HTTP/1.1 client (upstream.go) on the
+// handler's goroutine; only protocol upgrades (WebSocket), which hand the
+// connection over, go through httputil.ReverseProxy.
 type Forwarder struct {
 	api     *keygate.API
 	headers *upstreamHeaders
 	signer  *identity.Signer
+	client  *upstreamClient
 	proxy   *httputil.ReverseProxy
 	fail    func(http.ResponseWriter, *http.Request, error)
 	logger  *slog.Logger
@@ -41,7 +46,7 @@ type forwardedContextKey struct{}
 // NewForwarder returns a Forwarder to upstream; fail answers errors in the
 // API's preset shape.
 func NewForwarder(api *keygate.API, upstream *url.URL, signer *identity.Signer, fail func(http.ResponseWriter, *http.Request, error), logger *slog.Logger) *Forwarder {
-	f := &Forwarder{api: api, headers: newUpstreamHeaders(api), signer: signer, fail: fail, logger: logger}
+	f := &Forwarder{api: api, headers: newUpstreamHeaders(api), signer: signer, client: newUpstreamClient(upstream), fail: fail, logger: logger}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
@@ -80,18 +85,41 @@ func upstreamTransport() *http.Transport {
 // Forward proxies r as id (nil: anonymous, on public routes) for the
 // client at address client.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, client netip.Addr) {
-	r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, client: client}))
-	f.proxy.ServeHTTP(w, r)
+	if isUpgrade(r.Header) {
+		r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, client: client}))
+		f.proxy.ServeHTTP(w, r)
+		return
+	}
+	h := r.Header.Clone()
+	removeHopByHopHeaders(h)
+	// keygate sends the body without waiting for a 100 Continue; the
+	// client's server already asked for it.
+	delete(h, "Expect")
+	setForwardedHeaders(h, r)
+	f.identify(h, id, client)
+	resp, err := f.client.do(r, h)
+	if err != nil {
+		f.upstreamError(w, r, err)
+		return
+	}
+	copyResponse(w, resp)
 }
 
 func (f *Forwarder) rewriteHeaders(out *http.Request) {
-	f.headers.scrub(out.Header)
 	fwd, _ := out.Context().Value(forwardedContextKey{}).(forwarded)
-	setClientAddress(out.Header, fwd.client)
-	if fwd.identity == nil {
+	f.identify(out.Header, fwd.identity, fwd.client)
+}
+
+// identify applies keygate's header rules to an outbound header: the
+// client's claims removed, then keygate's word on the client's address and
+// on who the request acts for.
+func (f *Forwarder) identify(h http.Header, id *keygate.Identity, client netip.Addr) {
+	f.headers.scrub(h)
+	setClientAddress(h, client)
+	if id == nil {
 		return
 	}
-	if err := SetIdentityHeaders(out.Header, fwd.identity, f.signer); err != nil {
+	if err := SetIdentityHeaders(h, id, f.signer); err != nil {
 		f.logger.Error("signing identity failed", "error", err)
 	}
 }
@@ -122,6 +150,11 @@ func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 	}
 	if errors.Is(err, context.Canceled) {
 		// The client went away; there is nobody to answer.
+		return
+	}
+	if errors.Is(err, errUpstreamTimeout) {
+		f.logger.Warn("upstream did not answer in time", "method", r.Method, "path", r.URL.Path)
+		f.fail(w, r, errUpstream)
 		return
 	}
 	f.logger.Warn("upstream request failed", "method", r.Method, "path", r.URL.Path, "error", err)

@@ -20,18 +20,20 @@ import (
 
 // Ports the harness listens on; all on 127.0.0.1.
 const (
-	portUpstream      = 19100
-	portBareProxy     = 19101
-	portKeygate       = 19102
-	portKeygateRedis  = 19103
-	portNginx         = 19104
-	portNginxAuth     = 19105
-	portAdmin         = 19190
-	portAdminRedis    = 19191
-	benchPath         = "/v2/products?page=1"
-	benchTokenLimit   = 1_000_000_000 // per minute: computed on every request, never reached
-	nginxRatePerMin   = 1_000_000_000
-	readinessDeadline = 30 * time.Second
+	portUpstream        = 19100
+	portBareProxy       = 19101
+	portKeygate         = 19102
+	portKeygateRedis    = 19103
+	portNginx           = 19104
+	portNginxAuth       = 19105
+	portAdmin           = 19190
+	portAdminRedis      = 19191
+	portKeygateBaseline = 19106
+	portAdminBaseline   = 19192
+	benchPath           = "/v2/products?page=1"
+	benchTokenLimit     = 1_000_000_000 // per minute: computed on every request, never reached
+	nginxRatePerMin     = 1_000_000_000
+	readinessDeadline   = 30 * time.Second
 )
 
 // target is one thing wrk measures.
@@ -48,6 +50,7 @@ type options struct {
 	connections int
 	redisURL    string
 	dir         string
+	baseline    string
 }
 
 func runCommand(args []string) error {
@@ -58,6 +61,7 @@ func runCommand(args []string) error {
 	fs.IntVar(&o.connections, "connections", 32, "wrk connections (one wrk thread)")
 	fs.StringVar(&o.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis for keygate's Redis limiter; empty skips it")
 	fs.StringVar(&o.dir, "dir", "", "work directory (default: a temporary one, removed afterwards)")
+	fs.StringVar(&o.baseline, "baseline", "", "another keygate binary to measure beside this one (e.g. one built from main), memory limiter")
 	fs.Parse(args)
 
 	for _, tool := range []string{"nginx", "wrk", "go"} {
@@ -101,6 +105,9 @@ func runCommand(args []string) error {
 	if o.redisURL != "" {
 		targets = append(targets, target{"keygate proxy, Redis limiter", targetURL(portKeygateRedis), true})
 	}
+	if o.baseline != "" {
+		targets = append(targets, target{"baseline keygate proxy, memory limiter", targetURL(portKeygateBaseline), true})
+	}
 	targets = append(targets, target{"nginx auth_request → keygate /_keygate/auth", targetURL(portNginxAuth), true})
 
 	procs.start(ctx, self, "upstream", "-listen", addr(portUpstream))
@@ -108,6 +115,9 @@ func runCommand(args []string) error {
 	procs.start(ctx, keygateBin, "serve", "--config", filepath.Join(o.dir, "memory.yaml"))
 	if o.redisURL != "" {
 		procs.start(ctx, keygateBin, "serve", "--config", filepath.Join(o.dir, "redis.yaml"))
+	}
+	if o.baseline != "" {
+		procs.start(ctx, o.baseline, "serve", "--config", filepath.Join(o.dir, "baseline.yaml"))
 	}
 	nginxConf, err := writeNginxConfig(o.dir, token)
 	if err != nil {
@@ -169,6 +179,7 @@ func setUpKeygate(bin string, o options) (string, error) {
 	}{
 		{"memory.yaml", "backend: memory", portKeygate, portAdmin},
 		{"redis.yaml", "backend: redis\n  redis_url: " + o.redisURL, portKeygateRedis, portAdminRedis},
+		{"baseline.yaml", "backend: memory", portKeygateBaseline, portAdminBaseline},
 	} {
 		if err := os.WriteFile(filepath.Join(o.dir, c.file), []byte(keygateConfig(dataDir, c.limiter, c.listen, c.admin)), 0o600); err != nil {
 			return "", err

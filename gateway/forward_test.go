@@ -1,0 +1,268 @@
+package gateway_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/gateway"
+)
+
+// proxied is keygate's cannmenus gateway in front of upstream, served by a
+// real net/http server, and a token it accepts.
+type proxied struct {
+	url    string
+	secret string
+	gw     *gateway.Gateway
+}
+
+func proxyTo(t *testing.T, upstreamURL string) proxied {
+	t.Helper()
+	f := newFixture(t)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	gw, err := gateway.New(gateway.Config{API: menusAPI(upstreamURL), Tokens: f.tokens, MaxBodyBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return proxied{url: srv.URL, secret: secret, gw: gw}
+}
+
+func (p proxied) request(t *testing.T, method, path string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, p.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Token", p.secret)
+	return req
+}
+
+func TestForwardStreamsServerSentEvents(t *testing.T) {
+	release := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: message\ndata: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+			io.WriteString(w, "data: second\n\n")
+		case <-r.Context().Done():
+		}
+	}))
+	p := proxyTo(t, upstream.URL)
+	// Cleanups run last first: the stream ends before either server closes.
+	t.Cleanup(upstream.Close)
+	t.Cleanup(func() { close(release) })
+
+	// The response head and the first event must come while the upstream
+	// still holds the stream open.
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(p.request(t, "GET", "/v2/products", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The first event arrives while the upstream still holds the stream.
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		got <- line
+	}()
+	select {
+	case line := <-got:
+		if line != "event: message\n" {
+			t.Fatalf("first line %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first event did not reach the client before the stream ended")
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("Content-Type %q", ct)
+	}
+}
+
+func TestForwardChunkedRequestBodyAndItsLimit(t *testing.T) {
+	var seen atomic.Value
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen.Store(strings.Join(r.TransferEncoding, ",") + " " + string(b))
+	}))
+	defer upstream.Close()
+	p := proxyTo(t, upstream.URL)
+
+	// io.MultiReader hides the length: the client sends it chunked.
+	resp, err := http.DefaultClient.Do(p.request(t, "POST", "/v2/upload", io.MultiReader(strings.NewReader("hello "), strings.NewReader("world"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || seen.Load() != "chunked hello world" {
+		t.Fatalf("status %d, upstream saw %q; want 200 and the chunked body", resp.StatusCode, seen.Load())
+	}
+
+	// Over the 1024-byte limit without a Content-Length to refuse early.
+	resp, err = http.DefaultClient.Do(p.request(t, "POST", "/v2/upload", io.MultiReader(strings.NewReader(strings.Repeat("x", 4096)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || string(b) != `{"detail": "Request Entity Too Large"}` {
+		t.Fatalf("chunked body over the limit: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestForwardKeepsUpstreamConnectionsAlive(t *testing.T) {
+	var dialled atomic.Int32
+	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"ok": true}`)
+	}))
+	upstream.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialled.Add(1)
+		}
+	}
+	upstream.Start()
+	defer upstream.Close()
+	p := proxyTo(t, upstream.URL)
+	for i := range 20 {
+		resp, err := http.DefaultClient.Do(p.request(t, "GET", "/v2/products", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != `{"ok": true}` {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	if n := dialled.Load(); n != 1 {
+		t.Fatalf("20 requests in a row opened %d upstream connections, want 1", n)
+	}
+}
+
+// TestForwardRetriesAConnectionTheUpstreamClosed: an upstream that drops
+// idle connections sooner than keygate does must not cost a request.
+func TestForwardRetriesAConnectionTheUpstreamClosed(t *testing.T) {
+	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	upstream.Config.IdleTimeout = 20 * time.Millisecond
+	upstream.Start()
+	defer upstream.Close()
+	p := proxyTo(t, upstream.URL)
+	for i := range 3 {
+		resp, err := http.DefaultClient.Do(p.request(t, "GET", "/v2/products", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d after the upstream closed the idle connection: %d", i, resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestForwardDropsHopByHopHeaders(t *testing.T) {
+	var seen http.Header
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+		w.Header().Set("Connection", "X-Upstream-Hop")
+		w.Header().Set("X-Upstream-Hop", "1")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("X-End-To-End", "kept")
+	}))
+	defer upstream.Close()
+	p := proxyTo(t, upstream.URL)
+	req := p.request(t, "GET", "/v2/products", nil)
+	req.Header.Set("Connection", "X-Client-Hop")
+	req.Header.Set("X-Client-Hop", "1")
+	req.Header.Set("Te", "trailers, deflate")
+	req.Header.Set("Proxy-Connection", "keep-alive")
+	req.Header.Set("X-Forwarded-For", "198.51.100.1")
+	req.Header.Set("X-Other", "kept")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, name := range []string{"X-Client-Hop", "Proxy-Connection", "Connection"} {
+		if v, ok := seen[name]; ok {
+			t.Errorf("upstream got hop-by-hop %s: %q", name, v)
+		}
+	}
+	if seen.Get("Te") != "trailers" || seen.Get("X-Other") != "kept" {
+		t.Errorf("upstream got Te %q, X-Other %q; want trailers and kept", seen.Get("Te"), seen.Get("X-Other"))
+	}
+	if xff := seen.Get("X-Forwarded-For"); xff != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q, want only the peer keygate saw", xff)
+	}
+	if resp.Header.Get("X-Upstream-Hop") != "" || resp.Header.Get("Keep-Alive") != "" || resp.Header.Get("X-End-To-End") != "kept" {
+		t.Errorf("client got %v", resp.Header)
+	}
+}
+
+func TestForwardUpstreamTimeouts(t *testing.T) {
+	// An upstream that accepts and never answers: neither the response
+	// head nor a TLS handshake comes.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	for _, scheme := range []string{"http", "https"} {
+		p := proxyTo(t, scheme+"://"+ln.Addr().String())
+		gateway.SetUpstreamTimeouts(p.gw, 200*time.Millisecond, 200*time.Millisecond)
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(p.request(t, "GET", "/v2/products", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 502 || string(b) != `{"detail": "Bad Gateway"}` {
+			t.Errorf("%s upstream that never answers: %d %s", scheme, resp.StatusCode, b)
+		}
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Errorf("%s: answered after %s, want the 200ms timeout", scheme, waited)
+		}
+	}
+}
+
+func TestForwardToTLSUpstream(t *testing.T) {
+	upstream := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.RequestURI())
+	}))
+	defer upstream.Close()
+	p := proxyTo(t, upstream.URL+"/base")
+	// The test server's certificate is its own; trust it for this client.
+	gateway.TrustUpstreamCertificates(p.gw, upstream.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs)
+	resp, err := http.DefaultClient.Do(p.request(t, "GET", "/v2/products?states=California", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "/base/v2/products?states=California" {
+		t.Fatalf("TLS upstream: %d %s", resp.StatusCode, b)
+	}
+}

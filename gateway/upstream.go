@@ -1,0 +1,336 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// upstreamClient is keygate's HTTP/1.1 client to one upstream. It runs a
+// request on the handler's goroutine: write the request on a pooled
+// connection, read the response head, stream the body back, return the
+// connection. http.Transport hands every request to two goroutines per
+// connection (a writer and a reader) and back, which cost a proxy on two
+// cores more than everything else it does (docs/performance.md); keygate
+// needs none of what that buys (HTTP/2, proxies, per-request dial races).
+type upstreamClient struct {
+	target   *url.URL
+	address  string // host:port dialled
+	host     string // Host header sent
+	tls      *tls.Config
+	timeouts upstreamTimeouts
+
+	mu      sync.Mutex
+	idle    []*upstreamConn // most recently used last
+	maxIdle int
+}
+
+type upstreamTimeouts struct {
+	dial, tlsHandshake, responseHeader, idle time.Duration
+}
+
+func defaultUpstreamTimeouts() upstreamTimeouts {
+	return upstreamTimeouts{
+		dial:           upstreamDialTimeout,
+		tlsHandshake:   upstreamTLSHandshakeTimeout,
+		responseHeader: upstreamResponseHeaderTimeout,
+		idle:           upstreamIdleConnTimeout,
+	}
+}
+
+// maxIdleUpstreamConns bounds the connections kept open to an upstream
+// between requests.
+const maxIdleUpstreamConns = 256
+
+type upstreamConn struct {
+	net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+func newUpstreamClient(target *url.URL) *upstreamClient {
+	c := &upstreamClient{target: target, host: target.Host, timeouts: defaultUpstreamTimeouts(), maxIdle: maxIdleUpstreamConns}
+	port := target.Port()
+	if port == "" {
+		port = "80"
+		if target.Scheme == "https" {
+			port = "443"
+		}
+	}
+	c.address = net.JoinHostPort(target.Hostname(), port)
+	if target.Scheme == "https" {
+		// HTTP/1.1 only: the client is a plain HTTP/1.1 connection pool.
+		c.tls = &tls.Config{ServerName: target.Hostname(), NextProtos: []string{"http/1.1"}}
+	}
+	return c
+}
+
+// conn returns an idle connection, or dials one. reused says which.
+func (c *upstreamClient) conn(ctx context.Context) (pc *upstreamConn, reused bool, err error) {
+	now := time.Now()
+	c.mu.Lock()
+	for len(c.idle) > 0 {
+		pc = c.idle[len(c.idle)-1]
+		c.idle = c.idle[:len(c.idle)-1]
+		if now.Sub(pc.idleSince) < c.timeouts.idle {
+			c.mu.Unlock()
+			return pc, true, nil
+		}
+		pc.Close()
+	}
+	c.mu.Unlock()
+	pc, err = c.dial(ctx)
+	return pc, false, err
+}
+
+func (c *upstreamClient) dial(ctx context.Context) (*upstreamConn, error) {
+	d := net.Dialer{Timeout: c.timeouts.dial, KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", c.address)
+	if err != nil {
+		return nil, err
+	}
+	if c.tls != nil {
+		hctx, cancel := context.WithTimeout(ctx, c.timeouts.tlsHandshake)
+		tc := tls.Client(conn, c.tls)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	return &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 16<<10)}, nil
+}
+
+// release keeps pc for the next request, or closes it when the pool is
+// full.
+func (c *upstreamClient) release(pc *upstreamConn) {
+	pc.idleSince = time.Now()
+	c.mu.Lock()
+	if len(c.idle) < c.maxIdle {
+		c.idle = append(c.idle, pc)
+		pc = nil
+	}
+	c.mu.Unlock()
+	if pc != nil {
+		pc.Close()
+	}
+}
+
+// upstreamResponse is a response whose body is still on the connection.
+type upstreamResponse struct {
+	*http.Response
+	conn   *upstreamConn
+	client *upstreamClient
+}
+
+// finish returns the connection to the pool when the body was read to the
+// end and the upstream keeps the connection open; otherwise closes it.
+func (r *upstreamResponse) finish(bodyDone bool) {
+	if bodyDone && !r.Close {
+		r.client.release(r.conn)
+		return
+	}
+	r.conn.Close()
+}
+
+// do sends in to the upstream with header h and reads the response head.
+// A request without a body that fails on a reused connection before an
+// answer (the upstream closed it while idle) is sent once more on a new
+// one, as http.Transport does.
+func (c *upstreamClient) do(in *http.Request, h http.Header) (*upstreamResponse, error) {
+	ctx := in.Context()
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := c.conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.roundTrip(ctx, pc, in, h)
+		if err == nil {
+			return &upstreamResponse{Response: resp, conn: pc, client: c}, nil
+		}
+		pc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !reused || attempt > 0 || !replayable(in) || !closedWhileIdle(err) || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *upstreamClient) roundTrip(ctx context.Context, pc *upstreamConn, in *http.Request, h http.Header) (*http.Response, error) {
+	// A client that goes away stops the wait for the upstream.
+	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(time.Unix(1, 0)) })
+	resp, err := c.exchange(pc, in, h)
+	if !stop() && err == nil {
+		// Cancelled after the answer came: the connection's deadline is
+		// in the past now, and the client is gone anyway.
+		return nil, context.Canceled
+	}
+	return resp, err
+}
+
+func (c *upstreamClient) exchange(pc *upstreamConn, in *http.Request, h http.Header) (*http.Response, error) {
+	ctx := in.Context()
+	if err := c.writeRequest(pc.bw, in, h); err != nil {
+		return nil, err
+	}
+	pc.SetReadDeadline(time.Now().Add(c.timeouts.responseHeader))
+	resp, err := http.ReadResponse(pc.br, in)
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		// Interim responses (102, 103): the final one follows.
+		resp, err = http.ReadResponse(pc.br, in)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, errUpstreamTimeout
+		}
+		return nil, err
+	}
+	// Streams (server-sent events) may stay quiet for longer than the
+	// wait for the response head.
+	pc.SetReadDeadline(time.Time{})
+	return resp, nil
+}
+
+var errUpstreamTimeout = errors.New("upstream response header timeout")
+
+// writeRequest writes in's method, the upstream's path and query, header h
+// and the body: with its Content-Length when known, chunked otherwise.
+func (c *upstreamClient) writeRequest(bw *bufio.Writer, in *http.Request, h http.Header) error {
+	bw.WriteString(in.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(c.requestURI(in.URL))
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(c.host)
+	bw.WriteString("\r\n")
+	for name, values := range h {
+		for _, v := range values {
+			bw.WriteString(name)
+			bw.WriteString(": ")
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	// The server gives a request without a body ContentLength 0 and a
+	// chunked one -1; the body itself is always set (a MaxBytesReader).
+	body := in.Body
+	switch {
+	case in.ContentLength == 0 || body == nil || body == http.NoBody:
+		if methodHasBody(in.Method) {
+			bw.WriteString("Content-Length: 0\r\n")
+		}
+		bw.WriteString("\r\n")
+	case in.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(in.ContentLength, 10))
+		bw.WriteString("\r\n\r\n")
+		n, err := io.Copy(bw, io.LimitReader(body, in.ContentLength))
+		if err != nil {
+			return err
+		}
+		if n < in.ContentLength {
+			return io.ErrUnexpectedEOF
+		}
+	default:
+		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		cw := httputil.NewChunkedWriter(bw)
+		if _, err := io.Copy(cw, body); err != nil {
+			return err
+		}
+		cw.Close()
+		bw.WriteString("\r\n")
+	}
+	return bw.Flush()
+}
+
+func methodHasBody(method string) bool {
+	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
+}
+
+// requestURI joins the upstream URL's path and query with the request's,
+// as httputil.ProxyRequest.SetURL does.
+func (c *upstreamClient) requestURI(in *url.URL) string {
+	path := joinURLPath(c.target, in)
+	query := in.RawQuery
+	switch {
+	case c.target.RawQuery == "":
+	case query == "":
+		query = c.target.RawQuery
+	default:
+		query = c.target.RawQuery + "&" + query
+	}
+	if path == "" {
+		path = "/"
+	}
+	if query != "" {
+		return path + "?" + query
+	}
+	return path
+}
+
+func joinURLPath(target, in *url.URL) string {
+	a, b := target.EscapedPath(), in.EscapedPath()
+	if a == "" || a == "/" {
+		return b
+	}
+	switch aslash, bslash := strings.HasSuffix(a, "/"), strings.HasPrefix(b, "/"); {
+	case aslash && bslash:
+		return a + b[1:]
+	case !aslash && !bslash:
+		return a + "/" + b
+	}
+	return a + b
+}
+
+// replayable is what may be sent twice: no body, and a method that means
+// the same when repeated (or an idempotency key saying so).
+func replayable(r *http.Request) bool {
+	if r.ContentLength != 0 {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != "" || r.Header.Get("X-Idempotency-Key") != ""
+}
+
+// closedWhileIdle reports errors of a connection the upstream closed
+// between requests: nothing was answered.
+func closedWhileIdle(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// close closes every idle connection.
+func (c *upstreamClient) close() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, pc := range idle {
+		pc.Close()
+	}
+}
