@@ -39,7 +39,8 @@ func newDemoCommand(g *globals) *cobra.Command {
 (preset canskan) behind keygate, seeds the demo organization, user and one
 token per API, writes DIR/keygate.yaml (every setting shown) and DIR/demo.env,
 and prints curl lines to paste. Started again on the same --data-dir it reuses
-the data.`,
+the data. Without --data-dir the data goes to a new temporary directory,
+named in the banner and removed when the demo stops.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), g, f)
@@ -59,7 +60,10 @@ type Demo struct {
 	Env    map[string]string // what demo.env holds
 	// Created reports whether this start made the demo data, and so the
 	// tokens, which are then shown once.
-	Created   bool
+	Created bool
+	// Temporary: the data is in a directory made for this run (no
+	// --data-dir), removed when the demo stops cleanly.
+	Temporary bool
 	upstreams []*http.Server
 }
 
@@ -73,7 +77,23 @@ func runDemo(ctx context.Context, g *globals, f *demoFlags) error {
 	fmt.Fprintln(g.stderr, "keygate demo: shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	return d.Shutdown(sctx)
+	if err := d.Shutdown(sctx); err != nil {
+		return err
+	}
+	return d.removeTemporary(g.stderr)
+}
+
+// removeTemporary deletes a run's temporary data directory, so demos
+// started without --data-dir leave nothing behind.
+func (d *Demo) removeTemporary(w io.Writer) error {
+	if !d.Temporary {
+		return nil
+	}
+	if err := os.RemoveAll(d.Dir); err != nil {
+		return fmt.Errorf("removing the demo's temporary data %s: %w", d.Dir, err)
+	}
+	fmt.Fprintf(w, "keygate demo: removed its temporary data %s; start it with --data-dir DIR to keep data between runs\n", d.Dir)
+	return nil
 }
 
 // startDemo brings the whole demo up and returns once every listener is
@@ -83,10 +103,11 @@ func startDemo(ctx context.Context, g *globals, f *demoFlags) (_ *Demo, err erro
 	if err != nil {
 		return nil, err
 	}
-	d := &Demo{Dir: dir}
+	d := &Demo{Dir: dir, Temporary: g.dataDir == ""}
 	defer func() {
 		if err != nil {
 			_ = d.Shutdown(context.Background())
+			_ = d.removeTemporary(io.Discard)
 		}
 	}()
 	upstreams, err := listenUpstreams(3)
@@ -225,8 +246,12 @@ func printDemoBanner(w io.Writer, d *Demo) {
 		e["CANNMENUS_API_TOKEN"], e["CANSKAN_API_TOKEN"] = "$CANNMENUS_API_TOKEN", "$CANSKAN_API_TOKEN"
 		fmt.Fprintf(w, "\nkeygate demo reuses its data: run  source %s/demo.env  first for the tokens below.\n", d.Dir)
 	}
+	where := ""
+	if d.Temporary {
+		where = "\n  (temporary: removed when the demo stops; run keygate demo --data-dir DIR to keep it)"
+	}
 	fmt.Fprintf(w, `
-keygate demo is running. Data: %[1]s
+keygate demo is running. Data: %[1]s%[8]s
 
   Dashboard      %[2]s   (log in as demo@example.com / demo)
   Variables      source %[1]s/demo.env
@@ -244,7 +269,7 @@ CANSKAN-style API (preset canskan):
     -H "Authorization: Bearer %[6]s"
 
 Stop with Ctrl-C.
-`, d.Dir, e["KEYGATE_URL"], e["CANNMENUS_BASE_URL"], e["CANNMENUS_API_TOKEN"], e["CANSKAN_BASE_URL"], e["CANSKAN_API_TOKEN"], e["CANNMENUS_BASE_URL"])
+`, d.Dir, e["KEYGATE_URL"], e["CANNMENUS_BASE_URL"], e["CANNMENUS_API_TOKEN"], e["CANSKAN_BASE_URL"], e["CANSKAN_API_TOKEN"], e["CANNMENUS_BASE_URL"], where)
 }
 
 func writeEnvFile(path string, env map[string]string) error {
