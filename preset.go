@@ -21,6 +21,10 @@ type Preset struct {
 	// Default rate limits for public and token routes; nil: none.
 	PublicRateLimit *RateLimit
 	TokenRateLimit  *RateLimit
+	// FailedAuthRateLimit is the default per-IP budget for requests that
+	// fail authentication (missing, malformed, unknown, revoked or expired
+	// token): guessing tokens is limited even where traffic is not.
+	FailedAuthRateLimit *RateLimit
 	// Responses maps an error code (ETOKENMISSING…) to its answer.
 	Responses map[string]Response
 }
@@ -135,6 +139,9 @@ type API struct {
 	// from the preset's; nil: no limit.
 	PublicRateLimit *RateLimit
 	TokenRateLimit  *RateLimit
+	// FailedAuthRateLimit is the per-IP budget for requests that fail
+	// authentication, on routes and on the MCP endpoint; nil: none.
+	FailedAuthRateLimit *RateLimit
 	// MCP, when set, serves an MCP endpoint on this API guarded by OAuth.
 	MCP *MCPEndpoint
 }

@@ -124,6 +124,7 @@ func (c *checker) api(path string, f *fileAPI) *keygate.API {
 	api.Tokens = c.tokenPolicy(path, f, api.Preset)
 	api.PublicRateLimit = c.defaultRateLimit(path+".rate_limits.public", f.RateLimits.Public, api.Preset.PublicRateLimit, keygate.AccessPublic)
 	api.TokenRateLimit = c.defaultRateLimit(path+".rate_limits.token", f.RateLimits.Token, api.Preset.TokenRateLimit, keygate.AccessToken)
+	api.FailedAuthRateLimit = c.defaultRateLimit(path+".rate_limits.failed_auth", f.RateLimits.FailedAuth, api.Preset.FailedAuthRateLimit, keygate.AccessPublic)
 	api.Routes = c.routes(path, f.Routes, api.Tokens.Scopes)
 	api.MCP = c.mcp(path+".mcp", f.MCP, api.Tokens.Scopes)
 	return api
@@ -190,7 +191,8 @@ func customResponses() map[string]keygate.Response {
 }
 
 func (c *checker) customPreset(path string, f *fileCustomPreset) *keygate.Preset {
-	p := &keygate.Preset{Name: CustomPreset, TokenHeader: "Authorization", TokenScheme: "Bearer", Responses: customResponses()}
+	p := &keygate.Preset{Name: CustomPreset, TokenHeader: "Authorization", TokenScheme: "Bearer", Responses: customResponses(),
+		FailedAuthRateLimit: preset.DefaultFailedAuthLimit()}
 	if f == nil {
 		return p
 	}

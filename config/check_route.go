@@ -42,7 +42,7 @@ func (c *checker) rateLimit(path string, s rateLimitSetting, access keygate.Acce
 		Period: c.duration(path+".period", s.Period, DefaultRateLimitPeriod, false),
 	}
 	if access == keygate.AccessPublic && rl.Key != keygate.LimitByIP {
-		c.fail(path+".key", `must be "ip" for public routes, which have no token, got %q`, rl.Key)
+		c.fail(path+".key", `must be "ip" for public routes and failed authentication, which have no token, got %q`, rl.Key)
 	}
 	if !c.written(path + ".limit") {
 		c.fail(path+".limit", "is required: how many requests each %s may make per period", rl.Key)

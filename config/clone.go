@@ -15,12 +15,14 @@ func cloneAPI(a *keygate.API) *keygate.API {
 		p := *a.Preset
 		p.PublicRateLimit = cloneRateLimit(p.PublicRateLimit)
 		p.TokenRateLimit = cloneRateLimit(p.TokenRateLimit)
+		p.FailedAuthRateLimit = cloneRateLimit(p.FailedAuthRateLimit)
 		p.Responses = maps.Clone(p.Responses)
 		out.Preset = &p
 	}
 	out.Tokens.Scopes = slices.Clone(a.Tokens.Scopes)
 	out.PublicRateLimit = cloneRateLimit(a.PublicRateLimit)
 	out.TokenRateLimit = cloneRateLimit(a.TokenRateLimit)
+	out.FailedAuthRateLimit = cloneRateLimit(a.FailedAuthRateLimit)
 	out.Routes = make([]keygate.Route, len(a.Routes))
 	for i, r := range a.Routes {
 		r.Methods = slices.Clone(r.Methods)

@@ -148,7 +148,8 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 
 		// Rate limits.
 		{"rate limit key", withAPI("    rate_limits:\n      token: {key: user, limit: 5}\n"), `keygate.yaml:10: apis[0].rate_limits.token.key: must be one of "ip", "token", "org", got "user"`},
-		{"public limit by token", withAPI("    rate_limits:\n      public: {key: token, limit: 5}\n"), `keygate.yaml:10: apis[0].rate_limits.public.key: must be "ip" for public routes, which have no token, got "token"`},
+		{"public limit by token", withAPI("    rate_limits:\n      public: {key: token, limit: 5}\n"), `keygate.yaml:10: apis[0].rate_limits.public.key: must be "ip" for public routes and failed authentication, which have no token, got "token"`},
+		{"failed-auth limit by org", withAPI("    rate_limits:\n      failed_auth: {key: org, limit: 5}\n"), `keygate.yaml:10: apis[0].rate_limits.failed_auth.key: must be "ip" for public routes and failed authentication, which have no token, got "org"`},
 		{"zero limit", withAPI("    rate_limits:\n      token: {limit: 0}\n"), `keygate.yaml:10: apis[0].rate_limits.token.limit: must be greater than 0, got 0`},
 		{"missing limit", withAPI("    rate_limits:\n      token:\n        period: 1m\n"), `keygate.yaml:10: apis[0].rate_limits.token.limit: is required: how many requests each token may make per period`},
 		{"bad period", withAPI("    rate_limits:\n      token: {limit: 5, period: fast}\n"), `keygate.yaml:10: apis[0].rate_limits.token.period: must be a duration such as "30s", "5m" or "1h", got "fast"`},

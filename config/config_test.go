@@ -84,6 +84,8 @@ func TestDefaults(t *testing.T) {
 		Upstream:  "http://127.0.0.1:9080",
 		Tokens:    keygate.TokenPolicy{BasePrefix: "cannmenus_", AllowNever: true, MaxActiveTokens: 2},
 		Routes:    []keygate.Route{{Methods: []string{"GET"}, Path: "/v2/products", Access: keygate.AccessToken}},
+		// Every preset limits failed authentication per client address.
+		FailedAuthRateLimit: &keygate.RateLimit{Key: keygate.LimitByIP, Limit: 60, Period: time.Minute},
 	}
 	if !reflect.DeepEqual(api, wantAPI) {
 		t.Errorf("API defaults\n got: %+v\nwant: %+v", api, wantAPI)

@@ -119,8 +119,9 @@ type fileResponse struct {
 }
 
 type fileRateLimits struct {
-	Public rateLimitSetting `yaml:"public"`
-	Token  rateLimitSetting `yaml:"token"`
+	Public     rateLimitSetting `yaml:"public"`
+	Token      rateLimitSetting `yaml:"token"`
+	FailedAuth rateLimitSetting `yaml:"failed_auth"`
 }
 
 type fileRoute struct {

@@ -199,6 +199,8 @@ apis:
     rate_limits:
       public: none
       token: none
+      # Requests failing authentication per client IP (none turns it off).
+      failed_auth: {key: ip, limit: 60, period: 1m}
     # The demo MCP server behind OAuth: paste http://<listen>/mcp into an
     # MCP client (Claude.ai, the MCP Inspector…). API tokens work too.
     mcp:

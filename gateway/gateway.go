@@ -62,6 +62,7 @@ type Gateway struct {
 	now              func() time.Time
 	maxBody          int64
 	routes           *routeTable
+	failures         *spentBudgets
 	forward          *Forwarder
 	mounts           *http.ServeMux
 	mounted          bool
@@ -81,7 +82,7 @@ func New(cfg Config) (*Gateway, error) {
 		api: cfg.API, preset: cfg.API.Preset, prefixes: cfg.API.TokenPrefixes(),
 		tokens: cfg.Tokens, limiter: cfg.Limiter, clientIP: cfg.ClientIP,
 		usage: cfg.Usage, metrics: cfg.Metrics, logger: cfg.Logger, now: cfg.Now,
-		maxBody: cfg.MaxBodyBytes, routes: routes, mounts: http.NewServeMux(),
+		maxBody: cfg.MaxBodyBytes, routes: routes, failures: newSpentBudgets(), mounts: http.NewServeMux(),
 	}
 	if g.logger == nil {
 		g.logger = slog.Default()
@@ -198,14 +199,11 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 	if d.Route.Access == keygate.AccessPublic {
 		return d, g.limit(ctx, &d, g.publicLimit(d.Route), req)
 	}
-	tok, org, err := g.authenticate(ctx, req.Header)
+	tok, org, err := g.authenticate(ctx, &d, req)
 	if err != nil {
-		// Failed authentication counts as anonymous traffic, so guessing
-		// tokens is limited like any public request.
-		if limitErr := g.limit(ctx, &d, g.publicLimit(nil), req); limitErr != nil {
-			return d, limitErr
-		}
-		return d, err
+		// Guessing tokens spends the address's failed_auth budget and its
+		// public limit (failures.go).
+		return d, g.countFailure(ctx, &d, req, err, true)
 	}
 	d.Token = tok
 	d.Identity = g.identityOf(tok, org)
@@ -220,8 +218,17 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 // token is reported as invalid when the preset answers both alike
 // (cannmenus), so the MCP endpoint tells a caller no more than the REST
 // routes do.
+//
+// A token presented and refused counts against the address's failed_auth
+// budget as on the routes; no token at all does not, since every MCP
+// client asks without one first to discover OAuth.
 func (g *Gateway) AuthenticateToken(r *http.Request) (*keygate.Identity, error) {
-	tok, org, err := g.authenticate(r.Context(), r.Header)
+	req := g.requestOf(r)
+	var d Decision
+	tok, org, err := g.authenticate(r.Context(), &d, req)
+	if err != nil {
+		err = g.countFailure(r.Context(), &d, req, err, false)
+	}
 	if keygate.ErrorCode(err) == keygate.ETOKENEXPIRED && g.preset.SameAnswer(keygate.ETOKENEXPIRED, keygate.ETOKENINVALID) {
 		err = errTokenInvalid
 	}
@@ -231,13 +238,22 @@ func (g *Gateway) AuthenticateToken(r *http.Request) (*keygate.Identity, error) 
 	return g.identityOf(tok, org), nil
 }
 
-func (g *Gateway) authenticate(ctx context.Context, h http.Header) (*keygate.Token, *keygate.Organization, error) {
-	secret, err := tokenFrom(h, g.preset, g.prefixes)
+// authenticate finds the token of req. A well-formed token from an address
+// that has spent its failed_auth budget is errBudgetSpent unless this
+// instance has it cached: the store is not asked for it.
+func (g *Gateway) authenticate(ctx context.Context, d *Decision, req Request) (*keygate.Token, *keygate.Organization, error) {
+	secret, err := tokenFrom(req.Header, g.preset, g.prefixes)
 	if err != nil {
 		return nil, nil, err
 	}
 	hash := keygate.HashToken(secret)
-	tok, org, err := g.tokens.Lookup(ctx, hash)
+	tok, org, cached := g.tokens.Cached(hash)
+	if !cached {
+		if g.budgetSpent(d, req) {
+			return nil, nil, errBudgetSpent
+		}
+		tok, org, err = g.tokens.Lookup(ctx, hash)
+	}
 	switch {
 	case err != nil:
 		return nil, nil, err
@@ -349,7 +365,9 @@ func (g *Gateway) limit(ctx context.Context, d *Decision, rule *keygate.RateLimi
 func (g *Gateway) limitKey(rule *keygate.RateLimit, d *Decision, req Request) string {
 	var b strings.Builder
 	b.WriteString(g.api.Name)
-	if d.Route != nil && d.Route.RateLimit == rule {
+	if rule == g.api.FailedAuthRateLimit {
+		b.WriteString(":failed_auth")
+	} else if d.Route != nil && d.Route.RateLimit == rule {
 		b.WriteString(":route:")
 		b.WriteString(g.routes.patternOf(d.Route))
 	}

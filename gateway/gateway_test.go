@@ -62,7 +62,7 @@ type fixture struct {
 func menusAPI(upstream string) *keygate.API {
 	p := preset.CannMenus()
 	return &keygate.API{
-		Name: "cannmenus", Preset: p, Upstream: upstream,
+		Name: "cannmenus", Preset: p, Upstream: upstream, FailedAuthRateLimit: p.FailedAuthRateLimit,
 		Tokens: keygate.TokenPolicy{BasePrefix: "cm_", Scopes: []string{"products:read", "analytics:read"}, AllowNever: true, MaxActiveTokens: p.MaxActiveTokens},
 		Routes: []keygate.Route{
 			{Methods: []string{"GET"}, Path: "/v2/products", Access: keygate.AccessToken, Scopes: []string{"products:read"},
@@ -78,7 +78,7 @@ func eventsAPI(upstream string) *keygate.API {
 	return &keygate.API{
 		Name: "canskan", Preset: p, Upstream: upstream,
 		Tokens:          keygate.TokenPolicy{BasePrefix: "csk_", Scopes: []string{"attendees:read", "webhooks:manage"}},
-		PublicRateLimit: p.PublicRateLimit, TokenRateLimit: p.TokenRateLimit,
+		PublicRateLimit: p.PublicRateLimit, TokenRateLimit: p.TokenRateLimit, FailedAuthRateLimit: p.FailedAuthRateLimit,
 		Routes: []keygate.Route{
 			{Methods: []string{"GET"}, Path: "/p/{code}", Access: keygate.AccessPublic},
 			{Methods: []string{"GET"}, Path: "/api/v1/attendees", Access: keygate.AccessToken, Scopes: []string{"attendees:read"}},
@@ -412,6 +412,12 @@ func TestCanskanPublicLimitCountsDownAndRefusesTheEleventh(t *testing.T) {
 
 func TestInvalidTokensCountAgainstThePublicLimit(t *testing.T) {
 	f := newFixture(t)
+	// A token this instance verified before the guesses keeps working.
+	_, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
+	valid := map[string][]string{"Authorization": {"Bearer " + secret}}
+	if got := serveFrom(f.eventsGW, "192.0.2.1:5000", "GET", "/api/v1/attendees", valid); got.status != 200 {
+		t.Fatalf("valid token: %d %s", got.status, got.body)
+	}
 	bad := map[string][]string{"Authorization": {"Bearer csk_live_guess"}}
 	for i := 0; i < 10; i++ {
 		expect(t, "guess", serve(f.eventsGW, "GET", "/api/v1/attendees", bad), 401, `{"message": "Invalid API token."}`)
@@ -419,9 +425,8 @@ func TestInvalidTokensCountAgainstThePublicLimit(t *testing.T) {
 	expect(t, "11th guess", serve(f.eventsGW, "GET", "/api/v1/attendees", bad), 429, `{"message": "Too Many Attempts."}`)
 	expect(t, "public route shares the IP budget", serve(f.eventsGW, "GET", "/p/abc123def456", nil), 429, `{"message": "Too Many Attempts."}`)
 	// A valid token has its own, higher budget.
-	_, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
-	got := serve(f.eventsGW, "GET", "/api/v1/attendees", map[string][]string{"Authorization": {"Bearer " + secret}})
-	if got.status != 200 || rateHeader(got, "X-RateLimit-Limit") != "60" || rateHeader(got, "X-RateLimit-Remaining") != "59" {
+	got := serve(f.eventsGW, "GET", "/api/v1/attendees", valid)
+	if got.status != 200 || rateHeader(got, "X-RateLimit-Limit") != "60" || rateHeader(got, "X-RateLimit-Remaining") != "58" {
 		t.Errorf("valid token after guesses: %d limit %s remaining %s", got.status, rateHeader(got, "X-RateLimit-Limit"), rateHeader(got, "X-RateLimit-Remaining"))
 	}
 }
@@ -719,9 +724,16 @@ func TestForwardAuthBelievesOneHeaderFamilyFromAllowedPeersOnly(t *testing.T) {
 }
 
 // serveFrom is serve from the client address remote ("[2001:db8::1]:5000").
-func serveFrom(h http.Handler, remote, method, target string) response {
+func serveFrom(h http.Handler, remote, method, target string, header ...map[string][]string) response {
 	req := httptest.NewRequest(method, target, nil)
 	req.RemoteAddr = remote
+	for _, hh := range header {
+		for k, vs := range hh {
+			for _, v := range vs {
+				req.Header.Add(k, v)
+			}
+		}
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
@@ -767,5 +779,50 @@ func TestPerIPLimitCountsAnIPv6ClientByItsSlash64(t *testing.T) {
 		if r := serveFrom(g, "[2001:db8:1:2:"+strconv.Itoa(i)+"::1]:5000", "GET", "/p/abc"); r.status != 200 {
 			t.Fatalf("/128, address %d: %d", i, r.status)
 		}
+	}
+}
+
+// A client that has spent its failed-authentication budget gets the
+// preset's 429 before any store lookup, on every preset: cannmenus, which
+// has no rate limits by default, allows 60 failures a minute per address.
+func TestSpentFailedAuthBudgetIsRefusedWithoutAStoreLookup(t *testing.T) {
+	f := newFixture(t)
+	const from = "198.51.100.20:4000"
+	_, known := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	if got := serveFrom(f.menusGW, from, "GET", "/v2/products", map[string][]string{"X-Token": {known}}); got.status != 200 {
+		t.Fatalf("known token: %d %s", got.status, got.body)
+	}
+	for i := 1; i <= 60; i++ {
+		guess := map[string][]string{"X-Token": {keygate.GenerateTokenSecret("cm_live_")}}
+		got := serveFrom(f.menusGW, from, "GET", "/v2/products", guess)
+		expect(t, "guess", got, 404, cmNotFound)
+		if rateHeader(got, "X-RateLimit-Limit") != "60" || rateHeader(got, "X-RateLimit-Remaining") != strconv.Itoa(60-i) {
+			t.Fatalf("guess %d: limit %q remaining %q", i, rateHeader(got, "X-RateLimit-Limit"), rateHeader(got, "X-RateLimit-Remaining"))
+		}
+	}
+	lookups := f.store.lookups.Load()
+	_, fresh := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	for name, secret := range map[string]string{
+		"61st guess":                      keygate.GenerateTokenSecret("cm_live_"),
+		"a valid token not yet seen here": fresh,
+	} {
+		got := serveFrom(f.menusGW, from, "GET", "/v2/products", map[string][]string{"X-Token": {secret}})
+		expect(t, name, got, 429, `{"detail": "Too Many Requests"}`)
+		// Up to a minute and one of the limiter's 2.5 s buckets.
+		if ra, _ := strconv.Atoi(got.header.Get("Retry-After")); ra < 1 || ra > 63 || rateHeader(got, "X-RateLimit-Remaining") != "0" {
+			t.Errorf("%s: Retry-After %q remaining %q", name, got.header.Get("Retry-After"), rateHeader(got, "X-RateLimit-Remaining"))
+		}
+	}
+	expect(t, "no token at all", serveFrom(f.menusGW, from, "GET", "/v2/products"), 429, `{"detail": "Too Many Requests"}`)
+	if n := f.store.lookups.Load() - lookups; n != 0 {
+		t.Errorf("a spent address caused %d store lookups, want 0", n)
+	}
+	// The token verified before keeps working, and other addresses are
+	// not affected.
+	if got := serveFrom(f.menusGW, from, "GET", "/v2/products", map[string][]string{"X-Token": {known}}); got.status != 200 {
+		t.Errorf("known token from the spent address: %d %s", got.status, got.body)
+	}
+	if got := serveFrom(f.menusGW, "198.51.100.21:4000", "GET", "/v2/products", map[string][]string{"X-Token": {fresh}}); got.status != 200 {
+		t.Errorf("another address: %d %s", got.status, got.body)
 	}
 }

@@ -124,6 +124,25 @@ func (t *Tokens) Lookup(ctx context.Context, hash string) (*keygate.Token, *keyg
 	return tok, org, nil
 }
 
+// Cached returns the token with the given hash and its organization when
+// both are in the cache and fresh, without asking the store: how a client
+// address that has spent its failed-authentication budget can still use a
+// token this instance already verified.
+func (t *Tokens) Cached(hash string) (*keygate.Token, *keygate.Organization, bool) {
+	now := t.now()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	tok := t.tokens[hash]
+	if tok == nil || now.Sub(tok.fetched) >= t.ttl {
+		return nil, nil, false
+	}
+	org := t.orgs[tok.value.OrganizationID]
+	if org == nil || now.Sub(org.fetched) >= t.ttl {
+		return nil, nil, false
+	}
+	return tok.value, org.value, true
+}
+
 func (t *Tokens) token(ctx context.Context, hash string) (*keygate.Token, error) {
 	t.mu.RLock()
 	entry := t.tokens[hash]

@@ -11,14 +11,23 @@ import (
 	"github.com/keygate/keygate"
 )
 
+// DefaultFailedAuthLimit is the failed-authentication budget per client
+// address of presets without a public limit to borrow from: a client with
+// a mistyped token gives up long before it, a token guesser is slowed to
+// one store lookup a second.
+func DefaultFailedAuthLimit() *keygate.RateLimit {
+	return &keygate.RateLimit{Key: keygate.LimitByIP, Limit: 60, Period: time.Minute}
+}
+
 // CannMenus answers like the CannMenus API: token in X-Token, 404
 // {"detail": "Not Found"} for any token problem, at most 2 active tokens.
 func CannMenus() *keygate.Preset {
 	notFound := keygate.Response{Status: http.StatusNotFound, Body: `{"detail": "Not Found"}`}
 	return &keygate.Preset{
-		Name:            "cannmenus",
-		TokenHeader:     "X-Token",
-		MaxActiveTokens: 2,
+		Name:                "cannmenus",
+		TokenHeader:         "X-Token",
+		MaxActiveTokens:     2,
+		FailedAuthRateLimit: DefaultFailedAuthLimit(),
 		Responses: map[string]keygate.Response{
 			keygate.ETOKENMISSING: notFound,
 			keygate.ETOKENINVALID: notFound,
@@ -48,6 +57,8 @@ func CANSKAN() *keygate.Preset {
 		TokenScheme:     "Bearer",
 		PublicRateLimit: &keygate.RateLimit{Key: keygate.LimitByIP, Limit: 10, Period: time.Minute},
 		TokenRateLimit:  &keygate.RateLimit{Key: keygate.LimitByToken, Limit: 60, Period: time.Minute},
+		// Laravel throttles a failed login like any anonymous request.
+		FailedAuthRateLimit: &keygate.RateLimit{Key: keygate.LimitByIP, Limit: 10, Period: time.Minute},
 		Responses: map[string]keygate.Response{
 			keygate.ETOKENMISSING: {Status: http.StatusUnauthorized, Body: `{"message": "API token required."}`},
 			keygate.ETOKENINVALID: {Status: http.StatusUnauthorized, Body: `{"message": "Invalid API token."}`},

@@ -208,3 +208,38 @@ func TestMCPRefusesUncleanPathsInThePresetShape(t *testing.T) {
 		t.Errorf("clean path under /mcp/: %d %s", r.status, r.body)
 	}
 }
+
+// Guessing API tokens on the MCP endpoint spends the same failed-auth
+// budget per address as on the routes (cannmenus: 60 a minute); asking
+// without a token, as every MCP client does first, spends nothing.
+func TestMCPTokenGuessesCountAgainstThePerAddressBudget(t *testing.T) {
+	m := startMenusMCP(t, "")
+	post := func(header ...string) reply {
+		return send(t, "POST", m.api+"/mcp", searchProducts, append([]string{"Content-Type", "application/json"}, header...)...)
+	}
+	for i := 0; i < 3; i++ {
+		if r := post(); r.status != 401 || strings.Contains(r.header.Get("WWW-Authenticate"), "error=") {
+			t.Fatalf("no token: %d %q", r.status, r.header.Get("WWW-Authenticate"))
+		}
+	}
+	for i := 1; i <= 59; i++ {
+		if r := post("X-Token", keygate.GenerateTokenSecret("cm_live_")); r.status != 401 {
+			t.Fatalf("guess %d on MCP: %d %s", i, r.status, r.body)
+		}
+	}
+	r := send(t, "GET", m.api+"/v2/products", "", "X-Token", keygate.GenerateTokenSecret("cm_live_"))
+	if r.status != 404 || r.body != `{"detail": "Not Found"}` || r.header.Get("X-RateLimit-Remaining") != "0" {
+		t.Fatalf("60th failure, on REST: %d %s remaining %q", r.status, r.body, r.header.Get("X-RateLimit-Remaining"))
+	}
+	r = post("X-Token", keygate.GenerateTokenSecret("cm_live_"))
+	if r.status != 429 || r.body != `{"error":"rate_limited","error_description":"Too many requests."}`+"\n" {
+		t.Errorf("61st failure, on MCP: %d %s", r.status, r.body)
+	}
+	r = send(t, "GET", m.api+"/v2/products", "", "X-Token", keygate.GenerateTokenSecret("cm_live_"))
+	if r.status != 429 || r.body != `{"detail": "Too Many Requests"}` {
+		t.Errorf("62nd failure, on REST: %d %s", r.status, r.body)
+	}
+	if n := m.upstream.count(); n != 0 {
+		t.Errorf("the MCP upstream served %d guesses", n)
+	}
+}

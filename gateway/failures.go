@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/ratelimit"
+)
+
+// Failed authentication: every request that presents no token, a malformed,
+// unknown, revoked or expired one counts against the API's failed_auth
+// budget per client address, and against its public per-IP limit when it
+// has one (guessing tokens is limited like anonymous traffic). Once an
+// address has spent its budget, a request with a token this instance has
+// not verified before is refused 429 before the store is asked: a guesser
+// costs no database query until the window frees a request.
+
+// errBudgetSpent marks a refusal decided before the lookup; it is answered
+// as ERATELIMITED without counting again.
+var errBudgetSpent = keygate.Errorf(keygate.ERATELIMITED, "Too many failed authentication attempts.")
+
+// maxSpentBudgets bounds the addresses remembered as spent. Past it, more
+// are not remembered: their requests are looked up and refused by the
+// limiter as before, only at a store query each.
+const maxSpentBudgets = 100_000
+
+// spentBudgets remembers which failed-auth buckets are spent and until
+// when. The limiter keeps the truth; this only saves the store lookup. It
+// is exact for a sliding window: while a bucket is full nothing is added
+// to it, so it stays full until the ResetAt the limiter reported.
+type spentBudgets struct {
+	mu        sync.Mutex
+	until     map[string]ratelimit.Result // bucket key → the result that spent it
+	lastSweep time.Time
+}
+
+func newSpentBudgets() *spentBudgets {
+	return &spentBudgets{until: map[string]ratelimit.Result{}}
+}
+
+// spent reports whether key's budget is spent at now, with the refusal to
+// answer (headers and Retry-After).
+func (s *spentBudgets) spent(key string, now time.Time) (ratelimit.Result, bool) {
+	s.mu.Lock()
+	res, ok := s.until[key]
+	if ok && !now.Before(res.ResetAt) {
+		delete(s.until, key)
+		ok = false
+	}
+	s.mu.Unlock()
+	if !ok {
+		return ratelimit.Result{}, false
+	}
+	res.Allowed, res.Remaining = false, 0
+	res.RetryAfter = ratelimit.RetryAfter(res.ResetAt.Sub(now))
+	return res, true
+}
+
+// record notes res for key: spent when nothing remains.
+func (s *spentBudgets) record(key string, res ratelimit.Result, now time.Time) {
+	if res.Remaining > 0 && res.Allowed {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.until) >= maxSpentBudgets && now.Sub(s.lastSweep) >= time.Second {
+		s.lastSweep = now
+		for k, r := range s.until {
+			if !now.Before(r.ResetAt) {
+				delete(s.until, k)
+			}
+		}
+	}
+	if len(s.until) < maxSpentBudgets {
+		s.until[key] = res
+	}
+}
+
+// failedAuthKey is the bucket of req's client address in the failed_auth
+// budget; "" when the API has none.
+func (g *Gateway) failedAuthKey(req Request) string {
+	if g.api.FailedAuthRateLimit == nil || g.limiter == nil {
+		return ""
+	}
+	return g.limitKey(g.api.FailedAuthRateLimit, &Decision{}, req)
+}
+
+// budgetSpent reports whether req's address has spent its failed_auth
+// budget, setting the refusal's rate limit headers on d.
+func (g *Gateway) budgetSpent(d *Decision, req Request) bool {
+	key := g.failedAuthKey(req)
+	if key == "" {
+		return false
+	}
+	res, spent := g.failures.spent(key, g.now())
+	if spent {
+		d.RateLimit = &res
+	}
+	return spent
+}
+
+// countsAsFailedAuth says which refusals spend the budget: a token that
+// is missing (only where counted, see countFailure), malformed, unknown,
+// revoked or expired. A store outage is keygate's failure, not the
+// client's.
+func countsAsFailedAuth(err error, missingCounts bool) bool {
+	switch keygate.ErrorCode(err) {
+	case keygate.ETOKENINVALID, keygate.ETOKENEXPIRED:
+		return true
+	case keygate.ETOKENMISSING:
+		return missingCounts
+	}
+	return false
+}
+
+// countFailure charges a failed authentication to req's address and
+// returns what to answer: err itself, or ERATELIMITED once a budget is
+// spent. d gets the rate limit headers of the budget closest to running
+// out.
+func (g *Gateway) countFailure(ctx context.Context, d *Decision, req Request, err error, missingCounts bool) error {
+	if err == errBudgetSpent {
+		return errRateLimited
+	}
+	if !countsAsFailedAuth(err, missingCounts) || g.limiter == nil {
+		return err
+	}
+	var closest *ratelimit.Result
+	for _, rule := range []*keygate.RateLimit{g.api.FailedAuthRateLimit, g.api.PublicRateLimit} {
+		if rule == nil {
+			continue
+		}
+		key := g.limitKey(rule, &Decision{}, req)
+		res, limitErr := g.limiter.Allow(ctx, key, rule.Limit, rule.Period)
+		if limitErr != nil {
+			g.logger.Error("rate limiter unavailable", "error", limitErr)
+			return keygate.Errorf(keygate.EUNAVAILABLE, "Rate limiter unavailable.")
+		}
+		if rule == g.api.FailedAuthRateLimit {
+			g.failures.record(key, res, g.now())
+		}
+		if !res.Allowed {
+			d.RateLimit = &res
+			return errRateLimited
+		}
+		if closest == nil || res.Remaining < closest.Remaining {
+			closest = &res
+		}
+	}
+	if closest != nil {
+		d.RateLimit = closest
+	}
+	return err
+}
