@@ -15,13 +15,16 @@ import (
 
 // Defaults for settings left out of the file.
 const (
-	DefaultDataDir       = "./keygate-data"
-	DefaultAdminListen   = "127.0.0.1:8090"
-	DefaultRedisURL      = "redis://127.0.0.1:6379/0"
-	DefaultCacheTTL      = 30 * time.Second
-	DefaultStaleIfError  = 5 * time.Minute
-	DefaultStoreTimeout  = 2 * time.Second
-	DefaultFlushInterval = 10 * time.Second
+	DefaultDataDir      = "./keygate-data"
+	DefaultAdminListen  = "127.0.0.1:8090"
+	DefaultRedisURL     = "redis://127.0.0.1:6379/0"
+	DefaultCacheTTL     = 30 * time.Second
+	DefaultStaleIfError = 5 * time.Minute
+	DefaultStoreTimeout = 2 * time.Second
+	// DefaultCacheMaxEntries is how many verified tokens the cache holds:
+	// about 54 MB (BenchmarkTokenCacheBytesPerEntry measures an entry).
+	DefaultCacheMaxEntries = 100_000
+	DefaultFlushInterval   = 10 * time.Second
 	// DefaultRateLimitPeriod applies when a rate limit leaves period out.
 	DefaultRateLimitPeriod = time.Minute
 )
@@ -68,6 +71,7 @@ func (c *checker) config(f *fileConfig) *Config {
 			TTL:          c.duration("cache.ttl", f.Cache.TTL, DefaultCacheTTL, false),
 			StaleIfError: c.duration("cache.stale_if_error", f.Cache.StaleIfError, DefaultStaleIfError, true),
 			StoreTimeout: c.duration("cache.store_timeout", f.Cache.StoreTimeout, DefaultStoreTimeout, false),
+			MaxEntries:   c.cacheMaxEntries(f.Cache.MaxEntries),
 		},
 		LastUsed: LastUsed{
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),
@@ -231,6 +235,16 @@ func (c *checker) forwardAuthPeers(list *[]string) []netip.Prefix {
 		return c.prefixes("forward_auth_peers", DefaultForwardAuthPeers)
 	}
 	return c.prefixes("forward_auth_peers", *list)
+}
+
+func (c *checker) cacheMaxEntries(n *int) int {
+	if n == nil {
+		return DefaultCacheMaxEntries
+	}
+	if *n < 1 {
+		c.fail("cache.max_entries", "must be greater than 0, got %d", *n)
+	}
+	return *n
 }
 
 func (c *checker) ipv6PrefixLength(n *int) int {

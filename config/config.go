@@ -116,6 +116,8 @@ type Cache struct {
 	// StoreTimeout bounds each database read a request waits for; past it
 	// the read counts as failed (stale_if_error applies, else 503).
 	StoreTimeout time.Duration
+	// MaxEntries bounds how many verified tokens the cache holds.
+	MaxEntries int
 }
 
 // Webhooks configures deliveries of organization webhooks.

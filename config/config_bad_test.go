@@ -174,6 +174,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"bad duration", "cache:\n  ttl: 5 minutes\n" + minimal, `keygate.yaml:2: cache.ttl: must be a duration such as "30s", "5m" or "1h", got "5 minutes"`},
 		{"zero ttl", "cache:\n  ttl: 0s\n" + minimal, `keygate.yaml:2: cache.ttl: must be greater than 0, got "0s"`},
 		{"negative stale_if_error", "cache:\n  stale_if_error: -1m\n" + minimal, `keygate.yaml:2: cache.stale_if_error: must be greater than 0, got "-1m"`},
+		{"zero cache entries", "cache:\n  max_entries: 0\n" + minimal, `keygate.yaml:2: cache.max_entries: must be greater than 0, got 0`},
 		{"zero store_timeout", "cache:\n  store_timeout: 0s\n" + minimal, `keygate.yaml:2: cache.store_timeout: must be greater than 0, got "0s"`},
 		{"zero flush interval", "last_used:\n  flush_interval: 0s\n" + minimal, `keygate.yaml:2: last_used.flush_interval: must be greater than 0, got "0s"`},
 		{"redis failure mode", "rate_limiter:\n  on_redis_failure: open\n" + minimal, `keygate.yaml:2: rate_limiter.on_redis_failure: must be "local" or "closed", got "open"`},

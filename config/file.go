@@ -49,6 +49,7 @@ type fileCache struct {
 	TTL          string `yaml:"ttl"`
 	StaleIfError string `yaml:"stale_if_error"`
 	StoreTimeout string `yaml:"store_timeout"`
+	MaxEntries   *int   `yaml:"max_entries"`
 }
 
 type fileMCP struct {

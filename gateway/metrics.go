@@ -42,3 +42,28 @@ func (m *Metrics) observe(api, code string, d time.Duration) {
 	m.requests.WithLabelValues(api, outcome).Inc()
 	m.duration.WithLabelValues(api).Observe(d.Seconds())
 }
+
+// RegisterTokenCacheMetrics exports the token cache's lookups by result
+// and its size on reg: the hit rate is hits / (hits + misses).
+func RegisterTokenCacheMetrics(reg prometheus.Registerer, t *Tokens) error {
+	collectors := []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keygate_token_cache_hits_total",
+			Help: "Token lookups answered from the verified-token cache.",
+		}, func() float64 { hits, _, _ := t.CacheStats(); return float64(hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keygate_token_cache_misses_total",
+			Help: "Token lookups that read the store: not cached, or older than cache.ttl.",
+		}, func() float64 { _, misses, _ := t.CacheStats(); return float64(misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keygate_token_cache_entries",
+			Help: "Verified tokens the cache holds (at most cache.max_entries).",
+		}, func() float64 { _, _, n := t.CacheStats(); return float64(n) }),
+	}
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

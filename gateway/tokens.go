@@ -55,7 +55,10 @@ type Tokens struct {
 	// revoked token cached.
 	generation atomic.Uint64
 	loads      singleflight.Group
-	storeDown  atomic.Bool
+	// hits and misses count token lookups answered from the cache and
+	// not, for the hit rate operators size max_entries by.
+	hits, misses atomic.Uint64
+	storeDown    atomic.Bool
 }
 
 // cached is a value read from the store and when it was read.
@@ -147,6 +150,11 @@ func (t *Tokens) token(ctx context.Context, hash string) (*keygate.Token, error)
 	t.mu.RLock()
 	entry := t.tokens[hash]
 	t.mu.RUnlock()
+	if entry != nil && t.now().Sub(entry.fetched) < t.ttl {
+		t.hits.Add(1)
+	} else {
+		t.misses.Add(1)
+	}
 	return cachedRead(t, ctx, "t"+hash, entry, func(ctx context.Context, gen uint64) (*keygate.Token, error) {
 		tok, err := t.store.FindTokenByHash(ctx, hash)
 		if err == nil {
@@ -274,6 +282,15 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token
 		t.hashes[tok.ID] = append(t.hashes[tok.ID], hash)
 	}
 	t.tokens[hash] = &cached[*keygate.Token]{value: tok, fetched: t.now()}
+}
+
+// CacheStats returns how many token lookups the cache answered and how
+// many went to the store, and how many tokens it holds.
+func (t *Tokens) CacheStats() (hits, misses uint64, entries int) {
+	t.mu.RLock()
+	entries = len(t.tokens)
+	t.mu.RUnlock()
+	return t.hits.Load(), t.misses.Load(), entries
 }
 
 // evictLocked drops about a tenth of the cache in map order, which Go

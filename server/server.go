@@ -110,8 +110,12 @@ func (s *Server) build(ctx context.Context) (err error) {
 		return err
 	}
 	s.tokens = gateway.NewTokens(s.store, gateway.TokensOptions{
-		TTL: cfg.Cache.TTL, StaleIfError: cfg.Cache.StaleIfError, StoreTimeout: cfg.Cache.StoreTimeout, Logger: s.logger,
+		TTL: cfg.Cache.TTL, StaleIfError: cfg.Cache.StaleIfError, StoreTimeout: cfg.Cache.StoreTimeout,
+		MaxEntries: cfg.Cache.MaxEntries, Logger: s.logger,
 	})
+	if err = gateway.RegisterTokenCacheMetrics(s.registry, s.tokens); err != nil {
+		return err
+	}
 	s.usage = gateway.NewUsage(s.store, cfg.LastUsed.FlushInterval, s.logger)
 	if err = s.buildGateways(); err != nil {
 		return err
