@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -287,7 +288,7 @@ func checkEntitlements(route *keygate.Route, ent keygate.Entitlements, query url
 		if !ok {
 			continue
 		}
-		for _, raw := range query[param] {
+		for _, raw := range entitlementValues(query, param) {
 			for _, v := range strings.Split(raw, ",") {
 				v = strings.TrimSpace(v)
 				if v != "" && !ent.Allows(kind, v) {
@@ -301,6 +302,30 @@ func checkEntitlements(route *keygate.Route, ent keygate.Entitlements, query url
 		}
 	}
 	return nil
+}
+
+// entitlementValues returns what the query asks for with param under
+// every name an upstream framework may read as param: any case (ASP.NET
+// reads States= as states=) and PHP's array forms (states[]=, states[0]=),
+// so no spelling reaches the upstream unchecked. Names are taken in sorted
+// order, so a refusal names the same value every time.
+func entitlementValues(query url.Values, param string) []string {
+	var names []string
+	for name := range query {
+		base, _, _ := strings.Cut(name, "[")
+		if strings.EqualFold(base, param) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 1 {
+		return query[names[0]]
+	}
+	slices.Sort(names)
+	var values []string
+	for _, name := range names {
+		values = append(values, query[name]...)
+	}
+	return values
 }
 
 func contains(list []string, s string) bool {

@@ -50,6 +50,7 @@ type fixture struct {
 	dbPath   string
 	org      *keygate.Organization
 	upstream *httptest.Server
+	signer   *identity.Signer
 	verifier *identity.Verifier
 	menus    *keygate.API
 	events   *keygate.API
@@ -110,7 +111,7 @@ func newFixture(t testing.TB) *fixture {
 
 	key, _ := identity.NewSigningKey()
 	signer, _ := identity.NewSigner(key)
-	f.verifier = identity.NewVerifier(signer.JWKS())
+	f.signer, f.verifier = signer, identity.NewVerifier(signer.JWKS())
 	f.tokens = gateway.NewTokens(f.store, gateway.TokensOptions{})
 	watch, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)

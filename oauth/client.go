@@ -113,8 +113,10 @@ func matchRedirectURI(registered []string, requested string) bool {
 	if slices.Contains(registered, requested) {
 		return true
 	}
+	// Beyond exact equality the requested URI must itself be one keygate
+	// would register: "http://127.0.0.1:1/cb#" parses without a fragment.
 	req, err := url.Parse(requested)
-	if err != nil || req.Scheme != "http" || !isLoopbackIP(req.Hostname()) {
+	if err != nil || req.Scheme != "http" || !isLoopbackIP(req.Hostname()) || checkRedirectURI(requested) != nil {
 		return false
 	}
 	for _, r := range registered {
