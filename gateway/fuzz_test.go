@@ -28,33 +28,23 @@ import (
 // others net/http accepts, and one it would not route.
 var fuzzMethods = []string{"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "BREW"}
 
-// gatewayCodes are the outcomes the gateway may answer with while its
-// store, limiter and upstream work. EUPSTREAM stays: a request the
-// upstream's transport refuses is answered 502 in the preset's shape.
-var gatewayCodes = []string{
-	keygate.ETOKENMISSING, keygate.ETOKENINVALID, keygate.ETOKENEXPIRED, keygate.ESCOPE, keygate.EPLAN,
-	keygate.EENTITLEMENT, keygate.ERATELIMITED, keygate.ENOTFOUND, keygate.ETOOLARGE, keygate.EUPSTREAM,
-}
-
 // presetRefusal returns the code whose preset answer is status and body,
-// or "" when the answer is none of the preset's: a refusal keygate never
-// defined, such as a 500 or net/http's own text.
+// or "" when the answer is none of the preset's defined ones for a
+// working keygate — a 500, net/http's own text, or the outage answer
+// while store, limiter and upstream all work. The upstream's 502 stays: a
+// request its transport refuses is answered in the preset's shape.
 func presetRefusal(p *keygate.Preset, status int, body string) string {
-	for _, code := range gatewayCodes {
-		s, b := p.Render(&keygate.Error{Code: code})
-		if s != status {
+	for code, resp := range p.Responses {
+		if code == keygate.EINTERNAL || code == keygate.EUNAVAILABLE || resp.Status != status {
 			continue
 		}
-		if code != keygate.EENTITLEMENT && string(b) == body {
-			return code
-		}
-		tmpl := p.Responses[code].Body
-		if code == keygate.EENTITLEMENT {
-			before, _, _ := strings.Cut(tmpl, "{kind}")
-			_, after, _ := strings.Cut(tmpl, "{value}")
+		if before, _, ok := strings.Cut(resp.Body, "{kind}"); ok {
+			_, after, _ := strings.Cut(resp.Body, "{value}")
 			if strings.HasPrefix(body, before) && strings.HasSuffix(body, after) && json.Valid([]byte(body)) {
 				return code
 			}
+		} else if resp.Body == body {
+			return code
 		}
 	}
 	return ""
