@@ -11,6 +11,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/session"
 )
 
@@ -163,12 +164,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := h.d.Logins.CheckPassword(r.Context(), h.d.Store, p.Email, r.PostFormValue("password"), h.d.ClientIP(r))
 	if err != nil {
-		status, ok := map[string]int{keygate.EUNAUTHORIZED: http.StatusUnauthorized, keygate.ERATELIMITED: http.StatusTooManyRequests}[keygate.ErrorCode(err)]
-		if !ok {
+		status, ok := loginRefusals[keygate.ErrorCode(err)]
+		if !ok || (status == http.StatusServiceUnavailable && !errors.Is(err, password.ErrBusy)) {
 			h.fail(w, r, err)
 			return
 		}
 		h.d.Logger.InfoContext(r.Context(), "login refused", "code", keygate.ErrorCode(err), "ip", h.d.ClientIP(r))
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		p.Error = keygate.ErrorMessage(err)
 		h.renderLogin(w, r, status, p)
 		return
@@ -183,6 +187,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		p.Next = "/"
 	}
 	redirect(w, r, p.Next)
+}
+
+// loginRefusals are the login outcomes shown on the form, by status.
+var loginRefusals = map[string]int{
+	keygate.EUNAUTHORIZED: http.StatusUnauthorized,
+	keygate.ERATELIMITED:  http.StatusTooManyRequests,
+	keygate.EUNAVAILABLE:  http.StatusServiceUnavailable, // password.ErrBusy
 }
 
 func (h *Handler) logoutForm(w http.ResponseWriter, r *http.Request, f *frame) {

@@ -111,6 +111,7 @@ func newFixture(t *testing.T) *fixture {
 		Logger:   logger,
 		Now:      func() time.Time { return f.now },
 		Logins:   f.logins,
+		ClientIP: testClientIP,
 		Notify:   func(c keygate.Change) { f.changes <- c },
 		Webhooks: f.hooks, PendingUsage: f.usage,
 	})
@@ -159,6 +160,33 @@ type browser struct {
 func (f *fixture) browser() *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{f: f, client: &http.Client{Jar: jar}}
+}
+
+// addressHeader stands in for the client address in these tests, so one
+// test can log in from several addresses.
+const addressHeader = "X-Test-Client-Address"
+
+func testClientIP(r *http.Request) string {
+	if a := r.Header.Get(addressHeader); a != "" {
+		return a
+	}
+	host, _, _ := strings.Cut(r.RemoteAddr, ":")
+	return host
+}
+
+// browserFrom is a browser whose requests come from address.
+func (f *fixture) browserFrom(address string) *browser {
+	b := f.browser()
+	b.client.Transport = addressTransport(address)
+	return b
+}
+
+type addressTransport string
+
+func (a addressTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(addressHeader, string(a))
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // page is a response with its body read.

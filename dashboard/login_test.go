@@ -128,8 +128,11 @@ func TestLoginAttemptsAreLimitedPerAccount(t *testing.T) {
 	}
 	// Now even the right password is refused, with a clear message.
 	try(testPassword).expect(t, http.StatusTooManyRequests, "Too many failed login attempts. Try again in 15 minutes.")
-	// Another account from the same address still works.
+	// Another account from the same address still works, and so does the
+	// owner from another address: failures from one address cannot lock
+	// the owner out.
 	f.browser().login(f.member)
+	f.browserFrom("192.0.2.44").login(f.owner)
 	f.now = f.now.Add(10 * time.Minute)
 	try(testPassword).expect(t, http.StatusTooManyRequests, "Too many failed login attempts. Try again in 5 minutes.")
 	f.now = f.now.Add(5*time.Minute + time.Second)
@@ -143,7 +146,7 @@ func TestLoginAttemptsAreLimitedPerAccount(t *testing.T) {
 // defaults); 4 here keeps the test quick, each attempt costing an argon2id.
 func TestLoginAttemptsAreLimitedPerAddress(t *testing.T) {
 	f := newFixture(t)
-	f.logins.PerIP = 4
+	f.logins.PerAddress = 4
 	b := f.browser()
 	for i := 0; i < 4; i++ {
 		form := b.get("/login")

@@ -1,9 +1,11 @@
 package oauth_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -163,7 +165,7 @@ func TestLoginURLSendsToDashboard(t *testing.T) {
 // TestLoginAttemptsLimited: the login form shares the dashboard's limiter,
 // so it is no way around the dashboard's limits.
 func TestLoginAttemptsLimited(t *testing.T) {
-	limiter := &session.LoginLimiter{PerAccount: 2}
+	limiter := &session.LoginLimiter{PerAccountAddress: 2}
 	h := newHarness(t, func(o *harnessOptions) {
 		o.config = func(c *oauth.Config) { c.Logins = limiter }
 	})
@@ -177,5 +179,54 @@ func TestLoginAttemptsLimited(t *testing.T) {
 	}
 	if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many failed login attempts.") {
 		t.Errorf("third attempt after two failures: status %d, body %s", p.status, p.body)
+	}
+}
+
+// Thirty wrong passwords for one account posted at once to the OAuth login
+// form: attempts are counted before hashing, so at most the allowance of
+// five reaches argon2id and the rest are refused at once.
+func TestParallelLoginAttemptsHashAtMostTheAllowance(t *testing.T) {
+	h := newHarness(t)
+	clientID := h.registerPublic(redirectURI)
+	type attempt struct {
+		b    *browser
+		url  string
+		form url.Values
+	}
+	prepared := make([]attempt, 30)
+	for i := range prepared {
+		b := newBrowser(t)
+		p := b.get(h.authURL(clientID, oauth2.GenerateVerifier(), nil))
+		form := p.fields()
+		form.Set("email", userEmail)
+		form.Set("password", fmt.Sprint("guess ", i))
+		prepared[i] = attempt{b, p.resolve("login"), form}
+	}
+	statuses := make(chan int, len(prepared))
+	var wg sync.WaitGroup
+	for _, a := range prepared {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, a.url, strings.NewReader(a.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := a.b.client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	t.Logf("30 parallel wrong passwords on /oauth/login: %d checked (401), %d throttled (429), %d busy (503)", count[401], count[429], count[503])
+	if count[401] > 5 || count[401]+count[429]+count[503] != 30 {
+		t.Errorf("statuses %v: want at most 5 passwords checked, the rest refused", count)
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/session"
 )
 
@@ -102,6 +104,14 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("oauth: login attempts limited", "ip", s.clientIP(r))
 		s.renderLogin(w, query, email, keygate.ErrorMessage(err), http.StatusTooManyRequests)
 		return
+	case keygate.EUNAVAILABLE:
+		if errors.Is(err, password.ErrBusy) {
+			s.log.Warn("oauth: login refused while busy hashing passwords", "ip", s.clientIP(r))
+			w.Header().Set("Retry-After", "1")
+			s.renderLogin(w, query, email, keygate.ErrorMessage(err), http.StatusServiceUnavailable)
+			return
+		}
+		fallthrough
 	default:
 		s.log.Error("oauth: checking a login failed", "err", err)
 		s.renderProblem(w, &pageProblem{status: http.StatusInternalServerError, message: "keygate could not check your login; try again."})

@@ -1,9 +1,21 @@
 package password
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
+
+func verify(t *testing.T, hash, pw string) bool {
+	t.Helper()
+	ok, err := Verify(context.Background(), hash, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
 
 func TestHashAndVerify(t *testing.T) {
 	h, err := Hash("correct horse")
@@ -16,10 +28,10 @@ func TestHashAndVerify(t *testing.T) {
 	if strings.Contains(h, "correct horse") {
 		t.Fatal("hash contains the password")
 	}
-	if !Verify(h, "correct horse") {
+	if !verify(t, h, "correct horse") {
 		t.Fatal("right password refused")
 	}
-	if Verify(h, "correct horsE") || Verify(h, "") {
+	if verify(t, h, "correct horsE") || verify(t, h, "") {
 		t.Fatal("wrong password accepted")
 	}
 	h2, _ := Hash("correct horse")
@@ -30,7 +42,7 @@ func TestHashAndVerify(t *testing.T) {
 
 func TestVerifyRejectsMalformedHashes(t *testing.T) {
 	for _, h := range []string{"", "plain", "$argon2i$v=19$m=65536,t=2,p=2$c2FsdA$a2V5", "$argon2id$v=19$m=x$c2FsdA$a2V5", "$argon2id$v=19$m=65536,t=2,p=2$!!$a2V5", "$argon2id$v=19$m=65536,t=2,p=2$c2FsdA$"} {
-		if Verify(h, "pw") {
+		if verify(t, h, "pw") {
 			t.Errorf("malformed hash %q verified", h)
 		}
 	}
@@ -40,5 +52,43 @@ func TestTooLongPasswordRefused(t *testing.T) {
 	long := strings.Repeat("a", MaxLength+1)
 	if _, err := Hash(long); err == nil {
 		t.Fatal("over-long password hashed")
+	}
+}
+
+// With every slot taken, a check waits MaxWait and gives up with ErrBusy
+// instead of queueing; it computes nothing.
+func TestVerifyGivesUpWhenEverySlotIsTaken(t *testing.T) {
+	h := dummyHash()
+	for range MaxConcurrent {
+		slots <- struct{}{}
+	}
+	before := Computed()
+	start := time.Now()
+	ok, err := Verify(context.Background(), h, "pw")
+	waited := time.Since(start)
+	for range MaxConcurrent {
+		<-slots
+	}
+	if ok || !errors.Is(err, ErrBusy) {
+		t.Fatalf("Verify with no free slot: %v, %v", ok, err)
+	}
+	if waited < MaxWait || waited > MaxWait+time.Second {
+		t.Errorf("waited %s for a slot, want about %s", waited, MaxWait)
+	}
+	if Computed() != before {
+		t.Error("a hash was computed without a slot")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	slots <- struct{}{}
+	for range MaxConcurrent - 1 {
+		slots <- struct{}{}
+	}
+	_, err = Verify(ctx, h, "pw")
+	for range MaxConcurrent {
+		<-slots
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Verify with a cancelled context: %v", err)
 	}
 }

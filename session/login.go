@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -10,28 +11,233 @@ import (
 	"github.com/keygate/keygate/password"
 )
 
-// Default login limits: enough for a person who mistypes, far too few for
-// guessing.
+// Default login limits, all over a sliding window of 15 minutes. They are
+// enough for a person who mistypes and far too few for guessing, and no
+// address can lock an account's owner out (docs/dashboard.md):
+//
+//   - 5 failures for one account from one address stop that address for
+//     that account only;
+//   - 20 failures from one address over every account stop that address;
+//   - after 10 failures for one account from all addresses together, each
+//     further attempt for it waits 1 s after the last one, doubling with
+//     each failure up to 1 minute. Addresses the account has logged in
+//     from in the last 30 days are exempt from this wait.
 const (
-	DefaultFailuresPerAccount = 5
-	DefaultFailuresPerIP      = 20
-	DefaultFailureWindow      = 15 * time.Minute
+	DefaultFailuresPerAccountAddress = 5
+	DefaultFailuresPerAddress        = 20
+	DefaultFailuresPerAccount        = 10
+	DefaultMaxAccountDelay           = time.Minute
+	DefaultFailureWindow             = 15 * time.Minute
+	// knownAddressTTL is how long a successful login exempts its address
+	// from the account's backoff.
+	knownAddressTTL = 30 * 24 * time.Hour
 	// maxTracked bounds the memory the limiter uses under a flood of
 	// distinct emails or addresses.
 	maxTracked = 100_000
 )
 
-// LoginLimiter checks passwords and refuses further attempts for an account
-// or a client address after too many failures in a sliding window. It keeps
-// its counts in memory: each instance limits on its own.
+// LoginLimiter checks passwords and decides, in one place, which login
+// attempts may reach the password hash. An attempt is counted before its
+// password is hashed, in the same step that checks the limits, so attempts
+// sent in parallel cannot all pass a limit that each would pass alone. It
+// keeps its counts in memory: each instance limits on its own.
 type LoginLimiter struct {
-	PerAccount int           // failures per Window for one email; 0: default
-	PerIP      int           // failures per Window from one client IP; 0: default
-	Window     time.Duration // 0: default
-	Now        func() time.Time
+	PerAccountAddress     int           // failures per Window for one email from one address; 0: default
+	PerAddress            int           // failures per Window from one address; 0: default
+	PerAccountBeforeDelay int           // failures per Window for one email before its attempts are spaced out; 0: default
+	MaxAccountDelay       time.Duration // the longest spacing; 0: default
+	Window                time.Duration // 0: default
+	Now                   func() time.Time
 
-	mu       sync.Mutex
-	failures map[string][]time.Time
+	mu sync.Mutex
+	// attempts holds, per key, the times of failed attempts and of those
+	// still being checked, oldest first.
+	attempts map[string][]time.Time
+	// known holds when an account last logged in from an address.
+	known map[string]time.Time
+}
+
+// attempt is one counted login attempt, or a refusal to make one.
+type attempt struct {
+	wait                   time.Duration // > 0: refused, retry after wait
+	at                     time.Time
+	pair, address, account string // limiter keys
+	knownKey               string
+}
+
+// CheckPassword returns the user with this email and password. Wrong email
+// and wrong password get the same EUNAUTHORIZED and cost the same: an
+// unknown email is checked against a dummy hash. While a limit holds it
+// answers ERATELIMITED without looking at the password; when the process
+// is busy hashing other passwords, password.ErrBusy (EUNAVAILABLE).
+func (l *LoginLimiter) CheckPassword(ctx context.Context, users keygate.UserService, email, pw, ip string) (*keygate.User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	a := l.begin(email, ip)
+	if a.wait > 0 {
+		return nil, keygate.Errorf(keygate.ERATELIMITED, "Too many failed login attempts. Try again in %s.", roundUp(a.wait))
+	}
+	user, err := checkPassword(ctx, users, email, pw)
+	l.finish(a, keygate.ErrorCode(err))
+	return user, err
+}
+
+var errWrongPassword = keygate.Errorf(keygate.EUNAUTHORIZED, "Wrong email or password.")
+
+func checkPassword(ctx context.Context, users keygate.UserService, email, pw string) (*keygate.User, error) {
+	user, err := users.FindUserByEmail(ctx, email)
+	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+		if err := password.VerifyDummy(ctx, pw); err != nil {
+			return nil, err
+		}
+		return nil, errWrongPassword
+	} else if err != nil {
+		return nil, err
+	}
+	ok, err := password.Verify(ctx, user.PasswordHash, pw)
+	if err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errWrongPassword
+	}
+	return user, nil
+}
+
+// begin checks every limit for email from ip and, when none holds, counts
+// the attempt under each: one step under the lock.
+func (l *LoginLimiter) begin(email, ip string) attempt {
+	a := attempt{
+		pair:     "account-address:" + email + "\x00" + ip,
+		address:  "address:" + ip,
+		account:  "account:" + email,
+		knownKey: email + "\x00" + ip,
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.attempts == nil {
+		l.attempts = map[string][]time.Time{}
+		l.known = map[string]time.Time{}
+	}
+	now := l.now()
+	l.prune(now)
+	pair, perAddress, account := l.limits()
+	a.wait = max(waitForSlot(l.recent(a.pair, now), pair, l.window(), now),
+		waitForSlot(l.recent(a.address, now), perAddress, l.window(), now))
+	if !l.knownAddress(a.knownKey, now) {
+		a.wait = max(a.wait, l.accountDelay(l.recent(a.account, now), account, now))
+	}
+	if a.wait > 0 {
+		return a
+	}
+	a.at = now
+	keep := max(pair, perAddress, account+accountDoublings)
+	for _, k := range []string{a.pair, a.address, a.account} {
+		times := append(l.attempts[k], now)
+		if len(times) > keep {
+			times = times[len(times)-keep:]
+		}
+		l.attempts[k] = times
+	}
+	return a
+}
+
+// finish settles a counted attempt by its outcome: a wrong password stays
+// counted; a success clears the account's failures from that address and
+// exempts the address from the account's backoff; a password that could
+// not be checked (busy, store error) does not count.
+func (l *LoginLimiter) finish(a attempt, code string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch code {
+	case keygate.EUNAUTHORIZED:
+		return
+	case "":
+		delete(l.attempts, a.pair)
+		if len(l.known) >= maxTracked {
+			for k := range l.known {
+				delete(l.known, k)
+				break
+			}
+		}
+		l.known[a.knownKey] = l.now()
+	default:
+		l.uncount(a.pair, a.at)
+	}
+	l.uncount(a.address, a.at)
+	l.uncount(a.account, a.at)
+}
+
+// accountDoublings is how many failures past the free ones it takes for
+// the account's delay to reach any sensible maximum (2^16 s).
+const accountDoublings = 16
+
+// accountDelay is how long the next attempt for an account waits: nothing
+// for its first free failures, then 1 s after the last attempt, doubling
+// with each failure, up to MaxAccountDelay.
+func (l *LoginLimiter) accountDelay(recent []time.Time, free int, now time.Time) time.Duration {
+	over := len(recent) - free
+	if over < 0 {
+		return 0
+	}
+	delay := l.maxAccountDelay()
+	if over < accountDoublings {
+		delay = min(delay, time.Second<<over)
+	}
+	return max(0, recent[len(recent)-1].Add(delay).Sub(now))
+}
+
+// waitForSlot returns how long until fewer than limit of recent are inside
+// the window: the limit-th most recent one leaving it frees a slot.
+func waitForSlot(recent []time.Time, limit int, window time.Duration, now time.Time) time.Duration {
+	if len(recent) < limit {
+		return 0
+	}
+	return recent[len(recent)-limit].Add(window).Sub(now)
+}
+
+func (l *LoginLimiter) knownAddress(key string, now time.Time) bool {
+	at, ok := l.known[key]
+	if ok && now.Sub(at) > knownAddressTTL {
+		delete(l.known, key)
+		return false
+	}
+	return ok
+}
+
+// recent drops attempts older than the window and returns the rest.
+func (l *LoginLimiter) recent(key string, now time.Time) []time.Time {
+	times := l.attempts[key]
+	cut := 0
+	for cut < len(times) && !times[cut].After(now.Add(-l.window())) {
+		cut++
+	}
+	times = times[cut:]
+	if len(times) == 0 {
+		delete(l.attempts, key)
+	} else {
+		l.attempts[key] = times
+	}
+	return times
+}
+
+// uncount removes one attempt made at at from key.
+func (l *LoginLimiter) uncount(key string, at time.Time) {
+	times := l.attempts[key]
+	for i := len(times) - 1; i >= 0; i-- {
+		if times[i].Equal(at) {
+			l.attempts[key] = append(times[:i:i], times[i+1:]...)
+			return
+		}
+	}
+}
+
+// prune drops expired keys once the map is full.
+func (l *LoginLimiter) prune(now time.Time) {
+	if len(l.attempts) < maxTracked {
+		return
+	}
+	for k := range l.attempts {
+		l.recent(k, now)
+	}
 }
 
 func (l *LoginLimiter) now() time.Time {
@@ -48,105 +254,35 @@ func (l *LoginLimiter) window() time.Duration {
 	return DefaultFailureWindow
 }
 
-func (l *LoginLimiter) limits() (account, ip int) {
-	account, ip = l.PerAccount, l.PerIP
+func (l *LoginLimiter) maxAccountDelay() time.Duration {
+	if l.MaxAccountDelay > 0 {
+		return l.MaxAccountDelay
+	}
+	return DefaultMaxAccountDelay
+}
+
+func (l *LoginLimiter) limits() (accountAddress, address, account int) {
+	accountAddress, address, account = l.PerAccountAddress, l.PerAddress, l.PerAccountBeforeDelay
+	if accountAddress <= 0 {
+		accountAddress = DefaultFailuresPerAccountAddress
+	}
+	if address <= 0 {
+		address = DefaultFailuresPerAddress
+	}
 	if account <= 0 {
 		account = DefaultFailuresPerAccount
 	}
-	if ip <= 0 {
-		ip = DefaultFailuresPerIP
-	}
-	return account, ip
+	return accountAddress, address, account
 }
 
-// CheckPassword returns the user with this email and password. Wrong email
-// and wrong password get the same EUNAUTHORIZED and take the same time.
-// While the account or the client IP is over its limit it answers
-// ERATELIMITED without looking at the password.
-func (l *LoginLimiter) CheckPassword(ctx context.Context, users keygate.UserService, email, pw, ip string) (*keygate.User, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
-	accountKey, ipKey := "account:"+email, "ip:"+ip
-	if wait := l.wait(accountKey, ipKey); wait > 0 {
-		minutes := int((wait + time.Minute - 1) / time.Minute)
-		unit := "minutes"
-		if minutes == 1 {
-			unit = "minute"
-		}
-		return nil, keygate.Errorf(keygate.ERATELIMITED, "Too many failed login attempts. Try again in %d %s.", minutes, unit)
+// roundUp says a wait in whole seconds under a minute, else whole minutes.
+func roundUp(d time.Duration) string {
+	n, unit := int((d+time.Second-1)/time.Second), "second"
+	if n > 60 {
+		n, unit = int((d+time.Minute-1)/time.Minute), "minute"
 	}
-	refused := keygate.Errorf(keygate.EUNAUTHORIZED, "Wrong email or password.")
-	user, err := users.FindUserByEmail(ctx, email)
-	if keygate.ErrorCode(err) == keygate.ENOTFOUND || (err == nil && len(pw) > password.MaxLength) {
-		password.DummyVerify(pw)
-		l.fail(accountKey, ipKey)
-		return nil, refused
-	} else if err != nil {
-		return nil, err
+	if n != 1 {
+		unit += "s"
 	}
-	if !password.Verify(user.PasswordHash, pw) {
-		l.fail(accountKey, ipKey)
-		return nil, refused
-	}
-	l.mu.Lock()
-	delete(l.failures, accountKey)
-	l.mu.Unlock()
-	return user, nil
-}
-
-// wait returns how long until the account and the IP are both under their
-// limits again; 0 when they are now.
-func (l *LoginLimiter) wait(accountKey, ipKey string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	perAccount, perIP := l.limits()
-	now := l.now()
-	return max(l.waitFor(accountKey, perAccount, now), l.waitFor(ipKey, perIP, now))
-}
-
-func (l *LoginLimiter) waitFor(key string, limit int, now time.Time) time.Duration {
-	recent := l.recent(key, now)
-	if len(recent) < limit {
-		return 0
-	}
-	// The attempt that frees a slot is the limit-th most recent one expiring.
-	return recent[len(recent)-limit].Add(l.window()).Sub(now)
-}
-
-// recent drops failures older than the window and returns the rest.
-func (l *LoginLimiter) recent(key string, now time.Time) []time.Time {
-	times := l.failures[key]
-	cut := 0
-	for cut < len(times) && !times[cut].After(now.Add(-l.window())) {
-		cut++
-	}
-	times = times[cut:]
-	if len(times) == 0 {
-		delete(l.failures, key)
-	} else {
-		l.failures[key] = times
-	}
-	return times
-}
-
-func (l *LoginLimiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.failures == nil {
-		l.failures = map[string][]time.Time{}
-	}
-	now := l.now()
-	if len(l.failures) >= maxTracked {
-		for k := range l.failures {
-			l.recent(k, now)
-		}
-	}
-	perAccount, perIP := l.limits()
-	for _, k := range keys {
-		times := append(l.recent(k, now), now)
-		// Only the newest limit entries matter for the answer.
-		if keep := max(perAccount, perIP); len(times) > keep {
-			times = times[len(times)-keep:]
-		}
-		l.failures[k] = times
-	}
+	return fmt.Sprintf("%d %s", n, unit)
 }

@@ -2,9 +2,14 @@ package session_test
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/password"
@@ -12,45 +17,58 @@ import (
 	"github.com/keygate/keygate/sqlite"
 )
 
-func TestLoginLimiter(t *testing.T) {
+const wrong = "Wrong email or password."
+
+type loginCheck func(email, pw, ip, wantCode, wantMessage string)
+
+// newLoginCheck returns a check that logs in through l, on a store with
+// ann@example.com (password "right"), and compares the outcome.
+func newLoginCheck(t *testing.T, l *session.LoginLimiter) loginCheck {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keygate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	hash, err := password.Hash("right")
-	if err != nil {
-		t.Fatal(err)
-	}
-	user := &keygate.User{ID: "usr_1", Email: "ann@example.com", Name: "Ann", PasswordHash: hash, CreatedAt: time.Now()}
-	if err := store.CreateUser(ctx, user); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	l := &session.LoginLimiter{PerAccount: 2, PerIP: 3, Window: 10 * time.Minute, Now: func() time.Time { return now }}
-	check := func(email, pw, ip, wantCode, wantMessage string) {
+	store := loginStore(t)
+	return func(email, pw, ip, wantCode, wantMessage string) {
 		t.Helper()
 		u, err := l.CheckPassword(ctx, store, email, pw, ip)
 		if keygate.ErrorCode(err) != wantCode || keygate.ErrorMessage(err) != wantMessage {
 			t.Fatalf("%s/%s from %s: %v, want %s %q", email, pw, ip, err, wantCode, wantMessage)
 		}
-		if wantCode == "" && u.ID != user.ID {
+		if wantCode == "" && u.Email != "ann@example.com" {
 			t.Fatalf("user %+v", u)
 		}
 	}
-	const wrong = "Wrong email or password."
+}
+
+func loginStore(t *testing.T) *sqlite.Store {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	user := &keygate.User{ID: "usr_1", Email: "ann@example.com", Name: "Ann", PasswordHash: cheapHash("right"), CreatedAt: time.Now()}
+	if err := store.CreateUser(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+func TestLoginLimiterPerAccountAndAddress(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	l := &session.LoginLimiter{PerAccountAddress: 2, PerAddress: 3, Window: 10 * time.Minute, Now: func() time.Time { return now }}
+	check := newLoginCheck(t, l)
 	check(" Ann@Example.com ", "right", "10.0.0.1", "", "")
 	check("ann@example.com", "bad", "10.0.0.1", keygate.EUNAUTHORIZED, wrong)
-	// A success clears the account's failures.
-	check("ann@example.com", "right", "10.0.0.2", "", "")
+	// A success clears the account's failures from that address.
+	check("ann@example.com", "right", "10.0.0.1", "", "")
 	check("ann@example.com", "bad", "10.0.0.1", keygate.EUNAUTHORIZED, wrong)
 	now = now.Add(time.Minute)
-	check("ann@example.com", "bad", "10.0.0.2", keygate.EUNAUTHORIZED, wrong)
-	check("ann@example.com", "right", "10.0.0.3", keygate.ERATELIMITED, "Too many failed login attempts. Try again in 9 minutes.")
+	check("ann@example.com", "bad", "10.0.0.1", keygate.EUNAUTHORIZED, wrong)
+	check("ann@example.com", "right", "10.0.0.1", keygate.ERATELIMITED, "Too many failed login attempts. Try again in 9 minutes.")
+	// The owner, from another address, is not locked out.
+	check("ann@example.com", "right", "10.0.0.2", "", "")
 	// The window slides: the first failure leaves after 10 minutes.
 	now = now.Add(9*time.Minute + time.Second)
-	check("ann@example.com", "right", "10.0.0.3", "", "")
+	check("ann@example.com", "right", "10.0.0.1", "", "")
 
 	// Per address, across accounts, unknown ones included.
 	check("x@example.com", "bad", "10.9.9.9", keygate.EUNAUTHORIZED, wrong)
@@ -58,7 +76,81 @@ func TestLoginLimiter(t *testing.T) {
 	check("z@example.com", "bad", "10.9.9.9", keygate.EUNAUTHORIZED, wrong)
 	check("ann@example.com", "right", "10.9.9.9", keygate.ERATELIMITED, "Too many failed login attempts. Try again in 10 minutes.")
 	now = now.Add(9*time.Minute + 30*time.Second)
-	check("ann@example.com", "right", "10.9.9.9", keygate.ERATELIMITED, "Too many failed login attempts. Try again in 1 minute.")
+	check("ann@example.com", "right", "10.9.9.9", keygate.ERATELIMITED, "Too many failed login attempts. Try again in 30 seconds.")
 	now = now.Add(31 * time.Second)
 	check("ann@example.com", "right", "10.9.9.9", "", "")
+}
+
+// Guesses for one account from many addresses are spaced out once the
+// account's free failures are used: 1 s after the last, doubling up to the
+// maximum. Addresses that logged in to the account before are exempt, so
+// the guessing cannot lock its owner out.
+func TestLoginLimiterSpacesOutGuessesForOneAccount(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	l := &session.LoginLimiter{PerAccountBeforeDelay: 3, MaxAccountDelay: 4 * time.Second, Now: func() time.Time { return now }}
+	check := newLoginCheck(t, l)
+	check("ann@example.com", "right", "192.0.2.1", "", "") // the owner's usual address
+	ip := 0
+	next := func() string { ip++; return fmt.Sprint("198.51.100.", ip) }
+	for range 3 {
+		check("ann@example.com", "guess", next(), keygate.EUNAUTHORIZED, wrong)
+	}
+	for _, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		check("ann@example.com", "guess", next(), keygate.ERATELIMITED, "Too many failed login attempts. Try again in "+seconds(delay)+".")
+		check("ann@example.com", "right", "203.0.113.9", keygate.ERATELIMITED, "Too many failed login attempts. Try again in "+seconds(delay)+".")
+		check("ann@example.com", "right", "192.0.2.1", "", "")
+		now = now.Add(delay)
+		check("ann@example.com", "guess", next(), keygate.EUNAUTHORIZED, wrong)
+	}
+	// Known addresses are exempt from the spacing, not from their own limit.
+	for range 5 {
+		check("ann@example.com", "typo", "192.0.2.1", keygate.EUNAUTHORIZED, wrong)
+	}
+	check("ann@example.com", "right", "192.0.2.1", keygate.ERATELIMITED, "Too many failed login attempts. Try again in 15 minutes.")
+}
+
+func seconds(d time.Duration) string {
+	if d == time.Second {
+		return "1 second"
+	}
+	return fmt.Sprintf("%d seconds", d/time.Second)
+}
+
+// Thirty wrong passwords for one account at once: the attempts are counted
+// before hashing, so only the allowance of five reaches argon2id.
+func TestLoginLimiterCountsParallelAttemptsBeforeHashing(t *testing.T) {
+	l := &session.LoginLimiter{}
+	store := loginStore(t)
+	before := password.Computed()
+	codes := make(chan string, 30)
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := l.CheckPassword(context.Background(), store, "ann@example.com", fmt.Sprint("guess ", i), "192.0.2.7")
+			codes <- keygate.ErrorCode(err)
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[string]int{}
+	for c := range codes {
+		count[c]++
+	}
+	hashed := password.Computed() - before
+	t.Logf("30 parallel wrong passwords: %v; %d argon2id hashes computed", count, hashed)
+	if count[keygate.EUNAUTHORIZED] > 5 || hashed > 5 || count[keygate.EUNAUTHORIZED]+count[keygate.ERATELIMITED]+count[keygate.EUNAVAILABLE] != 30 {
+		t.Errorf("outcomes %v, %d hashes; want at most 5 checked", count, hashed)
+	}
+}
+
+// cheapHash is an argon2id PHC string with the smallest parameters, which
+// Verify reads from the hash: these tests are about the limiter, and the
+// full 64 MiB cost per attempt would only make them slow.
+func cheapHash(pw string) string {
+	salt := []byte("0123456789abcdef")
+	key := argon2.IDKey([]byte(pw), salt, 1, 64, 1, 32)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=64,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
