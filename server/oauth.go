@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -46,12 +47,14 @@ func (s *Server) newOAuth() error {
 	return nil
 }
 
-// OAuth endpoints anyone may call, limited per client address so they
-// cannot be used to fill the store (registration) or to guess codes and
-// refresh tokens (token).
+// OAuth endpoints anyone may call, by method and path, limited per client
+// address so they cannot be used to fill the store (registration), to
+// guess codes and refresh tokens (token), or to make keygate fetch client
+// metadata documents from URLs of the caller's choosing (authorize).
 var oauthLimits = map[string]keygate.RateLimit{
-	oauth.PathRegister: {Key: keygate.LimitByIP, Limit: 20, Period: time.Hour},
-	oauth.PathToken:    {Key: keygate.LimitByIP, Limit: 120, Period: time.Minute},
+	"POST " + oauth.PathRegister: {Key: keygate.LimitByIP, Limit: 20, Period: time.Hour},
+	"POST " + oauth.PathToken:    {Key: keygate.LimitByIP, Limit: 120, Period: time.Minute},
+	"GET " + oauth.PathAuthorize: {Key: keygate.LimitByIP, Limit: 30, Period: time.Minute},
 }
 
 // mountOAuth serves the authorization server on the admin listener.
@@ -61,8 +64,9 @@ func (s *Server) mountOAuth(mux *http.ServeMux) {
 		"/.well-known/openid-configuration", "/.well-known/openid-configuration/"} {
 		mux.Handle(p, h)
 	}
-	for path, limit := range oauthLimits {
-		mux.Handle("POST "+path, s.limitByIP(path, limit, h))
+	for route, limit := range oauthLimits {
+		_, path, _ := strings.Cut(route, " ")
+		mux.Handle(route, s.limitByIP(path, limit, h))
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -330,6 +332,29 @@ func TestOAuthRegistrationIsLimitedPerAddress(t *testing.T) {
 			t.Fatalf("registration %d: %d %s", i, resp.StatusCode, b)
 		case i == 21 && (resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "too_many_requests")):
 			t.Fatalf("registration 21: %d %s %v", resp.StatusCode, b, resp.Header)
+		}
+	}
+}
+
+// Each authorization request with a new client_id URL makes keygate fetch a
+// metadata document, so the authorization endpoint is limited per address
+// too: 30 a minute.
+func TestOAuthAuthorizeIsLimitedPerAddress(t *testing.T) {
+	r := start(t, echoUpstream(t).URL, "{backend: memory}")
+	for i := 1; i <= 31; i++ {
+		clientID := url.QueryEscape(fmt.Sprintf("https://client%d.example/metadata.json", i))
+		resp, err := http.Get("http://" + r.admin + "/oauth/authorize?response_type=code&client_id=" + clientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		limited := resp.StatusCode == http.StatusTooManyRequests
+		switch {
+		case i <= 30 && limited:
+			t.Fatalf("authorization request %d refused: %s", i, b)
+		case i == 31 && (!limited || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "too_many_requests")):
+			t.Fatalf("authorization request 31: %d %s %v", resp.StatusCode, b, resp.Header)
 		}
 	}
 }
