@@ -89,7 +89,7 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, c manage.
 		return err
 	}
 	userID := r.PathValue("user")
-	if err := manage.RemoveMember(r.Context(), h.d.Store, a.Organization, userID); err != nil {
+	if err := manage.RemoveMember(r.Context(), h.d.Store, a.Organization, userID, h.d.Now()); err != nil {
 		return err
 	}
 	h.d.Logger.InfoContext(r.Context(), "member removed", "org", a.Organization.Slug, "user_id", userID, "by", c.Name())

@@ -308,3 +308,44 @@ func TestConnectedAppsOwnerRevokesAMembersApp(t *testing.T) {
 		t.Fatalf("MCP call after the owner revoked: %d", status)
 	}
 }
+
+// Removing a member revokes the OAuth grants they made for the
+// organization: their MCP client is refused on its next request, and
+// adding them back does not bring its access back without a new consent.
+func TestRemovedMemberLosesMCPAccessForGood(t *testing.T) {
+	f := newFixture(t)
+	m := f.mcpServer()
+	tok := m.connect("Claude Test", f.member, f.acme)
+	if status, _ := m.call(tok.AccessToken); status != http.StatusOK {
+		t.Fatalf("MCP call before removal: %d", status)
+	}
+	g := f.grantOf(f.member, f.acme)
+
+	owner := f.browser()
+	csrf := owner.login(f.owner)
+	owner.post("/orgs/acme/members/"+f.member.ID+"/remove", url.Values{"csrf_token": {csrf}}).
+		expect(t, http.StatusOK, "Member removed.")
+	if status, _ := m.call(tok.AccessToken); status != http.StatusUnauthorized {
+		t.Fatalf("MCP call after removal: %d", status)
+	}
+	stored, err := f.store.FindOAuthGrant(context.Background(), g.ID)
+	if err != nil || stored.RevokedAt == nil {
+		t.Fatalf("grant after removal: %+v %v", stored, err)
+	}
+
+	// Back in the organization, the old client stays locked out.
+	if err := f.store.SetMembership(context.Background(), &keygate.Membership{OrganizationID: f.acme.ID, UserID: f.member.ID, Role: keygate.RoleMember, CreatedAt: f.now}); err != nil {
+		t.Fatal(err)
+	}
+	status, challenge := m.call(tok.AccessToken)
+	if status != http.StatusUnauthorized || !strings.Contains(challenge, "The access token was revoked.") {
+		t.Fatalf("MCP call after adding the member back: %d %s", status, challenge)
+	}
+	expired := *tok
+	expired.Expiry = f.now.Add(-time.Minute)
+	_, err = m.oauth2Config(g.ClientID).TokenSource(context.Background(), &expired).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("refresh after adding the member back: %v, want invalid_grant", err)
+	}
+}

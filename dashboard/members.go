@@ -18,7 +18,7 @@ type membersPage struct {
 var memberNotices = map[string]string{
 	"added":   "Member added.",
 	"role":    "Role changed.",
-	"removed": "Member removed. Tokens they created stay with the organization.",
+	"removed": "Member removed. Tokens they created stay with the organization; MCP clients they connected to it lost access.",
 }
 
 func (h *Handler) members(w http.ResponseWriter, r *http.Request, f *frame, a *manage.Access) {
@@ -111,7 +111,7 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, f *frame,
 		return
 	}
 	userID := r.PathValue("user")
-	if err := manage.RemoveMember(r.Context(), h.d.Store, a.Organization, userID); err != nil {
+	if err := manage.RemoveMember(r.Context(), h.d.Store, a.Organization, userID, h.d.Now()); err != nil {
 		if status, msg, ok := formError(err); ok {
 			h.renderMembers(w, r, f, a, status, manage.NewMember{Role: keygate.RoleMember}, msg)
 			return

@@ -167,17 +167,50 @@ func SetRole(ctx context.Context, users keygate.UserService, org *keygate.Organi
 	return member, nil
 }
 
-// RemoveMember takes a user out of org; their tokens stay, as they belong
-// to the organization. Removing the last owner is refused.
-func RemoveMember(ctx context.Context, users keygate.UserService, org *keygate.Organization, userID string) error {
-	member, owners, err := findMember(ctx, users, org, userID)
+// MemberStore is what removing a member needs: the memberships, and the
+// OAuth grants the member made for the organization.
+type MemberStore interface {
+	keygate.UserService
+	ListOAuthGrants(ctx context.Context, filter keygate.OAuthGrantFilter) ([]*keygate.OAuthGrant, error)
+	RevokeOAuthGrant(ctx context.Context, id string, at time.Time) error
+}
+
+// RemoveMember takes a user out of org and revokes the OAuth grants they
+// made for it, so their MCP clients lose access at once and adding them
+// again later does not bring that access back without a new consent.
+// Their tokens stay, as they belong to the organization. Removing the last
+// owner is refused.
+func RemoveMember(ctx context.Context, store MemberStore, org *keygate.Organization, userID string, now time.Time) error {
+	member, owners, err := findMember(ctx, store, org, userID)
 	if err != nil {
 		return err
 	}
 	if member.Role == keygate.RoleOwner && owners == 1 {
 		return keygate.Errorf(keygate.ECONFLICT, "%s is the only owner: make someone else an owner first.", member.User.Email)
 	}
-	return users.DeleteMembership(ctx, org.ID, userID)
+	// Revoking before and after the removal leaves no grant behind, even
+	// one approved while the removal ran; once the membership is gone no
+	// new one can be approved.
+	if err := revokeMemberGrants(ctx, store, org.ID, userID, now); err != nil {
+		return err
+	}
+	if err := store.DeleteMembership(ctx, org.ID, userID); err != nil {
+		return err
+	}
+	return revokeMemberGrants(ctx, store, org.ID, userID, now)
+}
+
+func revokeMemberGrants(ctx context.Context, store MemberStore, orgID, userID string, now time.Time) error {
+	grants, err := store.ListOAuthGrants(ctx, keygate.OAuthGrantFilter{OrganizationID: orgID, UserID: userID})
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if err := store.RevokeOAuthGrant(ctx, g.ID, now.UTC()); err != nil && keygate.ErrorCode(err) != keygate.ENOTFOUND {
+			return err
+		}
+	}
+	return nil
 }
 
 // findMember returns the member and how many owners org has.
