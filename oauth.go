@@ -148,6 +148,18 @@ type OAuthToken struct {
 	// UsedAt is when a refresh token was exchanged for its successor;
 	// presenting it again is reuse.
 	UsedAt *time.Time
+	// Scopes narrows an access token to a subset of its grant's scopes, as
+	// a refresh that asked for fewer gets (RFC 6749 §6); nil: the grant's.
+	Scopes []string
+}
+
+// ScopesOf returns the scopes the token carries: its own when narrowed,
+// else its grant's.
+func (t *OAuthToken) ScopesOf(g *OAuthGrant) []string {
+	if t.Scopes != nil {
+		return t.Scopes
+	}
+	return g.Scopes
 }
 
 // Expired reports whether the token's expiry has passed at now.

@@ -129,5 +129,15 @@ func (c *checker) oauthClient(path string, f fileOAuthClient) *keygate.OAuthClie
 		client.SecretHash = keygate.HashToken(f.Secret)
 		client.TokenEndpointAuthMethod = keygate.OAuthAuthSecretBasic
 	}
+	switch m := f.TokenEndpointAuthMethod; {
+	case m == "":
+	case f.Secret == "" && m != keygate.OAuthAuthNone:
+		c.fail(path+".token_endpoint_auth_method", "%q needs a secret; a client without one uses %q", m, keygate.OAuthAuthNone)
+	case f.Secret != "" && m != keygate.OAuthAuthSecretBasic && m != keygate.OAuthAuthSecretPost:
+		c.fail(path+".token_endpoint_auth_method", "must be %q or %q for a client with a secret, got %q",
+			keygate.OAuthAuthSecretBasic, keygate.OAuthAuthSecretPost, m)
+	default:
+		client.TokenEndpointAuthMethod = m
+	}
 	return client
 }

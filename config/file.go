@@ -74,6 +74,8 @@ type fileOAuthClient struct {
 	RedirectURIs []string `yaml:"redirect_uris"`
 	GrantTypes   []string `yaml:"grant_types"`
 	Secret       string   `yaml:"secret"`
+	// TokenEndpointAuthMethod says how a client with a secret sends it.
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
 }
 
 type fileWebhooks struct {

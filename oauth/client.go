@@ -47,9 +47,14 @@ func clientName(c *keygate.OAuthClient) string {
 }
 
 // authenticateClient checks the client's credentials at the token and
-// revocation endpoints: a public client only names itself; a confidential
-// one proves its secret, by HTTP Basic or in the form (RFC 6749 §2.3.1).
-func (s *Server) authenticateClient(ctx context.Context, id, secret string) (*keygate.OAuthClient, *authError) {
+// revocation endpoints, sent the way used names (an OAuthAuth constant). A
+// client authenticates exactly as it registered (RFC 7591 §2,
+// token_endpoint_auth_method): a public client only names itself and sends
+// no secret in any form; a confidential one proves its secret by HTTP Basic
+// (client_secret_basic) or in the form (client_secret_post), and the other
+// way is refused, so a client cannot fall back to a method it did not
+// register.
+func (s *Server) authenticateClient(ctx context.Context, id, secret, used string) (*keygate.OAuthClient, *authError) {
 	c, err := s.findClient(ctx, id)
 	if err != nil {
 		if code := keygate.ErrorCode(err); code == keygate.ENOTFOUND || code == keygate.EINVALID {
@@ -63,6 +68,9 @@ func (s *Server) authenticateClient(ctx context.Context, id, secret string) (*ke
 			return nil, invalidClient("This client is public and has no secret.")
 		}
 		return c, nil
+	}
+	if used != c.TokenEndpointAuthMethod {
+		return nil, invalidClient(fmt.Sprintf("This client must authenticate with %s, as it registered.", c.TokenEndpointAuthMethod))
 	}
 	if secret == "" || subtle.ConstantTimeCompare([]byte(keygate.HashToken(secret)), []byte(c.SecretHash)) != 1 {
 		return nil, invalidClient("Client authentication failed.")

@@ -234,7 +234,7 @@ func (s *Server) verifyAccessToken(ctx context.Context, token string, res *resou
 		Entitlements:     org.Entitlements,
 		ClientID:         grant.ClientID,
 		UserID:           grant.UserID,
-		Scopes:           slices.Clone(grant.Scopes),
+		Scopes:           slices.Clone(tok.ScopesOf(grant)),
 		API:              res.api.Name,
 	}, nil
 }

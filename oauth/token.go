@@ -89,7 +89,12 @@ func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, *authErr
 // clientOf authenticates the calling client from HTTP Basic or the form.
 func (s *Server) clientOf(r *http.Request, form url.Values) (*keygate.OAuthClient, *authError) {
 	id, secret := form.Get("client_id"), form.Get("client_secret")
+	used := keygate.OAuthAuthNone
+	if secret != "" {
+		used = keygate.OAuthAuthSecretPost
+	}
 	if basicID, basicSecret, ok := r.BasicAuth(); ok {
+		used = keygate.OAuthAuthSecretBasic
 		if secret != "" {
 			return nil, invalidRequest("Use one client authentication method, not two.")
 		}
@@ -104,7 +109,7 @@ func (s *Server) clientOf(r *http.Request, form url.Values) (*keygate.OAuthClien
 	if id == "" {
 		return nil, invalidClient("The client_id parameter is missing.")
 	}
-	return s.authenticateClient(r.Context(), id, secret)
+	return s.authenticateClient(r.Context(), id, secret, used)
 }
 
 func writeClientError(w http.ResponseWriter, r *http.Request, e *authError) {
@@ -215,17 +220,20 @@ func (s *Server) refresh(w http.ResponseWriter, ctx context.Context, client *key
 		writeError(w, invalidGrant("The refresh token was issued to another client."))
 		return
 	}
-	for _, sc := range strings.Fields(form.Get("scope")) {
-		if sc != scopeOfflineAccess && !slices.Contains(grant.Scopes, sc) {
-			writeError(w, &authError{code: "invalid_scope", description: "A refresh cannot add scopes the user did not approve."})
-			return
-		}
+	narrowed, aerr := narrowScopes(form.Get("scope"), grant.Scopes)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
 	}
 	if aerr := sameResource(form.Get("resource"), grant.Resource); aerr != nil {
 		writeError(w, aerr)
 		return
 	}
 	resp, tokens := s.newTokens(grant, now, true)
+	if narrowed != nil {
+		tokens[0].Scopes = narrowed
+		resp.Scope = strings.Join(narrowed, " ")
+	}
 	err = s.store.RotateOAuthRefreshToken(ctx, hash, now, tokens...)
 	switch keygate.ErrorCode(err) {
 	case "":
@@ -242,6 +250,35 @@ func (s *Server) refresh(w http.ResponseWriter, ctx context.Context, client *key
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// narrowScopes reads a refresh request's scope parameter (RFC 6749 §6):
+// the new access token carries only the scopes asked for, which must all
+// be the grant's; nil when none is asked for (or only offline_access),
+// meaning the grant's. The refresh token keeps the grant's scopes, so a
+// later refresh may ask for all of them again.
+func narrowScopes(param string, granted []string) ([]string, *authError) {
+	var asked []string
+	for _, sc := range strings.Fields(param) {
+		if sc == scopeOfflineAccess || slices.Contains(asked, sc) {
+			continue
+		}
+		if !slices.Contains(granted, sc) {
+			return nil, &authError{code: "invalid_scope", description: "A refresh cannot add scopes the user did not approve."}
+		}
+		asked = append(asked, sc)
+	}
+	if len(asked) == 0 || len(asked) == len(granted) {
+		return nil, nil
+	}
+	// In the grant's order, so equal requests give equal tokens.
+	narrowed := make([]string, 0, len(asked))
+	for _, sc := range granted {
+		if slices.Contains(asked, sc) {
+			narrowed = append(narrowed, sc)
+		}
+	}
+	return narrowed, nil
 }
 
 // findTokenGrant returns a stored token and its grant.

@@ -37,9 +37,9 @@ const (
 	// MaxLength bounds the work an attacker can force per login attempt.
 	MaxLength = 1024
 	// MaxConcurrent is how many hashes the process computes at once:
-	// 4 × 64 MiB bounds their memory at 256 MiB, and on a small server
+	// 2 × 64 MiB bounds their memory at 128 MiB, and on a small server
 	// more at once would only make each slower.
-	MaxConcurrent = 4
+	MaxConcurrent = 2
 	// MaxWait is how long a caller waits for a free slot before ErrBusy.
 	MaxWait = time.Second
 )

@@ -154,9 +154,9 @@ func insertOAuthTokens(ctx context.Context, tx pgx.Tx, grantID string, tokens []
 		if t.CreatedAt.IsZero() {
 			t.CreatedAt = now
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO oauth_tokens (hash, grant_id, kind, created_at, expires_at, used_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`,
-			t.Hash, t.GrantID, t.Kind, ts(t.CreatedAt), ts(t.ExpiresAt), nullTS(t.UsedAt))
+		_, err := tx.Exec(ctx, `INSERT INTO oauth_tokens (hash, grant_id, kind, created_at, expires_at, used_at, scopes)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			t.Hash, t.GrantID, t.Kind, ts(t.CreatedAt), ts(t.ExpiresAt), nullTS(t.UsedAt), t.Scopes)
 		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
 			return keygate.Errorf(keygate.ECONFLICT, "An OAuth token with this hash already exists.")
 		} else if err != nil {
@@ -170,9 +170,9 @@ func insertOAuthTokens(ctx context.Context, tx pgx.Tx, grantID string, tokens []
 // ENOTFOUND when unknown.
 func (s *Store) FindOAuthToken(ctx context.Context, hash string) (*keygate.OAuthToken, error) {
 	var t keygate.OAuthToken
-	err := s.pool.QueryRow(ctx, `SELECT hash, grant_id, kind, created_at, expires_at, used_at
+	err := s.pool.QueryRow(ctx, `SELECT hash, grant_id, kind, created_at, expires_at, used_at, scopes
 		FROM oauth_tokens WHERE hash = $1`, hash).
-		Scan(&t.Hash, &t.GrantID, &t.Kind, &t.CreatedAt, &t.ExpiresAt, &t.UsedAt)
+		Scan(&t.Hash, &t.GrantID, &t.Kind, &t.CreatedAt, &t.ExpiresAt, &t.UsedAt, &t.Scopes)
 	if err != nil {
 		return nil, notFound(err, "OAuth token")
 	}

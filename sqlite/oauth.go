@@ -184,9 +184,17 @@ func insertOAuthTokens(ctx context.Context, tx *sql.Tx, grantID string, tokens [
 		if t.CreatedAt.IsZero() {
 			t.CreatedAt = now
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO oauth_tokens (hash, grant_id, kind, created_at, expires_at, used_at)
-			VALUES (?, ?, ?, ?, ?, ?)`,
-			t.Hash, t.GrantID, t.Kind, millis(t.CreatedAt), millis(t.ExpiresAt), nullMillis(t.UsedAt))
+		var scopes sql.NullString
+		if t.Scopes != nil {
+			encoded, err := encodeScopes(t.Scopes)
+			if err != nil {
+				return err
+			}
+			scopes = sql.NullString{String: encoded, Valid: true}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO oauth_tokens (hash, grant_id, kind, created_at, expires_at, used_at, scopes)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			t.Hash, t.GrantID, t.Kind, millis(t.CreatedAt), millis(t.ExpiresAt), nullMillis(t.UsedAt), scopes)
 		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
 			return keygate.Errorf(keygate.ECONFLICT, "An OAuth token with this hash already exists.")
 		} else if err != nil {
@@ -199,15 +207,21 @@ func insertOAuthTokens(ctx context.Context, tx *sql.Tx, grantID string, tokens [
 // FindOAuthToken returns an access or refresh token whatever its state;
 // ENOTFOUND when unknown.
 func (s *Store) FindOAuthToken(ctx context.Context, hash string) (*keygate.OAuthToken, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT hash, grant_id, kind, created_at, expires_at, used_at
+	row := s.reader.QueryRowContext(ctx, `SELECT hash, grant_id, kind, created_at, expires_at, used_at, scopes
 		FROM oauth_tokens WHERE hash = ?`, hash)
 	var (
 		t                    keygate.OAuthToken
 		createdAt, expiresAt int64
 		usedAt               sql.NullInt64
+		scopes               sql.NullString
 	)
-	if err := row.Scan(&t.Hash, &t.GrantID, &t.Kind, &createdAt, &expiresAt, &usedAt); err != nil {
+	if err := row.Scan(&t.Hash, &t.GrantID, &t.Kind, &createdAt, &expiresAt, &usedAt, &scopes); err != nil {
 		return nil, notFound(err, "OAuth token")
+	}
+	if scopes.Valid {
+		if err := json.Unmarshal([]byte(scopes.String), &t.Scopes); err != nil {
+			return nil, fmt.Errorf("sqlite: decode OAuth token scopes: %w", err)
+		}
 	}
 	t.CreatedAt = fromMillis(createdAt)
 	t.ExpiresAt = fromMillis(expiresAt)

@@ -19,6 +19,8 @@ import (
 //   - A failed redemption (unknown code, wrong grant id) stores nothing.
 //   - Tokens outlive nothing: a revoked grant's refresh token no longer
 //     rotates (ENOTFOUND).
+//   - A token's Scopes are kept as given: nil (the grant's scopes) stays
+//     nil, a narrowed list comes back in order.
 //   - ListOAuthGrants is newest first and leaves revoked grants out unless
 //     asked. Each listed grant's ExpiresAt is the latest expiry of its
 //     tokens (the current refresh token's), zero when none is left.
@@ -30,6 +32,7 @@ var oauthTests = []test{
 	{"RedeemCodeFailuresStoreNothing", testOAuthRedeemCodeFailures},
 	{"RedeemCodeConcurrent", testOAuthRedeemCodeConcurrent},
 	{"RotateRefreshToken", testOAuthRotate},
+	{"RotateNarrowsAccessTokenScopes", testOAuthRotateNarrowed},
 	{"RotateReuseRevokesGrant", testOAuthRotateReuse},
 	{"RotateOnlyRefreshTokens", testOAuthRotateOnlyRefresh},
 	{"RotateConcurrent", testOAuthRotateConcurrent},
@@ -279,6 +282,24 @@ func testOAuthRotate(t *testing.T, e *env) {
 	// The successor rotates in turn.
 	refresh3 := e.newOAuthToken(keygate.OAuthRefreshToken, e.at(2*time.Minute), 24*time.Hour)
 	must(t, "RotateOAuthRefreshToken(successor)", s.RotateOAuthRefreshToken(e.ctx, refresh2.Hash, e.at(2*time.Minute), refresh3))
+}
+
+func testOAuthRotateNarrowed(t *testing.T, e *env) {
+	s := e.oauthStore(e.store)
+	_, access, refresh := e.redeem(s)
+	at := e.at(time.Minute)
+	narrowed := e.newOAuthToken(keygate.OAuthAccessToken, at, time.Hour)
+	narrowed.Scopes = []string{"products:read"}
+	refresh2 := e.newOAuthToken(keygate.OAuthRefreshToken, at, 24*time.Hour)
+	must(t, "RotateOAuthRefreshToken", s.RotateOAuthRefreshToken(e.ctx, refresh.Hash, at, narrowed, refresh2))
+	for _, want := range []*keygate.OAuthToken{access, narrowed, refresh2} {
+		got, err := s.FindOAuthToken(e.ctx, want.Hash)
+		must(t, "FindOAuthToken", err)
+		if (got.Scopes == nil) != (want.Scopes == nil) || len(got.Scopes) != len(want.Scopes) ||
+			(want.Scopes != nil && got.Scopes[0] != want.Scopes[0]) {
+			t.Errorf("%s token scopes %#v, want %#v", want.Kind, got.Scopes, want.Scopes)
+		}
+	}
 }
 
 func testOAuthRotateReuse(t *testing.T, e *env) {
