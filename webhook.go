@@ -37,6 +37,16 @@ var WebhookEvents = []string{EventTokenCreated, EventTokenRotated, EventTokenDel
 // token.expiring event goes out.
 const TokenExpiringWindow = 7 * 24 * time.Hour
 
+// DefaultMaxWebhooksPerOrganization caps an organization's endpoints when
+// the config does not: each token event fans out to every endpoint, with
+// retries, so endpoints multiply the delivery work.
+const DefaultMaxWebhooksPerOrganization = 10
+
+// TooManyWebhooksError is the refusal of an endpoint over the cap.
+func TooManyWebhooksError(max int) *Error {
+	return Errorf(ECONFLICT, "This organization already has %d webhook endpoints, the most allowed. Delete one before adding another.", max)
+}
+
 // MaxWebhookURLLength bounds an endpoint URL.
 const MaxWebhookURLLength = 2048
 
@@ -213,8 +223,11 @@ type TokenNotice struct {
 // notices already sent.
 type WebhookStore interface {
 	// CreateWebhook stores an endpoint, filling in an empty ID and a zero
-	// CreatedAt; ENOTFOUND when the organization does not exist.
-	CreateWebhook(ctx context.Context, w *Webhook) error
+	// CreatedAt; ENOTFOUND when the organization does not exist. When the
+	// organization already has maxPerOrganization endpoints (0: no limit)
+	// it stores nothing and returns TooManyWebhooksError; the count and the
+	// insert are one atomic step.
+	CreateWebhook(ctx context.Context, w *Webhook, maxPerOrganization int) error
 	// FindWebhook returns ENOTFOUND when unknown.
 	FindWebhook(ctx context.Context, id string) (*Webhook, error)
 	// ListWebhooks returns an organization's endpoints ("" for every

@@ -23,7 +23,7 @@ func TestRotateTokenAtTheLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.store.CreateWebhook(ctx, hook); err != nil {
+	if err := f.store.CreateWebhook(ctx, hook, 0); err != nil {
 		t.Fatal(err)
 	}
 	tok := f.createToken(owner, "acme", `{"name": "Production", "expires_in": "30d", "scopes": ["products:read"], "api": "menus"}`)

@@ -477,3 +477,40 @@ func TestWithoutWebhooks(t *testing.T) {
 		t.Errorf("webhooks without a dispatcher: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// An organization has at most 10 webhook endpoints by default: each event
+// fans out to every endpoint with retries. The 11th is a clear 409, sent
+// in parallel or not; deleting one makes room.
+func TestWebhookEndpointsAreCappedPerOrganization(t *testing.T) {
+	f := newFixture(t)
+	const tries = 20
+	codes := make(chan int, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := httptest.NewRecorder()
+			f.handler.ServeHTTP(rec, newRequest("POST", "/api/v1/orgs/acme/webhooks", fmt.Sprintf(`{"url": "https://hooks.example.com/%d"}`, i), f.key()))
+			codes <- rec.Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[http.StatusCreated] != 10 || count[http.StatusConflict] != tries-10 {
+		t.Fatalf("%d parallel creates: %v, want 10 created and the rest 409", tries, count)
+	}
+	f.do(f.key(), "POST", "/api/v1/orgs/acme/webhooks", `{"url": "https://hooks.example.com/more"}`).
+		expectError(409, "conflict", "This organization already has 10 webhook endpoints, the most allowed. Delete one before adding another.")
+	var list struct{ Webhooks []webhookBody }
+	f.do(f.key(), "GET", "/api/v1/orgs/acme/webhooks", "").expect(http.StatusOK, &list)
+	if len(list.Webhooks) != 10 {
+		t.Fatalf("%d endpoints stored", len(list.Webhooks))
+	}
+	f.do(f.key(), "DELETE", "/api/v1/orgs/acme/webhooks/"+list.Webhooks[0].ID, "").expect(http.StatusNoContent, nil)
+	f.do(f.key(), "POST", "/api/v1/orgs/acme/webhooks", `{"url": "https://hooks.example.com/more"}`).expect(http.StatusCreated, nil)
+}

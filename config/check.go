@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/clientip"
 )
 
@@ -76,7 +77,7 @@ func (c *checker) config(f *fileConfig) *Config {
 		LastUsed: LastUsed{
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),
 		},
-		Webhooks: Webhooks{AllowPrivateAddresses: f.Webhooks.AllowPrivateAddresses},
+		Webhooks: c.webhooks(f.Webhooks),
 		OAuth:    c.oauth(f.OAuth),
 		Log:      c.log(f.Log),
 	}
@@ -303,4 +304,15 @@ func (c *checker) log(f fileLog) Log {
 		Level:  levels[level],
 		Format: c.oneOf("log.format", f.Format, LogText, LogText, LogJSON),
 	}
+}
+
+func (c *checker) webhooks(f fileWebhooks) Webhooks {
+	w := Webhooks{AllowPrivateAddresses: f.AllowPrivateAddresses, MaxEndpointsPerOrganization: keygate.DefaultMaxWebhooksPerOrganization}
+	if n := f.MaxEndpointsPerOrganization; n != nil {
+		if *n < 1 {
+			c.fail("webhooks.max_endpoints_per_organization", "must be 1 or more, got %d", *n)
+		}
+		w.MaxEndpointsPerOrganization = *n
+	}
+	return w
 }

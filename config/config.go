@@ -126,6 +126,9 @@ type Webhooks struct {
 	// networks; off, such endpoints are refused (server-side request
 	// forgery protection).
 	AllowPrivateAddresses bool
+	// MaxEndpointsPerOrganization caps each organization's endpoints: every
+	// event fans out to all of them, with retries.
+	MaxEndpointsPerOrganization int
 }
 
 // LastUsed tunes the batched last_used_at writes.

@@ -79,7 +79,8 @@ type fileOAuthClient struct {
 }
 
 type fileWebhooks struct {
-	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
+	AllowPrivateAddresses       bool `yaml:"allow_private_addresses"`
+	MaxEndpointsPerOrganization *int `yaml:"max_endpoints_per_organization"`
 }
 
 type fileLastUsed struct {

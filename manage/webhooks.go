@@ -16,6 +16,8 @@ type WebhookDispatcher interface {
 	CheckURL(ctx context.Context, raw string) error
 	// SendTest stores a webhook.test delivery for one endpoint.
 	SendTest(ctx context.Context, webhookID string) (*keygate.WebhookDelivery, error)
+	// MaxEndpoints is how many endpoints one organization may have.
+	MaxEndpoints() int
 }
 
 // ListWebhooks returns org's endpoints, oldest first.
@@ -39,7 +41,8 @@ func FindWebhook(ctx context.Context, store keygate.WebhookStore, org *keygate.O
 
 // CreateWebhook validates the URL and events, checks that deliveries could
 // reach the URL, and stores a new endpoint for org with a new signing
-// secret. The returned endpoint's Secret is shown to the caller once.
+// secret, unless org has d.MaxEndpoints() already (ECONFLICT). The
+// returned endpoint's Secret is shown to the caller once.
 func CreateWebhook(ctx context.Context, store keygate.WebhookStore, d WebhookDispatcher, org *keygate.Organization, url string, events []string, now time.Time) (*keygate.Webhook, error) {
 	w, err := keygate.NewWebhook(keygate.WebhookRequest{OrganizationID: org.ID, URL: url, Events: events}, now)
 	if err != nil {
@@ -48,7 +51,7 @@ func CreateWebhook(ctx context.Context, store keygate.WebhookStore, d WebhookDis
 	if err := d.CheckURL(ctx, w.URL); err != nil {
 		return nil, err
 	}
-	if err := store.CreateWebhook(ctx, w); err != nil {
+	if err := store.CreateWebhook(ctx, w, d.MaxEndpoints()); err != nil {
 		return nil, err
 	}
 	return w, nil

@@ -20,25 +20,39 @@ var _ keygate.WebhookStore = (*Store)(nil)
 const webhookColumns = `id, organization_id, url, events, secret, disabled, created_at`
 
 // CreateWebhook stores an endpoint, filling in an empty ID and a zero
-// CreatedAt; ENOTFOUND when the organization does not exist.
-func (s *Store) CreateWebhook(ctx context.Context, w *keygate.Webhook) error {
+// CreatedAt, unless the organization has maxPerOrganization already;
+// ENOTFOUND when the organization does not exist.
+func (s *Store) CreateWebhook(ctx context.Context, w *keygate.Webhook, maxPerOrganization int) error {
 	if w.ID == "" {
 		w.ID = keygate.NewID("whk")
 	}
 	w.CreatedAt = s.createdAt(w.CreatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		w.ID, w.OrganizationID, w.URL, nonNil(w.Events), w.Secret, w.Disabled, w.CreatedAt)
-	switch err := dbError(err); keygate.ErrorCode(err) {
-	case "":
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		if err := lockOrganization(ctx, tx, w.OrganizationID); err != nil {
+			return err
+		}
+		if maxPerOrganization > 0 {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM webhooks WHERE organization_id = $1`, w.OrganizationID).Scan(&n); err != nil {
+				return dbError(err)
+			} else if n >= maxPerOrganization {
+				return keygate.TooManyWebhooksError(maxPerOrganization)
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			w.ID, w.OrganizationID, w.URL, nonNil(w.Events), w.Secret, w.Disabled, w.CreatedAt)
+		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
+			return keygate.Errorf(keygate.ECONFLICT, "A webhook with this id already exists.")
+		} else if err != nil {
+			return err
+		}
 		return nil
-	case keygate.ECONFLICT:
-		return keygate.Errorf(keygate.ECONFLICT, "A webhook with this id already exists.")
-	case keygate.ENOTFOUND:
+	})
+	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
 		return keygate.Errorf(keygate.ENOTFOUND, "Organization not found.")
-	default:
-		return err
 	}
+	return err
 }
 
 // FindWebhook returns ENOTFOUND for an unknown id.

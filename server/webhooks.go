@@ -10,7 +10,10 @@ import (
 // dashboard and the management API, mounted in Start, send their token
 // events through the same dispatcher that startWebhooks runs.
 func (s *Server) newWebhooks() {
-	s.webhooks = webhook.New(s.store, webhook.Options{Logger: s.logger, AllowPrivateAddresses: s.cfg.Webhooks.AllowPrivateAddresses})
+	s.webhooks = webhook.New(s.store, webhook.Options{
+		Logger: s.logger, AllowPrivateAddresses: s.cfg.Webhooks.AllowPrivateAddresses,
+		MaxEndpointsPerOrganization: s.cfg.Webhooks.MaxEndpointsPerOrganization,
+	})
 }
 
 // startWebhooks runs the webhook dispatcher until ctx ends. It returns a

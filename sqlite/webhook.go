@@ -19,8 +19,9 @@ var _ keygate.WebhookStore = (*Store)(nil)
 const webhookColumns = `id, organization_id, url, events, secret, disabled, created_at`
 
 // CreateWebhook stores an endpoint, filling in an empty ID and a zero
-// CreatedAt; ENOTFOUND when the organization does not exist.
-func (s *Store) CreateWebhook(ctx context.Context, w *keygate.Webhook) error {
+// CreatedAt, unless the organization has maxPerOrganization already;
+// ENOTFOUND when the organization does not exist.
+func (s *Store) CreateWebhook(ctx context.Context, w *keygate.Webhook, maxPerOrganization int) error {
 	if w.ID == "" {
 		w.ID = keygate.NewID("whk")
 	}
@@ -29,19 +30,29 @@ func (s *Store) CreateWebhook(ctx context.Context, w *keygate.Webhook) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.writer.ExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		w.ID, w.OrganizationID, w.URL, events, w.Secret, w.Disabled, millis(w.CreatedAt))
-	switch err := dbError(err); keygate.ErrorCode(err) {
-	case "":
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if maxPerOrganization > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhooks WHERE organization_id = ?`, w.OrganizationID).Scan(&n); err != nil {
+				return dbError(err)
+			} else if n >= maxPerOrganization {
+				return keygate.TooManyWebhooksError(maxPerOrganization)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			w.ID, w.OrganizationID, w.URL, events, w.Secret, w.Disabled, millis(w.CreatedAt))
+		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
+			return keygate.Errorf(keygate.ECONFLICT, "A webhook with this id already exists.")
+		} else if err != nil {
+			return err
+		}
 		return nil
-	case keygate.ECONFLICT:
-		return keygate.Errorf(keygate.ECONFLICT, "A webhook with this id already exists.")
-	case keygate.ENOTFOUND:
+	})
+	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
 		return keygate.Errorf(keygate.ENOTFOUND, "Organization not found.")
-	default:
-		return err
 	}
+	return err
 }
 
 // FindWebhook returns ENOTFOUND for an unknown id.

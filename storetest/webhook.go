@@ -12,7 +12,10 @@ import (
 // The webhook contract, for stores that implement keygate.WebhookStore:
 //
 //   - CreateWebhook fills in an empty ID and a zero CreatedAt; ENOTFOUND for
-//     an unknown organization, ECONFLICT for a stored id. Deleting an
+//     an unknown organization, ECONFLICT for a stored id. With a
+//     maxPerOrganization it stores an endpoint only while the organization
+//     has fewer, atomically: concurrent creates on any handles never pass
+//     it (ECONFLICT, TooManyWebhooksError). Deleting an
 //     endpoint deletes its deliveries; deleting an organization deletes its
 //     endpoints.
 //   - Enqueued deliveries are pending, due at CreatedAt unless given a
@@ -31,6 +34,7 @@ import (
 //     first.
 var webhookTests = []test{
 	{"CreateFindListUpdateDelete", testWebhookCRUD},
+	{"CreateLimitConcurrent", testWebhookCreateLimitConcurrent},
 	{"DeleteTakesDeliveries", testWebhookDeleteTakesDeliveries},
 	{"OrganizationDeleteTakesWebhooks", testWebhookOrganizationDelete},
 	{"Enqueue", testWebhookEnqueue},
@@ -58,6 +62,38 @@ func (e *env) webhookStore(s keygate.Store) keygate.WebhookStore {
 	return ws
 }
 
+// testWebhookCreateLimitConcurrent creates endpoints for one organization
+// from several handles at once under a limit of 3: exactly 3 are stored.
+func testWebhookCreateLimitConcurrent(t *testing.T, e *env) {
+	acme := e.createOrganization("acme")
+	const n, limit = 8, 3
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		s := e.webhookStore(e.open())
+		wg.Go(func() {
+			errs[i] = s.CreateWebhook(e.ctx, &keygate.Webhook{OrganizationID: acme.ID, URL: "https://hooks.example.com/x", Secret: "whsec_x"}, limit)
+		})
+	}
+	wg.Wait()
+	created := 0
+	for _, err := range errs {
+		if err == nil {
+			created++
+		} else {
+			wantCode(t, "CreateWebhook over the limit", err, keygate.ECONFLICT)
+			if keygate.ErrorMessage(err) != keygate.ErrorMessage(keygate.TooManyWebhooksError(limit)) {
+				t.Errorf("refusal %q", keygate.ErrorMessage(err))
+			}
+		}
+	}
+	hooks, err := e.webhookStore(e.store).ListWebhooks(e.ctx, acme.ID)
+	must(t, "ListWebhooks", err)
+	if created != limit || len(hooks) != limit {
+		t.Fatalf("%d of %d concurrent creates succeeded, %d stored; want %d", created, n, len(hooks), limit)
+	}
+}
+
 // createWebhook stores an endpoint of the organization.
 func (e *env) createWebhook(s keygate.WebhookStore, organizationID string, events ...string) *keygate.Webhook {
 	e.t.Helper()
@@ -68,7 +104,7 @@ func (e *env) createWebhook(s keygate.WebhookStore, organizationID string, event
 		Secret:         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 		CreatedAt:      e.now,
 	}
-	must(e.t, "CreateWebhook", s.CreateWebhook(e.ctx, w))
+	must(e.t, "CreateWebhook", s.CreateWebhook(e.ctx, w, 0))
 	return w
 }
 
@@ -114,7 +150,7 @@ func testWebhookCRUD(t *testing.T, e *env) {
 		Secret:         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 		CreatedAt:      e.at(-time.Minute),
 	}
-	must(t, "CreateWebhook", s.CreateWebhook(e.ctx, w))
+	must(t, "CreateWebhook", s.CreateWebhook(e.ctx, w, 0))
 	if w.ID == "" {
 		t.Fatal("CreateWebhook left the ID empty")
 	}
@@ -125,7 +161,7 @@ func testWebhookCRUD(t *testing.T, e *env) {
 	wantCode(t, "FindWebhook unknown", err, keygate.ENOTFOUND)
 
 	fresh := &keygate.Webhook{OrganizationID: other.ID, URL: "https://hooks.example.com/c", Secret: "whsec_c"}
-	must(t, "CreateWebhook", s.CreateWebhook(e.ctx, fresh))
+	must(t, "CreateWebhook", s.CreateWebhook(e.ctx, fresh, 0))
 	if fresh.CreatedAt.IsZero() {
 		t.Fatal("CreateWebhook left CreatedAt zero")
 	}
@@ -151,9 +187,9 @@ func testWebhookCRUD(t *testing.T, e *env) {
 
 	dup := e.createWebhook(s, acme.ID)
 	dup.ID = second.ID
-	wantCode(t, "CreateWebhook with a stored id", s.CreateWebhook(e.ctx, dup), keygate.ECONFLICT)
+	wantCode(t, "CreateWebhook with a stored id", s.CreateWebhook(e.ctx, dup, 0), keygate.ECONFLICT)
 	orphan := &keygate.Webhook{OrganizationID: "org_missing", URL: "https://x.example", Secret: "whsec_x"}
-	wantCode(t, "CreateWebhook for an unknown organization", s.CreateWebhook(e.ctx, orphan), keygate.ENOTFOUND)
+	wantCode(t, "CreateWebhook for an unknown organization", s.CreateWebhook(e.ctx, orphan, 0), keygate.ENOTFOUND)
 
 	second.URL = "https://hooks.example.com/b"
 	second.Events = []string{keygate.EventTokenDeleted}

@@ -96,7 +96,11 @@ type Options struct {
 	Retention time.Duration
 	// Concurrency is how many deliveries this instance sends at once.
 	Concurrency int
-	Logger      *slog.Logger
+	// MaxEndpointsPerOrganization caps an organization's endpoints
+	// (keygate.DefaultMaxWebhooksPerOrganization when 0), since every
+	// event fans out to each of them with retries.
+	MaxEndpointsPerOrganization int
+	Logger                      *slog.Logger
 	// Now and Random replace the clock and the jitter's randomness ([0,1)).
 	Now    func() time.Time
 	Random func() float64
@@ -120,6 +124,7 @@ type Dispatcher struct {
 	lookback     time.Duration
 	retention    time.Duration
 	concurrency  int
+	maxEndpoints int
 	logger       *slog.Logger
 	now          func() time.Time
 	random       func() float64
@@ -131,6 +136,9 @@ type Dispatcher struct {
 
 	claimFailing atomic.Bool // the last claim failed; see noteClaim
 }
+
+// MaxEndpoints is how many endpoints one organization may have.
+func (d *Dispatcher) MaxEndpoints() int { return d.maxEndpoints }
 
 // New returns a Dispatcher on store. Run starts its workers.
 func New(store Store, opts Options) *Dispatcher {
@@ -147,6 +155,7 @@ func New(store Store, opts Options) *Dispatcher {
 		lookback:     or(opts.ExpiredLookback, DefaultExpiredLookback),
 		retention:    or(opts.Retention, DefaultRetention),
 		concurrency:  or(opts.Concurrency, DefaultConcurrency),
+		maxEndpoints: or(opts.MaxEndpointsPerOrganization, keygate.DefaultMaxWebhooksPerOrganization),
 		logger:       opts.Logger,
 		now:          opts.Now,
 		random:       opts.Random,

@@ -161,7 +161,7 @@ func (f *fixture) endpointAt(r *receiver, createdAt time.Time, events ...string)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if err := f.store.CreateWebhook(f.ctx, w); err != nil {
+	if err := f.store.CreateWebhook(f.ctx, w, 0); err != nil {
 		f.t.Fatal(err)
 	}
 	r.mu.Lock()
@@ -293,7 +293,7 @@ func TestEmitReachesOnlySubscribedEnabledEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, _ := keygate.NewWebhook(keygate.WebhookRequest{OrganizationID: otherOrg.ID, URL: other.srv.URL}, start)
-	if err := f.store.CreateWebhook(f.ctx, w); err != nil {
+	if err := f.store.CreateWebhook(f.ctx, w, 0); err != nil {
 		t.Fatal(err)
 	}
 

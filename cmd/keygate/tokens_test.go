@@ -68,7 +68,7 @@ func TestCLITokenCommandsSendWebhookEvents(t *testing.T) {
 	}))
 	defer receiver.Close()
 	hook.URL = receiver.URL + "/hooks"
-	if err := store.CreateWebhook(ctx, hook); err != nil {
+	if err := store.CreateWebhook(ctx, hook, 0); err != nil {
 		t.Fatal(err)
 	}
 
