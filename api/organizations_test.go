@@ -133,15 +133,15 @@ func TestMembers(t *testing.T) {
 
 	// Invite by creating a user.
 	var m memberBody
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": " New@Acme.test ", "name": "New Person", "password": "hunter22", "role": "member"}`).expect(http.StatusCreated, &m)
+	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": " New@Acme.test ", "name": "New Person", "password": "plum orchard 42", "role": "member"}`).expect(http.StatusCreated, &m)
 	if m.Email != "new@acme.test" || m.Name != "New Person" || m.Role != "member" || !strings.HasPrefix(m.UserID, "usr_") {
 		t.Errorf("added %+v", m)
 	}
 	u, err := f.store.FindUserByEmail(context.Background(), "new@acme.test")
-	if err != nil || !strings.HasPrefix(u.PasswordHash, "$argon2id$") || strings.Contains(u.PasswordHash, "hunter22") {
+	if err != nil || !strings.HasPrefix(u.PasswordHash, "$argon2id$") || strings.Contains(u.PasswordHash, "plum orchard 42") {
 		t.Fatalf("new user %+v %v", u, err)
 	}
-	if strings.Contains(f.logs.String(), "hunter22") {
+	if strings.Contains(f.logs.String(), "plum orchard 42") {
 		t.Error("a password reached the logs")
 	}
 	// An existing user is added without a password, and never gets one set.
@@ -150,9 +150,9 @@ func TestMembers(t *testing.T) {
 	f.do(f.key(), "POST", "/api/v1/orgs/globex/members", `{"email": "new@acme.test", "role": "owner"}`).expect(http.StatusCreated, &m)
 	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "new@acme.test", "role": "member"}`).expectError(409, "conflict", "new@acme.test is already a member.")
 	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "nobody@acme.test", "role": "member"}`).expectError(400, "invalid", "No user has this email: set a password to create their login.")
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "pw", "role": "member"}`).expectError(400, "invalid", "Password must be 4 to 1024 characters.")
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "not an email", "password": "hunter22", "role": "member"}`).expectError(400, "invalid", "Enter a valid email address.")
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "y@acme.test", "password": "hunter22", "role": "admin"}`).expectError(400, "invalid", `Role must be "owner" or "member".`)
+	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "pw", "role": "member"}`).expectError(400, "invalid", "Password must be at least 12 characters.")
+	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "not an email", "password": "plum orchard 42", "role": "member"}`).expectError(400, "invalid", "Enter a valid email address.")
+	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "y@acme.test", "password": "plum orchard 42", "role": "admin"}`).expectError(400, "invalid", `Role must be "owner" or "member".`)
 
 	// Roles.
 	f.do(owner, "PUT", "/api/v1/orgs/acme/members/"+m.UserID, `{"role": "owner"}`).expect(http.StatusOK, &m)
@@ -163,7 +163,7 @@ func TestMembers(t *testing.T) {
 	// Members manage tokens, not people.
 	const onlyOwners = "Only the organization's owners can manage its members."
 	member := f.login(f.member)
-	f.do(member, "POST", "/api/v1/orgs/acme/members", `{"email": "z@acme.test", "password": "hunter22", "role": "owner"}`).expectError(403, "forbidden", onlyOwners)
+	f.do(member, "POST", "/api/v1/orgs/acme/members", `{"email": "z@acme.test", "password": "plum orchard 42", "role": "owner"}`).expectError(403, "forbidden", onlyOwners)
 	f.do(member, "PUT", "/api/v1/orgs/acme/members/"+f.member.ID, `{"role": "owner"}`).expectError(403, "forbidden", onlyOwners)
 	f.do(member, "DELETE", "/api/v1/orgs/acme/members/"+f.owner.ID, "").expectError(403, "forbidden", onlyOwners)
 
@@ -241,5 +241,19 @@ func TestListAPIs(t *testing.T) {
 		"{Name:events Preset:canskan TokenPrefixes:[csk_live_ csk_test_] Scopes:[attendees:read attendees:write] ExpiryChoices:[7d 30d 90d 1y never] DefaultExpiry:90d MaxActiveTokens:0 Plans:[]}]"
 	if got != want {
 		t.Errorf("apis\n got %s\nwant %s", got, want)
+	}
+}
+
+// A password set through the API follows the policy: at least 12
+// characters, not a common one.
+func TestMemberPasswordPolicy(t *testing.T) {
+	f := newFixture(t)
+	owner := f.login(f.owner)
+	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "demo", "role": "member"}`).
+		expectError(400, "invalid", "Password must be at least 12 characters.")
+	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "Password1234", "role": "member"}`).
+		expectError(400, "invalid", "This password is one of the most commonly used; choose another.")
+	if _, err := f.store.FindUserByEmail(context.Background(), "x@acme.test"); keygate.ErrorCode(err) != keygate.ENOTFOUND {
+		t.Fatalf("a refused password created the user: %v", err)
 	}
 }

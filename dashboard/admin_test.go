@@ -18,12 +18,12 @@ func TestMembersPage(t *testing.T) {
 	page := owner.get("/orgs/acme/members").expect(t, http.StatusOK, "member@acme.test", "Add a member", `<label class="visually-hidden" for="role-`+f.member.ID+`">Role of member@acme.test</label>`)
 	csrf := field(t, csrfField, page.Body)
 
-	owner.post("/orgs/acme/members", url.Values{"csrf_token": {csrf}, "email": {"new@acme.test"}, "name": {"New Person"}, "password": {"hunter22"}, "role": {"member"}}).
+	owner.post("/orgs/acme/members", url.Values{"csrf_token": {csrf}, "email": {"new@acme.test"}, "name": {"New Person"}, "password": {"plum orchard 42"}, "role": {"member"}}).
 		expect(t, http.StatusOK, "Member added.", "new@acme.test", "New Person")
 	owner.post("/orgs/acme/members", url.Values{"csrf_token": {csrf}, "email": {"new@acme.test"}, "role": {"member"}}).
-		expect(t, http.StatusConflict, "new@acme.test is already a member.", `value="new@acme.test"`).lacks(t, "hunter22")
+		expect(t, http.StatusConflict, "new@acme.test is already a member.", `value="new@acme.test"`).lacks(t, "plum orchard 42")
 	owner.post("/orgs/acme/members", url.Values{"csrf_token": {csrf}, "email": {"other@acme.test"}, "password": {"pw"}, "role": {"member"}}).
-		expect(t, http.StatusBadRequest, "Password must be 4 to 1024 characters.")
+		expect(t, http.StatusBadRequest, "Password must be at least 12 characters.")
 	newUser, err := f.store.FindUserByEmail(context.Background(), "new@acme.test")
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestMembersPage(t *testing.T) {
 	// The new member can log in with the password the owner set.
 	nb := f.browser()
 	form := nb.get("/login")
-	nb.post("/login", url.Values{"csrf_token": {field(t, csrfField, form.Body)}, "email": {"new@acme.test"}, "password": {"hunter22"}}).
+	nb.post("/login", url.Values{"csrf_token": {field(t, csrfField, form.Body)}, "email": {"new@acme.test"}, "password": {"plum orchard 42"}}).
 		expect(t, http.StatusOK, "API Tokens", "Acme Corp")
 
 	owner.get("/orgs/acme/members/"+newUser.ID+"/remove").expect(t, http.StatusOK, "Remove new@acme.test?")
@@ -48,7 +48,7 @@ func TestMembersPage(t *testing.T) {
 	member := f.browser()
 	mcsrf := member.login(f.member)
 	member.get("/orgs/acme/members").expect(t, http.StatusOK, "owner@acme.test").lacks(t, "Add a member", `name="role"`)
-	member.post("/orgs/acme/members", url.Values{"csrf_token": {mcsrf}, "email": {"z@acme.test"}, "password": {"hunter22"}, "role": {"owner"}}).
+	member.post("/orgs/acme/members", url.Values{"csrf_token": {mcsrf}, "email": {"z@acme.test"}, "password": {"plum orchard 42"}, "role": {"owner"}}).
 		expect(t, http.StatusForbidden, "Only the organization&#39;s owners can manage its members.")
 	member.get("/orgs/acme/members/"+f.owner.ID+"/remove").expect(t, http.StatusForbidden)
 }

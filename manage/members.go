@@ -37,8 +37,8 @@ func CreateUser(ctx context.Context, users keygate.UserService, u NewUser, now t
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxUserNameLength {
 		return nil, keygate.Errorf(keygate.EINVALID, "Name must be at most %d characters.", MaxUserNameLength)
 	}
-	if len(u.Password) < password.MinLength || len(u.Password) > password.MaxLength {
-		return nil, keygate.Errorf(keygate.EINVALID, "Password must be %d to %d characters.", password.MinLength, password.MaxLength)
+	if err := password.CheckPolicy(u.Password); err != nil {
+		return nil, err
 	}
 	hash, err := password.Hash(u.Password)
 	if err != nil {

@@ -32,8 +32,6 @@ const (
 	parallelism = 2
 	saltLength  = 16
 	keyLength   = 32
-	// MinLength is the shortest password accepted for new users.
-	MinLength = 4
 	// MaxLength bounds the work an attacker can force per login attempt.
 	MaxLength = 1024
 	// MaxConcurrent is how many hashes the process computes at once:

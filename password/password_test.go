@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate"
 )
 
 func verify(t *testing.T, hash, pw string) bool {
@@ -90,5 +92,27 @@ func TestVerifyGivesUpWhenEverySlotIsTaken(t *testing.T) {
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Verify with a cancelled context: %v", err)
+	}
+}
+
+func TestCheckPolicy(t *testing.T) {
+	for pw, want := range map[string]string{
+		"demo":                    "Password must be at least 12 characters.",
+		"elevenchars":             "Password must be at least 12 characters.",
+		"ÅÅÅÅÅÅÅÅÅÅÅ":             "Password must be at least 12 characters.", // 11 characters, 22 bytes
+		"password1234":            "This password is one of the most commonly used; choose another.",
+		"QwertyuiOP12":            "This password is one of the most commonly used; choose another.",
+		"123456789012":            "This password is one of the most commonly used; choose another.",
+		strings.Repeat("a", 1025): "Password must be at most 1024 bytes.",
+		"plum orchard 42":         "",
+		"ÅÅÅÅÅÅÅÅÅÅÅÅ":            "",
+	} {
+		err := CheckPolicy(pw)
+		if got := keygate.ErrorMessage(err); got != want || (want != "" && keygate.ErrorCode(err) != keygate.EINVALID) {
+			t.Errorf("CheckPolicy(%.20q) = %v, want %q", pw, err, want)
+		}
+	}
+	if n := len(common()); n < 2500 {
+		t.Errorf("only %d common passwords embedded", n)
 	}
 }

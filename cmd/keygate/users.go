@@ -86,8 +86,11 @@ func readPassword(fromStdin bool) (string, error) {
 	} else {
 		pw = os.Getenv("KEYGATE_PASSWORD")
 	}
-	if len(pw) < password.MinLength {
+	if pw == "" {
 		return "", fmt.Errorf("a password of at least %d characters is required (KEYGATE_PASSWORD or --password-stdin)", password.MinLength)
+	}
+	if err := password.CheckPolicy(pw); err != nil {
+		return "", fmt.Errorf("%s", keygate.ErrorMessage(err))
 	}
 	return pw, nil
 }
