@@ -121,6 +121,8 @@ func (h *Handler) routes() []Route {
 		{Method: "GET", Path: "/api/v1/me/oauth-grants", handle: h.listMyOAuthGrants},
 		{Method: "DELETE", Path: "/api/v1/me/oauth-grants/{id}", handle: h.revokeMyOAuthGrant},
 		{Method: "GET", Path: "/api/v1/apis", handle: h.listAPIs},
+		{Method: "GET", Path: "/api/v1/admin-keys", handle: h.listAdminKeys},
+		{Method: "DELETE", Path: "/api/v1/admin-keys/{id}", handle: h.revokeAdminKey},
 		{Method: "GET", Path: "/api/v1/orgs", handle: h.listOrganizations},
 		{Method: "POST", Path: "/api/v1/orgs", handle: h.createOrganization},
 		{Method: "GET", Path: "/api/v1/orgs/{org}", handle: h.getOrganization},

@@ -53,3 +53,26 @@ func AuthenticateAdminKey(ctx context.Context, keys keygate.AdminKeyService, sec
 	}
 	return k, nil
 }
+
+// ListAdminKeys returns the keys in force, newest first, without their
+// secrets (only a hint is kept). Site administrators only.
+func ListAdminKeys(ctx context.Context, keys keygate.AdminKeyService, c Caller) ([]*keygate.AdminKey, error) {
+	if err := RequireAdmin(c); err != nil {
+		return nil, err
+	}
+	return keys.ListAdminKeys(ctx)
+}
+
+// RevokeAdminKey revokes the key with this id: the next request made with
+// it is refused. ENOTFOUND for an unknown or already revoked key. Site
+// administrators only; a key may revoke itself.
+func RevokeAdminKey(ctx context.Context, keys keygate.AdminKeyService, c Caller, id string, now time.Time) error {
+	if err := RequireAdmin(c); err != nil {
+		return err
+	}
+	err := keys.RevokeAdminKey(ctx, id, now.UTC())
+	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+		return keygate.Errorf(keygate.ENOTFOUND, "Admin key %q not found.", id)
+	}
+	return err
+}
