@@ -48,7 +48,7 @@ func TestConsentPageSaysWhatIsShared(t *testing.T) {
 	for k, want := range map[string]string{
 		"X-Frame-Options":         "DENY",
 		"Cache-Control":           "no-store",
-		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+		"Content-Security-Policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
 	} {
 		if got := p.header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
