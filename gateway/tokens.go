@@ -143,6 +143,7 @@ func (t *Tokens) Cached(hash string) (*keygate.Token, *keygate.Organization, boo
 	if org == nil || now.Sub(org.fetched) >= t.ttl {
 		return nil, nil, false
 	}
+	t.hits.Add(1)
 	return tok.value, org.value, true
 }
 
