@@ -128,9 +128,11 @@ apis:
     upstream: %s
     token_prefix: csk_
     scopes: [attendees:read]
+    # The tests poll refused tokens until every instance refuses them.
     rate_limits:
       public: none
       token: none
+      failed_auth: none
     routes:
       - methods: [GET]
         path: /api/v1/organization
