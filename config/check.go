@@ -25,7 +25,14 @@ const (
 	// DefaultCacheMaxEntries is how many verified tokens the cache holds:
 	// about 54 MB (BenchmarkTokenCacheBytesPerEntry measures an entry).
 	DefaultCacheMaxEntries = 100_000
-	DefaultFlushInterval   = 10 * time.Second
+	// Listener defaults: four listeners at the default connection limit
+	// stay well below a common file descriptor limit of 20,000.
+	DefaultMaxConnections    = 4096
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultBodyIdleTimeout   = 10 * time.Second
+	DefaultBodyTimeout       = 2 * time.Minute
+	DefaultAdminWriteTimeout = time.Minute
+	DefaultFlushInterval     = 10 * time.Second
 	// DefaultRateLimitPeriod applies when a rate limit leaves period out.
 	DefaultRateLimitPeriod = time.Minute
 )
@@ -74,6 +81,7 @@ func (c *checker) config(f *fileConfig) *Config {
 			StoreTimeout: c.duration("cache.store_timeout", f.Cache.StoreTimeout, DefaultStoreTimeout, false),
 			MaxEntries:   c.cacheMaxEntries(f.Cache.MaxEntries),
 		},
+		Listeners: c.listeners(f.Listeners),
 		LastUsed: LastUsed{
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),
 		},
@@ -315,4 +323,22 @@ func (c *checker) webhooks(f fileWebhooks) Webhooks {
 		w.MaxEndpointsPerOrganization = *n
 	}
 	return w
+}
+
+func (c *checker) listeners(f fileListeners) Listeners {
+	l := Listeners{
+		MaxConnections:    DefaultMaxConnections,
+		ReadHeaderTimeout: c.duration("listeners.read_header_timeout", f.ReadHeaderTimeout, DefaultReadHeaderTimeout, false),
+		BodyIdleTimeout:   c.duration("listeners.body_idle_timeout", f.BodyIdleTimeout, DefaultBodyIdleTimeout, false),
+		BodyTimeout:       c.duration("listeners.body_timeout", f.BodyTimeout, DefaultBodyTimeout, false),
+		AdminWriteTimeout: c.duration("listeners.admin_write_timeout", f.AdminWriteTimeout, DefaultAdminWriteTimeout, false),
+	}
+	if f.MaxConnections != nil {
+		if *f.MaxConnections < 0 {
+			c.fail("listeners.max_connections", "must be 0 (no limit) or more, got %d", *f.MaxConnections)
+		} else {
+			l.MaxConnections = *f.MaxConnections
+		}
+	}
+	return l
 }

@@ -73,6 +73,7 @@ type Config struct {
 	IPv6PrefixLength int
 	RateLimiter      RateLimiter
 	Cache            Cache
+	Listeners        Listeners
 	LastUsed         LastUsed
 	Webhooks         Webhooks
 	OAuth            OAuth
@@ -118,6 +119,24 @@ type Cache struct {
 	StoreTimeout time.Duration
 	// MaxEntries bounds how many verified tokens the cache holds.
 	MaxEntries int
+}
+
+// Listeners bounds what one client can hold on keygate's listeners (each
+// API's and the admin listener), so slow or idle clients cannot use up
+// the process's connections and file descriptors.
+type Listeners struct {
+	// MaxConnections is the most connections each listener holds at once;
+	// further clients wait to be accepted. 0: no limit.
+	MaxConnections int
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration
+	// BodyIdleTimeout is the longest wait for the next bytes of a request
+	// body; BodyTimeout the longest time to read a whole one.
+	BodyIdleTimeout time.Duration
+	BodyTimeout     time.Duration
+	// AdminWriteTimeout bounds a whole response on the admin listener
+	// (API listeners stream, so their responses have none).
+	AdminWriteTimeout time.Duration
 }
 
 // Webhooks configures deliveries of organization webhooks.

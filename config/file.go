@@ -23,6 +23,7 @@ type fileConfig struct {
 	IPv6PrefixLength *int            `yaml:"ipv6_prefix_length"`
 	RateLimiter      fileRateLimiter `yaml:"rate_limiter"`
 	Cache            fileCache       `yaml:"cache"`
+	Listeners        fileListeners   `yaml:"listeners"`
 	LastUsed         fileLastUsed    `yaml:"last_used"`
 	Webhooks         fileWebhooks    `yaml:"webhooks"`
 	OAuth            fileOAuth       `yaml:"oauth"`
@@ -43,6 +44,14 @@ type fileRateLimiter struct {
 	RedisAddrs     []string `yaml:"redis_addrs"`
 	RedisMaster    string   `yaml:"redis_master_name"`
 	OnRedisFailure string   `yaml:"on_redis_failure"`
+}
+
+type fileListeners struct {
+	MaxConnections    *int   `yaml:"max_connections"`
+	ReadHeaderTimeout string `yaml:"read_header_timeout"`
+	BodyIdleTimeout   string `yaml:"body_idle_timeout"`
+	BodyTimeout       string `yaml:"body_timeout"`
+	AdminWriteTimeout string `yaml:"admin_write_timeout"`
 }
 
 type fileCache struct {
@@ -212,7 +221,7 @@ func contains(list []string, s string) bool {
 }
 
 func init() {
-	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileLastUsed{}, fileWebhooks{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
+	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileListeners{}, fileLastUsed{}, fileWebhooks{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
 		fileLog{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
 		rateLimitSetting{})
 }

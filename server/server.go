@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -192,7 +191,7 @@ func (s *Server) Gateway(api string) *gateway.Gateway { return s.gateways[api] }
 // taken fails Start with the address named.
 func (s *Server) Start() error {
 	admin := s.adminHandler()
-	if err := s.listen("admin", s.cfg.Admin.Listen, admin); err != nil {
+	if err := s.listen(adminListener, s.cfg.Admin.Listen, admin); err != nil {
 		return err
 	}
 	for _, group := range s.listenerGroups() {
@@ -228,13 +227,9 @@ func (s *Server) listen(name, addr string, h http.Handler) error {
 		s.closeListeners()
 		return fmt.Errorf("%s listener: %w", name, err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
+	srv := s.httpServer(name, h)
+	srv.ErrorLog = slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)
+	ln = newLimitListener(ln, s.cfg.Listeners.MaxConnections)
 	s.servers = append(s.servers, &namedServer{name: name, srv: srv, ln: ln})
 	s.logger.Info("listening", "listener", name, "addr", ln.Addr().String())
 	return nil
