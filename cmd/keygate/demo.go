@@ -49,6 +49,7 @@ named in the banner and removed when the demo stops.`,
 	cmd.Flags().StringVar(&f.menusListen, "menus-listen", "127.0.0.1:8080", "address of the menus API (cannmenus)")
 	cmd.Flags().StringVar(&f.eventsListen, "events-listen", "127.0.0.1:8081", "address of the events API (canskan)")
 	cmd.Flags().StringVar(&f.adminListen, "admin-listen", "127.0.0.1:8090", "address of keygate's dashboard, management API and OAuth server")
+	cmd.AddCommand(newDemoUpstreamCommand())
 	return cmd
 }
 

@@ -7,9 +7,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at link time by release builds:
-// go build -ldflags "-X main.version=v1.2.3" ./cmd/keygate
-var version = ""
+// version and commit are set at link time by release builds:
+// go build -ldflags "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD)".
+// Without them, commit comes from the VCS stamp Go adds when it can.
+var version, commit = "", ""
 
 // buildInfo is what `keygate version` prints: the release version (or the
 // module version Go recorded, or "devel"), the VCS commit Go stamped into
@@ -22,7 +23,10 @@ type buildInfo struct {
 }
 
 func readBuildInfo() buildInfo {
-	b := buildInfo{Version: version, Commit: "unknown", GoVersion: "unknown"}
+	b := buildInfo{Version: version, Commit: commit, GoVersion: "unknown"}
+	if b.Commit == "" {
+		b.Commit = "unknown"
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		if b.Version == "" {
@@ -40,7 +44,9 @@ func readBuildInfo() buildInfo {
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			b.Commit = s.Value
+			if commit == "" {
+				b.Commit = s.Value
+			}
 		case "vcs.modified":
 			b.Modified = s.Value == "true"
 		}
