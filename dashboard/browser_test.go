@@ -44,6 +44,7 @@ func chromiumPath(t *testing.T) string {
 type keygateDemo struct {
 	dashboardURL string
 	menusURL     string
+	eventsURL    string
 	logs         *syncBuffer
 }
 
@@ -93,6 +94,7 @@ func startKeygateDemo(t *testing.T) *keygateDemo {
 	return &keygateDemo{
 		dashboardURL: "http://" + srv.Addr("admin"),
 		menusURL:     "http://" + srv.Addr(demo.MenusAPIName),
+		eventsURL:    "http://" + srv.Addr(demo.EventsAPIName),
 		logs:         logs,
 	}
 }
@@ -132,17 +134,17 @@ func (d *keygateDemo) callMenus(t *testing.T, token string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// TestBrowserTokenLifecycle walks the flow a person takes in real headless
-// Chromium: log in, create a token that expires in 30 days, see it once,
-// copy it, call the API with it, reload (it is gone), delete it after a
-// confirmation, and find the API refusing it.
-func TestBrowserTokenLifecycle(t *testing.T) {
-	execPath := chromiumPath(t)
-	d := startKeygateDemo(t)
-	shots := t.TempDir()
+// chrome is a headless Chromium driven through one tab, with the steps a
+// test needs; every failure shows the page.
+type chrome struct {
+	t   *testing.T
+	ctx context.Context
+}
 
+func startChrome(t *testing.T, d *keygateDemo, width, height int) *chrome {
+	t.Helper()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(execPath),
+		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
@@ -155,17 +157,17 @@ func TestBrowserTokenLifecycle(t *testing.T) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("hide-scrollbars", true),
-		chromedp.WindowSize(1280, 860),
+		chromedp.WindowSize(width, height),
 	)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
+	t.Cleanup(cancel)
 	// The first action starts the browser; its context must not time out.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting Chromium: %v", err)
 	}
-	ctx, cancelRun := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelRun()
+	ctx, cancelRun := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancelRun)
 	// Let the page use the clipboard as a person's click would.
 	for _, name := range []string{"clipboard-read", "clipboard-write"} {
 		if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
@@ -176,149 +178,197 @@ func TestBrowserTokenLifecycle(t *testing.T) {
 			t.Fatalf("granting %s: %v", name, err)
 		}
 	}
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-			t.Fatalf("%s: %v\npage:\n%s", what, err, html)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	pageHTML := func() string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	location := func() string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	screenshot := func(name string, sel string) {
-		t.Helper()
-		var png []byte
-		var err error
-		if sel == "" {
-			png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		} else {
-			png, err = chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
-		}
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		path := filepath.Join(shots, name)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		// KEYGATE_SCREENSHOTS=docs refreshes the screenshots committed for
-		// the README.
-		if dir := os.Getenv("KEYGATE_SCREENSHOTS"); dir != "" {
-			if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t.Logf("screenshot %s", path)
-	}
+	return &chrome{t: t, ctx: ctx}
+}
 
-	// Log in; the login page sends us on to the token list.
-	run("log in",
-		chromedp.Navigate(d.dashboardURL+"/orgs/demo/tokens"),
+func (c *chrome) run(what string, steps ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	if err := chromedp.Do(c.ctx, steps...); err != nil {
+		html, _ := chromedp.Run(c.ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+		c.t.Fatalf("%s: %v\npage:\n%s", what, err, html)
+	}
+}
+
+func (c *chrome) text(sel string) string {
+	c.t.Helper()
+	s, err := chromedp.Run(c.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		c.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+func (c *chrome) html() string {
+	c.t.Helper()
+	s, err := chromedp.Run(c.ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
+func (c *chrome) location() string {
+	c.t.Helper()
+	s, err := chromedp.Run(c.ctx, chromedp.Location())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
+// screenshot saves the whole page as name in the test's temp dir and,
+// with KEYGATE_UPDATE_SCREENSHOTS=1, as docs/name, refreshing the image
+// the README shows.
+func (c *chrome) screenshot(dir, name string) {
+	c.t.Helper()
+	png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		c.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	if os.Getenv("KEYGATE_UPDATE_SCREENSHOTS") == "1" {
+		if err := os.WriteFile(filepath.Join("..", "docs", name), png, 0o644); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	c.t.Logf("screenshot %s", path)
+}
+
+func (c *chrome) login() {
+	c.t.Helper()
+	c.run("log in",
 		chromedp.WaitVisible(chromedp.CSS("#email")),
 		chromedp.SendKeys(chromedp.CSS("#email"), demo.DemoEmail),
 		chromedp.SendKeys(chromedp.CSS("#password"), demo.DemoPassword),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS("table.tokens")),
 	)
-	if got := text("h1"); got != "API Tokens" {
-		t.Fatalf("after login: h1 %q", got)
-	}
+}
 
-	// Create a token with 30 days.
-	run("open the create form",
-		chromedp.Click(chromedp.CSS(`.page-header a.button-primary`)),
-		chromedp.WaitVisible(chromedp.CSS("#name")),
-	)
-	if checked, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('input[name="expires_in"]:checked').value`)); err != nil || checked != "90d" {
-		t.Fatalf("preselected expiry %q, %v; want 90d", checked, err)
-	}
-	run("fill in and create",
-		chromedp.SendKeys(chromedp.CSS("#name"), "Browser test"),
-		chromedp.Click(chromedp.CSS(`input[name="expires_in"][value="30d"]`)),
-		chromedp.Click(chromedp.CSS(`form.form-card button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS("#new-token")),
-	)
-	secret, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#new-token")))
-	if err != nil || !strings.HasPrefix(secret, "cm_live_") {
-		t.Fatalf("shown token %q, %v", secret, err)
-	}
-	if warning := text(".show-once .alert-warning"); !strings.Contains(warning, "This is the only time the token is shown.") {
-		t.Errorf("warning %q", warning)
-	}
-	// The address is already the list's, so a reload cannot post again.
-	if loc := location(); !strings.HasSuffix(loc, "/orgs/demo/tokens") {
-		t.Errorf("show-once page address %s", loc)
-	}
-	screenshot("dashboard-token-created.png", ".show-once")
-
-	// Copy it with the button, and read the clipboard back.
-	run("copy", chromedp.Click(chromedp.CSS(`button[data-copy="new-token"]`)), chromedp.WaitVisible(chromedp.CSS(`button[data-copied]`)))
-	copied, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+// call sends one request to a token route of the demo API through the
+// real gateway.
+func call(t *testing.T, url, header, value string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set(header, value)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("reading the clipboard: %v", err)
+		t.Fatal(err)
 	}
-	if copied != secret {
-		t.Fatalf("clipboard holds %q, want the token", copied)
-	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
 
-	// The copied token works against the demo API.
-	if status, body := d.callMenus(t, copied); status != http.StatusOK || !strings.Contains(body, `"California"`) {
-		t.Fatalf("calling the API with the new token: %d %s", status, body)
-	}
+// TestBrowserSeedFlow walks the seeds' token flow literally in real
+// headless Chromium, once per preset: log in, Developers → API Tokens →
+// Create, type a name, pick 30 days, submit without touching anything
+// else, copy the token with the button, call a token route through the
+// gateway (200), see it used, delete it after a confirmation, and get the
+// preset's exact refusal.
+func TestBrowserSeedFlow(t *testing.T) {
+	chromiumPath(t)
+	for _, c := range []struct {
+		api, route, header, scheme, deleted string
+	}{
+		{demo.MenusAPIName, "/v2/products?states=California&page=1", "X-Token", "", `{"detail": "Not Found"}`},
+		{demo.EventsAPIName, "/api/v1/attendees", "Authorization", "Bearer ", `{"message": "Invalid API token."}`},
+	} {
+		t.Run(c.api, func(t *testing.T) {
+			d := startKeygateDemo(t)
+			b := startChrome(t, d, 1280, 860)
+			b.run("open the dashboard", chromedp.Navigate(d.dashboardURL+"/"))
+			b.login()
+			// The demo user administers the site, so login lands on the list of
+			// organizations: navigate to the organization first.
+			b.run("the organization",
+				chromedp.WaitVisible(chromedp.CSS(`main a.org-link[href="/orgs/demo/tokens"]`)),
+				chromedp.Click(chromedp.CSS(`main a.org-link[href="/orgs/demo/tokens"]`)),
+				chromedp.WaitVisible(chromedp.CSS("nav.sidebar")),
+			)
+			b.run("Developers → API Tokens",
+				chromedp.WaitVisible(chromedp.CSS(`nav.sidebar a[href="/orgs/demo/tokens"]`)),
+				chromedp.Click(chromedp.CSS(`nav.sidebar a[href="/orgs/demo/tokens"]`)),
+				chromedp.WaitVisible(chromedp.CSS("table.tokens")),
+			)
+			if got := b.text("nav.sidebar .nav-heading"); !strings.EqualFold(got, "Developers") {
+				t.Errorf("sidebar heading %q", got)
+			}
+			b.run("Create token",
+				chromedp.Click(chromedp.CSS(`.page-header a.button-primary`)),
+				chromedp.WaitVisible(chromedp.CSS("#name")),
+			)
+			if c.api != demo.MenusAPIName {
+				b.run("the API's tab", chromedp.Click(chromedp.CSS(`nav.tabs a[href$="api=`+c.api+`"]`)), chromedp.WaitVisible(chromedp.CSS(`nav.tabs a[aria-current="page"][href$="api=`+c.api+`"]`)))
+			}
+			if checked, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('input[name="expires_in"]:checked').value`)); err != nil || checked != "90d" {
+				t.Fatalf("preselected expiry %q, %v; want 90d", checked, err)
+			}
+			b.run("name, 30 days, Create",
+				chromedp.SendKeys(chromedp.CSS("#name"), "Production Server"),
+				chromedp.Click(chromedp.CSS(`input[name="expires_in"][value="30d"]`)),
+				chromedp.Click(chromedp.CSS(`form.form-card button[type="submit"]`)),
+				chromedp.WaitVisible(chromedp.CSS("#new-token")),
+			)
+			secret, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.CSS("#new-token")))
+			if err != nil || !strings.Contains(secret, "_live_") {
+				t.Fatalf("shown token %q, %v", secret, err)
+			}
+			if warning := b.text(".show-once .alert-warning"); !strings.Contains(warning, "This is the only time the token is shown.") {
+				t.Errorf("warning %q", warning)
+			}
+			if scopes := b.text(".show-once .meta"); !strings.Contains(scopes, strings.Join(demo.ScopesFor(c.api), " ")) {
+				t.Errorf("created page does not list every scope: %q", scopes)
+			}
+			// The address is already the list's, so a reload cannot post again.
+			if loc := b.location(); !strings.HasSuffix(loc, "/orgs/demo/tokens") {
+				t.Errorf("show-once page address %s", loc)
+			}
+			b.run("copy", chromedp.Click(chromedp.CSS(`button[data-copy="new-token"]`)), chromedp.WaitVisible(chromedp.CSS(`button[data-copied]`)))
+			copied, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+			if err != nil || copied != secret {
+				t.Fatalf("clipboard holds %q (%v), want the token", copied, err)
+			}
+			base := d.menusURL
+			if c.api == demo.EventsAPIName {
+				base = d.eventsURL
+			}
+			if status, body := call(t, base+c.route, c.header, c.scheme+copied); status != http.StatusOK {
+				t.Fatalf("calling %s with the new token: %d %s", c.route, status, body)
+			}
 
-	// Reload: the list, without the token.
-	run("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("table.tokens")))
-	if html := pageHTML(); strings.Contains(html, secret) || !strings.Contains(html, "Browser test") {
-		t.Fatal("after reload the page shows the token, or lacks it from the list")
-	}
-	if got := text("h1"); got != "API Tokens" {
-		t.Fatalf("after reload: h1 %q", got)
-	}
-	screenshot("dashboard-tokens.png", "")
+			// Reload: the list, without the token, and used just now.
+			b.run("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("table.tokens")))
+			if html := b.html(); strings.Contains(html, secret) || !strings.Contains(html, "Production Server") {
+				t.Fatal("after reload the page shows the token, or lacks it from the list")
+			}
+			row := b.text(`table.tokens tr:has(a[aria-label="Delete token Production Server"])`)
+			if strings.Contains(row, "Never") {
+				t.Errorf("the row of a token called seconds ago says Never: %q", row)
+			}
+			if c.api == demo.MenusAPIName {
+				b.screenshot(t.TempDir(), "dashboard-tokens.png")
+			}
 
-	// Delete, with confirmation.
-	run("delete",
-		chromedp.Click(chromedp.CSS(`a[aria-label="Delete token Browser test"]`)),
-		chromedp.WaitVisible(chromedp.CSS(".confirm button.button-danger")),
-	)
-	if got := text(".confirm h1"); got != "Delete token “Browser test”?" {
-		t.Errorf("confirmation %q", got)
-	}
-	run("confirm", chromedp.Click(chromedp.CSS(".confirm button.button-danger")), chromedp.WaitVisible(chromedp.CSS(".alert-success")))
-	if got := text(".alert-success"); got != "Token “Browser test” deleted. Requests using it are refused from now on." {
-		t.Errorf("notice %q", got)
-	}
-	if html := pageHTML(); strings.Contains(html, secret) {
-		t.Fatal("the token list shows the secret")
-	}
-
-	// The very next request is refused, with the preset's exact answer.
-	if status, body := d.callMenus(t, secret); status != http.StatusNotFound || body != `{"detail": "Not Found"}` {
-		t.Fatalf("after the delete the API answers %d %s", status, body)
-	}
-	if logs := d.logs.String(); strings.Contains(logs, secret) {
-		t.Fatal("the token appears in keygate's logs")
+			b.run("delete",
+				chromedp.Click(chromedp.CSS(`a[aria-label="Delete token Production Server"]`)),
+				chromedp.WaitVisible(chromedp.CSS(".confirm button.button-danger")),
+			)
+			if got := b.text(".confirm h1"); got != "Delete token “Production Server”?" {
+				t.Errorf("confirmation %q", got)
+			}
+			b.run("confirm", chromedp.Click(chromedp.CSS(".confirm button.button-danger")), chromedp.WaitVisible(chromedp.CSS(".alert-success")))
+			if got := b.text(".alert-success"); got != "Token “Production Server” deleted. Requests using it are refused from now on." {
+				t.Errorf("notice %q", got)
+			}
+			if status, body := call(t, base+c.route, c.header, c.scheme+secret); status != http.StatusNotFound && status != http.StatusUnauthorized || body != c.deleted {
+				t.Fatalf("after the delete the API answers %d %s, want %s", status, body, c.deleted)
+			}
+			if logs := d.logs.String(); strings.Contains(logs, secret) {
+				t.Fatal("the token appears in keygate's logs")
+			}
+		})
 	}
 }
