@@ -4,7 +4,8 @@
 //
 // Every hash holds 64 MiB while it runs, so the process computes at most
 // MaxConcurrent at once; a caller that cannot get a slot within a short
-// wait gets ErrBusy instead of queueing (and allocating) without bound.
+// wait, or while too many wait already, gets ErrBusy instead of queueing
+// (and allocating) without bound.
 package password
 
 import (
@@ -38,15 +39,19 @@ const (
 	// 2 × 64 MiB bounds their memory at 128 MiB, and on a small server
 	// more at once would only make each slower.
 	MaxConcurrent = 2
-	// MaxWait is how long a caller waits for a free slot before ErrBusy.
-	MaxWait = time.Second
+	// MaxWait is how long a caller waits for a free slot before ErrBusy,
+	// and MaxWaiting how many may wait at once; more get ErrBusy at once.
+	MaxWait    = 3 * time.Second
+	MaxWaiting = 64
 )
 
 // ErrBusy is returned when every hashing slot stayed taken for MaxWait.
 var ErrBusy = keygate.Errorf(keygate.EUNAVAILABLE, "keygate is busy checking other passwords. Try again in a few seconds.")
 
 var (
-	slots = make(chan struct{}, MaxConcurrent)
+	slots    = make(chan struct{}, MaxConcurrent)
+	waiting  atomic.Int32
+	slotWait = MaxWait // shortened by tests
 	// computed counts argon2id computations since the process started.
 	computed atomic.Int64
 )
@@ -140,16 +145,34 @@ func parse(hash string) (phc, bool) {
 
 // idKey computes argon2id in one of the process's slots.
 func idKey(ctx context.Context, pw, salt []byte, iters, mem uint32, par uint8, length uint32) ([]byte, error) {
-	wait := time.NewTimer(MaxWait)
-	defer wait.Stop()
 	select {
 	case slots <- struct{}{}:
-	case <-wait.C:
-		return nil, ErrBusy
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default:
+		if err := waitForSlot(ctx); err != nil {
+			return nil, err
+		}
 	}
 	defer func() { <-slots }()
 	computed.Add(1)
 	return argon2.IDKey(pw, salt, iters, mem, par, length), nil
+}
+
+// waitForSlot waits up to slotWait for a slot, unless MaxWaiting callers
+// wait already.
+func waitForSlot(ctx context.Context) error {
+	if waiting.Add(1) > MaxWaiting {
+		waiting.Add(-1)
+		return ErrBusy
+	}
+	defer waiting.Add(-1)
+	wait := time.NewTimer(slotWait)
+	defer wait.Stop()
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-wait.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

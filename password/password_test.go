@@ -57,41 +57,47 @@ func TestTooLongPasswordRefused(t *testing.T) {
 	}
 }
 
-// With every slot taken, a check waits MaxWait and gives up with ErrBusy
-// instead of queueing; it computes nothing.
+// With every slot taken, a check waits its time and gives up with ErrBusy
+// instead of queueing; it computes nothing. Past MaxWaiting waiters the
+// answer is immediate, and a cancelled request stops waiting.
 func TestVerifyGivesUpWhenEverySlotIsTaken(t *testing.T) {
 	h := dummyHash()
+	slotWait = 200 * time.Millisecond
+	defer func() { slotWait = MaxWait }()
 	for range MaxConcurrent {
 		slots <- struct{}{}
 	}
+	defer func() {
+		for range MaxConcurrent {
+			<-slots
+		}
+	}()
 	before := Computed()
 	start := time.Now()
 	ok, err := Verify(context.Background(), h, "pw")
 	waited := time.Since(start)
-	for range MaxConcurrent {
-		<-slots
-	}
 	if ok || !errors.Is(err, ErrBusy) {
 		t.Fatalf("Verify with no free slot: %v, %v", ok, err)
 	}
-	if waited < MaxWait || waited > MaxWait+time.Second {
-		t.Errorf("waited %s for a slot, want about %s", waited, MaxWait)
+	if waited < slotWait || waited > slotWait+time.Second {
+		t.Errorf("waited %s for a slot, want about %s", waited, slotWait)
+	}
+
+	waiting.Add(MaxWaiting)
+	start = time.Now()
+	_, err = Verify(context.Background(), h, "pw")
+	waiting.Add(-MaxWaiting)
+	if !errors.Is(err, ErrBusy) || time.Since(start) >= slotWait {
+		t.Errorf("Verify with %d waiting: %v after %s, want ErrBusy at once", MaxWaiting, err, time.Since(start))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err = Verify(ctx, h, "pw"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Verify with a cancelled context: %v", err)
 	}
 	if Computed() != before {
 		t.Error("a hash was computed without a slot")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	slots <- struct{}{}
-	for range MaxConcurrent - 1 {
-		slots <- struct{}{}
-	}
-	_, err = Verify(ctx, h, "pw")
-	for range MaxConcurrent {
-		<-slots
-	}
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("Verify with a cancelled context: %v", err)
 	}
 }
 
