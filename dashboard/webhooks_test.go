@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"html"
 	"io"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -300,4 +301,20 @@ func TestWebhookPagesAreForOwners(t *testing.T) {
 	admin := f.browser()
 	admin.login(f.sys)
 	admin.get("/orgs/acme/webhooks").expect(t, http.StatusOK, "hooks.example.com/acme")
+}
+
+// The dashboard's form refuses an eleventh endpoint with the same clear
+// 409 as the API, and keeps what was typed.
+func TestWebhookEndpointCapOnTheForm(t *testing.T) {
+	f := newFixture(t)
+	owner := f.browser()
+	owner.login(f.owner)
+	for i := range 10 {
+		owner.addWebhook("acme", url.Values{"url": {fmt.Sprintf("https://hooks.example.com/%d", i)}, "events": {"token.created"}}).expect(t, http.StatusCreated)
+	}
+	owner.addWebhook("acme", url.Values{"url": {"https://hooks.example.com/eleventh"}, "events": {"token.created"}}).
+		expect(t, http.StatusConflict, "This organization already has 10 webhook endpoints, the most allowed. Delete one before adding another.", "https://hooks.example.com/eleventh")
+	if n := len(f.webhooks(f.acme)); n != 10 {
+		t.Fatalf("%d endpoints stored", n)
+	}
 }
