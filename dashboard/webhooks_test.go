@@ -3,9 +3,9 @@ package dashboard_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
