@@ -55,7 +55,7 @@ func testNeverOverInAnySpan(t *testing.T, b Backend) {
 				clock := NewFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 				l := b.NewAt(t, clock.Now)
 				r := rand.New(rand.NewPCG(seed, 7))
-				requests := min(20*limit, 2000) + 40
+				requests := min(20*limit, 1000) + 40
 				var allowed, refused []time.Time
 				for range requests {
 					clock.Sleep(p.gap(r, limit, period))
