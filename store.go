@@ -18,6 +18,7 @@ type Store interface {
 	ChangeFeed
 	OAuthStore   // OAuth clients, codes, grants and tokens (oauth.go)
 	WebhookStore // webhook endpoints, deliveries and token notices (webhook.go)
+	AuditLog     // the append-only audit log (audit.go)
 	// Ping reports whether the database answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	Close() error

@@ -27,7 +27,21 @@ const (
 	// EventWebhookTest is sent to one endpoint on request, so its owner can
 	// check their receiver; endpoints cannot subscribe to it.
 	EventWebhookTest = "webhook.test"
+	// EventAudit subscribes an endpoint to every audit log entry of its
+	// organization, each sent as "audit.<action>" (audit.token.created,
+	// audit.login.failed…), for shipping to a SIEM. Only endpoints that
+	// name it receive audit events; an empty list means token events only.
+	EventAudit = "audit.*"
 )
+
+// AuditEventPrefix starts the type of every audit event.
+const AuditEventPrefix = "audit."
+
+// IsDeliverableEvent reports whether event can be emitted to endpoints:
+// one of WebhookEvents, or an audit event.
+func IsDeliverableEvent(event string) bool {
+	return isWebhookEvent(event) || (strings.HasPrefix(event, AuditEventPrefix) && IsAuditAction(event[len(AuditEventPrefix):]))
+}
 
 // WebhookEvents lists the events an endpoint can subscribe to, in the order
 // forms show them.
@@ -70,6 +84,9 @@ type Webhook struct {
 func (w *Webhook) Subscribes(event string) bool {
 	if len(w.Events) == 0 {
 		return isWebhookEvent(event)
+	}
+	if strings.HasPrefix(event, AuditEventPrefix) {
+		return HasAll(w.Events, []string{EventAudit})
 	}
 	return HasAll(w.Events, []string{event})
 }
@@ -147,8 +164,8 @@ func CleanWebhookURL(raw string) (string, error) {
 func CleanWebhookEvents(events []string) ([]string, error) {
 	out := dedupe(events)
 	for _, e := range out {
-		if !isWebhookEvent(e) {
-			return nil, Errorf(EINVALID, "Unknown webhook event %q: choose from %s.", e, strings.Join(WebhookEvents, ", "))
+		if !isWebhookEvent(e) && e != EventAudit {
+			return nil, Errorf(EINVALID, "Unknown webhook event %q: choose from %s, %s.", e, strings.Join(WebhookEvents, ", "), EventAudit)
 		}
 	}
 	return out, nil

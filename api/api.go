@@ -138,6 +138,8 @@ func (h *Handler) routes() []Route {
 		{Method: "PUT", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.setMemberRole},
 		{Method: "DELETE", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.removeMember},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/usage", handle: h.usage},
+		{Method: "GET", Path: "/api/v1/orgs/{org}/audit-log", handle: h.orgAuditLog},
+		{Method: "GET", Path: "/api/v1/audit-log", handle: h.siteAuditLog},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/oauth-grants", handle: h.listOAuthGrants},
 		{Method: "DELETE", Path: "/api/v1/orgs/{org}/oauth-grants/{id}", handle: h.revokeOAuthGrant},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks", handle: h.listWebhooks},
@@ -163,6 +165,7 @@ func (h *Handler) endpoint(rt Route) http.Handler {
 				h.writeError(w, r, err)
 				return
 			}
+			r = r.WithContext(c.Audited(r.Context()))
 		}
 		if err := rt.handle(w, r, c); err != nil {
 			h.writeError(w, r, err)

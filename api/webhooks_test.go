@@ -279,7 +279,7 @@ func TestWebhookUpdateAndDelete(t *testing.T) {
 	for _, tc := range []struct{ body, message string }{
 		{`{"url": "ftp://example.com/x"}`, "Webhook URL must start with https:// or http://."},
 		{`{"url": "https://user:pw@example.com/x"}`, "Webhook URL must not contain a user name or password."},
-		{`{"events": ["token.renamed"]}`, `Unknown webhook event "token.renamed": choose from token.created, token.rotated, token.deleted, token.expiring, token.expired.`},
+		{`{"events": ["token.renamed"]}`, `Unknown webhook event "token.renamed": choose from token.created, token.rotated, token.deleted, token.expiring, token.expired, audit.*.`},
 		{`{"secret": "whsec_x"}`, `Unknown field "secret".`},
 	} {
 		f.do(owner, "PATCH", "/api/v1/orgs/acme/webhooks/"+hook.ID, tc.body).expectError(400, "invalid", tc.message)
@@ -307,7 +307,7 @@ func TestCreateWebhookRefusesBadInput(t *testing.T) {
 		{`{}`, "Webhook URL is required."},
 		{`{"url": "example.com/hook"}`, "Webhook URL must start with https:// or http://."},
 		{`{"url": "https://example.com/hook#x"}`, "Webhook URL must not contain a fragment (#)."},
-		{`{"url": "https://example.com/hook", "events": ["webhook.test"]}`, `Unknown webhook event "webhook.test": choose from token.created, token.rotated, token.deleted, token.expiring, token.expired.`},
+		{`{"url": "https://example.com/hook", "events": ["webhook.test"]}`, `Unknown webhook event "webhook.test": choose from token.created, token.rotated, token.deleted, token.expiring, token.expired, audit.*.`},
 		{`{"url": "https://example.com/hook", "events": "token.created"}`, `Field "events" must be an array.`},
 		{`{"url": "https://example.com/hook", "secret": "whsec_mine"}`, `Unknown field "secret".`},
 	} {

@@ -33,6 +33,8 @@ const (
 	DefaultBodyTimeout       = 2 * time.Minute
 	DefaultAdminWriteTimeout = time.Minute
 	DefaultFlushInterval     = 10 * time.Second
+	// DefaultAuditRetention keeps audit entries for a year.
+	DefaultAuditRetention = 365 * 24 * time.Hour
 	// DefaultRateLimitPeriod applies when a rate limit leaves period out.
 	DefaultRateLimitPeriod = time.Minute
 )
@@ -86,6 +88,7 @@ func (c *checker) config(f *fileConfig) *Config {
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),
 		},
 		Webhooks: c.webhooks(f.Webhooks),
+		Audit:    Audit{Retention: c.duration("audit.retention", f.Audit.Retention, DefaultAuditRetention, false)},
 		OAuth:    c.oauth(f.OAuth),
 		Log:      c.log(f.Log),
 	}

@@ -76,6 +76,7 @@ type Config struct {
 	Listeners        Listeners
 	LastUsed         LastUsed
 	Webhooks         Webhooks
+	Audit            Audit
 	OAuth            OAuth
 	Log              Log
 
@@ -137,6 +138,12 @@ type Listeners struct {
 	// AdminWriteTimeout bounds a whole response on the admin listener
 	// (API listeners stream, so their responses have none).
 	AdminWriteTimeout time.Duration
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// Retention is how long entries are kept; older ones are purged.
+	Retention time.Duration
 }
 
 // Webhooks configures deliveries of organization webhooks.

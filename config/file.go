@@ -26,6 +26,7 @@ type fileConfig struct {
 	Listeners        fileListeners   `yaml:"listeners"`
 	LastUsed         fileLastUsed    `yaml:"last_used"`
 	Webhooks         fileWebhooks    `yaml:"webhooks"`
+	Audit            fileAudit       `yaml:"audit"`
 	OAuth            fileOAuth       `yaml:"oauth"`
 	Log              fileLog         `yaml:"log"`
 	APIs             []fileAPI       `yaml:"apis"`
@@ -90,6 +91,10 @@ type fileOAuthClient struct {
 type fileWebhooks struct {
 	AllowPrivateAddresses       bool `yaml:"allow_private_addresses"`
 	MaxEndpointsPerOrganization *int `yaml:"max_endpoints_per_organization"`
+}
+
+type fileAudit struct {
+	Retention string `yaml:"retention"`
 }
 
 type fileLastUsed struct {
@@ -221,7 +226,7 @@ func contains(list []string, s string) bool {
 }
 
 func init() {
-	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileListeners{}, fileLastUsed{}, fileWebhooks{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
+	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileListeners{}, fileLastUsed{}, fileWebhooks{}, fileAudit{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
 		fileLog{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
 		rateLimitSetting{})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/session"
@@ -32,6 +33,7 @@ func (h *Handler) user(next func(http.ResponseWriter, *http.Request, *frame)) ht
 			return
 		}
 		f := &frame{User: u, CSRF: s.CSRFToken}
+		r = r.WithContext(audit.AsUser(r.Context(), u))
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 			if err := r.ParseForm(); err != nil {

@@ -11,7 +11,10 @@
 package manage
 
 import (
+	"context"
+
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/audit"
 )
 
 // Caller is who asks for a change: a dashboard user, or an admin key (which
@@ -49,4 +52,16 @@ func (c Caller) Name() string {
 		return "admin key " + c.AdminKey.Name
 	}
 	return ""
+}
+
+// Audited returns ctx naming the caller as the actor of what the audit log
+// records, keeping the request's address and user agent.
+func (c Caller) Audited(ctx context.Context) context.Context {
+	switch {
+	case c.User != nil:
+		return audit.AsUser(ctx, c.User)
+	case c.AdminKey != nil:
+		return audit.AsAdminKey(ctx, c.AdminKey)
+	}
+	return ctx
 }

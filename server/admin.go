@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keygate/keygate/audit"
 )
 
 // adminHandler is keygate's own listener: health, metrics, JWKS, the
@@ -31,7 +33,9 @@ func (s *Server) adminHandler() http.Handler {
 		g.ForwardAuth(w, r)
 	})
 	s.mountApplications(mux)
-	return mux
+	// Each request carries its client address and user agent for the
+	// audit log.
+	return audit.Requests(mux, s.clientAddr)
 }
 
 // readyz answers 200 when the database answers, 503 otherwise, with each

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
@@ -58,6 +59,7 @@ type Server struct {
 	apis      []*keygate.API
 
 	webhooks *webhook.Dispatcher
+	audit    *audit.Log
 	clientIP *clientip.Resolver
 	logins   *session.LoginLimiter
 	sessions *session.Manager
@@ -102,6 +104,9 @@ func (s *Server) build(ctx context.Context) (err error) {
 		}
 		s.ownsStore = true
 	}
+	// Every change made through the store from here on is audited.
+	s.audit = &audit.Log{Store: s.store, Logger: s.logger}
+	s.store = audit.Wrap(s.store, s.audit)
 	if s.signer, err = loadSigner(ctx, s.store); err != nil {
 		return err
 	}
@@ -120,11 +125,12 @@ func (s *Server) build(ctx context.Context) (err error) {
 		return err
 	}
 	s.newWebhooks()
+	s.audit.Shipper = s.webhooks.EmitAudit
 	// One session manager and one login limiter serve the dashboard, the
 	// management API and the OAuth login, so one login serves all three
 	// and failures count on every form.
 	s.sessions = &session.Manager{Sessions: s.store, Users: s.store, Secure: cfg.Admin.SecureCookies}
-	s.logins = &session.LoginLimiter{}
+	s.logins = &session.LoginLimiter{Audit: s.audit}
 	return s.newOAuth()
 }
 
@@ -201,7 +207,12 @@ func (s *Server) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.follow = cancel
-	s.following.Add(2)
+	s.following.Add(3)
+	go func() {
+		defer s.following.Done()
+		m := &audit.Maintainer{Store: s.store, Log: s.audit, Retention: s.cfg.Audit.Retention}
+		m.Run(ctx)
+	}()
 	go func() {
 		defer s.following.Done()
 		s.tokens.Follow(ctx, s.store)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/password"
 )
 
@@ -48,6 +49,9 @@ type LoginLimiter struct {
 	MaxAccountDelay       time.Duration // the longest spacing; 0: default
 	Window                time.Duration // 0: default
 	Now                   func() time.Time
+	// Audit, when set, records failed and throttled attempts (a success
+	// is recorded where its session is stored).
+	Audit *audit.Log
 
 	mu sync.Mutex
 	// attempts holds, per key, the times of failed attempts and of those
@@ -74,11 +78,38 @@ func (l *LoginLimiter) CheckPassword(ctx context.Context, users keygate.UserServ
 	email = strings.ToLower(strings.TrimSpace(email))
 	a := l.begin(email, ip)
 	if a.wait > 0 {
+		l.record(ctx, keygate.AuditLoginThrottled, email, nil)
 		return nil, keygate.Errorf(keygate.ERATELIMITED, "Too many failed login attempts. Try again in %s.", roundUp(a.wait))
 	}
 	user, err := checkPassword(ctx, users, email, pw)
 	l.finish(a, keygate.ErrorCode(err))
+	if err == errWrongPassword {
+		known, _ := users.FindUserByEmail(ctx, email)
+		l.record(ctx, keygate.AuditLoginFailed, email, known)
+	}
 	return user, err
+}
+
+// record adds a login attempt to the audit log. The email typed is kept
+// only when it looks like one: people sometimes type their password into
+// the wrong field, and the audit log must not keep it.
+func (l *LoginLimiter) record(ctx context.Context, action, email string, user *keygate.User) {
+	if l.Audit == nil {
+		return
+	}
+	a := keygate.ActorFrom(ctx)
+	a.Type, a.ID, a.Name = keygate.ActorUser, "", ""
+	if user != nil {
+		a.ID, a.Name = user.ID, user.Email
+	} else if looksLikeEmail(email) {
+		a.Name = email
+	}
+	l.Audit.Record(keygate.WithActor(ctx, a), action, "", a.ID, nil)
+}
+
+func looksLikeEmail(s string) bool {
+	at := strings.IndexByte(s, '@')
+	return at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t") && strings.Contains(s[at:], ".")
 }
 
 var errWrongPassword = keygate.Errorf(keygate.EUNAUTHORIZED, "Wrong email or password.")

@@ -88,6 +88,7 @@ func Run(t *testing.T, f Factory) {
 		{"Memberships", membershipTests},
 		{"Tokens", tokenTests},
 		{"TokenRotation", rotationTests},
+		{"AuditLog", auditTests},
 		{"TokenLimit", tokenLimitTests},
 		{"Sessions", sessionTests},
 		{"AdminKeys", adminKeyTests},

@@ -207,7 +207,7 @@ func (d *Dispatcher) MaxAttempts() int { return len(d.retries) + 1 }
 // even if this instance stops. An organization without such endpoints
 // costs one read.
 func (d *Dispatcher) Emit(ctx context.Context, organizationID, event string, data any) error {
-	if !keygate.HasAll(keygate.WebhookEvents, []string{event}) {
+	if !keygate.IsDeliverableEvent(event) {
 		return keygate.Errorf(keygate.EINVALID, "Unknown webhook event %q.", event)
 	}
 	var err error
@@ -262,6 +262,21 @@ func (d *Dispatcher) EmitToken(ctx context.Context, event string, tok *keygate.T
 		return nil
 	}
 	return err
+}
+
+// EmitAudit sends an audit log entry of an organization to its endpoints
+// that subscribe to keygate.EventAudit, as "audit.<action>". Site-wide
+// entries (admin keys, logins) belong to no organization and are not sent.
+// A failure is logged: the entry itself is stored.
+func (d *Dispatcher) EmitAudit(ctx context.Context, e *keygate.AuditEntry) {
+	if e.OrganizationID == "" {
+		return
+	}
+	if err := d.Emit(ctx, e.OrganizationID, keygate.AuditEventPrefix+e.Action, NewAuditData(e)); err != nil &&
+		keygate.ErrorCode(err) != keygate.ENOTFOUND {
+		d.logger.ErrorContext(ctx, "webhook: audit event could not be stored; it will not be sent",
+			"action", e.Action, "entry_id", e.ID, "error", err)
+	}
 }
 
 // SendTest stores a webhook.test delivery for one endpoint, whatever it

@@ -88,3 +88,25 @@ type TestData struct {
 	Message      string           `json:"message"`
 	Organization OrganizationData `json:"organization"`
 }
+
+// AuditData is the data of an audit.* event: the entry as the management
+// API lists it.
+type AuditData struct {
+	ID             string          `json:"id"`
+	At             time.Time       `json:"at"`
+	Action         string          `json:"action"`
+	Actor          keygate.Actor   `json:"actor"`
+	OrganizationID string          `json:"organization_id"`
+	TargetID       string          `json:"target_id"`
+	Details        json.RawMessage `json:"details"`
+}
+
+// NewAuditData describes an audit entry for an audit.* event.
+func NewAuditData(e *keygate.AuditEntry) AuditData {
+	details := e.Details
+	if len(details) == 0 {
+		details = json.RawMessage(`{}`)
+	}
+	return AuditData{ID: e.ID, At: e.At.UTC(), Action: e.Action, Actor: e.Actor,
+		OrganizationID: e.OrganizationID, TargetID: e.TargetID, Details: details}
+}

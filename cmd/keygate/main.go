@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,8 +20,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/server"
+	"github.com/keygate/keygate/webhook"
 )
 
 func main() {
@@ -58,7 +61,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newInitCommand(), newServeCommand(g), newDemoCommand(g), newMigrateCommand(g),
 		newOrgsCommand(g), newUsersCommand(g), newTokensCommand(g), newAdminKeysCommand(g),
-		newConfigCommand(g), newHealthcheckCommand(g), newVersionCommand(),
+		newAuditCommand(g), newConfigCommand(g), newHealthcheckCommand(g), newVersionCommand(),
 	)
 	return root
 }
@@ -111,7 +114,12 @@ func (g *globals) openStore(ctx context.Context) (*config.Config, keygate.Store,
 	if err != nil {
 		return nil, nil, err
 	}
-	return cfg, store, nil
+	// What a command changes is audited, by "cli" and the operating system
+	// user who ran it (the command sets its context with audit.AsCLI);
+	// audit.* events are stored for a server on the same database to send.
+	log := &audit.Log{Store: store, Logger: g.logger(cfg)}
+	log.Shipper = webhook.New(store, webhook.Options{Logger: log.Logger}).EmitAudit
+	return cfg, audit.Wrap(store, log), nil
 }
 
 // withStore makes a command body that runs with the config and its store
@@ -123,12 +131,21 @@ func (g *globals) withStore(run func(cmd *cobra.Command, args []string, cfg *con
 			return err
 		}
 		defer store.Close()
+		cmd.SetContext(audit.AsCLI(cmd.Context(), osUser()))
 		return run(cmd, args, cfg, store)
 	}
 }
 
 func (g *globals) logger(cfg *config.Config) *slog.Logger {
 	return slog.New(cfg.Log.Handler(g.stderr))
+}
+
+// osUser names who runs the command, for the audit log.
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
 }
 
 func fileExists(path string) bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/password"
 )
@@ -36,6 +37,7 @@ the first line of standard input, so it never shows in the process list.`,
 				return fmt.Errorf("--role must be %q or %q", keygate.RoleOwner, keygate.RoleMember)
 			}
 			user.Password = pw
+			cmd.SetContext(audit.AsCLI(cmd.Context(), osUser()))
 			_, store, err := g.openStore(cmd.Context())
 			if err != nil {
 				return err

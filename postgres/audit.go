@@ -1,0 +1,80 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate"
+)
+
+const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, address, user_agent,
+	organization_id, target_id, details`
+
+// AppendAuditEntry stores e, filling in ID, Seq and a zero At.
+func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) error {
+	if e.ID == "" {
+		e.ID = keygate.NewID("aud")
+	}
+	e.At = s.createdAt(e.At)
+	details := e.Details
+	if len(details) == 0 {
+		details = json.RawMessage(`{}`)
+	}
+	err := s.pool.QueryRow(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name,
+		address, user_agent, organization_id, target_id, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`,
+		e.ID, ts(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name,
+		e.Actor.Address, e.Actor.UserAgent, e.OrganizationID, e.TargetID, string(details)).Scan(&e.Seq)
+	return dbError(err)
+}
+
+// ListAuditEntries returns matching entries, newest first.
+func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]*keygate.AuditEntry, error) {
+	var w where
+	w.equal("organization_id", f.OrganizationID)
+	w.equal("action", f.Action)
+	if actor := keygate.NormalizeActorFilter(f.Actor); actor != "" {
+		w.add("(actor_id = %s OR lower(actor_name) = lower(%s))", actor, actor)
+	}
+	if !f.From.IsZero() {
+		w.add("at >= %s", ts(f.From))
+	}
+	if !f.To.IsZero() {
+		w.add("at < %s", ts(f.To))
+	}
+	if f.Before > 0 {
+		w.add("seq < %s", f.Before)
+	}
+	limit := 50
+	if f.Limit > 0 {
+		limit = min(f.Limit, keygate.MaxAuditPage)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_log`+w.String()+
+		` ORDER BY seq DESC LIMIT `+w.arg(limit), w.args...)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	return collect(rows, func(row pgx.Row) (*keygate.AuditEntry, error) {
+		var (
+			e       keygate.AuditEntry
+			details []byte
+		)
+		err := row.Scan(&e.Seq, &e.ID, &e.At, &e.Action, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name,
+			&e.Actor.Address, &e.Actor.UserAgent, &e.OrganizationID, &e.TargetID, &details)
+		e.At = e.At.UTC()
+		e.Details = json.RawMessage(details)
+		return &e, err
+	})
+}
+
+// PurgeAuditEntries deletes entries older than before.
+func (s *Store) PurgeAuditEntries(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM audit_log WHERE at < $1`, ts(before))
+	if err != nil {
+		return 0, dbError(err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate"
+)
+
+const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, address, user_agent,
+	organization_id, target_id, details`
+
+// AppendAuditEntry stores e, filling in ID, Seq and a zero At.
+func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) error {
+	if e.ID == "" {
+		e.ID = keygate.NewID("aud")
+	}
+	e.At = s.createdAt(e.At)
+	details := auditDetails(e.Details)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name,
+			address, user_agent, organization_id, target_id, details)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+			e.ID, millis(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name,
+			e.Actor.Address, e.Actor.UserAgent, e.OrganizationID, e.TargetID, string(details)).Scan(&e.Seq)
+		return dbError(err)
+	})
+}
+
+// auditDetails is what is stored for an entry's details: "{}" when empty.
+func auditDetails(d json.RawMessage) json.RawMessage {
+	if len(d) == 0 {
+		return json.RawMessage(`{}`)
+	}
+	return d
+}
+
+// ListAuditEntries returns matching entries, newest first.
+func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]*keygate.AuditEntry, error) {
+	var conds []string
+	var args []any
+	add := func(cond string, arg any) {
+		conds = append(conds, cond)
+		args = append(args, arg)
+	}
+	if f.OrganizationID != "" {
+		add("organization_id = ?", f.OrganizationID)
+	}
+	if f.Action != "" {
+		add("action = ?", f.Action)
+	}
+	if actor := keygate.NormalizeActorFilter(f.Actor); actor != "" {
+		conds = append(conds, "(actor_id = ? OR lower(actor_name) = lower(?))")
+		args = append(args, actor, actor)
+	}
+	if !f.From.IsZero() {
+		add("at >= ?", millis(f.From))
+	}
+	if !f.To.IsZero() {
+		add("at < ?", millis(f.To))
+	}
+	if f.Before > 0 {
+		add("seq < ?", f.Before)
+	}
+	q := `SELECT ` + auditColumns + ` FROM audit_log`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY seq DESC LIMIT ?"
+	args = append(args, auditLimit(f.Limit))
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	defer rows.Close()
+	var out []*keygate.AuditEntry
+	for rows.Next() {
+		var (
+			e       keygate.AuditEntry
+			at      int64
+			details string
+		)
+		if err := rows.Scan(&e.Seq, &e.ID, &at, &e.Action, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name,
+			&e.Actor.Address, &e.Actor.UserAgent, &e.OrganizationID, &e.TargetID, &details); err != nil {
+			return nil, dbError(err)
+		}
+		e.At = fromMillis(at)
+		e.Details = json.RawMessage(details)
+		out = append(out, &e)
+	}
+	return out, dbError(rows.Err())
+}
+
+func auditLimit(n int) int {
+	if n <= 0 {
+		return 50
+	}
+	return min(n, keygate.MaxAuditPage)
+}
+
+// PurgeAuditEntries deletes entries older than before.
+func (s *Store) PurgeAuditEntries(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE at < ?`, millis(before))
+		if err != nil {
+			return dbError(err)
+		}
+		n, err = res.RowsAffected()
+		return dbError(err)
+	})
+	return n, err
+}
