@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/gateway"
 )
 
 // Client calls one keygate's verify API.
@@ -38,7 +37,7 @@ type Client struct {
 }
 
 type cached struct {
-	resp    *gateway.VerifyResponse
+	resp    *keygate.VerifyResponse
 	expires time.Time
 }
 
@@ -73,12 +72,12 @@ type Request struct {
 
 // Verify asks keygate whether req may pass. A transport or keygate failure
 // is an error; a refusal is a response with Valid false.
-func (c *Client) Verify(ctx context.Context, req Request) (*gateway.VerifyResponse, error) {
+func (c *Client) Verify(ctx context.Context, req Request) (*keygate.VerifyResponse, error) {
 	key := keygate.HashToken(req.Token) + "\x00" + req.API + "\x00" + req.Method + "\x00" + req.Path
 	if resp := c.lookup(key); resp != nil {
 		return resp, nil
 	}
-	body, _ := json.Marshal(gateway.VerifyRequest{API: req.API, Token: req.Token, Method: req.Method, Path: req.Path, IP: req.IP})
+	body, _ := json.Marshal(keygate.VerifyRequest{API: req.API, Token: req.Token, Method: req.Method, Path: req.Path, IP: req.IP})
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL+"/api/v1/verify", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -97,7 +96,7 @@ func (c *Client) Verify(ctx context.Context, req Request) (*gateway.VerifyRespon
 	if hresp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("keygate verify: HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(raw))
 	}
-	var resp gateway.VerifyResponse
+	var resp keygate.VerifyResponse
 	if err := json.Unmarshal(raw, &resp); err != nil {
 		return nil, fmt.Errorf("keygate verify: bad answer: %w", err)
 	}
@@ -105,7 +104,7 @@ func (c *Client) Verify(ctx context.Context, req Request) (*gateway.VerifyRespon
 	return &resp, nil
 }
 
-func (c *Client) lookup(key string) *gateway.VerifyResponse {
+func (c *Client) lookup(key string) *keygate.VerifyResponse {
 	if c.ttl < 0 {
 		return nil
 	}
@@ -118,7 +117,7 @@ func (c *Client) lookup(key string) *gateway.VerifyResponse {
 	return e.resp
 }
 
-func (c *Client) store(key string, resp *gateway.VerifyResponse) {
+func (c *Client) store(key string, resp *keygate.VerifyResponse) {
 	if c.ttl < 0 || resp.Code == keygate.ERATELIMITED {
 		return
 	}
@@ -188,7 +187,7 @@ func hostOf(addr string) string {
 	return addr
 }
 
-func setRateLimitHeaders(h http.Header, rl *gateway.VerifyRateLimit) {
+func setRateLimitHeaders(h http.Header, rl *keygate.VerifyRateLimit) {
 	h["X-RateLimit-Limit"] = []string{fmt.Sprint(rl.Limit)}
 	h["X-RateLimit-Remaining"] = []string{fmt.Sprint(rl.Remaining)}
 	h["X-RateLimit-Reset"] = []string{fmt.Sprint(rl.Reset)}

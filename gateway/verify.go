@@ -12,33 +12,13 @@ import (
 	"github.com/keygate/keygate"
 )
 
-// VerifyRequest is the body of POST /api/v1/verify.
-type VerifyRequest struct {
-	API    string `json:"api"`
-	Token  string `json:"token"`
-	Method string `json:"method"` // default GET
-	Path   string `json:"path"`   // path and query, e.g. /v2/products?states=California
-	IP     string `json:"ip"`     // the end client's address, for per-IP limits
-}
-
-// VerifyResponse is the answer: whether the request may pass, and if not,
-// the exact status and body the API's preset answers.
-type VerifyResponse struct {
-	Valid     bool              `json:"valid"`
-	Code      string            `json:"code,omitempty"`
-	Status    int               `json:"status"`
-	Body      string            `json:"body,omitempty"` // exact bytes to answer with
-	Identity  *keygate.Identity `json:"identity,omitempty"`
-	RateLimit *VerifyRateLimit  `json:"rate_limit,omitempty"`
-}
-
-// VerifyRateLimit mirrors the X-RateLimit-* headers.
-type VerifyRateLimit struct {
-	Limit      int   `json:"limit"`
-	Remaining  int   `json:"remaining"`
-	Reset      int64 `json:"reset"`
-	RetryAfter int64 `json:"retry_after,omitempty"`
-}
+// The verify API's wire types live in the root package, so the Go client
+// (package client) can use them without importing the gateway.
+type (
+	VerifyRequest   = keygate.VerifyRequest
+	VerifyResponse  = keygate.VerifyResponse
+	VerifyRateLimit = keygate.VerifyRateLimit
+)
 
 // VerifyHandler serves POST /api/v1/verify for services that check tokens
 // in their own code. Callers authenticate with an admin key
