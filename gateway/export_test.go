@@ -25,3 +25,10 @@ func SetUpstreamTimeouts(g *Gateway, responseHeader, tlsHandshake time.Duration)
 func TrustUpstreamCertificates(g *Gateway, roots *x509.CertPool) {
 	g.forward.client.tls.RootCAs = roots
 }
+
+// WrittenMarks reports how many tokens Usage remembers a written minute of.
+func WrittenMarks(u *Usage) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.written)
+}

@@ -127,6 +127,7 @@ func (u *Usage) Flush(ctx context.Context) error {
 		previous[id] = u.written[id]
 		u.written[id] = m
 	}
+	u.forgetPastMinutes(time.Now().UTC().Truncate(time.Minute))
 	u.mu.Unlock()
 	if len(lastUsed) == 0 && len(counts) == 0 {
 		return nil
@@ -191,4 +192,16 @@ func (u *Usage) Close(ctx context.Context) error {
 	}
 	<-u.stopped
 	return u.Flush(ctx)
+}
+
+// forgetPastMinutes drops written marks older than the current minute:
+// a request now is in a later minute than any of them, so they no longer
+// stop a repeat, and the map stays as small as the tokens used this
+// minute instead of every token ever used.
+func (u *Usage) forgetPastMinutes(current time.Time) {
+	for id, m := range u.written {
+		if m.Before(current) {
+			delete(u.written, id)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,5 +89,27 @@ func TestPendingLastUsed(t *testing.T) {
 	}
 	if got, ok := usage.PendingLastUsed(tok.ID); !ok || !got.Equal(at.Truncate(time.Minute)) {
 		t.Fatalf("after the flush %v %v", got, ok)
+	}
+}
+
+// Usage remembers which minute it wrote per token only while that minute
+// lasts: a week of many tokens does not grow it.
+func TestUsageForgetsWrittenMinutesOnceTheyPass(t *testing.T) {
+	f := newFixture(t)
+	usage := gateway.NewUsage(f.store, time.Hour, nil) // flushed by hand below
+	defer usage.Close(context.Background())
+	past := time.Now().Add(-2 * time.Minute)
+	const tokens = 1000
+	for i := range tokens {
+		usage.Record(f.org.ID, fmt.Sprintf("tok_%d", i), 200, past)
+	}
+	usage.Record(f.org.ID, "tok_now", 200, time.Now())
+	if err := usage.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	marks := gateway.WrittenMarks(usage)
+	t.Logf("after a flush of %d tokens used minutes ago and 1 used now: %d written marks kept", tokens, marks)
+	if marks > 1 {
+		t.Errorf("%d written marks kept, want at most the 1 token of the current minute", marks)
 	}
 }
