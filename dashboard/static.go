@@ -38,6 +38,10 @@ type usedForms struct {
 	ttl  time.Duration
 	mu   sync.Mutex
 	seen map[string]time.Time
+	// pruned is when expired ids were last dropped: at most once a minute,
+	// so a submission costs a map lookup, not a walk over every id.
+	pruned time.Time
+	prunes int // how many times, for tests
 }
 
 func newUsedForms(ttl time.Duration) *usedForms {
@@ -67,9 +71,13 @@ func (u *usedForms) use(id string, now time.Time) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for k, at := range u.seen {
-		if now.Sub(at) > u.ttl+time.Minute {
-			delete(u.seen, k)
+	if now.Sub(u.pruned) >= time.Minute {
+		u.pruned = now
+		u.prunes++
+		for k, at := range u.seen {
+			if now.Sub(at) > u.ttl+time.Minute {
+				delete(u.seen, k)
+			}
 		}
 	}
 	if _, used := u.seen[id]; used {
