@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,7 +142,7 @@ type chrome struct {
 	ctx context.Context
 }
 
-func startChrome(t *testing.T, d *keygateDemo, width, height int) *chrome {
+func startChrome(t *testing.T, d *keygateDemo, width, height int, timeout time.Duration) *chrome {
 	t.Helper()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromiumPath(t)),
@@ -166,7 +167,7 @@ func startChrome(t *testing.T, d *keygateDemo, width, height int) *chrome {
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting Chromium: %v", err)
 	}
-	ctx, cancelRun := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelRun := context.WithTimeout(ctx, timeout)
 	t.Cleanup(cancelRun)
 	// Let the page use the clipboard as a person's click would.
 	for _, name := range []string{"clipboard-read", "clipboard-write"} {
@@ -278,7 +279,7 @@ func TestBrowserSeedFlow(t *testing.T) {
 	} {
 		t.Run(c.api, func(t *testing.T) {
 			d := startKeygateDemo(t)
-			b := startChrome(t, d, 1280, 860)
+			b := startChrome(t, d, 1280, 860, time.Minute)
 			b.run("open the dashboard", chromedp.Navigate(d.dashboardURL+"/"))
 			b.login()
 			// The demo user administers the site, so login lands on the list of
@@ -371,4 +372,64 @@ func TestBrowserSeedFlow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBrowserPagesFitTheWindow opens every dashboard page at phone, tablet,
+// laptop and desktop widths and fails when one is wider than the window:
+// a table wider than its card hides its Delete or Revoke buttons.
+func TestBrowserPagesFitTheWindow(t *testing.T) {
+	chromiumPath(t)
+	d := startKeygateDemo(t)
+	b := startChrome(t, d, 1440, 900, 4*time.Minute)
+	shots := t.TempDir()
+	const overflow = `document.documentElement.scrollWidth - document.documentElement.clientWidth`
+	check := func(width int, page string) {
+		t.Helper()
+		over, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](overflow))
+		if err != nil {
+			t.Fatalf("%s at %d px: %v", page, width, err)
+		}
+		if over > 0 {
+			b.screenshot(shots, page+"-"+strconv.Itoa(width)+".png")
+			wide, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).slice(0, 6).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')`))
+			t.Errorf("%s at %d px is %d px wider than the window: %s", page, width, over, wide)
+		}
+	}
+	widths := []int{390, 1024, 1440, 1920}
+	b.run("login page", chromedp.Navigate(d.dashboardURL+"/login"), chromedp.WaitVisible(chromedp.CSS("#email")))
+	for _, w := range widths {
+		b.run("resize", chromedp.EmulateViewport(int64(w), 900))
+		check(w, "login")
+	}
+	b.login()
+	b.run("logged in", chromedp.WaitVisible(chromedp.CSS("header .account")))
+	pages := map[string]string{
+		"tokens": "/orgs/demo/tokens", "members": "/orgs/demo/members", "plan": "/orgs/demo/settings",
+		"usage": "/orgs/demo/usage", "webhooks": "/orgs/demo/webhooks", "connected-apps": "/orgs/demo/connected-apps",
+		"organizations": "/orgs", "token-form": "/orgs/demo/tokens/new?api=canskan",
+		"oauth-problem": "/oauth/authorize?client_id=unknown",
+	}
+	for _, w := range widths {
+		b.run("resize", chromedp.EmulateViewport(int64(w), 900))
+		for name, path := range pages {
+			b.run(name, chromedp.Navigate(d.dashboardURL+path), chromedp.WaitVisible(chromedp.CSS("main")))
+			check(w, name)
+		}
+		b.run("create a token",
+			chromedp.Navigate(d.dashboardURL+"/orgs/demo/tokens/new?api=canskan"),
+			chromedp.SendKeys(chromedp.CSS("#name"), "A rather long token name for the "+strconv.Itoa(w)+" px test"),
+			chromedp.Click(chromedp.CSS(`form.form-card button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#new-token")),
+		)
+		check(w, "token-created")
+	}
+	// The list with every token, as the README shows it.
+	b.run("resize", chromedp.EmulateViewport(1280, 860))
+	b.run("tokens", chromedp.Navigate(d.dashboardURL+"/orgs/demo/tokens"), chromedp.WaitVisible(chromedp.CSS("table.tokens")))
+	check(1280, "tokens")
+	visible, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`[...document.querySelectorAll('table.tokens a.button-danger-outline')].every(a => { const r = a.getBoundingClientRect(); return r.right <= document.documentElement.clientWidth && r.width > 0 })`))
+	if err != nil || !visible {
+		t.Errorf("a Delete button is outside the window at 1280 px (%v)", err)
+	}
+	b.screenshot(shots, "dashboard-tokens.png")
 }
