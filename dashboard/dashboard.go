@@ -111,6 +111,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /orgs/{org}/tokens/{id}/rotate", h.org(h.rotateToken))
 
 	m.Handle("GET /orgs/{org}/usage", h.org(h.usage))
+	m.Handle("GET /orgs/{org}/audit-log", h.org(h.auditLog))
 
 	m.Handle("GET /orgs/{org}/connected-apps", h.org(h.connectedApps))
 	m.Handle("GET /orgs/{org}/connected-apps/{id}/revoke", h.org(h.confirmRevokeConnectedApp))
