@@ -127,7 +127,7 @@ func (u *Usage) Flush(ctx context.Context) error {
 		previous[id] = u.written[id]
 		u.written[id] = m
 	}
-	u.forgetPastMinutes(time.Now().UTC().Truncate(time.Minute))
+	u.forgetPastMinutes(time.Now().UTC().Truncate(time.Minute), lastUsed)
 	u.mu.Unlock()
 	if len(lastUsed) == 0 && len(counts) == 0 {
 		return nil
@@ -194,13 +194,14 @@ func (u *Usage) Close(ctx context.Context) error {
 	return u.Flush(ctx)
 }
 
-// forgetPastMinutes drops written marks older than the current minute:
-// a request now is in a later minute than any of them, so they no longer
-// stop a repeat, and the map stays as small as the tokens used this
-// minute instead of every token ever used.
-func (u *Usage) forgetPastMinutes(current time.Time) {
+// forgetPastMinutes drops written marks older than the current minute,
+// except those of the batch being written (PendingLastUsed reports them
+// while the store catches up): a request now is in a later minute than
+// any of them, so they no longer stop a repeat, and the map stays as
+// small as the tokens of one batch instead of every token ever used.
+func (u *Usage) forgetPastMinutes(current time.Time, batch map[string]time.Time) {
 	for id, m := range u.written {
-		if m.Before(current) {
+		if _, inBatch := batch[id]; !inBatch && m.Before(current) {
 			delete(u.written, id)
 		}
 	}
