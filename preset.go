@@ -142,6 +142,10 @@ type API struct {
 	// FailedAuthRateLimit is the per-IP budget for requests that fail
 	// authentication, on routes and on the MCP endpoint; nil: none.
 	FailedAuthRateLimit *RateLimit
+	// OnLimiterFailure is what this API's limits do while a shared rate
+	// limiter (Redis) is down: "local", "shared-split" or "closed"; ""
+	// follows rate_limiter.on_redis_failure.
+	OnLimiterFailure string
 	// MCP, when set, serves an MCP endpoint on this API guarded by OAuth.
 	MCP *MCPEndpoint
 }

@@ -292,7 +292,7 @@ func (c *checker) rateLimiter(f fileRateLimiter) RateLimiter {
 		RedisMode:       c.oneOf("rate_limiter.redis_mode", f.RedisMode, "single", "single", "cluster", "sentinel"),
 		RedisAddrs:      f.RedisAddrs,
 		RedisMasterName: f.RedisMaster,
-		OnRedisFailure:  c.oneOf("rate_limiter.on_redis_failure", f.OnRedisFailure, OnFailureLocal, OnFailureLocal, OnFailureClosed),
+		OnRedisFailure:  c.oneOf("rate_limiter.on_redis_failure", f.OnRedisFailure, OnFailureLocal, OnFailureLocal, OnFailureSplit, OnFailureClosed),
 	}
 	if u, err := url.Parse(r.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 		c.fail("rate_limiter.redis_url", `must be a redis://, rediss:// or unix:// URL such as "redis://127.0.0.1:6379/0"`)

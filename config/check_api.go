@@ -125,6 +125,8 @@ func (c *checker) api(path string, f *fileAPI) *keygate.API {
 	api.PublicRateLimit = c.defaultRateLimit(path+".rate_limits.public", f.RateLimits.Public, api.Preset.PublicRateLimit, keygate.AccessPublic)
 	api.TokenRateLimit = c.defaultRateLimit(path+".rate_limits.token", f.RateLimits.Token, api.Preset.TokenRateLimit, keygate.AccessToken)
 	api.FailedAuthRateLimit = c.defaultRateLimit(path+".rate_limits.failed_auth", f.RateLimits.FailedAuth, api.Preset.FailedAuthRateLimit, keygate.AccessPublic)
+	api.OnLimiterFailure = c.oneOf(path+".rate_limits.on_redis_failure", f.RateLimits.OnRedisFailure, "",
+		OnFailureLocal, OnFailureSplit, OnFailureClosed)
 	api.Routes = c.routes(path, f.Routes, api.Tokens.Scopes)
 	api.MCP = c.mcp(path+".mcp", f.MCP, api.Tokens.Scopes)
 	return api

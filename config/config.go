@@ -41,8 +41,9 @@ const DatabaseReplicaURLsEnv = "KEYGATE_DATABASE_REPLICA_URLS"
 const (
 	BackendMemory   = "memory"
 	BackendRedis    = "redis"
-	OnFailureLocal  = "local"  // fall back to the in-memory limiter and report it
-	OnFailureClosed = "closed" // answer 503 until Redis is back
+	OnFailureLocal  = "local"        // fall back to the in-memory limiter and report it
+	OnFailureSplit  = "shared-split" // in memory, each instance to its share of the limit
+	OnFailureClosed = "closed"       // answer 503 until Redis is back
 )
 
 // Log formats.
@@ -104,7 +105,7 @@ type RateLimiter struct {
 	RedisMode       string
 	RedisAddrs      []string
 	RedisMasterName string
-	OnRedisFailure  string // OnFailureLocal or OnFailureClosed
+	OnRedisFailure  string // OnFailureLocal, OnFailureSplit or OnFailureClosed
 }
 
 // Cache tunes the verified-token cache.

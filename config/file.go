@@ -137,9 +137,10 @@ type fileResponse struct {
 }
 
 type fileRateLimits struct {
-	Public     rateLimitSetting `yaml:"public"`
-	Token      rateLimitSetting `yaml:"token"`
-	FailedAuth rateLimitSetting `yaml:"failed_auth"`
+	Public         rateLimitSetting `yaml:"public"`
+	Token          rateLimitSetting `yaml:"token"`
+	FailedAuth     rateLimitSetting `yaml:"failed_auth"`
+	OnRedisFailure string           `yaml:"on_redis_failure"`
 }
 
 type fileRoute struct {

@@ -111,6 +111,29 @@ func (m *Memory) Allow(_ context.Context, key string, limit int, period time.Dur
 	return res, nil
 }
 
+// Seed implements Seeder: n requests decided elsewhere join key's window
+// now.
+func (m *Memory) Seed(_ context.Context, key string, n int, period time.Duration) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := Validate(1, period); err != nil {
+		return err
+	}
+	now := m.elapsed()
+	s := &m.shards[maphash.String(m.seed, key)&(shardCount-1)]
+	s.mu.Lock()
+	w := s.windows[key]
+	if w == nil {
+		w = &window{}
+		s.windows[key] = w
+		s.peak = max(s.peak, len(s.windows))
+	}
+	w.add(now, n, int64(period))
+	s.mu.Unlock()
+	return nil
+}
+
 // Len returns how many keys the limiter holds, idle ones not yet swept
 // included.
 func (m *Memory) Len() int {

@@ -68,6 +68,14 @@ type instrumented struct {
 	allowed, limited, errors prometheus.Counter
 }
 
+// Seed passes seeding on to the limiter when it takes it.
+func (i *instrumented) Seed(ctx context.Context, key string, n int, period time.Duration) error {
+	if s, ok := i.limiter.(Seeder); ok {
+		return s.Seed(ctx, key, n, period)
+	}
+	return nil
+}
+
 func (i *instrumented) Allow(ctx context.Context, key string, limit int, period time.Duration) (Result, error) {
 	res, err := i.limiter.Allow(ctx, key, limit, period)
 	switch {

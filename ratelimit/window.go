@@ -55,6 +55,14 @@ func (w *window) allow(now int64, limit int, period int64) decision {
 	return decision{resetAt: w.freesAt(total - int64(limit) + 1)}
 }
 
+// add counts n requests at now whatever the limit: requests decided
+// elsewhere.
+func (w *window) add(now int64, n int, period int64) {
+	b := w.advance(now, BucketWidth(period))
+	i := floorMod(b, slots)
+	w.counts[i] = uint32(min(int64(w.counts[i])+int64(n), int64(^uint32(0))))
+}
+
 // advance moves the window to the bucket that holds now and returns its
 // index. Buckets that left the window are zeroed; a clock that steps back
 // (only a test's fake clock can) counts in the newest bucket, so nothing

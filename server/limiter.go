@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,10 +20,12 @@ import (
 
 // limiter is the configured rate limiter with what it needs closed.
 type limiter struct {
-	limiter  ratelimit.Limiter
-	memory   *ratelimit.Memory
-	redis    redis.UniversalClient
-	fallback *ratelimit.Fallback
+	limiter    ratelimit.Limiter
+	memory     *ratelimit.Memory
+	redis      redis.UniversalClient
+	fallback   *ratelimit.Fallback
+	stopPeers  context.CancelFunc
+	peersEnded chan struct{}
 }
 
 func newLimiter(cfg config.RateLimiter, reg prometheus.Registerer, logger *slog.Logger) (*limiter, error) {
@@ -39,14 +44,24 @@ func newLimiter(cfg config.RateLimiter, reg prometheus.Registerer, logger *slog.
 	if err != nil {
 		return nil, fmt.Errorf("rate_limiter: %w", err)
 	}
-	shared := metrics.Instrument("redis", redislimit.New(l.redis, redislimit.Options{}))
-	l.fallback, err = ratelimit.NewFallback(shared, metrics.Instrument("memory", l.memory), ratelimit.FallbackOptions{
-		Mode: ratelimit.Mode(cfg.OnRedisFailure), Logger: logger, OnChange: metrics.SetDegraded,
-	})
+	redisLimiter := redislimit.New(l.redis, redislimit.Options{})
+	peers := redislimit.NewPeers(l.redis, "", instanceID(), 0)
+	l.fallback, err = ratelimit.NewFallback(metrics.Instrument("redis", redisLimiter), metrics.Instrument("memory", l.memory),
+		ratelimit.FallbackOptions{
+			Mode: ratelimit.Mode(cfg.OnRedisFailure), Logger: logger, OnChange: metrics.SetDegraded,
+			Peers: peers.Live,
+		})
 	if err != nil {
 		return nil, err
 	}
 	l.limiter = l.fallback
+	var peersCtx context.Context
+	peersCtx, l.stopPeers = context.WithCancel(context.Background())
+	l.peersEnded = make(chan struct{})
+	go func() {
+		defer close(l.peersEnded)
+		peers.Run(peersCtx)
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := l.redis.Ping(ctx).Err(); err != nil {
@@ -58,6 +73,23 @@ func newLimiter(cfg config.RateLimiter, reg prometheus.Registerer, logger *slog.
 
 func (l *limiter) Limiter() ratelimit.Limiter { return l.limiter }
 
+// For returns the limiter of an API whose limits apply mode while Redis is
+// down ("" for rate_limiter.on_redis_failure).
+func (l *limiter) For(mode string) (ratelimit.Limiter, error) {
+	if mode == "" || l.fallback == nil {
+		return l.limiter, nil
+	}
+	return l.fallback.WithMode(ratelimit.Mode(mode))
+}
+
+// instanceID names this process among the instances sharing a Redis.
+func instanceID() string {
+	host, _ := os.Hostname()
+	var b [6]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
 // Status is what /readyz reports for rate limiting.
 func (l *limiter) Status() string {
 	switch {
@@ -65,6 +97,8 @@ func (l *limiter) Status() string {
 		return "ok (memory)"
 	case l.fallback.Degraded() && l.fallback.Mode() == ratelimit.ModeClosed:
 		return "redis unreachable: refusing limited requests (closed mode)"
+	case l.fallback.Degraded() && l.fallback.Mode() == ratelimit.ModeSplit:
+		return "redis unreachable: each instance limits to its share in memory (shared-split mode)"
 	case l.fallback.Degraded():
 		return "redis unreachable: using the in-memory limiter (local mode)"
 	}
@@ -75,6 +109,10 @@ func (l *limiter) Close() error {
 	var errs []error
 	if l.memory != nil {
 		errs = append(errs, l.memory.Close())
+	}
+	if l.stopPeers != nil {
+		l.stopPeers() // withdraws this instance from the count
+		<-l.peersEnded
 	}
 	if l.redis != nil {
 		errs = append(errs, l.redis.Close())

@@ -161,8 +161,12 @@ func (s *Server) buildGateways() error {
 	s.clientIP = resolver
 	s.apis = s.cfg.APIs()
 	for _, api := range s.apis {
+		limiter, err := s.limiter.For(api.OnLimiterFailure)
+		if err != nil {
+			return fmt.Errorf("api %s: %w", api.Name, err)
+		}
 		g, err := gateway.New(gateway.Config{
-			API: api, Tokens: s.tokens, Limiter: s.limiter.Limiter(), ClientIP: resolver, ForwardAuthPeers: s.cfg.ForwardAuthPeers,
+			API: api, Tokens: s.tokens, Limiter: limiter, ClientIP: resolver, ForwardAuthPeers: s.cfg.ForwardAuthPeers,
 			Signer: s.signer, Usage: s.usage, Metrics: metrics, Logger: s.logger,
 		})
 		if err != nil {

@@ -25,7 +25,8 @@ const DefaultPrefix = "keygate:rl:"
 //
 //	ARGV[1] limit, ARGV[2] bucket width in microseconds, ARGV[3] the key's
 //	expiry in milliseconds, ARGV[4] the counters a window keeps,
-//	ARGV[5] the time in microseconds, or -1 for the server's clock.
+//	ARGV[5] the time in microseconds, or -1 for the server's clock,
+//	ARGV[6] 0 to decide, or a number of requests to add regardless.
 //
 // Returns {allowed 0|1, requests in the window, time µs, reset µs}.
 //
@@ -68,21 +69,9 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int, period time.
 	if err := ratelimit.Validate(limit, period); err != nil {
 		return ratelimit.Result{}, err
 	}
-	width := ratelimit.BucketWidth(period.Microseconds())
-	// Every counter has left the window one full window after the last
-	// request; the key then expires.
-	ttlMs := (width*ratelimit.Buckets+width)/1000 + 1
-	now := int64(-1)
-	if l.now != nil {
-		now = l.now().UnixMicro()
-	}
-	reply, err := slidingWindow.Run(ctx, l.client, []string{l.prefix + key},
-		limit, width, ttlMs, ratelimit.Buckets+1, now).Int64Slice()
+	reply, err := l.run(ctx, key, limit, period, 0)
 	if err != nil {
-		return ratelimit.Result{}, fmt.Errorf("redislimit: %w", err)
-	}
-	if len(reply) != 4 {
-		return ratelimit.Result{}, fmt.Errorf("redislimit: unexpected script reply %v", reply)
+		return ratelimit.Result{}, err
 	}
 	allowed, count, now, reset := reply[0] == 1, int(reply[1]), reply[2], reply[3]
 
@@ -93,4 +82,39 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int, period time.
 		res.RetryAfter = ratelimit.RetryAfter(time.Duration(reset-now) * time.Microsecond)
 	}
 	return res, nil
+}
+
+// Seed implements ratelimit.Seeder: n requests allowed elsewhere join key's
+// window now, whatever its limit.
+func (l *Limiter) Seed(ctx context.Context, key string, n int, period time.Duration) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := ratelimit.Validate(1, period); err != nil {
+		return err
+	}
+	_, err := l.run(ctx, key, 1, period, n)
+	return err
+}
+
+// run runs the window script once for key: a decision (seed 0) or seed
+// requests added.
+func (l *Limiter) run(ctx context.Context, key string, limit int, period time.Duration, seed int) ([]int64, error) {
+	width := ratelimit.BucketWidth(period.Microseconds())
+	// Every counter has left the window one full window after the last
+	// request; the key then expires.
+	ttlMs := (width*ratelimit.Buckets+width)/1000 + 1
+	now := int64(-1)
+	if l.now != nil {
+		now = l.now().UnixMicro()
+	}
+	reply, err := slidingWindow.Run(ctx, l.client, []string{l.prefix + key},
+		limit, width, ttlMs, ratelimit.Buckets+1, now, seed).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redislimit: %w", err)
+	}
+	if len(reply) != 4 {
+		return nil, fmt.Errorf("redislimit: unexpected script reply %v", reply)
+	}
+	return reply, nil
 }

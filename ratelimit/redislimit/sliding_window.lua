@@ -2,6 +2,7 @@
 -- limiter (ratelimit/window.go), on the Redis server's clock in
 -- microseconds. The key is one string: bucket width, newest bucket index
 -- and ARGV[4] counters, packed; a fixed size whatever the limit and rate.
+-- ARGV[6] > 0 adds that many requests without deciding anything.
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local width = tonumber(ARGV[2])
@@ -65,6 +66,15 @@ end
 
 local allowed = 0
 local reset
+local seed = tonumber(ARGV[6])
+if seed > 0 then
+  -- Requests allowed elsewhere (an instance's count from a Redis outage)
+  -- join the newest bucket whatever the limit.
+  counts[slot(newest)] = counts[slot(newest)] + seed
+  total = total + seed
+  redis.call('SET', key, struct.pack(format, width, newest, unpack(counts)), 'PX', ttl)
+  return {1, total, now, freesAt(1)}
+end
 if total < limit then
   counts[slot(newest)] = counts[slot(newest)] + 1
   total = total + 1

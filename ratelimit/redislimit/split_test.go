@@ -1,0 +1,98 @@
+package redislimit_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/ratelimit/redislimit"
+)
+
+// TestRedisSeed: requests seeded after an outage count in the key's window
+// as decisions do.
+func TestRedisSeed(t *testing.T) {
+	client := newClient(t)
+	l := redislimit.New(client, redislimit.Options{Prefix: uniquePrefix(t, client)})
+	ctx := context.Background()
+	if err := l.Seed(ctx, "token:tok_1", 7, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Allow(ctx, "token:tok_1", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Allowed || res.Remaining != 2 {
+		t.Fatalf("after seeding 7 of 10: %+v, want allowed with 2 remaining", res)
+	}
+	// Seeding ignores the limit: what was allowed elsewhere happened.
+	if err := l.Seed(ctx, "token:tok_1", 5, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := l.Allow(ctx, "token:tok_1", 10, time.Minute); res.Allowed {
+		t.Fatalf("over the limit after seeding: %+v", res)
+	}
+}
+
+// TestRedisPeersCountsLiveInstances: instances that beat are counted; one
+// that stops beating drops out after three intervals; the count is kept
+// while Redis cannot be reached.
+func TestRedisPeersCountsLiveInstances(t *testing.T) {
+	client := newClient(t)
+	prefix := uniquePrefix(t, client)
+	ctx := context.Background()
+	interval := 100 * time.Millisecond
+	a := redislimit.NewPeers(client, prefix, "a", interval)
+	b := redislimit.NewPeers(client, prefix, "b", interval)
+	c := redislimit.NewPeers(client, prefix, "c", interval)
+	for _, p := range []*redislimit.Peers{a, b, c} {
+		if err := p.Beat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Beat(ctx); err != nil || a.Live() != 3 {
+		t.Fatalf("three instances beating: Live() = %d, %v", a.Live(), err)
+	}
+	time.Sleep(3*interval + 50*time.Millisecond) // c stops beating
+	b.Beat(ctx)
+	a.Beat(ctx)
+	if a.Live() != 2 {
+		t.Fatalf("after one instance stopped: Live() = %d, want 2", a.Live())
+	}
+
+	// Redis unreachable: the last count stays.
+	dead := redislimit.NewPeers(unreachableClient(t), prefix, "a", interval)
+	if err := dead.Beat(ctx); err == nil {
+		t.Fatal("Beat succeeded without Redis")
+	}
+	if dead.Live() != 1 {
+		t.Fatalf("an instance that never reached Redis counts %d, want itself only", dead.Live())
+	}
+	beatingRun, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { b.Run(beatingRun); close(done) }()
+	time.Sleep(interval / 2)
+	stop()
+	<-done
+	a.Beat(ctx)
+	if a.Live() != 1 {
+		t.Fatalf("after b shut down gracefully: Live() = %d, want 1 (a)", a.Live())
+	}
+}
+
+// unreachableClient is a client of a Redis that is not there: a port
+// nothing listens on.
+func unreachableClient(t *testing.T) *redis.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { client.Close() })
+	return client
+}
