@@ -44,6 +44,8 @@ type settings struct {
 	staleIfError  string // cache.stale_if_error
 	flushInterval string // last_used.flush_interval
 	storeTimeout  string // cache.store_timeout; "" for the default
+	redisURL      string // rate_limiter.redis_url; "" for the cluster's Redis
+	onRedisDown   string // rate_limiter.on_redis_failure; "" for closed
 }
 
 // defaults keep the production cache TTL: whatever reaches other instances
@@ -112,7 +114,7 @@ admin:
 rate_limiter:
   backend: redis
   redis_url: %q
-  on_redis_failure: closed
+  on_redis_failure: %s
 cache:
   ttl: %s
   stale_if_error: %s
@@ -142,7 +144,7 @@ apis:
       - methods: [GET]
         path: /api/v1/attendees
         entitlements: {states: state}
-`, dir, pgtest.WithParam(c.t, dbURL, "application_name", name), c.redis,
+`, dir, pgtest.WithParam(c.t, dbURL, "application_name", name), withDefault(s.redisURL, c.redis), withDefault(s.onRedisDown, "closed"),
 		s.ttl, s.staleIfError, withDefault(s.storeTimeout, "2s"), s.flushInterval, api, c.upstream, limitPerMinute)
 	path := filepath.Join(dir, "keygate.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {

@@ -1,0 +1,128 @@
+package cluster_test
+
+import (
+	"net"
+	"net/http"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/ratelimit/redislimit"
+)
+
+// TestRedisOutageInSharedSplitMode kills the Redis that three instances
+// share a limit of 50 per minute per token in, mid-load, then starts it
+// again empty. In shared-split mode the instances together stay within the
+// limit through the outage and after it, where local mode would let each
+// instance allow the whole limit.
+func TestRedisOutageInSharedSplitMode(t *testing.T) {
+	redisServer := startOwnRedis(t)
+	c := newCluster(t)
+	c.start(3, settings{ttl: "30s", staleIfError: "5m", flushInterval: "10s",
+		redisURL: "redis://" + redisServer.addr + "/0", onRedisDown: "shared-split"}, "")
+	// Every instance beats at start; a beat later each has counted all three.
+	time.Sleep(redislimit.DefaultHeartbeat + 500*time.Millisecond)
+	_, secret := c.token(c.instances[0])
+
+	send := func(n int) int {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		allowed := 0
+		for i := range n {
+			in := c.instances[i%len(c.instances)]
+			wg.Go(func() {
+				a := in.get("/api/v1/limited", secret)
+				if a.status != http.StatusOK && (a.status != http.StatusTooManyRequests || a.body != bodyRateLimited) {
+					t.Errorf("%s answered %d %s", in.name, a.status, a.body)
+				}
+				if a.status == http.StatusOK {
+					mu.Lock()
+					allowed++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return allowed
+	}
+
+	before := send(15)
+	redisServer.kill()
+	during := send(150)
+	redisServer.start()
+	// The first request after a probe interval finds Redis back, and each
+	// instance seeds it with its window; then the window is what it was.
+	deadline := time.Now().Add(10 * time.Second)
+	after := 0
+	for time.Now().Before(deadline) {
+		after += send(6)
+		time.Sleep(300 * time.Millisecond)
+	}
+	total := before + during + after
+	t.Logf("limit %d/min over 3 instances in shared-split mode: %d allowed with Redis up, %d while it was down, %d after it came back empty: %d in one window (%.2f× the limit)",
+		limitPerMinute, before, during, after, total, float64(total)/limitPerMinute)
+	if before != 15 {
+		t.Errorf("with Redis up %d of 15 were allowed", before)
+	}
+	if float64(total) > 1.1*limitPerMinute {
+		t.Errorf("%d allowed in one window of a %d limit: over 1.1×", total, limitPerMinute)
+	}
+	if during == 0 {
+		t.Error("nothing was allowed while Redis was down: shared-split should limit, not refuse")
+	}
+}
+
+// ownRedis is a redis-server the test can kill and start again on the same
+// port, empty (no persistence), as a crashed Redis comes back.
+type ownRedis struct {
+	t    *testing.T
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startOwnRedis(t *testing.T) *ownRedis {
+	t.Helper()
+	redisURL(t) // the Redis suites' skip-or-fail rule
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server is not installed: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r := &ownRedis{t: t, addr: addr}
+	r.start()
+	t.Cleanup(r.kill)
+	return r
+}
+
+func (r *ownRedis) start() {
+	r.t.Helper()
+	_, port, _ := net.SplitHostPort(r.addr)
+	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if conn, err := net.DialTimeout("tcp", r.addr, 100*time.Millisecond); err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server on %s did not start", r.addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *ownRedis) kill() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
