@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -102,23 +103,33 @@ func newTokensListCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+// tokenWithOrganization finds a token by id and its organization; either
+// missing is the same "not found".
+func tokenWithOrganization(ctx context.Context, store keygate.Store, id string) (*keygate.Token, *keygate.Organization, error) {
+	notFound := keygate.Errorf(keygate.ENOTFOUND, "Token %q not found.", id)
+	tok, err := store.FindTokenByID(ctx, id)
+	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+		return nil, nil, notFound
+	} else if err != nil {
+		return nil, nil, err
+	}
+	org, err := store.FindOrganizationByID(ctx, tok.OrganizationID)
+	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+		return nil, nil, notFound
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return tok, org, nil
+}
+
 func newTokensRevokeCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke TOKEN_ID",
 		Short: "Revoke (delete) a token: the next request with it fails",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withStore(func(cmd *cobra.Command, args []string, cfg *config.Config, store keygate.Store) error {
-			notFound := keygate.Errorf(keygate.ENOTFOUND, "Token %q not found.", args[0])
-			tok, err := store.FindTokenByID(cmd.Context(), args[0])
-			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
-				return notFound
-			} else if err != nil {
-				return err
-			}
-			org, err := store.FindOrganizationByID(cmd.Context(), tok.OrganizationID)
-			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
-				return notFound
-			} else if err != nil {
+			tok, org, err := tokenWithOrganization(cmd.Context(), store, args[0])
+			if err != nil {
 				return err
 			}
 			if _, err := tokenChanges(store, g.logger(cfg)).Delete(cmd.Context(), org, tok.ID, time.Now()); err != nil {
@@ -137,17 +148,8 @@ func newTokensRotateCommand(g *globals) *cobra.Command {
 		Short: "Give a token a new secret, print it once, and retire the old one after --grace",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withStore(func(cmd *cobra.Command, args []string, cfg *config.Config, store keygate.Store) error {
-			notFound := keygate.Errorf(keygate.ENOTFOUND, "Token %q not found.", args[0])
-			tok, err := store.FindTokenByID(cmd.Context(), args[0])
-			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
-				return notFound
-			} else if err != nil {
-				return err
-			}
-			org, err := store.FindOrganizationByID(cmd.Context(), tok.OrganizationID)
-			if keygate.ErrorCode(err) == keygate.ENOTFOUND {
-				return notFound
-			} else if err != nil {
+			tok, org, err := tokenWithOrganization(cmd.Context(), store, args[0])
+			if err != nil {
 				return err
 			}
 			tok, secret, err := tokenChanges(store, g.logger(cfg)).Rotate(cmd.Context(), cfg.APIs(), org, tok.ID, keygate.RotationGrace(grace), time.Now())
