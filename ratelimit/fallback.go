@@ -95,6 +95,7 @@ type Fallback struct {
 
 	start     time.Time // monotonic origin for nextProbe
 	degraded  atomic.Bool
+	seeding   atomic.Bool  // the backend answers again; outage counts are being added to it
 	nextProbe atomic.Int64 // nanoseconds since start
 
 	peers      func() int
@@ -186,7 +187,7 @@ func (f *Fallback) allow(ctx context.Context, key string, limit int, period time
 	if err := Validate(limit, period); err != nil {
 		return Result{}, err
 	}
-	if f.degraded.Load() && !f.claimProbe() {
+	if f.degraded.Load() && (f.seeding.Load() || !f.claimProbe()) {
 		return f.allowDegraded(ctx, key, limit, period, mode)
 	}
 	res, err := f.shared.Allow(ctx, key, limit, period)
@@ -233,7 +234,7 @@ func (f *Fallback) share(limit int) int {
 // recordAllowed remembers a key's local window after a request it allowed,
 // for seeding the backend when it is back.
 func (f *Fallback) recordAllowed(key string, inWindow int, period time.Duration) {
-	if f.sharedSeed == nil || !f.degraded.Load() {
+	if f.sharedSeed == nil || !f.degraded.Load() || f.seeding.Load() {
 		return
 	}
 	f.allowedMu.Lock()
@@ -310,20 +311,37 @@ func (f *Fallback) failed(err error) {
 	}
 }
 
+// recovered ends an outage once the backend answered a probe. When there
+// are outage counts to seed, requests stay on local limiting until they
+// are in the backend: a backend that restarted empty would otherwise allow
+// a fresh window's worth while the seeding is under way.
 func (f *Fallback) recovered() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.degraded.Load() {
+	if !f.degraded.Load() || f.seeding.Load() {
 		return
 	}
-	f.degraded.Store(false)
 	f.allowedMu.Lock()
 	counts := f.allowed
 	f.allowed = nil
 	f.allowedMu.Unlock()
-	if len(counts) > 0 {
-		go f.seedBackend(counts)
+	if len(counts) == 0 {
+		f.endOutage()
+		return
 	}
+	f.seeding.Store(true)
+	go func() {
+		f.seedBackend(counts)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.seeding.Store(false)
+		f.endOutage()
+	}()
+}
+
+// endOutage marks the backend healthy again; f.mu is held.
+func (f *Fallback) endOutage() {
+	f.degraded.Store(false)
 	f.logger.Info("rate limit backend recovered", "mode", string(f.mode), "outage", time.Since(f.downedAt).Round(time.Millisecond).String())
 	if f.onChange != nil {
 		f.onChange(false)

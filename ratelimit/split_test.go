@@ -139,9 +139,6 @@ func TestRecoverySeedsTheBackendWithTheOutagesCounts(t *testing.T) {
 	shared.down.Store(false)
 	time.Sleep(5 * time.Millisecond) // the next probe is due
 	allowed(t, f, "token:tok_3", 10, 1)
-	if f.Degraded() {
-		t.Fatal("still degraded after the backend answered")
-	}
 	for range 2 {
 		select {
 		case <-s.ch:
@@ -149,11 +146,70 @@ func TestRecoverySeedsTheBackendWithTheOutagesCounts(t *testing.T) {
 			t.Fatalf("seeded %v within 5s, want both keys", s.got)
 		}
 	}
+	// Requests stay on local limiting until the seeding is done, then go
+	// to the backend again.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Degraded() {
+		if time.Now().After(deadline) {
+			t.Fatal("still degraded 5s after the backend answered and was seeded")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// tok_1: 3 allowed through the backend before the outage (mirrored
 	// locally) and 2 more of its share of 5 during it.
 	if s.got["token:tok_1"] != 5 || s.got["token:tok_2"] != 1 || len(s.got) != 2 {
 		t.Fatalf("seeded %v, want token:tok_1 5 and token:tok_2 1 (this instance's local windows)", s.got)
+	}
+}
+
+// slowSeeds blocks every Seed until release is closed.
+type slowSeeds struct {
+	*flaky
+	release chan struct{}
+}
+
+func (s slowSeeds) Seed(ctx context.Context, key string, n int, period time.Duration) error {
+	<-s.release
+	return nil
+}
+
+// TestNoBackendDecisionsWhileSeeding: until the outage's counts are in the
+// backend, requests stay on local limiting; a backend that came back empty
+// must not hand out a fresh window meanwhile.
+func TestNoBackendDecisionsWhileSeeding(t *testing.T) {
+	shared := &flaky{Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{})}
+	backend := slowSeeds{flaky: shared, release: make(chan struct{})}
+	local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { local.Close() })
+	f, err := ratelimit.NewFallback(backend, local, ratelimit.FallbackOptions{
+		Mode: ratelimit.ModeSplit, ProbeInterval: time.Millisecond, Peers: func() int { return 1 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared.down.Store(true)
+	if got := allowed(t, f, "token:tok_1", 10, 10); got != 10 {
+		t.Fatalf("allowed %d during the outage, want 10", got)
+	}
+	shared.down.Store(false)
+	time.Sleep(5 * time.Millisecond)
+	allowed(t, f, "token:tok_1", 10, 1) // the probe: the backend answers, seeding starts
+	calls := shared.calls.Load()
+	time.Sleep(5 * time.Millisecond)
+	if got := allowed(t, f, "token:tok_1", 10, 20); got != 0 {
+		t.Fatalf("allowed %d while seeding; the local window is full", got)
+	}
+	if shared.calls.Load() != calls {
+		t.Fatalf("the backend was asked %d times while being seeded", shared.calls.Load()-calls)
+	}
+	close(backend.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Degraded() {
+		if time.Now().After(deadline) {
+			t.Fatal("still degraded after the seeding finished")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
