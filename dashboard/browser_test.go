@@ -1,7 +1,9 @@
 package dashboard_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +18,7 @@ import (
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
@@ -98,6 +101,39 @@ func startKeygateDemo(t *testing.T) *keygateDemo {
 		eventsURL:    "http://" + srv.Addr(demo.EventsAPIName),
 		logs:         logs,
 	}
+}
+
+// authorizeURL registers an MCP client with keygate's OAuth server and
+// returns the authorization request it would send a person to: PKCE S256,
+// the menus API's MCP endpoint as resource, and a redirect to this computer,
+// so the consent page shows its localhost warning too.
+func (d *keygateDemo) authorizeURL(t *testing.T) string {
+	t.Helper()
+	const redirectURI = "http://127.0.0.1:33418/callback"
+	metadata, _ := json.Marshal(map[string]any{
+		"client_name":                "Layout test MCP client",
+		"redirect_uris":              []string{redirectURI},
+		"grant_types":                []string{"authorization_code", "refresh_token"},
+		"token_endpoint_auth_method": "none",
+	})
+	resp, err := http.Post(d.dashboardURL+"/oauth/register", "application/json", bytes.NewReader(metadata))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var client struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&client); err != nil || resp.StatusCode != http.StatusCreated || client.ClientID == "" {
+		t.Fatalf("registering a client: status %d, %v", resp.StatusCode, err)
+	}
+	cfg := &oauth2.Config{
+		ClientID: client.ClientID, RedirectURL: redirectURI,
+		Scopes:   []string{"products:read", "dispensaries:read"}, // the demo MCP endpoint's scopes
+		Endpoint: oauth2.Endpoint{AuthURL: d.dashboardURL + "/oauth/authorize"},
+	}
+	return cfg.AuthCodeURL("layout", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+		oauth2.SetAuthURLParam("resource", d.menusURL+"/mcp"))
 }
 
 func listen(t *testing.T) net.Listener {
@@ -401,7 +437,34 @@ func TestBrowserPagesFitTheWindow(t *testing.T) {
 		b.run("resize", chromedp.EmulateViewport(int64(w), 900))
 		check(w, "login")
 	}
+	// keygate's own OAuth login and consent pages, reached as an MCP client
+	// sends a person there: a registered client, PKCE S256, the MCP resource.
+	b.run("OAuth login page", chromedp.Navigate(d.authorizeURL(t)), chromedp.WaitVisible(chromedp.CSS("#email")))
+	for _, w := range widths {
+		b.run("resize", chromedp.EmulateViewport(int64(w), 900))
+		check(w, "oauth-login")
+		if w == 390 || w == 1440 {
+			b.screenshot(shots, "oauth-login-"+strconv.Itoa(w)+".png")
+		}
+	}
 	b.login()
+	b.run("OAuth consent page", chromedp.WaitVisible(chromedp.CSS(`button[name="decision"][value="approve"]`)))
+	for _, w := range widths {
+		b.run("resize", chromedp.EmulateViewport(int64(w), 900))
+		check(w, "oauth-consent")
+		if w == 390 || w == 1440 {
+			b.screenshot(shots, "oauth-consent-"+strconv.Itoa(w)+".png")
+		}
+	}
+	// "Not you?" sits on the white card: it takes the accent colour of the
+	// Allow button, not the top bar's pale link colour.
+	if same, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`getComputedStyle(document.querySelector('form[action="logout"] .button-link')).color === getComputedStyle(document.querySelector('button[value="approve"]')).backgroundColor`)); err != nil || !same {
+		t.Errorf(`the consent page's "Not you?" is not in the accent colour (%v)`, err)
+	}
+	b.run("back to the dashboard", chromedp.Navigate(d.dashboardURL+"/"))
+	if loggedIn, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`!document.querySelector('#email')`)); err != nil || !loggedIn {
+		b.login()
+	}
 	b.run("logged in", chromedp.WaitVisible(chromedp.CSS("header .account")))
 	pages := map[string]string{
 		"tokens": "/orgs/demo/tokens", "members": "/orgs/demo/members", "plan": "/orgs/demo/settings",
