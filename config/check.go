@@ -292,6 +292,7 @@ func (c *checker) rateLimiter(f fileRateLimiter) RateLimiter {
 		RedisMode:       c.oneOf("rate_limiter.redis_mode", f.RedisMode, "single", "single", "cluster", "sentinel"),
 		RedisAddrs:      f.RedisAddrs,
 		RedisMasterName: f.RedisMaster,
+		RedisTimeout:    c.duration("rate_limiter.redis_timeout", f.RedisTimeout, DefaultRedisTimeout, false),
 		OnRedisFailure:  c.oneOf("rate_limiter.on_redis_failure", f.OnRedisFailure, OnFailureLocal, OnFailureLocal, OnFailureSplit, OnFailureClosed),
 	}
 	if u, err := url.Parse(r.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {

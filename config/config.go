@@ -33,6 +33,9 @@ import (
 // database_url, so a password need not be written into the file.
 const DatabaseURLEnv = "KEYGATE_DATABASE_URL"
 
+// DefaultRedisTimeout is rate_limiter.redis_timeout's default.
+const DefaultRedisTimeout = 250 * time.Millisecond
+
 // DatabaseReplicaURLsEnv names the environment variable that overrides
 // database_replica_urls (comma-separated), for the same reason.
 const DatabaseReplicaURLsEnv = "KEYGATE_DATABASE_REPLICA_URLS"
@@ -105,7 +108,10 @@ type RateLimiter struct {
 	RedisMode       string
 	RedisAddrs      []string
 	RedisMasterName string
-	OnRedisFailure  string // OnFailureLocal, OnFailureSplit or OnFailureClosed
+	// RedisTimeout bounds one Redis read or write; a decision not made in
+	// it is an outage for the fallback mode.
+	RedisTimeout   time.Duration
+	OnRedisFailure string // OnFailureLocal, OnFailureSplit or OnFailureClosed
 }
 
 // Cache tunes the verified-token cache.

@@ -180,6 +180,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"zero store_timeout", "cache:\n  store_timeout: 0s\n" + minimal, `keygate.yaml:2: cache.store_timeout: must be greater than 0, got "0s"`},
 		{"zero flush interval", "last_used:\n  flush_interval: 0s\n" + minimal, `keygate.yaml:2: last_used.flush_interval: must be greater than 0, got "0s"`},
 		{"redis failure mode", "rate_limiter:\n  on_redis_failure: open\n" + minimal, `keygate.yaml:2: rate_limiter.on_redis_failure: must be one of "local", "shared-split", "closed", got "open"`},
+		{"redis timeout", "rate_limiter:\n  redis_timeout: 0s\n" + minimal, `keygate.yaml:2: rate_limiter.redis_timeout: must be greater than 0, got "0s"`},
 		{"rate limiter backend", "rate_limiter:\n  backend: memcached\n" + minimal, `keygate.yaml:2: rate_limiter.backend: must be "memory" or "redis", got "memcached"`},
 		{"redis URL", "rate_limiter:\n  redis_url: http://user:secret@redis\n" + minimal, `keygate.yaml:2: rate_limiter.redis_url: must be a redis://, rediss:// or unix:// URL such as "redis://127.0.0.1:6379/0"`},
 		{"database URL never echoed", "database_url: mysql://root:hunter2@db/keygate\n" + minimal, `keygate.yaml:1: database_url: must be a postgres:// URL such as "postgres://keygate@db:5432/keygate", or empty for SQLite; got scheme "mysql"`},

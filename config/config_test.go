@@ -57,7 +57,7 @@ func TestDefaults(t *testing.T) {
 		TrustedProxies:   []netip.Prefix{},
 		ForwardAuthPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		IPv6PrefixLength: 64,
-		RateLimiter:      RateLimiter{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", RedisMode: "single", OnRedisFailure: "local"},
+		RateLimiter:      RateLimiter{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", RedisMode: "single", RedisTimeout: 250 * time.Millisecond, OnRedisFailure: "local"},
 		Cache:            Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute, StoreTimeout: 2 * time.Second, MaxEntries: 100000},
 		Listeners:        Listeners{MaxConnections: 4096, ReadHeaderTimeout: 10 * time.Second, BodyIdleTimeout: 10 * time.Second, BodyTimeout: 2 * time.Minute, AdminWriteTimeout: time.Minute},
 		LastUsed:         LastUsed{FlushInterval: 10 * time.Second},
@@ -152,7 +152,7 @@ log: {level: debug, format: json}
 	if !reflect.DeepEqual(cfg.TrustedProxies, wantProxies) {
 		t.Errorf("TrustedProxies = %v, want %v", cfg.TrustedProxies, wantProxies)
 	}
-	if want := (RateLimiter{Backend: BackendRedis, RedisURL: "rediss://cache:6380/2", RedisMode: "single", OnRedisFailure: OnFailureClosed}); !reflect.DeepEqual(cfg.RateLimiter, want) {
+	if want := (RateLimiter{Backend: BackendRedis, RedisURL: "rediss://cache:6380/2", RedisMode: "single", RedisTimeout: 250 * time.Millisecond, OnRedisFailure: OnFailureClosed}); !reflect.DeepEqual(cfg.RateLimiter, want) {
 		t.Errorf("RateLimiter = %+v, want %+v", cfg.RateLimiter, want)
 	}
 	if want := (Cache{TTL: time.Minute, StaleIfError: 0, StoreTimeout: 750 * time.Millisecond, MaxEntries: 5000}); cfg.Cache != want {

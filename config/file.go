@@ -44,6 +44,7 @@ type fileRateLimiter struct {
 	RedisMode      string   `yaml:"redis_mode"`
 	RedisAddrs     []string `yaml:"redis_addrs"`
 	RedisMaster    string   `yaml:"redis_master_name"`
+	RedisTimeout   string   `yaml:"redis_timeout"`
 	OnRedisFailure string   `yaml:"on_redis_failure"`
 }
 

@@ -149,6 +149,8 @@ rate_limiter:
   redis_addrs: []
   # The sentinels' name for the master (sentinel mode).
   redis_master_name: ""
+  # Longest wait for one Redis reply before on_redis_failure applies.
+  redis_timeout: 250ms
   # When Redis is down: local (fall back to in-memory limits and report it)
   # or closed (answer 503).
   on_redis_failure: local

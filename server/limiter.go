@@ -40,6 +40,7 @@ func newLimiter(cfg config.RateLimiter, reg prometheus.Registerer, logger *slog.
 	}
 	l.redis, err = redislimit.Connect(redislimit.Connection{
 		URL: cfg.RedisURL, Mode: cfg.RedisMode, Addrs: cfg.RedisAddrs, MasterName: cfg.RedisMasterName,
+		Timeout: cfg.RedisTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rate_limiter: %w", err)

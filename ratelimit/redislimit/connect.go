@@ -31,14 +31,16 @@ type Connection struct {
 	Addrs []string
 	// MasterName is the master's name in sentinel mode.
 	MasterName string
+	// Timeout bounds one read or write (0: 250 ms); dialing may take
+	// twice as long.
+	Timeout time.Duration
 }
 
 // Timeouts for every Redis call on the request path: a rate-limit decision
 // that cannot be made in this time is a failure for ratelimit.Fallback to
 // handle, not a request left waiting.
 const (
-	dialTimeout = 500 * time.Millisecond
-	ioTimeout   = 250 * time.Millisecond
+	defaultTimeout = 250 * time.Millisecond
 	// clusterStateReload is how old the cluster's slot map may get: one
 	// CLUSTER SLOTS per instance this often, at most.
 	clusterStateReload = time.Second
@@ -55,6 +57,10 @@ func Connect(c Connection) (redis.UniversalClient, error) {
 		// The parser's message may quote the URL, password included.
 		return nil, errors.New("redislimit: the Redis URL cannot be parsed")
 	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
 	addrs := c.Addrs
 	if len(addrs) == 0 {
 		addrs = []string{parsed.Addr}
@@ -67,9 +73,9 @@ func Connect(c Connection) (redis.UniversalClient, error) {
 		DB:        parsed.DB,
 		TLSConfig: parsed.TLSConfig,
 
-		DialTimeout:  dialTimeout,
-		ReadTimeout:  ioTimeout,
-		WriteTimeout: ioTimeout,
+		DialTimeout:  2 * timeout,
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
 		// -1 turns retries off in go-redis (0 means its default of 3).
 		MaxRetries:    -1,
 		DialerRetries: 1,
