@@ -114,8 +114,14 @@ func newFixture(t testing.TB) *fixture {
 	f.signer, f.verifier = signer, identity.NewVerifier(signer.JWKS())
 	f.tokens = gateway.NewTokens(f.store, gateway.TokensOptions{})
 	watch, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	go f.tokens.Follow(watch, st)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		f.tokens.Follow(watch, st)
+	}()
+	// Follow must be done with the database before the store closes and
+	// its directory is removed.
+	t.Cleanup(func() { cancel(); <-followed })
 	f.waitUntilFollowing(ctx, st)
 	limiter := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { limiter.Close() })
