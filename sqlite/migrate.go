@@ -4,9 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/schema"
 )
 
@@ -38,6 +44,37 @@ func (s *Store) Migrate(ctx context.Context) error {
 }
 
 func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
+	// Processes opening a new file at once race to switch it to WAL and
+	// create the schema; SQLite answers some of those races busy at once,
+	// without waiting busy_timeout. Retry them for as long.
+	deadline := time.Now().Add(s.busyTimeout)
+	for {
+		err := s.migrateOnce(ctx, fsys)
+		if err == nil || !busy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// busy reports whether err is SQLite saying another connection holds the
+// database.
+func busy(err error) bool {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		switch e.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return keygate.ErrorCode(err) == keygate.EUNAVAILABLE
+}
+
+func (s *Store) migrateOnce(ctx context.Context, fsys fs.FS) error {
 	all, err := migrations(fsys)
 	if err != nil {
 		return err
