@@ -24,6 +24,9 @@ const (
 	AuditMemberAdded         = "member.added"
 	AuditMemberRemoved       = "member.removed"
 	AuditMemberRoleChanged   = "member.role_changed"
+	AuditInvitationCreated   = "invitation.created"
+	AuditInvitationAccepted  = "invitation.accepted"
+	AuditInvitationRevoked   = "invitation.revoked"
 	AuditOrganizationCreated = "organization.created"
 	AuditOrganizationDeleted = "organization.deleted"
 	// AuditPlanChanged: plan, entitlements or the token limit changed.
@@ -46,6 +49,7 @@ var AuditActions = []string{
 	AuditTokenCreated, AuditTokenRotated, AuditTokenDeleted, AuditTokenExpired,
 	AuditAdminKeyCreated, AuditAdminKeyRevoked,
 	AuditMemberAdded, AuditMemberRemoved, AuditMemberRoleChanged,
+	AuditInvitationCreated, AuditInvitationAccepted, AuditInvitationRevoked,
 	AuditOrganizationCreated, AuditOrganizationDeleted, AuditPlanChanged, AuditSettingsChanged,
 	AuditOAuthGrantApproved, AuditOAuthGrantRevoked,
 	AuditWebhookCreated, AuditWebhookChanged, AuditWebhookDeleted,

@@ -16,9 +16,10 @@ type Store interface {
 	SigningKeyService
 	UsageService
 	ChangeFeed
-	OAuthStore   // OAuth clients, codes, grants and tokens (oauth.go)
-	WebhookStore // webhook endpoints, deliveries and token notices (webhook.go)
-	AuditLog     // the append-only audit log (audit.go)
+	OAuthStore      // OAuth clients, codes, grants and tokens (oauth.go)
+	WebhookStore    // webhook endpoints, deliveries and token notices (webhook.go)
+	AuditLog        // the append-only audit log (audit.go)
+	InvitationStore // invitations to organizations (invitation.go)
 	// Ping reports whether the database answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	Close() error

@@ -279,3 +279,50 @@ func (s *Store) CreateSession(ctx context.Context, sess *keygate.Session) error 
 	s.Log.Record(keygate.WithActor(ctx, a), keygate.AuditLoginSucceeded, "", sess.UserID, nil)
 	return nil
 }
+
+// invitationDetails describes an invitation without its secret.
+func invitationDetails(inv *keygate.Invitation) map[string]any {
+	return map[string]any{"email": inv.Email, "role": inv.Role, "expires_at": inv.ExpiresAt}
+}
+
+func (s *Store) CreateInvitation(ctx context.Context, inv *keygate.Invitation) error {
+	if err := s.Store.CreateInvitation(ctx, inv); err != nil {
+		return err
+	}
+	s.Log.Record(ctx, keygate.AuditInvitationCreated, inv.OrganizationID, inv.ID, invitationDetails(inv))
+	return nil
+}
+
+// AcceptInvitation records invitation.accepted, and member.added when the
+// acceptance made the user a member.
+func (s *Store) AcceptInvitation(ctx context.Context, hash, userID string, at time.Time) (*keygate.Invitation, bool, error) {
+	inv, added, err := s.Store.AcceptInvitation(ctx, hash, userID, at)
+	if err != nil {
+		return nil, false, err
+	}
+	d := invitationDetails(inv)
+	d["user_id"] = userID
+	d["membership_added"] = added
+	s.Log.Record(ctx, keygate.AuditInvitationAccepted, inv.OrganizationID, inv.ID, d)
+	if added {
+		s.Log.Record(ctx, keygate.AuditMemberAdded, inv.OrganizationID, userID,
+			map[string]any{"user_id": userID, "role": inv.Role, "email": inv.Email, "invitation_id": inv.ID})
+	}
+	return inv, added, nil
+}
+
+func (s *Store) RevokeInvitation(ctx context.Context, organizationID, id string, at time.Time) error {
+	if err := s.Store.RevokeInvitation(ctx, organizationID, id, at); err != nil {
+		return err
+	}
+	d := map[string]any{}
+	if list, err := s.Store.ListInvitations(ctx, keygate.InvitationFilter{OrganizationID: organizationID}); err == nil {
+		for _, inv := range list {
+			if inv.ID == id {
+				d = invitationDetails(inv)
+			}
+		}
+	}
+	s.Log.Record(ctx, keygate.AuditInvitationRevoked, organizationID, id, d)
+	return nil
+}

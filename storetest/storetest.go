@@ -13,7 +13,8 @@
 //     an empty ID; every create fills in a zero CreatedAt.
 //   - Emails are stored lower-case and are unique regardless of case.
 //   - Lists: organizations by slug, users by email, memberships oldest
-//     first, tokens and admin keys newest first, usage by hour then token.
+//     first, tokens, admin keys and invitations newest first, usage by
+//     hour then token.
 //     ListAdminKeys leaves revoked keys out.
 //   - SetMembership, CreateToken and CreateSession return ENOTFOUND when the
 //     organization or user they refer to does not exist.
@@ -86,6 +87,7 @@ func Run(t *testing.T, f Factory) {
 		{"Organizations", organizationTests},
 		{"Users", userTests},
 		{"Memberships", membershipTests},
+		{"Invitations", invitationTests},
 		{"Tokens", tokenTests},
 		{"TokenRotation", rotationTests},
 		{"AuditLog", auditTests},
