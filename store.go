@@ -20,6 +20,7 @@ type Store interface {
 	WebhookStore    // webhook endpoints, deliveries and token notices (webhook.go)
 	AuditLog        // the append-only audit log (audit.go)
 	InvitationStore // invitations to organizations (invitation.go)
+	EmailStore      // the email outbox and each organization's email settings (email.go)
 	// Ping reports whether the database answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	Close() error

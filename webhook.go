@@ -229,7 +229,8 @@ type WebhookDeliveryFilter struct {
 }
 
 // TokenNotice records that a once-per-token event (token.expiring,
-// token.expired) went out, so it never goes out twice.
+// token.expired, an audit entry, an email) went out, so it never goes out
+// twice.
 type TokenNotice struct {
 	TokenID   string
 	Event     string
@@ -265,6 +266,10 @@ type WebhookStore interface {
 	// nothing and returns ECONFLICT, so of several instances noticing the
 	// same expiry exactly one sends it.
 	EnqueueTokenNotice(ctx context.Context, notice *TokenNotice, deliveries []*WebhookDelivery) error
+	// ListTokensForNotice returns the tokens q selects, in (q.Field, ID)
+	// order: those with q.Field in (q.From, q.To] and no notice for
+	// q.Event, after the cursor, at most q.Limit.
+	ListTokensForNotice(ctx context.Context, q TokenNoticeQuery) ([]*Token, error)
 	// ClaimWebhookDeliveries takes up to limit pending deliveries due at
 	// now whose endpoint is enabled, earliest due first. Each one's
 	// Attempts goes up by one and its NextAttemptAt moves to now+lease,

@@ -99,6 +99,7 @@ func Run(t *testing.T, f Factory) {
 		{"Changes", changeTests},
 		{"OAuth", oauthTests},
 		{"Webhooks", webhookTests},
+		{"Email", emailTests},
 		{"Ping", []test{{"Answers", testPing}}},
 	}
 	for _, g := range groups {
