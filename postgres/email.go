@@ -228,4 +228,3 @@ func scanEmail(row pgx.Row) (*keygate.Email, error) {
 	e.CreatedAt = e.CreatedAt.UTC()
 	return &e, nil
 }
-
