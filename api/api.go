@@ -46,6 +46,13 @@ type Deps struct {
 	// PendingUsage is the gateway's not yet written last use of tokens,
 	// merged into what is shown; nil: the stored times only.
 	PendingUsage manage.PendingUsage
+	// PublicURL is the dashboard's address (admin.public_url), which
+	// invitation links start with; "": the address each request was sent
+	// to.
+	PublicURL string
+	// Invitations, when set, is handed every new invitation's link to send
+	// to the invitee; nil: only the inviter gets the link, in the answer.
+	Invitations manage.InvitationNotifier
 }
 
 // Handler serves the management API.
@@ -120,6 +127,8 @@ func (h *Handler) routes() []Route {
 		{Method: "GET", Path: "/api/v1/me", handle: h.me},
 		{Method: "GET", Path: "/api/v1/me/oauth-grants", handle: h.listMyOAuthGrants},
 		{Method: "DELETE", Path: "/api/v1/me/oauth-grants/{id}", handle: h.revokeMyOAuthGrant},
+		{Method: "POST", Path: "/api/v1/me/invitations/accept", handle: h.acceptInvitation},
+		{Method: "POST", Path: "/api/v1/me/invitations/decline", handle: h.declineInvitation},
 		{Method: "GET", Path: "/api/v1/apis", handle: h.listAPIs},
 		{Method: "GET", Path: "/api/v1/admin-keys", handle: h.listAdminKeys},
 		{Method: "DELETE", Path: "/api/v1/admin-keys/{id}", handle: h.revokeAdminKey},
@@ -137,6 +146,9 @@ func (h *Handler) routes() []Route {
 		{Method: "POST", Path: "/api/v1/orgs/{org}/members", handle: h.addMember},
 		{Method: "PUT", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.setMemberRole},
 		{Method: "DELETE", Path: "/api/v1/orgs/{org}/members/{user}", handle: h.removeMember},
+		{Method: "GET", Path: "/api/v1/orgs/{org}/invitations", handle: h.listInvitations},
+		{Method: "POST", Path: "/api/v1/orgs/{org}/invitations", handle: h.createInvitation},
+		{Method: "DELETE", Path: "/api/v1/orgs/{org}/invitations/{id}", handle: h.revokeInvitation},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/usage", handle: h.usage},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/audit-log", handle: h.orgAuditLog},
 		{Method: "GET", Path: "/api/v1/audit-log", handle: h.siteAuditLog},

@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 
+	"github.com/keygate/keygate"
+
 	"github.com/keygate/keygate/manage"
 )
 
@@ -37,6 +39,11 @@ func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, c manage.Cal
 	}
 	if err := a.RequireMemberManager(); err != nil {
 		return err
+	}
+	// Adding a person directly is the site operator's power: an owner
+	// invites instead, and this refusal is the same for every email.
+	if !a.Admin {
+		return keygate.Errorf(keygate.EFORBIDDEN, "Owners invite members: POST /api/v1/orgs/%s/invitations. Adding a person directly is for site administrators.", a.Organization.Slug)
 	}
 	var req addMemberRequest
 	if err := decode(w, r, &req); err != nil {

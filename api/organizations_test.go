@@ -131,9 +131,11 @@ func TestMembers(t *testing.T) {
 		t.Errorf("members %+v", list.Members)
 	}
 
-	// Invite by creating a user.
+	// A site administrator (the operator) adds people directly: a new
+	// email with a password creates the login.
+	admin := f.key()
 	var m memberBody
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": " New@Acme.test ", "name": "New Person", "password": "plum orchard 42", "role": "member"}`).expect(http.StatusCreated, &m)
+	f.do(admin, "POST", "/api/v1/orgs/acme/members", `{"email": " New@Acme.test ", "name": "New Person", "password": "plum orchard 42", "role": "member"}`).expect(http.StatusCreated, &m)
 	if m.Email != "new@acme.test" || m.Name != "New Person" || m.Role != "member" || !strings.HasPrefix(m.UserID, "usr_") {
 		t.Errorf("added %+v", m)
 	}
@@ -145,14 +147,14 @@ func TestMembers(t *testing.T) {
 		t.Error("a password reached the logs")
 	}
 	// An existing user is added without a password, and never gets one set.
-	f.do(f.key(), "POST", "/api/v1/orgs/globex/members", `{"email": "new@acme.test", "password": "takeover", "role": "owner"}`).
+	f.do(admin, "POST", "/api/v1/orgs/globex/members", `{"email": "new@acme.test", "password": "takeover", "role": "owner"}`).
 		expectError(400, "invalid", "A user with this email already exists: leave the password empty to add them.")
-	f.do(f.key(), "POST", "/api/v1/orgs/globex/members", `{"email": "new@acme.test", "role": "owner"}`).expect(http.StatusCreated, &m)
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "new@acme.test", "role": "member"}`).expectError(409, "conflict", "new@acme.test is already a member.")
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "nobody@acme.test", "role": "member"}`).expectError(400, "invalid", "No user has this email: set a password to create their login.")
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "pw", "role": "member"}`).expectError(400, "invalid", "Password must be at least 12 characters.")
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "not an email", "password": "plum orchard 42", "role": "member"}`).expectError(400, "invalid", "Enter a valid email address.")
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "y@acme.test", "password": "plum orchard 42", "role": "admin"}`).expectError(400, "invalid", `Role must be "owner" or "member".`)
+	f.do(admin, "POST", "/api/v1/orgs/globex/members", `{"email": "new@acme.test", "role": "owner"}`).expect(http.StatusCreated, &m)
+	f.do(f.login(f.sys), "POST", "/api/v1/orgs/acme/members", `{"email": "new@acme.test", "role": "member"}`).expectError(409, "conflict", "new@acme.test is already a member.")
+	f.do(admin, "POST", "/api/v1/orgs/acme/members", `{"email": "nobody@acme.test", "role": "member"}`).expectError(400, "invalid", "No user has this email: set a password to create their login.")
+	f.do(admin, "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "pw", "role": "member"}`).expectError(400, "invalid", "Password must be at least 12 characters.")
+	f.do(admin, "POST", "/api/v1/orgs/acme/members", `{"email": "not an email", "password": "plum orchard 42", "role": "member"}`).expectError(400, "invalid", "Enter a valid email address.")
+	f.do(admin, "POST", "/api/v1/orgs/acme/members", `{"email": "y@acme.test", "password": "plum orchard 42", "role": "admin"}`).expectError(400, "invalid", `Role must be "owner" or "member".`)
 
 	// Roles.
 	f.do(owner, "PUT", "/api/v1/orgs/acme/members/"+m.UserID, `{"role": "owner"}`).expect(http.StatusOK, &m)
@@ -248,10 +250,9 @@ func TestListAPIs(t *testing.T) {
 // characters, not a common one.
 func TestMemberPasswordPolicy(t *testing.T) {
 	f := newFixture(t)
-	owner := f.login(f.owner)
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "demo", "role": "member"}`).
+	f.do(f.key(), "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "demo", "role": "member"}`).
 		expectError(400, "invalid", "Password must be at least 12 characters.")
-	f.do(owner, "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "Password1234", "role": "member"}`).
+	f.do(f.key(), "POST", "/api/v1/orgs/acme/members", `{"email": "x@acme.test", "password": "Password1234", "role": "member"}`).
 		expectError(400, "invalid", "This password is one of the most commonly used; choose another.")
 	if _, err := f.store.FindUserByEmail(context.Background(), "x@acme.test"); keygate.ErrorCode(err) != keygate.ENOTFOUND {
 		t.Fatalf("a refused password created the user: %v", err)

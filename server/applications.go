@@ -22,7 +22,7 @@ func (s *Server) mountApplications(mux *http.ServeMux) {
 	// dispatcher Start runs (nil when the store keeps no webhooks).
 	mux.Handle("/api/v1/", api.New(api.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
-		Webhooks: s.webhooks, PendingUsage: s.usage,
+		Webhooks: s.webhooks, PendingUsage: s.usage, PublicURL: s.cfg.Admin.PublicURL,
 	}))
 	s.mountOAuth(mux)
 	mux.Handle("/", dashboard.New(dashboard.Deps{

@@ -12,9 +12,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 )
 
@@ -108,6 +111,17 @@ func TestAuditLogRecordsEveryActionThroughEveryDoor(t *testing.T) {
 	call("POST", "/api/v1/orgs/acme/members", `{"email": "dev@acme.test", "role": "member"}`, 201)
 	call("PUT", "/api/v1/orgs/acme/members/"+dev.ID, `{"role": "owner"}`, 200)
 	call("DELETE", "/api/v1/orgs/acme/members/"+dev.ID, "", 204)
+	lost := call("POST", "/api/v1/orgs/acme/invitations", `{"email": "dev@acme.test", "role": "member"}`, 201)
+	call("DELETE", "/api/v1/orgs/acme/invitations/"+lost["id"].(string), "", 204)
+	invitation := call("POST", "/api/v1/orgs/acme/invitations", `{"email": "dev@acme.test", "role": "member"}`, 201)
+	secretOf := func(link any) string {
+		_, secret, _ := strings.Cut(link.(string), "/invitations/")
+		return secret
+	}
+	secrets = append(secrets, secretOf(lost["url"]), secretOf(invitation["url"]))
+	if _, _, err := manage.AcceptInvitation(audit.AsUser(ctx, dev), store, dev, secretOf(invitation["url"]), time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	call("PATCH", "/api/v1/orgs/acme", `{"plan": "pro"}`, 200)
 	hook := call("POST", "/api/v1/orgs/acme/webhooks", `{"url": "http://127.0.0.1:9/in/receiver-secret-path", "events": ["audit.*"]}`, 201)
 	call("PATCH", "/api/v1/orgs/acme/webhooks/"+hook["id"].(string), `{"disabled": true}`, 200)
@@ -172,6 +186,11 @@ func TestAuditLogRecordsEveryActionThroughEveryDoor(t *testing.T) {
 		apiBy("member.added"),
 		apiBy("member.role_changed"),
 		apiBy("member.removed"),
+		apiBy("invitation.created"),
+		apiBy("invitation.revoked"),
+		apiBy("invitation.created"),
+		{"invitation.accepted", "user", "dev@acme.test", "", ""},
+		{"member.added", "user", "dev@acme.test", "", ""},
 		apiBy("plan.changed"),
 		apiBy("webhook.created"),
 		apiBy("webhook.changed"),
