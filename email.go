@@ -179,3 +179,36 @@ type EmailStore interface {
 	// ENOTFOUND when it does not exist.
 	UpdateEmailSettings(ctx context.Context, s *EmailSettings) error
 }
+
+// TokenNoticeLister lists the tokens a notice is due for; every store is
+// one.
+type TokenNoticeLister interface {
+	ListTokensForNotice(ctx context.Context, q TokenNoticeQuery) ([]*Token, error)
+}
+
+// EachTokenForNotice calls fn for every token q selects, a page of q.Limit
+// at a time, and stops at fn's first error. fn is expected to record the
+// notice (or find it recorded by another instance), so a later scan no
+// longer sees the token: this is how every once-per-token scan (webhook
+// events, audit entries, emails) stays incremental on every instance.
+func EachTokenForNotice(ctx context.Context, store TokenNoticeLister, q TokenNoticeQuery, fn func(*Token) error) error {
+	if q.Limit <= 0 {
+		q.Limit = 500
+	}
+	for {
+		page, err := store.ListTokensForNotice(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, tok := range page {
+			if err := fn(tok); err != nil {
+				return err
+			}
+		}
+		if len(page) < q.Limit {
+			return nil
+		}
+		last := page[len(page)-1]
+		q.AfterTime, q.AfterID = *last.NoticeTime(q.Field), last.ID
+	}
+}

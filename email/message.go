@@ -1,0 +1,83 @@
+package email
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/mail"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate"
+)
+
+// compose writes e as an RFC 5322 message with a multipart/alternative
+// body: the plain text first, the HTML second (clients show the last part
+// they can). Bodies are quoted-printable UTF-8, headers RFC 2047-encoded.
+func compose(from *mail.Address, e *keygate.Email, now time.Time) ([]byte, error) {
+	var b bytes.Buffer
+	to := make([]string, len(e.To))
+	for i, addr := range e.To {
+		to[i] = (&mail.Address{Address: addr}).String()
+	}
+	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	header := [][2]string{
+		{"From", from.String()},
+		{"To", strings.Join(to, ", ")},
+		{"Subject", mime.QEncoding.Encode("utf-8", e.Subject)},
+		{"Date", now.UTC().Format(time.RFC1123Z)},
+		{"Message-ID", fmt.Sprintf("<%s@%s>", e.ID, domain)},
+		{"MIME-Version", "1.0"},
+		{"Auto-Submitted", "auto-generated"},
+	}
+	if e.Kind != "" {
+		header = append(header, [2]string{"X-Keygate-Email", e.Kind})
+	}
+	for _, h := range header {
+		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
+	}
+	mw := multipart.NewWriter(&b)
+	if err := mw.SetBoundary(boundary()); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(&b, "Content-Type: multipart/alternative; boundary=%q\r\n\r\n", mw.Boundary())
+	html := e.HTML
+	if html == "" {
+		html = "<pre>" + escapeHTML(e.Text) + "</pre>"
+	}
+	for _, part := range []struct{ kind, body string }{{"text/plain", e.Text}, {"text/html", html}} {
+		w, err := mw.CreatePart(textproto.MIMEHeader{
+			"Content-Type":              {part.kind + "; charset=utf-8"},
+			"Content-Transfer-Encoding": {"quoted-printable"},
+		})
+		if err != nil {
+			return nil, err
+		}
+		qp := quotedprintable.NewWriter(w)
+		if _, err := qp.Write([]byte(strings.ReplaceAll(part.body, "\r\n", "\n"))); err != nil {
+			return nil, err
+		}
+		if err := qp.Close(); err != nil {
+			return nil, err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func boundary() string {
+	var r [12]byte
+	_, _ = rand.Read(r[:])
+	return "keygate-" + hex.EncodeToString(r[:])
+}
+
+func escapeHTML(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;").Replace(s)
+}

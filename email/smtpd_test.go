@@ -1,0 +1,216 @@
+package email_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// smtpd is a real SMTP server (Python's aiosmtpd, testdata/smtpd.py) that
+// writes every message it accepts to a folder.
+type smtpd struct {
+	t    *testing.T
+	dir  string
+	port int
+	cmd  *exec.Cmd
+}
+
+// aiosmtpdPython returns a python3 that has aiosmtpd: skipped locally
+// without one, a failure under CI (.ci/run installs python3-aiosmtpd).
+func aiosmtpdPython(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(p, "-c", "import aiosmtpd").Run() == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no python3 with aiosmtpd (.ci/run installs python3-aiosmtpd)")
+	}
+	t.Skip("no python3 with aiosmtpd (apt-get install python3-aiosmtpd)")
+	return ""
+}
+
+// startSMTPD starts the server on port (0: any) with the script's flags,
+// writing into dir ("" for a new one).
+func startSMTPD(t *testing.T, dir string, port int, flags ...string) *smtpd {
+	t.Helper()
+	py := aiosmtpdPython(t)
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	args := append([]string{filepath.Join("testdata", "smtpd.py"), dir, strconv.Itoa(port)}, flags...)
+	cmd := exec.Command(py, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &smtpd{t: t, dir: dir, cmd: cmd}
+	t.Cleanup(s.stop)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("smtpd did not start: %v", err)
+	}
+	go io.Copy(io.Discard, out)
+	if s.port, err = strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "PORT ")); err != nil {
+		t.Fatalf("smtpd said %q", line)
+	}
+	return s
+}
+
+func (s *smtpd) stop() {
+	if s.cmd.Process != nil && s.cmd.ProcessState == nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	}
+}
+
+// received is one message as the server got it.
+type received struct {
+	MailFrom      string   `json:"mail_from"`
+	RcptTos       []string `json:"rcpt_tos"`
+	TLS           bool     `json:"tls"`
+	Authenticated bool     `json:"authenticated"`
+	Data          string   `json:"data"`
+
+	Subject     string
+	ContentType string
+	Text, HTML  string // the decoded alternatives
+}
+
+// messages returns what arrived so far, each parsed.
+func (s *smtpd) messages() []*received {
+	s.t.Helper()
+	files, err := filepath.Glob(filepath.Join(s.dir, "*.json"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []*received
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		var r received
+		if err := json.Unmarshal(b, &r); err != nil {
+			s.t.Fatal(err)
+		}
+		parseMessage(s.t, &r)
+		out = append(out, &r)
+	}
+	return out
+}
+
+// parseMessage reads the message's subject and its multipart/alternative
+// parts, decoding the transfer encoding.
+func parseMessage(t *testing.T, r *received) {
+	t.Helper()
+	m, err := mail.ReadMessage(strings.NewReader(r.Data))
+	if err != nil {
+		t.Fatalf("message does not parse: %v\n%s", err, r.Data)
+	}
+	dec := new(mime.WordDecoder)
+	if r.Subject, err = dec.DecodeHeader(m.Header.Get("Subject")); err != nil {
+		t.Fatal(err)
+	}
+	mediaType, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ContentType = mediaType
+	if mediaType != "multipart/alternative" {
+		return
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart() // decodes quoted-printable
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p)
+		switch ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); ct {
+		case "text/plain":
+			r.Text = string(b)
+		case "text/html":
+			r.HTML = string(b)
+		}
+	}
+}
+
+// testCertificate writes a self-signed certificate for 127.0.0.1 and its
+// key into dir and returns their paths and the certificate's pool.
+func testCertificate(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "keygate test smtpd"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, pool
+}
+
+// freePort returns a port nothing listens on (just now).
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
