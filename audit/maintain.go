@@ -13,14 +13,12 @@ import (
 type Maintainer struct {
 	Store interface {
 		keygate.AuditLog
-		ListTokens(ctx context.Context, filter keygate.TokenFilter) ([]*keygate.Token, error)
+		ListTokensForNotice(ctx context.Context, q keygate.TokenNoticeQuery) ([]*keygate.Token, error)
 		EnqueueTokenNotice(ctx context.Context, n *keygate.TokenNotice, deliveries []*keygate.WebhookDelivery) error
 	}
 	Log       *Log
 	Retention time.Duration // 0: DefaultRetention
 	Now       func() time.Time
-
-	recorded map[string]bool // token ids whose expiry this instance recorded or saw recorded
 }
 
 // expiryNotice marks a token's expiry as recorded in the audit log, in the
@@ -74,21 +72,15 @@ func (m *Maintainer) purge(ctx context.Context) {
 }
 
 // RecordExpiries writes token.expired, by the system, for every token that
-// expired within the last 7 days and has no such entry yet.
+// expired within the last 7 days and has no such entry yet. It reads only
+// tokens in that window without the entry's notice, a page at a time, and
+// claims each in the store before writing, so every instance can run it
+// and each expiry is recorded once.
 func (m *Maintainer) RecordExpiries(ctx context.Context) error {
-	if m.recorded == nil {
-		m.recorded = map[string]bool{}
-	}
-	tokens, err := m.Store.ListTokens(ctx, keygate.TokenFilter{})
-	if err != nil {
-		return err
-	}
 	now := m.now()
 	ctx = keygate.WithActor(ctx, keygate.Actor{Type: keygate.ActorSystem})
-	for _, tok := range tokens {
-		if tok.ExpiresAt == nil || !tok.Expired(now) || now.Sub(*tok.ExpiresAt) > expiryLookback || m.recorded[tok.ID] {
-			continue
-		}
+	q := keygate.TokenNoticeQuery{Event: expiryNotice, Field: keygate.TokenExpiresAt, From: now.Add(-expiryLookback), To: now}
+	return keygate.EachTokenForNotice(ctx, m.Store, q, func(tok *keygate.Token) error {
 		err := m.Store.EnqueueTokenNotice(ctx, &keygate.TokenNotice{TokenID: tok.ID, Event: expiryNotice, CreatedAt: now}, nil)
 		switch keygate.ErrorCode(err) {
 		case "":
@@ -97,7 +89,6 @@ func (m *Maintainer) RecordExpiries(ctx context.Context) error {
 		default:
 			return err
 		}
-		m.recorded[tok.ID] = true
-	}
-	return nil
+		return nil
+	})
 }

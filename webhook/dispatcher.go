@@ -36,7 +36,6 @@ import (
 type Store interface {
 	keygate.WebhookStore
 	FindOrganizationByID(ctx context.Context, id string) (*keygate.Organization, error)
-	ListTokens(ctx context.Context, filter keygate.TokenFilter) ([]*keygate.Token, error)
 }
 
 // DefaultRetries are the delays before the second, third, … attempt: the
@@ -130,9 +129,8 @@ type Dispatcher struct {
 	random       func() float64
 	onAttempt    func(string, *keygate.WebhookAttempt)
 
-	mu      sync.Mutex
-	wake    chan struct{} // closed and replaced to wake every idle worker
-	noticed map[notice]bool
+	mu   sync.Mutex
+	wake chan struct{} // closed and replaced to wake every idle worker
 
 	claimFailing atomic.Bool // the last claim failed; see noteClaim
 }
@@ -161,7 +159,6 @@ func New(store Store, opts Options) *Dispatcher {
 		random:       opts.Random,
 		onAttempt:    opts.OnAttempt,
 		wake:         make(chan struct{}),
-		noticed:      map[notice]bool{},
 	}
 	if d.retries == nil {
 		d.retries = DefaultRetries

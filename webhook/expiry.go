@@ -3,19 +3,20 @@ package webhook
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate"
 )
 
-// notice is a token and a once-per-token event.
-type notice struct {
-	tokenID, event string
+// scan is one once-per-token event the scan looks for: tokens whose field
+// lies in a window and that have no notice for the event yet.
+type scan struct {
+	event string
+	field string
+	from  time.Time
+	to    time.Time
 }
-
-// tokenEvents are the once-per-token events: each goes out at most once per
-// token, whichever instance or path notices it first.
-var tokenEvents = []string{keygate.EventTokenCreated, keygate.EventTokenDeleted, keygate.EventTokenExpiring, keygate.EventTokenExpired}
 
 // ScanTokens sends every once-per-token event that is due and not yet
 // sent, once per token and event across every instance (the store records
@@ -27,10 +28,13 @@ var tokenEvents = []string{keygate.EventTokenCreated, keygate.EventTokenDeleted,
 //     ExpiredLookback whose event has not gone out — EmitToken sends them
 //     at once, and this catches the ones an instance stopped before sending.
 //
-// Only organizations with an enabled endpoint for one of these events are
-// scanned; deleted tokens get no expiry events. Each event goes only to
-// endpoints that existed when it happened, so a new endpoint does not
-// receive old news.
+// It asks the store only for tokens in each event's window that have no
+// notice yet, of organizations with an enabled endpoint for the event, a
+// page at a time (keygate.EachTokenForNotice): a scan that finds nothing
+// new reads an index range, whatever the number of tokens, so every
+// instance can run it every minute. Deleted tokens get no expiry events.
+// Each event goes only to endpoints that existed when it happened, so a
+// new endpoint does not receive old news.
 func (d *Dispatcher) ScanTokens(ctx context.Context) error {
 	hooks, err := d.store.ListWebhooks(ctx, "")
 	if err != nil {
@@ -40,93 +44,92 @@ func (d *Dispatcher) ScanTokens(ctx context.Context) error {
 	for _, h := range hooks {
 		byOrganization[h.OrganizationID] = append(byOrganization[h.OrganizationID], h)
 	}
-	done := map[notice]bool{}
+	now := d.now()
+	scans := []scan{
+		{keygate.EventTokenCreated, keygate.TokenCreatedAt, now.Add(-d.lookback), now},
+		{keygate.EventTokenDeleted, keygate.TokenRevokedAt, now.Add(-d.lookback), now},
+		{keygate.EventTokenExpired, keygate.TokenExpiresAt, now.Add(-d.lookback), now},
+		{keygate.EventTokenExpiring, keygate.TokenExpiresAt, now, now.Add(keygate.TokenExpiringWindow)},
+	}
+	orgs := map[string]*keygate.Organization{}
 	var errs []error
-	for orgID, hooks := range byOrganization {
-		targets := map[string][]*keygate.Webhook{}
-		for _, event := range tokenEvents {
-			if s := subscribed(hooks, event); len(s) > 0 {
-				targets[event] = s
+	for _, s := range scans {
+		var subscribers []string
+		for orgID, hooks := range byOrganization {
+			if len(subscribed(hooks, s.event)) > 0 {
+				subscribers = append(subscribers, orgID)
 			}
 		}
-		if len(targets) == 0 {
-			continue
-		}
-		if err := d.scanOrganization(ctx, orgID, targets, done); err != nil {
-			errs = append(errs, err)
+		for chunk := range chunks(subscribers, 500) {
+			q := keygate.TokenNoticeQuery{Event: s.event, Field: s.field, From: s.from, To: s.to,
+				IncludeRevoked: s.field != keygate.TokenExpiresAt, OrganizationIDs: chunk}
+			err := keygate.EachTokenForNotice(ctx, d.store, q, func(tok *keygate.Token) error {
+				return d.notice(ctx, tok, s.event, byOrganization[tok.OrganizationID], orgs, now)
+			})
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	// Remember what went out, and forget tokens no longer in a window, so
-	// later scans touch the store only for new candidates.
-	d.mu.Lock()
-	d.noticed = done
-	d.mu.Unlock()
 	return errors.Join(errs...)
 }
 
-func (d *Dispatcher) scanOrganization(ctx context.Context, orgID string, targets map[string][]*keygate.Webhook, done map[notice]bool) error {
-	tokens, err := d.store.ListTokens(ctx, keygate.TokenFilter{OrganizationID: orgID, IncludeRevoked: true})
-	if err != nil {
+// notice sends one token's event to the organization's endpoints that
+// existed when it happened (for token.expiring: now).
+func (d *Dispatcher) notice(ctx context.Context, tok *keygate.Token, event string, hooks []*keygate.Webhook, orgs map[string]*keygate.Organization, now time.Time) error {
+	at := now
+	if event != keygate.EventTokenExpiring {
+		at = *tok.NoticeTime(fieldOf(event))
+	}
+	targets := createdBy(subscribed(hooks, event), at)
+	if len(targets) == 0 {
+		if slices.ContainsFunc(createdBy(hooks, at), func(h *keygate.Webhook) bool { return h.Subscribes(event) }) {
+			// An endpoint that existed then is disabled now: wait, so it
+			// hears of the event once enabled again.
+			return nil
+		}
+		// No endpoint existed then and none created later ever will
+		// have: record the notice with no deliveries, so the token is
+		// not looked at again.
+	}
+	org, ok := orgs[tok.OrganizationID]
+	if !ok {
+		var err error
+		if org, err = d.store.FindOrganizationByID(ctx, tok.OrganizationID); err != nil {
+			return err
+		}
+		orgs[tok.OrganizationID] = org
+	}
+	switch err := d.sendNotice(ctx, tok, org, event, targets); keygate.ErrorCode(err) {
+	case "", keygate.ECONFLICT: // sent now, or already by someone
+		return nil
+	default:
 		return err
 	}
-	now := d.now()
-	var org *keygate.Organization
-	for _, tok := range tokens {
-		for event, at := range d.dueEvents(tok, now) {
-			hooks := createdBy(targets[event], at)
-			if len(hooks) == 0 {
-				continue
-			}
-			key := notice{tok.ID, event}
-			if d.wasNoticed(key) {
-				done[key] = true
-				continue
-			}
-			if org == nil {
-				if org, err = d.store.FindOrganizationByID(ctx, orgID); err != nil {
-					return err
-				}
-			}
-			switch err := d.sendNotice(ctx, tok, org, event, hooks); keygate.ErrorCode(err) {
-			case "", keygate.ECONFLICT: // sent now, or already by someone
-				done[key] = true
-			default:
-				return err
-			}
-		}
-	}
-	return nil
 }
 
-// dueEvents returns the once-per-token events due for tok at now, each with
-// the moment it happened (or, for token.expiring, now).
-func (d *Dispatcher) dueEvents(tok *keygate.Token, now time.Time) map[string]time.Time {
-	due := map[string]time.Time{}
-	if now.Sub(tok.CreatedAt) <= d.lookback {
-		due[keygate.EventTokenCreated] = tok.CreatedAt
+// fieldOf is the token time an event happened at.
+func fieldOf(event string) string {
+	switch event {
+	case keygate.EventTokenCreated:
+		return keygate.TokenCreatedAt
+	case keygate.EventTokenDeleted:
+		return keygate.TokenRevokedAt
 	}
-	if tok.RevokedAt != nil {
-		if now.Sub(*tok.RevokedAt) <= d.lookback {
-			due[keygate.EventTokenDeleted] = *tok.RevokedAt
-		}
-		return due
-	}
-	if tok.ExpiresAt == nil {
-		return due
-	}
-	switch until := tok.ExpiresAt.Sub(now); {
-	case until <= 0 && -until <= d.lookback:
-		due[keygate.EventTokenExpired] = *tok.ExpiresAt
-	case until > 0 && until <= keygate.TokenExpiringWindow:
-		due[keygate.EventTokenExpiring] = now
-	}
-	return due
+	return keygate.TokenExpiresAt
 }
 
-func (d *Dispatcher) wasNoticed(key notice) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.noticed[key]
+// chunks yields list in pieces of at most n (none for an empty list).
+func chunks(list []string, n int) func(func([]string) bool) {
+	return func(yield func([]string) bool) {
+		for len(list) > 0 {
+			k := min(n, len(list))
+			if !yield(list[:k]) {
+				return
+			}
+			list = list[k:]
+		}
+	}
 }
 
 // sendNotice records the token's notice with its deliveries in one step.

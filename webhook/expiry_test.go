@@ -1,12 +1,14 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/json"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/sqlite"
 	"github.com/keygate/keygate/webhook"
 )
 
@@ -227,4 +229,58 @@ func (f *fixture) endpointsOf(t *testing.T) []*keygate.Webhook {
 		t.Fatal(err)
 	}
 	return hooks
+}
+
+// countingStore counts the tokens the store hands the scan, and fails the
+// test if the scan lists every token.
+type countingStore struct {
+	*sqlite.Store
+	t    *testing.T
+	read int
+}
+
+func (c *countingStore) ListTokensForNotice(ctx context.Context, q keygate.TokenNoticeQuery) ([]*keygate.Token, error) {
+	toks, err := c.Store.ListTokensForNotice(ctx, q)
+	c.read += len(toks)
+	return toks, err
+}
+
+func (c *countingStore) ListTokens(ctx context.Context, f keygate.TokenFilter) ([]*keygate.Token, error) {
+	c.t.Error("the scan listed every token")
+	return c.Store.ListTokens(ctx, f)
+}
+
+// TestScanReadsOnlyNewCandidates: a scan reads the tokens with an event
+// due and no notice yet, not the organization's other tokens; once the
+// notices are recorded, scans on any instance read none.
+func TestScanReadsOnlyNewCandidates(t *testing.T) {
+	f := newFixture(t)
+	f.endpointAt(newReceiver(t, f.clock.Now), f.clock.Now().Add(-200*day))
+	now := f.clock.Now()
+	for range 30 {
+		f.token("old and never expiring", nil)
+	}
+	f.token("expires in 3 days", ptr(now.Add(3*day)))
+	f.token("expired an hour ago", ptr(now.Add(-time.Hour)))
+	a := &countingStore{Store: f.store, t: t}
+	b := &countingStore{Store: f.open(), t: t}
+	if err := f.dispatcher(a).ScanTokens(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.read != 2 {
+		t.Errorf("the first scan read %d tokens, want the 2 with an event due", a.read)
+	}
+	a.read = 0
+	for _, s := range []*countingStore{a, b} {
+		if err := f.dispatcher(s).ScanTokens(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.read+b.read != 0 {
+		t.Errorf("later scans read %d tokens, want 0", a.read+b.read)
+	}
+	equalStrings(t, "notices", noticesSent(t, f, f.endpointsOf(t)[0]), []string{
+		"token.expired expired an hour ago",
+		"token.expiring expires in 3 days",
+	})
 }
