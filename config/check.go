@@ -91,6 +91,7 @@ func (c *checker) config(f *fileConfig) *Config {
 		Audit:    Audit{Retention: c.duration("audit.retention", f.Audit.Retention, DefaultAuditRetention, false)},
 		OAuth:    c.oauth(f.OAuth),
 		Log:      c.log(f.Log),
+		Tracing:  c.tracing(f.Tracing),
 	}
 	if reason := databaseURLProblem(f.DatabaseURL); f.DatabaseURL != "" && reason != "" {
 		c.fail("database_url", "%s", reason)
@@ -345,4 +346,47 @@ func (c *checker) listeners(f fileListeners) Listeners {
 		}
 	}
 	return l
+}
+
+// tracing checks the OTLP export settings. The endpoint's problems are
+// worded without repeating it: a collector URL may carry credentials.
+func (c *checker) tracing(f fileTracing) Tracing {
+	t := Tracing{
+		SampleRatio:    1,
+		ServiceName:    f.ServiceName,
+		AcceptIncoming: c.oneOf("tracing.accept_incoming", f.AcceptIncoming, TraceFromTrustedProxies, TraceFromTrustedProxies, TraceFromAll, TraceFromNone),
+	}
+	if f.Protocol != "" && f.Protocol != OTLPHTTPProtobuf {
+		c.fail("tracing.protocol", `must be %q (OTLP over HTTP, the collector's port 4318), got %q; keygate does not export over gRPC`, OTLPHTTPProtobuf, f.Protocol)
+	}
+	if r := f.SampleRatio; r != nil {
+		if *r < 0 || *r > 1 || *r != *r {
+			c.fail("tracing.sample_ratio", "must be from 0 to 1 (the share of new traces recorded), got %v", *r)
+		} else {
+			t.SampleRatio = *r
+		}
+	}
+	if c.written("tracing.service_name") && strings.TrimSpace(f.ServiceName) == "" {
+		c.fail("tracing.service_name", `must not be empty; leave it out for "keygate"`)
+	}
+	if f.OTLPEndpoint != "" {
+		if reason := httpURLProblem(f.OTLPEndpoint); reason != "" {
+			c.fail("tracing.otlp_endpoint", `%s, the collector's OTLP/HTTP address such as "http://otel-collector:4318"`, reason)
+		} else if u, _ := url.Parse(f.OTLPEndpoint); u.User != nil {
+			c.fail("tracing.otlp_endpoint", "must not carry a user or password; send credentials in OTEL_EXPORTER_OTLP_HEADERS")
+		} else {
+			t.OTLPEndpoint = otlpTracesURL(f.OTLPEndpoint)
+		}
+	}
+	return t
+}
+
+// otlpTracesURL adds OTLP's traces path to a bare collector address, as
+// OTEL_EXPORTER_OTLP_ENDPOINT does; a URL with a path is used as written.
+func otlpTracesURL(s string) string {
+	u, _ := url.Parse(s)
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/traces"
+	}
+	return u.String()
 }

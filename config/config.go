@@ -83,6 +83,7 @@ type Config struct {
 	Audit            Audit
 	OAuth            OAuth
 	Log              Log
+	Tracing          Tracing
 
 	apis []*keygate.API
 }
@@ -174,6 +175,37 @@ type Log struct {
 	Level  slog.Level
 	Format string // LogText or LogJSON
 }
+
+// Tracing configures OpenTelemetry trace export; off when OTLPEndpoint is
+// empty.
+type Tracing struct {
+	// OTLPEndpoint is the collector's OTLP/HTTP traces URL, with
+	// /v1/traces already added when the file gave a bare base URL.
+	OTLPEndpoint string
+	// SampleRatio is the share of new traces recorded, 0 to 1; a trace
+	// continued from an accepted parent follows the parent's choice.
+	SampleRatio float64
+	// ServiceName is the service.name resource attribute; empty: the
+	// OTEL_SERVICE_NAME environment variable, else "keygate".
+	ServiceName string
+	// AcceptIncoming says whose traceparent a request continues:
+	// TraceFromTrustedProxies, TraceFromAll or TraceFromNone. A context not
+	// accepted becomes a link of a new trace.
+	AcceptIncoming string
+}
+
+// Enabled reports whether traces are exported.
+func (t Tracing) Enabled() bool { return t.OTLPEndpoint != "" }
+
+// Who may continue a trace into keygate (tracing.accept_incoming).
+const (
+	TraceFromTrustedProxies = "trusted_proxies"
+	TraceFromAll            = "all"
+	TraceFromNone           = "none"
+)
+
+// OTLPHTTPProtobuf is the one OTLP transport keygate exports with.
+const OTLPHTTPProtobuf = "http/protobuf"
 
 // Handler returns a slog handler writing to w in the configured format and
 // level.

@@ -189,6 +189,14 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"admin public URL", "admin:\n  public_url: keygate.example.com\n" + minimal, `keygate.yaml:2: admin.public_url: must be an http:// or https:// URL such as "https://keygate.example.com", got "keygate.example.com"`},
 		{"secure cookies", "admin:\n  secure_cookies: yes\n" + minimal, `keygate.yaml:2: admin.secure_cookies: must be one of "auto", "true", "false", got "yes"`},
 		{"log level", "log: {level: verbose}\n" + minimal, `keygate.yaml:1: log.level: must be one of "debug", "info", "warn", "error", got "verbose"`},
+		{"tracing endpoint not a URL", "tracing:\n  otlp_endpoint: otel-collector:4318\n" + minimal, `keygate.yaml:2: tracing.otlp_endpoint: must be an http:// or https:// URL, the collector's OTLP/HTTP address such as "http://otel-collector:4318"`},
+		{"tracing endpoint with a query", "tracing:\n  otlp_endpoint: http://c:4318/v1/traces?x=1\n" + minimal, `keygate.yaml:2: tracing.otlp_endpoint: must not have a query or fragment, the collector's OTLP/HTTP address such as "http://otel-collector:4318"`},
+		{"tracing endpoint with a password", "tracing:\n  otlp_endpoint: https://u:hunter2@c:4318\n" + minimal, `keygate.yaml:2: tracing.otlp_endpoint: must not carry a user or password; send credentials in OTEL_EXPORTER_OTLP_HEADERS`},
+		{"tracing over gRPC", "tracing:\n  protocol: grpc\n" + minimal, `keygate.yaml:2: tracing.protocol: must be "http/protobuf" (OTLP over HTTP, the collector's port 4318), got "grpc"; keygate does not export over gRPC`},
+		{"tracing sample ratio", "tracing:\n  sample_ratio: 1.5\n" + minimal, `keygate.yaml:2: tracing.sample_ratio: must be from 0 to 1 (the share of new traces recorded), got 1.5`},
+		{"tracing sample ratio a word", "tracing:\n  sample_ratio: half\n" + minimal, `keygate.yaml:2: tracing.sample_ratio: must be a number, got "half"`},
+		{"tracing service name empty", "tracing:\n  service_name: \"\"\n" + minimal, `keygate.yaml:2: tracing.service_name: must not be empty; leave it out for "keygate"`},
+		{"tracing accept_incoming", "tracing:\n  accept_incoming: proxies\n" + minimal, `keygate.yaml:2: tracing.accept_incoming: must be one of "trusted_proxies", "all", "none", got "proxies"`},
 		{"log format", "log: {format: xml}\n" + minimal, `keygate.yaml:1: log.format: must be "text" or "json", got "xml"`},
 
 		// Suggestions only for likely typos.

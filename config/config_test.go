@@ -43,6 +43,22 @@ func TestExampleReturnsACopy(t *testing.T) {
 	}
 }
 
+func TestTracingEndpointGetsTheTracesPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://otel-collector:4318":            "http://otel-collector:4318/v1/traces",
+		"https://otel.example:4318/":            "https://otel.example:4318/v1/traces",
+		"https://ingest.example/otlp/v1/traces": "https://ingest.example/otlp/v1/traces",
+	} {
+		cfg := mustParse(t, "tracing: {otlp_endpoint: '"+in+"', sample_ratio: 0.25, accept_incoming: none}\n"+minimal)
+		if got := cfg.Tracing; got.OTLPEndpoint != want || !got.Enabled() || got.SampleRatio != 0.25 || got.AcceptIncoming != "none" {
+			t.Errorf("%s: %+v, want endpoint %s", in, got, want)
+		}
+	}
+	if mustParse(t, minimal).Tracing.Enabled() {
+		t.Error("tracing is on by default")
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	cfg := mustParse(t, minimal)
 	want := &Config{
@@ -65,6 +81,7 @@ func TestDefaults(t *testing.T) {
 		Audit:            Audit{Retention: 365 * 24 * time.Hour},
 		OAuth:            OAuth{AllowDynamicRegistration: true, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour},
 		Log:              Log{Level: slog.LevelInfo, Format: "text"},
+		Tracing:          Tracing{SampleRatio: 1, AcceptIncoming: "trusted_proxies"},
 	}
 	got := *cfg
 	got.apis = nil

@@ -258,6 +258,8 @@ func expectedWords(goType string) string {
 	switch {
 	case goType == "int":
 		return "a whole number"
+	case goType == "float64":
+		return "a number"
 	case goType == "bool":
 		return "true or false"
 	case goType == "string":

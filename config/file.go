@@ -29,6 +29,7 @@ type fileConfig struct {
 	Audit            fileAudit       `yaml:"audit"`
 	OAuth            fileOAuth       `yaml:"oauth"`
 	Log              fileLog         `yaml:"log"`
+	Tracing          fileTracing     `yaml:"tracing"`
 	APIs             []fileAPI       `yaml:"apis"`
 }
 
@@ -105,6 +106,14 @@ type fileLastUsed struct {
 type fileLog struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+}
+
+type fileTracing struct {
+	OTLPEndpoint   string   `yaml:"otlp_endpoint"`
+	Protocol       string   `yaml:"protocol"`
+	SampleRatio    *float64 `yaml:"sample_ratio"`
+	ServiceName    string   `yaml:"service_name"`
+	AcceptIncoming string   `yaml:"accept_incoming"`
 }
 
 type fileAPI struct {
@@ -229,6 +238,6 @@ func contains(list []string, s string) bool {
 
 func init() {
 	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileListeners{}, fileLastUsed{}, fileWebhooks{}, fileAudit{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
-		fileLog{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
+		fileLog{}, fileTracing{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
 		rateLimitSetting{})
 }

@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
 )
@@ -78,6 +81,57 @@ func BenchmarkProxy(b *testing.B) {
 				b.Fatal(err)
 			}
 			_, _ = io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+}
+
+// BenchmarkProxyTracing compares one gateway built twice: with tracing
+// off (nil, as by default) and on with every request sampled, a server and
+// an upstream span per request batched to an exporter that drops them.
+// The difference is the cost of tracing; "off" against BenchmarkProxy of
+// a build without tracing shows that off costs nothing.
+func BenchmarkProxyTracing(b *testing.B) {
+	f := newFixture(b)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	defer tp.Shutdown(context.Background())
+	for _, tc := range []struct {
+		name    string
+		tracing *gateway.Tracing
+	}{
+		{"off", nil},
+		{"on", &gateway.Tracing{Tracer: tp.Tracer("bench")}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			g, err := gateway.New(gateway.Config{API: f.menus, Tokens: f.tokens, Signer: f.signer, Tracing: tc.tracing})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchmarkProxyTo(b, g, secret)
+		})
+	}
+}
+
+func benchmarkProxyTo(b *testing.B, h http.Handler, secret string) {
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := srv.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", srv.URL+"/v2/products?states=California", nil)
+			req.Header.Set("X-Token", secret)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
 				b.Fatalf("status %d", resp.StatusCode)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/identity"
 )
@@ -30,6 +32,9 @@ type Forwarder struct {
 	signer  *identity.Signer
 	client  *upstreamClient
 	proxy   *httputil.ReverseProxy
+	// tracer records the upstream call and sends its context upstream;
+	// nil: no tracing, and the client's trace headers pass unchanged.
+	tracer trace.Tracer
 	fail    func(http.ResponseWriter, *http.Request, error)
 	logger  *slog.Logger
 }
@@ -97,10 +102,21 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.
 	delete(h, "Expect")
 	setForwardedHeaders(h, r)
 	f.identify(h, id, client)
+	var span trace.Span
+	if f.tracer != nil {
+		span = f.startUpstreamSpan(r, h)
+	}
 	resp, err := f.client.do(r, h)
 	if err != nil {
+		if span != nil {
+			endUpstreamSpan(span, 0, err)
+		}
 		f.upstreamError(w, r, err)
 		return
+	}
+	if span != nil {
+		span.AddEvent("response headers")
+		defer endUpstreamSpan(span, resp.StatusCode, nil)
 	}
 	copyResponse(w, resp)
 }
@@ -108,6 +124,9 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.
 func (f *Forwarder) rewriteHeaders(out *http.Request) {
 	fwd, _ := out.Context().Value(forwardedContextKey{}).(forwarded)
 	f.identify(out.Header, fwd.identity, fwd.client)
+	if f.tracer != nil {
+		injectTraceContext(out.Context(), out.Header)
+	}
 }
 
 // identify applies keygate's header rules to an outbound header: the
@@ -167,11 +186,13 @@ func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 // metrics and usage counts as the API's routes.
 func (g *Gateway) ForwardAs(upstream *url.URL) func(http.ResponseWriter, *http.Request, *keygate.Identity) {
 	f := NewForwarder(g.api, upstream, g.forward.signer, g.fail, g.logger)
+	f.tracer = g.forward.tracer
 	return func(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
 		start := g.now()
+		r, span := g.startSpan(r, r.Method+" "+r.URL.Path, modeMCP, g.peerTrusted(r, false))
 		req := g.requestOf(r)
 		d := Decision{Identity: id, ClientIP: req.ClientIP}
 		err := g.limit(r.Context(), &d, g.api.TokenRateLimit, req)
-		g.respond(w, r, d, err, f, start)
+		g.respond(w, r, d, err, f, start, span)
 	}
 }

@@ -26,6 +26,7 @@ import (
 // is refused.
 func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 	start := g.now()
+	r, span := g.startSpan(r, r.Method+" /_keygate/auth", modeForwardAuth, g.peerTrusted(r, true))
 	req, err := g.forwardedRequest(r)
 	var d Decision
 	if err == nil {
@@ -45,7 +46,9 @@ func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 	default:
 		g.pass(rec, d)
 	}
-	g.observe(d, rec.statusOr(err), err, start)
+	status := rec.statusOr(err)
+	g.observe(d, status, err, start)
+	g.endSpan(span, d, status, err, req.Method, false)
 }
 
 // defaultForwardAuthPeers may ask when the gateway's config names none:

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/identity"
@@ -44,7 +46,9 @@ type Config struct {
 	ForwardAuthPeers []netip.Prefix
 	// MaxBodyBytes bounds forwarded request bodies; 0: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	Now          func() time.Time
+	// Tracing records a span per request; nil: no tracing, at no cost.
+	Tracing *Tracing
+	Now     func() time.Time
 }
 
 // Gateway serves one API.
@@ -59,6 +63,7 @@ type Gateway struct {
 	forwardAuthPeers *forwardAuthPeers
 	usage            *Usage
 	metrics          *Metrics
+	tracing          *tracing // nil: off
 	logger           *slog.Logger
 	now              func() time.Time
 	maxBody          int64
@@ -102,7 +107,11 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.ForwardAuthPeers == nil {
 		g.forwardAuthPeers.prefixes = defaultForwardAuthPeers
 	}
+	g.tracing = newTracing(cfg.Tracing, cfg.API)
 	g.forward = NewForwarder(cfg.API, upstream, cfg.Signer, g.fail, g.logger)
+	if g.tracing != nil {
+		g.forward.tracer = g.tracing.tracer
+	}
 	return g, nil
 }
 
@@ -149,8 +158,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	start := g.now()
+	r, span := g.startSpan(r, r.Method, modeProxy, g.peerTrusted(r, false))
 	d, err := g.Authorize(r.Context(), g.requestOf(r))
-	g.respond(w, r, d, err, g.forward, start)
+	g.respond(w, r, d, err, g.forward, start, span)
 }
 
 // serveMount serves a mounted endpoint (MCP) under the routes' path rule:
@@ -167,7 +177,7 @@ func (g *Gateway) serveMount(w http.ResponseWriter, r *http.Request, h http.Hand
 // respond finishes a request decided as d (refused when err is set): the
 // rate limit headers, the body limit, then f forwards it or the preset
 // answers the refusal; metrics and usage are counted after.
-func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, err error, f *Forwarder, start time.Time) {
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, err error, f *Forwarder, start time.Time, span trace.Span) {
 	rec := &statusRecorder{ResponseWriter: w}
 	if d.RateLimit != nil {
 		d.RateLimit.SetHeaders(w.Header())
@@ -187,7 +197,9 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, er
 			err = canceled(r.Context()) // left before the upstream answered
 		}
 	}
-	g.observe(d, rec.statusOr(err), err, start)
+	status := rec.statusOr(err)
+	g.observe(d, status, err, start)
+	g.endSpan(span, d, status, err, r.Method, span != nil && f == g.forward)
 }
 
 // Authorize runs the whole chain on req: route, token, limits, rules.

@@ -48,13 +48,18 @@ func VerifyHandler(gateways map[string]*Gateway, keys keygate.AdminKeyService) h
 			return
 		}
 		start := g.now()
+		// The caller holds an admin key: its trace context is a trusted
+		// proxy's.
+		r, span := g.startSpan(r, r.Method+" /api/v1/verify", modeVerify, true)
 		d, err := g.Authorize(r.Context(), gr)
 		if keygate.ErrorCode(err) == keygate.ECANCELED {
 			g.observe(d, keygate.StatusClientClosedRequest, err, start)
+			g.endSpan(span, d, keygate.StatusClientClosedRequest, err, gr.Method, false)
 			return // the caller is gone
 		}
 		resp := g.verifyResponse(d, err)
 		g.observe(d, resp.Status, err, start)
+		g.endSpan(span, d, resp.Status, err, gr.Method, false)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(resp)

@@ -27,6 +27,7 @@ import (
 	"github.com/keygate/keygate/identity"
 	"github.com/keygate/keygate/oauth"
 	"github.com/keygate/keygate/session"
+	"github.com/keygate/keygate/tracing"
 	"github.com/keygate/keygate/webhook"
 )
 
@@ -42,6 +43,8 @@ type Options struct {
 	// tests and private PKI, where the documents' servers have
 	// certificates no public root signed. The config has no key for it.
 	OAuthRootCAs *x509.CertPool
+	// Version is the service.version of exported spans ("" leaves it out).
+	Version string
 }
 
 // Server is a configured keygate, started by Start and stopped by Shutdown.
@@ -67,6 +70,9 @@ type Server struct {
 	// oauthRoots verify Client ID Metadata Document servers; nil for the
 	// system's roots.
 	oauthRoots *x509.CertPool
+	// tracing exports spans; nil when tracing is off.
+	tracing *tracing.Provider
+	version string
 
 	servers   []*namedServer
 	follow    context.CancelFunc
@@ -81,7 +87,7 @@ type namedServer struct {
 
 // New builds keygate from cfg without listening yet.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
-	s := &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
+	s := &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, version: opts.Version, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -121,6 +127,11 @@ func (s *Server) build(ctx context.Context) (err error) {
 		return err
 	}
 	s.usage = gateway.NewUsage(s.store, cfg.LastUsed.FlushInterval, s.logger)
+	if cfg.Tracing.Enabled() {
+		if s.tracing, err = tracing.New(ctx, cfg.Tracing, s.version, s.logger); err != nil {
+			return err
+		}
+	}
 	if err = s.buildGateways(); err != nil {
 		return err
 	}
@@ -159,6 +170,10 @@ func (s *Server) buildGateways() error {
 		return err
 	}
 	s.clientIP = resolver
+	var traces *gateway.Tracing
+	if s.tracing != nil {
+		traces = &gateway.Tracing{Tracer: s.tracing.Tracer(), AcceptIncoming: s.cfg.Tracing.AcceptIncoming}
+	}
 	s.apis = s.cfg.APIs()
 	for _, api := range s.apis {
 		limiter, err := s.limiter.For(api.OnLimiterFailure)
@@ -167,7 +182,7 @@ func (s *Server) buildGateways() error {
 		}
 		g, err := gateway.New(gateway.Config{
 			API: api, Tokens: s.tokens, Limiter: limiter, ClientIP: resolver, ForwardAuthPeers: s.cfg.ForwardAuthPeers,
-			Signer: s.signer, Usage: s.usage, Metrics: metrics, Logger: s.logger,
+			Signer: s.signer, Usage: s.usage, Metrics: metrics, Logger: s.logger, Tracing: traces,
 		})
 		if err != nil {
 			return fmt.Errorf("api %s: %w", api.Name, err)
@@ -304,6 +319,8 @@ func (s *Server) closeResources(ctx context.Context) error {
 	if s.limiter != nil {
 		errs = append(errs, s.limiter.Close())
 	}
+	// Spans of the last requests are exported before keygate exits.
+	errs = append(errs, s.tracing.Shutdown(ctx))
 	if s.ownsStore && s.store != nil {
 		errs = append(errs, s.store.Close())
 	}

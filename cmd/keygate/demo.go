@@ -122,7 +122,7 @@ func startDemo(ctx context.Context, g *globals, f *demoFlags) (_ *Demo, err erro
 		closeAll(upstreams)
 		return nil, err
 	}
-	if d.Server, err = server.New(ctx, cfg, server.Options{Logger: g.logger(cfg)}); err != nil {
+	if d.Server, err = server.New(ctx, cfg, server.Options{Logger: g.logger(cfg), Version: readBuildInfo().Version}); err != nil {
 		closeAll(upstreams)
 		return nil, err
 	}

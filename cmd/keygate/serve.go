@@ -29,7 +29,7 @@ func newServeCommand(g *globals) *cobra.Command {
 				return errNoAPIs(g, cfg)
 			}
 			logger := g.logger(cfg)
-			srv, err := server.New(cmd.Context(), cfg, server.Options{Logger: logger})
+			srv, err := server.New(cmd.Context(), cfg, server.Options{Logger: logger, Version: readBuildInfo().Version})
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,136 @@
+// Package tracing exports keygate's request spans to an OpenTelemetry
+// collector over OTLP/HTTP (protobuf). The gateway records the spans
+// through the OpenTelemetry API (gateway.Tracing); this package owns the
+// SDK around them: the exporter, the batching, the sampler and the
+// resource that names the service.
+//
+// It never sees a token: span attributes carry ids only (gateway/tracing.go).
+// Export failures are logged without the collector's URL, which may carry
+// credentials.
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/keygate/keygate/config"
+)
+
+// Provider is a running trace pipeline; Shutdown flushes what is buffered.
+type Provider struct {
+	tp *sdktrace.TracerProvider
+}
+
+// InstrumentationName names the tracer the gateway's spans come from.
+const InstrumentationName = "github.com/keygate/keygate/gateway"
+
+// New starts exporting to cfg.OTLPEndpoint; cfg must be enabled.
+// version is the service.version attribute ("" leaves it out).
+// The standard OTEL_EXPORTER_OTLP_* variables (headers, timeout,
+// compression, certificates) and OTEL_RESOURCE_ATTRIBUTES apply; the
+// endpoint is the config's.
+func New(ctx context.Context, cfg config.Tracing, version string, logger *slog.Logger) (*Provider, error) {
+	if !cfg.Enabled() {
+		return nil, errors.New("tracing: no otlp_endpoint")
+	}
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint))
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	}
+	res, err := newResource(ctx, cfg, version)
+	if err != nil {
+		return nil, err
+	}
+	return newProvider(cfg, res, sdktrace.NewBatchSpanProcessor(exp), logger), nil
+}
+
+// NewWithProcessor builds a Provider that hands its spans to p, for tests
+// and for embedding keygate with another exporter.
+func NewWithProcessor(cfg config.Tracing, p sdktrace.SpanProcessor, logger *slog.Logger) *Provider {
+	res, _ := newResource(context.Background(), cfg, "")
+	return newProvider(cfg, res, p, logger)
+}
+
+func newProvider(cfg config.Tracing, res *resource.Resource, p sdktrace.SpanProcessor, logger *slog.Logger) *Provider {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	setErrorLogger(logger)
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+		sdktrace.WithSpanProcessor(p),
+	)
+	return &Provider{tp: tp}
+}
+
+func newResource(ctx context.Context, cfg config.Tracing, version string) (*resource.Resource, error) {
+	name := cfg.ServiceName
+	if name == "" {
+		name = os.Getenv("OTEL_SERVICE_NAME")
+	}
+	if name == "" {
+		name = "keygate"
+	}
+	attrs := []attribute.KeyValue{attribute.String("service.name", name)}
+	if version != "" {
+		attrs = append(attrs, attribute.String("service.version", version))
+	}
+	// Later detectors win: the config's name over OTEL_RESOURCE_ATTRIBUTES.
+	res, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(), resource.WithAttributes(attrs...))
+	if err != nil && res == nil {
+		return nil, fmt.Errorf("tracing: resource: %w", err)
+	}
+	return res, nil
+}
+
+// Tracer returns the tracer the gateway records with.
+func (p *Provider) Tracer() trace.Tracer { return p.tp.Tracer(InstrumentationName) }
+
+// Shutdown exports what is buffered (until ctx ends) and stops.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	if err := p.tp.Shutdown(ctx); err != nil {
+		return fmt.Errorf("tracing: flushing spans: %w", err)
+	}
+	return nil
+}
+
+// The SDK reports export failures through one process-wide handler; it
+// logs to the logger of the latest Provider, at most one line a minute,
+// since a collector that is down fails every batch.
+var (
+	errorLogger   atomic.Pointer[slog.Logger]
+	lastErrorLog  atomic.Int64
+	handlerLinked atomic.Bool
+)
+
+const errorLogInterval = time.Minute
+
+func setErrorLogger(l *slog.Logger) {
+	errorLogger.Store(l)
+	if handlerLinked.CompareAndSwap(false, true) {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			now := time.Now().UnixNano()
+			last := lastErrorLog.Load()
+			if now-last < int64(errorLogInterval) || !lastErrorLog.CompareAndSwap(last, now) {
+				return
+			}
+			errorLogger.Load().Warn("exporting traces failed; spans are being dropped", "error", err)
+		}))
+	}
+}
