@@ -100,6 +100,14 @@ log:
   level: info   # debug, info, warn or error
   format: text  # text or json
 
+# OpenTelemetry traces, a span per request (never a token), sent over
+# OTLP/HTTP to e.g. http://otel-collector:4318; off while empty
+# (docs/deployment.md#tracing).
+tracing:
+  otlp_endpoint: ""
+  sample_ratio: 1                   # share of new traces recorded
+  accept_incoming: trusted_proxies  # whose traceparent is continued: trusted_proxies, all, none
+
 # The APIs keygate guards. Each gets its own listener and forwards allowed
 # requests to its upstream.
 apis:

@@ -186,6 +186,14 @@ log:
   level: info   # debug, info, warn or error
   format: text  # text or json
 
+# OpenTelemetry traces, a span per request (never a token), sent over
+# OTLP/HTTP to e.g. http://otel-collector:4318; off while empty
+# (docs/deployment.md#tracing).
+tracing:
+  otlp_endpoint: ""
+  sample_ratio: 1                   # share of new traces recorded
+  accept_incoming: trusted_proxies  # whose traceparent is continued: trusted_proxies, all, none
+
 apis:
   # The demo menus API, answering like CannMenus: token in X-Token, every
   # token problem a 404 {"detail": "Not Found"}, two active tokens at most.
