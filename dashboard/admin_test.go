@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,34 +12,48 @@ import (
 	"github.com/keygate/keygate"
 )
 
+var linkField = regexp.MustCompile(`id="invitation-link" class="secret" value="([^"]+)"`)
+
 func TestMembersPage(t *testing.T) {
 	f := newFixture(t)
 	owner := f.browser()
 	owner.login(f.owner)
-	page := owner.get("/orgs/acme/members").expect(t, http.StatusOK, "member@acme.test", "Add a member", `<label class="visually-hidden" for="role-`+f.member.ID+`">Role of member@acme.test</label>`)
+	page := owner.get("/orgs/acme/members").expect(t, http.StatusOK, "member@acme.test", "Invite a member", `<label class="visually-hidden" for="role-`+f.member.ID+`">Role of member@acme.test</label>`)
 	csrf := field(t, csrfField, page.Body)
 
-	owner.post("/orgs/acme/members", url.Values{"csrf_token": {csrf}, "email": {"new@acme.test"}, "name": {"New Person"}, "password": {"plum orchard 42"}, "role": {"member"}}).
-		expect(t, http.StatusOK, "Member added.", "new@acme.test", "New Person")
-	owner.post("/orgs/acme/members", url.Values{"csrf_token": {csrf}, "email": {"new@acme.test"}, "role": {"member"}}).
-		expect(t, http.StatusConflict, "new@acme.test is already a member.", `value="new@acme.test"`).lacks(t, "plum orchard 42")
-	owner.post("/orgs/acme/members", url.Values{"csrf_token": {csrf}, "email": {"other@acme.test"}, "password": {"pw"}, "role": {"member"}}).
-		expect(t, http.StatusBadRequest, "Password must be at least 12 characters.")
-	newUser, err := f.store.FindUserByEmail(context.Background(), "new@acme.test")
-	if err != nil {
-		t.Fatal(err)
+	// A new person joins by invitation: they create their login from the
+	// link, with a password they choose.
+	created := owner.post("/orgs/acme/invitations", url.Values{"csrf_token": {csrf}, "email": {"New@Acme.test"}, "role": {"member"}}).
+		expect(t, http.StatusOK, "Invitation created", "Send this link to new@acme.test", "This is the only time the link is shown.")
+	link := field(t, linkField, created.Body)
+	if !strings.HasPrefix(link, f.server.URL+"/invitations/") {
+		t.Fatalf("link %q", link)
 	}
-	// The new member can log in with the password the owner set.
+	owner.get("/orgs/acme/members").expect(t, http.StatusOK, "Pending invitations", "new@acme.test").lacks(t, link)
+	owner.post("/orgs/acme/invitations", url.Values{"csrf_token": {csrf}, "email": {"not an email"}, "role": {"member"}}).
+		expect(t, http.StatusBadRequest, "Enter a valid email address.", `value="not an email"`)
+
 	nb := f.browser()
-	form := nb.get("/login")
-	nb.post("/login", url.Values{"csrf_token": {field(t, csrfField, form.Body)}, "email": {"new@acme.test"}, "password": {"plum orchard 42"}}).
-		expect(t, http.StatusOK, "API Tokens", "Acme Corp")
+	invitation := nb.get(strings.TrimPrefix(link, f.server.URL)).expect(t, http.StatusOK, "Join Acme Corp", "as a <strong>member</strong>", "Log in to accept", "No keygate login yet?")
+	signup := strings.TrimPrefix(link, f.server.URL) + "/signup"
+	nb.post(signup, url.Values{"csrf_token": {field(t, csrfField, invitation.Body)}, "name": {"New Person"}, "password": {"pw"}, "password_confirm": {"pw"}}).
+		expect(t, http.StatusBadRequest, "Password must be at least 12 characters.", `value="New Person"`)
+	invitation = nb.get(strings.TrimPrefix(link, f.server.URL))
+	nb.post(signup, url.Values{"csrf_token": {field(t, csrfField, invitation.Body)}, "name": {"New Person"}, "password": {"plum orchard 42"}, "password_confirm": {"plum orchard 42"}}).
+		expect(t, http.StatusOK, "Welcome to Acme Corp.", "API Tokens")
+	newUser, err := f.store.FindUserByEmail(context.Background(), "new@acme.test")
+	if err != nil || newUser.Name != "New Person" {
+		t.Fatal(newUser, err)
+	}
+	owner.get("/orgs/acme/members").expect(t, http.StatusOK, "New Person").lacks(t, "Pending invitations")
+	// The link is used up.
+	nb.get(strings.TrimPrefix(link, f.server.URL)).expect(t, http.StatusNotFound, "This invitation is not valid")
 
 	owner.get("/orgs/acme/members/"+newUser.ID+"/remove").expect(t, http.StatusOK, "Remove new@acme.test?")
 	owner.post("/orgs/acme/members/"+newUser.ID+"/role", url.Values{"csrf_token": {csrf}, "role": {"owner"}}).expect(t, http.StatusOK, "Role changed.")
 	owner.post("/orgs/acme/members/"+f.owner.ID+"/role", url.Values{"csrf_token": {csrf}, "role": {"member"}}).expect(t, http.StatusOK, "Role changed.")
 	// owner@acme.test is now a member: the pages and the forms refuse.
-	owner.get("/orgs/acme/members").expect(t, http.StatusOK).lacks(t, "Add a member")
+	owner.get("/orgs/acme/members").expect(t, http.StatusOK).lacks(t, "Invite a member")
 	owner.post("/orgs/acme/members/"+newUser.ID+"/remove", url.Values{"csrf_token": {csrf}}).
 		expect(t, http.StatusForbidden, "Only the organization&#39;s owners can manage its members.")
 	// The last owner cannot leave without a successor.
@@ -47,8 +62,8 @@ func TestMembersPage(t *testing.T) {
 
 	member := f.browser()
 	mcsrf := member.login(f.member)
-	member.get("/orgs/acme/members").expect(t, http.StatusOK, "owner@acme.test").lacks(t, "Add a member", `name="role"`)
-	member.post("/orgs/acme/members", url.Values{"csrf_token": {mcsrf}, "email": {"z@acme.test"}, "password": {"plum orchard 42"}, "role": {"owner"}}).
+	member.get("/orgs/acme/members").expect(t, http.StatusOK, "owner@acme.test").lacks(t, "Invite a member", `name="role"`)
+	member.post("/orgs/acme/invitations", url.Values{"csrf_token": {mcsrf}, "email": {"z@acme.test"}, "role": {"owner"}}).
 		expect(t, http.StatusForbidden, "Only the organization&#39;s owners can manage its members.")
 	member.get("/orgs/acme/members/"+f.owner.ID+"/remove").expect(t, http.StatusForbidden)
 }

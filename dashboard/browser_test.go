@@ -50,6 +50,7 @@ type keygateDemo struct {
 	menusURL     string
 	eventsURL    string
 	logs         *syncBuffer
+	store        keygate.Store
 }
 
 func startKeygateDemo(t *testing.T) *keygateDemo {
@@ -100,6 +101,7 @@ func startKeygateDemo(t *testing.T) *keygateDemo {
 		menusURL:     "http://" + srv.Addr(demo.MenusAPIName),
 		eventsURL:    "http://" + srv.Addr(demo.EventsAPIName),
 		logs:         logs,
+		store:        srv.Store(),
 	}
 }
 

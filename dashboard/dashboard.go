@@ -21,6 +21,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/session"
 	"github.com/keygate/keygate/webhook"
 )
@@ -55,6 +56,16 @@ type Deps struct {
 	// PendingUsage is the gateway's not yet written last use of tokens,
 	// merged into what is shown; nil: the stored times only.
 	PendingUsage manage.PendingUsage
+	// PublicURL is the dashboard's address (admin.public_url), which
+	// invitation links start with; "": the address each request was sent
+	// to.
+	PublicURL string
+	// Invitations, when set, is handed every new invitation's link to send
+	// to the invitee; nil: only the inviter gets the link, on the page.
+	Invitations manage.InvitationNotifier
+	// Limiter counts requests to the invitation pages per client address;
+	// nil: an in-memory limiter of the dashboard's own.
+	Limiter ratelimit.Limiter
 }
 
 // Handler serves the dashboard.
@@ -82,6 +93,9 @@ func New(d Deps) *Handler {
 	}
 	if d.ClientIP == nil {
 		d.ClientIP = remoteIP
+	}
+	if d.Limiter == nil {
+		d.Limiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	}
 	h := &Handler{d: d, mux: http.NewServeMux(), pages: mustParsePages(), forms: newUsedForms(24 * time.Hour)}
 	h.routes()
@@ -130,7 +144,8 @@ func (h *Handler) routes() {
 	m.Handle("POST /orgs/{org}/webhooks/{id}/deliveries/{delivery}/redeliver", h.webhookOrg(h.redeliverWebhook))
 
 	m.Handle("GET /orgs/{org}/members", h.org(h.members))
-	m.Handle("POST /orgs/{org}/members", h.org(h.addMember))
+	m.Handle("POST /orgs/{org}/invitations", h.org(h.createInvitation))
+	m.Handle("POST /orgs/{org}/invitations/{id}/revoke", h.org(h.revokeInvitation))
 	m.Handle("POST /orgs/{org}/members/{user}/role", h.org(h.setMemberRole))
 	m.Handle("GET /orgs/{org}/members/{user}/remove", h.org(h.confirmRemoveMember))
 	m.Handle("POST /orgs/{org}/members/{user}/remove", h.org(h.removeMember))
@@ -139,6 +154,11 @@ func (h *Handler) routes() {
 	m.Handle("POST /orgs/{org}/settings", h.org(h.updateSettings))
 	m.Handle("GET /orgs/{org}/delete", h.org(h.confirmDeleteOrganization))
 	m.Handle("POST /orgs/{org}/delete", h.org(h.deleteOrganization))
+	// Invitation links are opened by people who may have no session yet.
+	m.Handle("GET /invitations/{secret}", h.limitInvitationPages(h.invitation))
+	m.Handle("POST /invitations/{secret}/signup", h.limitInvitationPages(h.invitationSignup))
+	m.Handle("POST /invitations/{secret}/accept", h.limitInvitationPages(h.user(h.answerInvitation(true)).ServeHTTP))
+	m.Handle("POST /invitations/{secret}/decline", h.limitInvitationPages(h.user(h.answerInvitation(false)).ServeHTTP))
 	m.HandleFunc("/", h.notFound)
 }
 

@@ -112,7 +112,7 @@ func TestLoginReplacesThePlantedSession(t *testing.T) {
 	if victim2.cookie("keygate_session").Value == planted {
 		t.Fatal("login kept the planted session id")
 	}
-	victim2.get("/orgs/acme/members").expect(t, http.StatusOK, "owner@acme.test", "Add a member")
+	victim2.get("/orgs/acme/members").expect(t, http.StatusOK, "owner@acme.test", "Invite a member")
 	other.get("/orgs/acme/members").expect(t, http.StatusOK, "Log in to keygate")
 }
 

@@ -9,16 +9,19 @@ import (
 
 type membersPage struct {
 	frame
-	Members   []manage.Member
-	CanManage bool
-	Form      manage.NewMember
-	Error     string
+	Members []manage.Member
+	// Invitations are the pending ones, shown to those who manage members.
+	Invitations []*keygate.Invitation
+	CanManage   bool
+	Form        manage.NewMember
+	Error       string
 }
 
 var memberNotices = map[string]string{
-	"added":   "Member added.",
-	"role":    "Role changed.",
-	"removed": "Member removed. Tokens they created stay with the organization; MCP clients they connected to it lost access.",
+	"added":              "Member added.",
+	"role":               "Role changed.",
+	"removed":            "Member removed. Tokens they created stay with the organization; MCP clients they connected to it lost access.",
+	"invitation-revoked": "Invitation revoked. Its link no longer works.",
 }
 
 func (h *Handler) members(w http.ResponseWriter, r *http.Request, f *frame, a *manage.Access) {
@@ -34,31 +37,14 @@ func (h *Handler) renderMembers(w http.ResponseWriter, r *http.Request, f *frame
 	}
 	form.Password = "" // never echoed back into a page
 	p := membersPage{frame: *f, Members: members, CanManage: a.CanManageMembers(), Form: form, Error: msg}
-	p.Title, p.Section = "Members", "members"
-	h.render(w, r, status, "members", p)
-}
-
-func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, f *frame, a *manage.Access) {
-	if err := a.RequireMemberManager(); err != nil {
-		h.showError(w, r, f, err)
-		return
-	}
-	form := manage.NewMember{
-		Email: r.PostFormValue("email"), Name: r.PostFormValue("name"),
-		Password: r.PostFormValue("password"), Role: r.PostFormValue("role"),
-	}
-	m, err := manage.AddMember(r.Context(), h.d.Store, a.Organization, form, h.d.Now())
-	if err != nil {
-		status, msg, ok := formError(err)
-		if !ok {
+	if p.CanManage {
+		if p.Invitations, err = manage.ListInvitations(r.Context(), h.d.Store, a.Organization, h.d.Now()); err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		h.renderMembers(w, r, f, a, status, form, msg)
-		return
 	}
-	h.d.Logger.InfoContext(r.Context(), "member added", "org", a.Organization.Slug, "user_id", m.User.ID, "role", m.Role, "by", f.User.ID)
-	redirect(w, r, h.orgPath(a, "/members?done=added"))
+	p.Title, p.Section = "Members", "members"
+	h.render(w, r, status, "members", p)
 }
 
 func (h *Handler) setMemberRole(w http.ResponseWriter, r *http.Request, f *frame, a *manage.Access) {

@@ -17,7 +17,8 @@ type organizationsPage struct {
 }
 
 var organizationNotices = map[string]string{
-	"deleted": "Organization deleted. Its tokens are revoked.",
+	"deleted":  "Organization deleted. Its tokens are revoked.",
+	"declined": "Invitation declined. Its link no longer works.",
 }
 
 // organizations is the organization switcher's full page; site

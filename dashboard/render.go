@@ -86,7 +86,12 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 
 // fail logs an unexpected error and answers a plain 500 page.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	h.d.Logger.ErrorContext(r.Context(), "dashboard request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	// An invitation link's path is its secret: it is never logged.
+	path := r.URL.Path
+	if strings.HasPrefix(path, manage.InvitationPathPrefix) {
+		path = manage.InvitationPathPrefix + "…"
+	}
+	h.d.Logger.ErrorContext(r.Context(), "dashboard request failed", "method", r.Method, "path", path, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusInternalServerError)

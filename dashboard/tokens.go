@@ -60,6 +60,9 @@ func (h *Handler) tokens(w http.ResponseWriter, r *http.Request, f *frame, a *ma
 			p.AllAtLimit = false
 		}
 	}
+	if r.URL.Query().Get("joined") == "1" {
+		p.Notice = "Welcome to " + a.Organization.Name + "."
+	}
 	if id := r.URL.Query().Get("deleted"); id != "" {
 		if t, err := h.d.Store.FindTokenByID(r.Context(), id); err == nil && t.OrganizationID == a.Organization.ID && t.RevokedAt != nil {
 			p.Notice = "Token “" + t.Name + "” deleted. Requests using it are refused from now on."

@@ -242,7 +242,7 @@ func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
 			values.Set("csrf_token", csrf)
 		}
 		b.post("/orgs/acme/tokens", values).expect(t, http.StatusForbidden, "This form has expired or did not come from keygate.").lacks(t, `id="new-token"`)
-		b.post("/orgs/acme/members", url.Values{"csrf_token": {csrf}, "email": {"x@acme.test"}, "password": {"plum orchard 42"}, "role": {"owner"}}).expect(t, http.StatusForbidden)
+		b.post("/orgs/acme/invitations", url.Values{"csrf_token": {csrf}, "email": {"x@acme.test"}, "role": {"owner"}}).expect(t, http.StatusForbidden).lacks(t, "invitation-link")
 	}
 	if n := len(f.activeTokens(f.acme)); n != 0 {
 		t.Fatalf("%d tokens created without the CSRF token", n)

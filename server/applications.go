@@ -28,5 +28,6 @@ func (s *Server) mountApplications(mux *http.ServeMux) {
 	mux.Handle("/", dashboard.New(dashboard.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
 		Logins: s.logins, ClientIP: s.clientAddr, Webhooks: s.webhooks, PendingUsage: s.usage,
+		PublicURL: s.cfg.Admin.PublicURL, Limiter: s.limiter.Limiter(),
 	}))
 }
