@@ -21,9 +21,25 @@ type Store interface {
 	AuditLog        // the append-only audit log (audit.go)
 	InvitationStore // invitations to organizations (invitation.go)
 	EmailStore      // the email outbox and each organization's email settings (email.go)
+	InstanceService // the keygate instances sharing the database (store.go)
 	// Ping reports whether the database answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// InstanceService counts the keygate instances sharing a database: each
+// announces itself every few seconds. Rate limiting in shared-split mode
+// divides a limit by this count while Redis, which keeps the same count,
+// is unreachable, so instances that die during a Redis outage stop
+// counting and new ones start to.
+type InstanceService interface {
+	// BeatInstance records the instance as alive now, by the database's
+	// clock, forgets instances not seen within expiry, and returns how
+	// many are alive, this one included.
+	BeatInstance(ctx context.Context, instance string, expiry time.Duration) (int, error)
+	// WithdrawInstance forgets the instance at once: a graceful shutdown.
+	// Forgetting one that is not there is no error.
+	WithdrawInstance(ctx context.Context, instance string) error
 }
 
 // OrganizationService stores organizations. Updates and deletes publish a

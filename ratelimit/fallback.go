@@ -55,10 +55,17 @@ func ParseMode(s string) (Mode, error) {
 // probing every DefaultProbeInterval, logging to slog.Default().
 type FallbackOptions struct {
 	Mode Mode
-	// ProbeInterval is the least time between two attempts to reach a
-	// backend that failed: a dead Redis gets one request per interval, not
-	// one per client request.
+	// ProbeInterval is how often a backend that failed is pinged, in the
+	// background: requests never wait on a dead Redis.
 	ProbeInterval time.Duration
+	// RecoveryGrace is how long, once the backend answers again and holds
+	// this instance's outage counts, each request must also pass this
+	// instance's local limit (its share, in ModeSplit) besides the
+	// backend's (0: three probe intervals). The other instances come back
+	// on their own probes; until each has added its counts, the backend
+	// holds only part of the window, and an instance deciding on it alone
+	// would let the rest of the window through again.
+	RecoveryGrace time.Duration
 	Logger        *slog.Logger
 	// OnChange, if set, is called with true when the backend starts
 	// failing and with false when it answers again, e.g. to set a gauge.
@@ -66,6 +73,13 @@ type FallbackOptions struct {
 	// Peers, for ModeSplit, returns how many instances share the backend
 	// (this one included), as last known; nil counts 1.
 	Peers func() int
+}
+
+// Pinger is a shared backend that can say whether it answers without
+// deciding anything. A Fallback's backend must be one: while it fails, the
+// Fallback pings it in the background rather than send it requests.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
 
 // Seeder adds requests allowed elsewhere to a key's window. A Fallback
@@ -82,36 +96,59 @@ type Seeder interface {
 	Seed(ctx context.Context, key string, n int, period time.Duration) error
 }
 
+// Counter reads how many requests a key's window holds now. A Fallback
+// whose local limiter is a Counter seeds the backend with the whole local
+// window of each key at the moment of seeding: what the mirror counted
+// before the outage, what was allowed during it, whether the key's last
+// outage request passed or not.
+type Counter interface {
+	Count(key string, period time.Duration) int
+}
+
 // Fallback is the Limiter the gateway uses with Redis: it asks the shared
 // backend and, when that fails, applies its Mode until the backend answers
 // again. It logs once when an outage starts and once when it ends.
+//
+// An outage has three stages. Degraded: requests are decided by the local
+// limiter alone (to a share of the limit in ModeSplit), and the keys they
+// touch are noted; the backend is pinged every ProbeInterval. Seeding: the
+// backend answers; the noted keys' local windows are added to it, while
+// requests must pass both the local limit and the backend. Grace: the
+// same double check for RecoveryGrace more, until every other instance
+// has come back and seeded too. Then the backend alone decides again.
 type Fallback struct {
 	shared   Limiter
 	local    Limiter
 	mode     Mode
 	interval time.Duration
+	grace    time.Duration
 	logger   *slog.Logger
 	onChange func(bool)
 
-	start     time.Time // monotonic origin for nextProbe
-	degraded  atomic.Bool
-	seeding   atomic.Bool  // the backend answers again; outage counts are being added to it
-	nextProbe atomic.Int64 // nanoseconds since start
+	start      time.Time // monotonic origin for graceUntil
+	degraded   atomic.Bool
+	seeding    atomic.Bool  // the backend answers again; outage counts are being added to it
+	graceUntil atomic.Int64 // nanoseconds since start
 
 	peers      func() int
-	sharedSeed Seeder // nil when shared cannot be seeded
-	localSeed  Seeder // nil when local cannot be seeded
+	pinger     Pinger
+	sharedSeed Seeder  // nil when shared cannot be seeded
+	localSeed  Seeder  // nil when local cannot be seeded
+	counter    Counter // nil when local cannot be read
 
 	mu       sync.Mutex // orders outage transitions, their logs and callbacks
 	downedAt time.Time
+	probing  bool // the probe loop runs
+	stop     chan struct{}
+	stopOnce sync.Once
 
-	allowedMu sync.Mutex
-	allowed   map[string]*outageCount // what local limiting allowed, by key, this outage
+	touchedMu sync.Mutex
+	touched   map[string]*outageCount // keys limited locally this outage
 }
 
 // outageCount is one key's local window during an outage.
 type outageCount struct {
-	inWindow int // requests in the local window at its last allowed request
+	inWindow int // requests in the local window at its last request (used without a Counter)
 	period   time.Duration
 	last     time.Time
 }
@@ -119,7 +156,8 @@ type outageCount struct {
 var _ Limiter = (*Fallback)(nil)
 
 // NewFallback returns a Limiter that asks shared and, while shared fails,
-// local (ModeLocal) or nobody (ModeClosed; local may then be nil).
+// local (ModeLocal, ModeSplit) or nobody (ModeClosed; local may then be
+// nil). shared must be a Pinger. Close stops its probing.
 func NewFallback(shared, local Limiter, opts FallbackOptions) (*Fallback, error) {
 	mode, err := ParseMode(string(opts.Mode))
 	if err != nil {
@@ -128,25 +166,42 @@ func NewFallback(shared, local Limiter, opts FallbackOptions) (*Fallback, error)
 	if mode != ModeClosed && local == nil {
 		return nil, fmt.Errorf("ratelimit: mode %q needs a local limiter", mode)
 	}
+	pinger, ok := shared.(Pinger)
+	if !ok {
+		return nil, fmt.Errorf("ratelimit: the shared limiter %T cannot be pinged", shared)
+	}
 	f := &Fallback{
 		shared:   shared,
 		local:    local,
 		mode:     mode,
 		interval: opts.ProbeInterval,
+		grace:    opts.RecoveryGrace,
 		logger:   opts.Logger,
 		onChange: opts.OnChange,
 		start:    time.Now(),
 		peers:    opts.Peers,
+		pinger:   pinger,
+		stop:     make(chan struct{}),
 	}
 	f.sharedSeed, _ = shared.(Seeder)
 	f.localSeed, _ = local.(Seeder)
+	f.counter, _ = local.(Counter)
 	if f.interval <= 0 {
 		f.interval = DefaultProbeInterval
+	}
+	if f.grace <= 0 {
+		f.grace = 3 * f.interval
 	}
 	if f.logger == nil {
 		f.logger = slog.Default()
 	}
 	return f, nil
+}
+
+// Close stops pinging a failed backend. Requests are still answered.
+func (f *Fallback) Close() error {
+	f.stopOnce.Do(func() { close(f.stop) })
+	return nil
 }
 
 // Degraded reports whether the shared backend is failing, for /readyz.
@@ -187,14 +242,14 @@ func (f *Fallback) allow(ctx context.Context, key string, limit int, period time
 	if err := Validate(limit, period); err != nil {
 		return Result{}, err
 	}
-	if f.degraded.Load() && (f.seeding.Load() || !f.claimProbe()) {
+	switch {
+	case f.degraded.Load() && !f.seeding.Load():
 		return f.allowDegraded(ctx, key, limit, period, mode)
+	case f.seeding.Load() || f.inGrace():
+		return f.allowRecovering(ctx, key, limit, period, mode)
 	}
 	res, err := f.shared.Allow(ctx, key, limit, period)
 	if err == nil {
-		if f.degraded.Load() {
-			f.recovered()
-		}
 		if res.Allowed && f.localSeed != nil {
 			f.localSeed.Seed(ctx, key, 1, period)
 		}
@@ -209,21 +264,49 @@ func (f *Fallback) allow(ctx context.Context, key string, limit int, period time
 }
 
 func (f *Fallback) allowDegraded(ctx context.Context, key string, limit int, period time.Duration, mode Mode) (Result, error) {
-	switch mode {
-	case ModeClosed:
+	if mode == ModeClosed {
 		return Result{}, keygate.Errorf(keygate.EUNAVAILABLE, "Rate limiting is unavailable.")
-	case ModeSplit:
-		limit = f.share(limit)
 	}
-	res, err := f.local.Allow(ctx, key, limit, period)
-	if err == nil && res.Allowed {
-		f.recordAllowed(key, res.Limit-res.Remaining, period)
+	res, err := f.local.Allow(ctx, key, f.localLimit(limit, mode), period)
+	if err == nil {
+		f.touch(key, res, period)
 	}
 	return res, err
 }
 
-// share is this instance's part of limit while the backend is down.
-func (f *Fallback) share(limit int) int {
+// allowRecovering decides while the backend is being seeded or other
+// instances may not have seeded it yet: a request passes when this
+// instance's local limit allows it (counting it there) and then the
+// backend does. A request the backend then refuses stays counted locally:
+// an error towards refusing, never towards the limit.
+func (f *Fallback) allowRecovering(ctx context.Context, key string, limit int, period time.Duration, mode Mode) (Result, error) {
+	if mode != ModeClosed {
+		lres, err := f.local.Allow(ctx, key, f.localLimit(limit, mode), period)
+		if err != nil || !lres.Allowed {
+			return lres, err
+		}
+		res, err := f.shared.Allow(ctx, key, limit, period)
+		if err == nil || ctx.Err() != nil {
+			return res, err
+		}
+		f.failed(err)
+		f.touch(key, lres, period)
+		return lres, nil
+	}
+	res, err := f.shared.Allow(ctx, key, limit, period)
+	if err != nil && ctx.Err() == nil {
+		f.failed(err)
+		return f.allowDegraded(ctx, key, limit, period, mode)
+	}
+	return res, err
+}
+
+// localLimit is the limit the local limiter enforces for mode: this
+// instance's share in ModeSplit, the whole limit in ModeLocal.
+func (f *Fallback) localLimit(limit int, mode Mode) int {
+	if mode != ModeSplit {
+		return limit
+	}
 	peers := 1
 	if f.peers != nil {
 		peers = max(1, f.peers())
@@ -231,26 +314,35 @@ func (f *Fallback) share(limit int) int {
 	return max(1, limit/peers)
 }
 
-// recordAllowed remembers a key's local window after a request it allowed,
-// for seeding the backend when it is back.
-func (f *Fallback) recordAllowed(key string, inWindow int, period time.Duration) {
-	if f.sharedSeed == nil || !f.degraded.Load() || f.seeding.Load() {
+func (f *Fallback) inGrace() bool {
+	until := f.graceUntil.Load()
+	return until != 0 && int64(time.Since(f.start)) < until
+}
+
+// touch notes a key limited locally during an outage, for seeding the
+// backend when it is back.
+func (f *Fallback) touch(key string, res Result, period time.Duration) {
+	if f.sharedSeed == nil || !f.degraded.Load() {
 		return
 	}
-	f.allowedMu.Lock()
-	defer f.allowedMu.Unlock()
-	c := f.allowed[key]
+	f.touchedMu.Lock()
+	defer f.touchedMu.Unlock()
+	c := f.touched[key]
 	if c == nil {
-		if f.allowed == nil {
-			f.allowed = map[string]*outageCount{}
+		if f.touched == nil {
+			f.touched = map[string]*outageCount{}
 		}
-		if len(f.allowed) >= maxOutageKeys {
+		if len(f.touched) >= maxOutageKeys {
 			return
 		}
 		c = &outageCount{}
-		f.allowed[key] = c
+		f.touched[key] = c
 	}
-	c.inWindow = inWindow
+	if res.Allowed {
+		c.inWindow = res.Limit - res.Remaining
+	} else {
+		c.inWindow = max(c.inWindow, res.Limit)
+	}
 	c.period = period
 	c.last = time.Now()
 }
@@ -261,38 +353,40 @@ func (f *Fallback) recordAllowed(key string, inWindow int, period time.Duration)
 // the mirror, before it. A Redis that restarted empty so gets back every
 // instance's part of the window; one that only became unreachable counts
 // the requests from before the outage twice. Either way they count as made
-// now: conservative, never over the limit.
-func (f *Fallback) seedBackend(counts map[string]*outageCount) {
+// now: conservative, never over the limit. It returns the keys it could
+// not seed.
+func (f *Fallback) seedBackend(counts map[string]*outageCount) map[string]*outageCount {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	seeded := 0
 	for key, c := range counts {
-		if time.Since(c.last) >= c.period {
-			continue
+		n := c.inWindow
+		if f.counter != nil {
+			n = f.counter.Count(key, c.period)
+		} else if time.Since(c.last) >= c.period {
+			n = 0
 		}
-		if err := f.sharedSeed.Seed(ctx, key, c.inWindow, c.period); err != nil {
-			f.logger.Warn("rate limit backend back, but seeding it with the outage's counts failed",
-				"seeded", seeded, "error", err)
-			return
+		if n > 0 {
+			if err := f.sharedSeed.Seed(ctx, key, n, c.period); err != nil {
+				f.logger.Warn("rate limit backend back, but seeding it with the outage's counts failed; limiting locally until it answers",
+					"seeded", seeded, "error", err)
+				return counts
+			}
+			seeded++
 		}
-		seeded++
+		delete(counts, key)
 	}
 	if seeded > 0 {
 		f.logger.Info("rate limit backend seeded with what this instance allowed during the outage", "keys", seeded)
 	}
+	return nil
 }
 
-// claimProbe lets exactly one caller per interval try the failing backend.
-func (f *Fallback) claimProbe() bool {
-	now := int64(time.Since(f.start))
-	next := f.nextProbe.Load()
-	return now >= next && f.nextProbe.CompareAndSwap(next, now+int64(f.interval))
-}
-
+// failed starts an outage, or keeps one going.
 func (f *Fallback) failed(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.nextProbe.Store(int64(time.Since(f.start) + f.interval))
+	f.graceUntil.Store(0)
 	if f.degraded.Load() {
 		return
 	}
@@ -309,41 +403,88 @@ func (f *Fallback) failed(err error) {
 	if f.onChange != nil {
 		f.onChange(true)
 	}
+	if !f.probing {
+		f.probing = true
+		go f.probe()
+	}
 }
 
-// recovered ends an outage once the backend answered a probe. When there
-// are outage counts to seed, requests stay on local limiting until they
-// are in the backend: a backend that restarted empty would otherwise allow
-// a fresh window's worth while the seeding is under way.
+// probe pings the backend every interval until it answers and the outage
+// is over, or the Fallback is closed.
+func (f *Fallback) probe() {
+	t := time.NewTicker(f.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+		f.mu.Lock()
+		if !f.degraded.Load() {
+			f.probing = false
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		if f.seeding.Load() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), f.interval)
+		err := f.pinger.Ping(ctx)
+		cancel()
+		if err == nil {
+			f.recovered()
+		}
+	}
+}
+
+// recovered starts the end of an outage once the backend answered a ping:
+// the noted keys' local windows go to the backend (requests meanwhile pass
+// both limits, see allowRecovering), then the outage ends and the grace
+// begins.
 func (f *Fallback) recovered() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.degraded.Load() || f.seeding.Load() {
 		return
 	}
-	f.allowedMu.Lock()
-	counts := f.allowed
-	f.allowed = nil
-	f.allowedMu.Unlock()
+	f.touchedMu.Lock()
+	counts := f.touched
+	f.touched = nil
+	f.touchedMu.Unlock()
 	if len(counts) == 0 {
 		f.endOutage()
 		return
 	}
 	f.seeding.Store(true)
 	go func() {
-		f.seedBackend(counts)
+		left := f.seedBackend(counts)
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if len(left) > 0 {
+			// Still degraded: the keys wait for the next ping that answers.
+			f.touchedMu.Lock()
+			for key, c := range f.touched {
+				left[key] = c
+			}
+			f.touched = left
+			f.touchedMu.Unlock()
+			f.seeding.Store(false)
+			return
+		}
 		f.seeding.Store(false)
 		f.endOutage()
 	}()
 }
 
-// endOutage marks the backend healthy again; f.mu is held.
+// endOutage marks the backend healthy again and starts the grace; f.mu is
+// held.
 func (f *Fallback) endOutage() {
-	f.degraded.Store(false)
+	f.graceUntil.Store(int64(time.Since(f.start) + f.grace))
 	f.logger.Info("rate limit backend recovered", "mode", string(f.mode), "outage", time.Since(f.downedAt).Round(time.Millisecond).String())
 	if f.onChange != nil {
 		f.onChange(false)
 	}
+	f.degraded.Store(false)
 }

@@ -21,7 +21,16 @@ import (
 type flaky struct {
 	ratelimit.Limiter
 	down  atomic.Bool
-	calls atomic.Int64
+	calls atomic.Int64 // decisions asked
+	pings atomic.Int64
+}
+
+func (f *flaky) Ping(context.Context) error {
+	f.pings.Add(1)
+	if f.down.Load() {
+		return errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+	}
+	return nil
 }
 
 func (f *flaky) Allow(ctx context.Context, key string, limit int, period time.Duration) (ratelimit.Result, error) {
@@ -82,6 +91,7 @@ func newFallbackTest(t *testing.T, mode ratelimit.Mode, probe time.Duration) *fa
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.Close() })
 	ft.fallback = f
 	return ft
 }
@@ -196,10 +206,14 @@ func TestFallbackProbesAtMostOncePerInterval(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// One call found the outage; after that one probe per interval.
-	most := int64(time.Since(began)/interval) + 2
-	if n := ft.shared.calls.Load(); n < 2 || n > most {
-		t.Fatalf("shared backend called %d times in %s, want 2..%d", n, time.Since(began), most)
+	// One request found the outage; after that no request asks the
+	// backend, and a ping goes to it once per interval.
+	if n := ft.shared.calls.Load(); n != 1 {
+		t.Fatalf("shared backend asked %d decisions while down, want 1", n)
+	}
+	most := int64(time.Since(began)/interval) + 1
+	if n := ft.shared.pings.Load(); n < 1 || n > most {
+		t.Fatalf("shared backend pinged %d times in %s, want 1..%d", n, time.Since(began), most)
 	}
 	if warns := ft.logs.lines("WARN"); len(warns) != 1 {
 		t.Fatalf("%d warnings, want 1", len(warns))
@@ -230,6 +244,10 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := ratelimit.NewFallback(&flaky{}, nil, ratelimit.FallbackOptions{}); err == nil {
 		t.Error("local mode without a local limiter accepted")
+	}
+	mem := ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: -1})
+	if _, err := ratelimit.NewFallback(mem, mem, ratelimit.FallbackOptions{}); err == nil {
+		t.Error("a shared limiter that cannot be pinged accepted")
 	}
 }
 

@@ -134,6 +134,21 @@ func (m *Memory) Seed(_ context.Context, key string, n int, period time.Duration
 	return nil
 }
 
+// Count implements Counter: the requests key's window holds now.
+func (m *Memory) Count(key string, period time.Duration) int {
+	now := m.elapsed()
+	s := &m.shards[maphash.String(m.seed, key)&(shardCount-1)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.windows[key]
+	if w == nil {
+		return 0
+	}
+	c := *w
+	c.advance(now, BucketWidth(int64(period)))
+	return int(c.total())
+}
+
 // Len returns how many keys the limiter holds, idle ones not yet swept
 // included.
 func (m *Memory) Len() int {

@@ -76,6 +76,23 @@ func (i *instrumented) Seed(ctx context.Context, key string, n int, period time.
 	return nil
 }
 
+// Ping passes a ping on to the limiter; one that cannot be pinged is
+// taken to answer.
+func (i *instrumented) Ping(ctx context.Context) error {
+	if p, ok := i.limiter.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// Count reads the limiter's window when it can be read.
+func (i *instrumented) Count(key string, period time.Duration) int {
+	if c, ok := i.limiter.(Counter); ok {
+		return c.Count(key, period)
+	}
+	return 0
+}
+
 func (i *instrumented) Allow(ctx context.Context, key string, limit int, period time.Duration) (Result, error) {
 	res, err := i.limiter.Allow(ctx, key, limit, period)
 	switch {

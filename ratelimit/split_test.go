@@ -2,7 +2,9 @@ package ratelimit_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,11 +50,12 @@ func newSplit(t *testing.T, peers int, seed *seeds, probe time.Duration) (*flaky
 	local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { local.Close() })
 	f, err := ratelimit.NewFallback(backend, local, ratelimit.FallbackOptions{
-		Mode: ratelimit.ModeSplit, ProbeInterval: probe, Peers: func() int { return peers },
+		Mode: ratelimit.ModeSplit, ProbeInterval: probe, RecoveryGrace: time.Hour, Peers: func() int { return peers },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.Close() })
 	return shared, f
 }
 
@@ -135,52 +138,67 @@ func TestRecoverySeedsTheBackendWithTheOutagesCounts(t *testing.T) {
 		t.Fatalf("allowed %d during the outage, want 2 (a share of 5, 3 already used here)", got)
 	}
 	allowed(t, f, "token:tok_2", 10, 1)
-
+	// tok_3 was full before the outage and refused all through it: its
+	// window must go back too.
 	shared.down.Store(false)
-	time.Sleep(5 * time.Millisecond) // the next probe is due
-	allowed(t, f, "token:tok_3", 10, 1)
-	for range 2 {
-		select {
-		case <-s.ch:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("seeded %v within 5s, want both keys", s.got)
-		}
+	waitRecovered(t, f)
+	if got := allowed(t, f, "token:tok_3", 10, 20); got != 5 {
+		t.Fatalf("allowed %d of tok_3, want its share of 5 (the grace)", got)
 	}
-	// Requests stay on local limiting until the seeding is done, then go
-	// to the backend again.
-	deadline := time.Now().Add(5 * time.Second)
-	for f.Degraded() {
-		if time.Now().After(deadline) {
-			t.Fatal("still degraded 5s after the backend answered and was seeded")
-		}
-		time.Sleep(time.Millisecond)
+	shared.down.Store(true)
+	if got := allowed(t, f, "token:tok_4", 10, 1); got != 1 || !f.Degraded() {
+		t.Fatalf("allowed %d of tok_4 in a second outage (degraded %v), want 1 and the outage found", got, f.Degraded())
 	}
+	if got := allowed(t, f, "token:tok_3", 10, 20); got != 0 {
+		t.Fatalf("allowed %d of tok_3 in a second outage, want none", got)
+	}
+	shared.down.Store(false)
+	waitRecovered(t, f)
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// tok_1: 3 allowed through the backend before the outage (mirrored
 	// locally) and 2 more of its share of 5 during it.
-	if s.got["token:tok_1"] != 5 || s.got["token:tok_2"] != 1 || len(s.got) != 2 {
-		t.Fatalf("seeded %v, want token:tok_1 5 and token:tok_2 1 (this instance's local windows)", s.got)
+	if s.got["token:tok_1"] != 5 || s.got["token:tok_2"] != 1 || s.got["token:tok_3"] != 5 || s.got["token:tok_4"] != 1 || len(s.got) != 4 {
+		t.Fatalf("seeded %v, want token:tok_1 5, token:tok_2 1, token:tok_3 5 and token:tok_4 1 (this instance's local windows)", s.got)
+	}
+}
+
+// waitRecovered waits until f's outage is over: the backend answered a
+// ping and holds the outage's counts.
+func waitRecovered(t *testing.T, f *ratelimit.Fallback) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Degraded() {
+		if time.Now().After(deadline) {
+			t.Fatal("still degraded 5s after the backend answered")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
 // slowSeeds blocks every Seed until release is closed.
 type slowSeeds struct {
 	*flaky
+	entered chan struct{}
 	release chan struct{}
 }
 
 func (s slowSeeds) Seed(ctx context.Context, key string, n int, period time.Duration) error {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
 	<-s.release
 	return nil
 }
 
-// TestNoBackendDecisionsWhileSeeding: until the outage's counts are in the
-// backend, requests stay on local limiting; a backend that came back empty
-// must not hand out a fresh window meanwhile.
-func TestNoBackendDecisionsWhileSeeding(t *testing.T) {
+// TestNoBackendOnlyDecisionsWhileSeeding: until the outage's counts are in
+// the backend, a request must pass the local window too; a backend that
+// came back empty must not hand out a fresh window meanwhile.
+func TestNoBackendOnlyDecisionsWhileSeeding(t *testing.T) {
 	shared := &flaky{Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{})}
-	backend := slowSeeds{flaky: shared, release: make(chan struct{})}
+	backend := slowSeeds{flaky: shared, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { local.Close() })
 	f, err := ratelimit.NewFallback(backend, local, ratelimit.FallbackOptions{
@@ -189,27 +207,133 @@ func TestNoBackendDecisionsWhileSeeding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.Close() })
 	shared.down.Store(true)
 	if got := allowed(t, f, "token:tok_1", 10, 10); got != 10 {
 		t.Fatalf("allowed %d during the outage, want 10", got)
 	}
 	shared.down.Store(false)
-	time.Sleep(5 * time.Millisecond)
-	allowed(t, f, "token:tok_1", 10, 1) // the probe: the backend answers, seeding starts
+	select {
+	case <-backend.entered: // a ping answered; seeding started
+	case <-time.After(5 * time.Second):
+		t.Fatal("no seeding 5s after the backend came back")
+	}
 	calls := shared.calls.Load()
-	time.Sleep(5 * time.Millisecond)
 	if got := allowed(t, f, "token:tok_1", 10, 20); got != 0 {
 		t.Fatalf("allowed %d while seeding; the local window is full", got)
 	}
 	if shared.calls.Load() != calls {
-		t.Fatalf("the backend was asked %d times while being seeded", shared.calls.Load()-calls)
+		t.Fatalf("the backend was asked %d times for a key whose local window is full", shared.calls.Load()-calls)
+	}
+	if !f.Degraded() {
+		t.Fatal("not degraded while seeding")
 	}
 	close(backend.release)
-	deadline := time.Now().Add(5 * time.Second)
-	for f.Degraded() {
-		if time.Now().After(deadline) {
-			t.Fatal("still degraded after the seeding finished")
+	waitRecovered(t, f)
+}
+
+// restartable is one Redis the instances share: it can be stopped and
+// started again empty, and each instance reaches it through its own view,
+// which comes back when the instance's ping gets there.
+type restartable struct {
+	mu  sync.Mutex
+	mem *ratelimit.Memory
+}
+
+func (r *restartable) current() *ratelimit.Memory {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mem
+}
+
+func (r *restartable) restartEmpty() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mem = ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: -1})
+}
+
+// view is one instance's connection to a restartable.
+type view struct {
+	r    *restartable
+	down atomic.Bool
+}
+
+func (v *view) Allow(ctx context.Context, key string, limit int, period time.Duration) (ratelimit.Result, error) {
+	if v.down.Load() {
+		return ratelimit.Result{}, errors.New("connection refused")
+	}
+	return v.r.current().Allow(ctx, key, limit, period)
+}
+
+func (v *view) Seed(ctx context.Context, key string, n int, period time.Duration) error {
+	if v.down.Load() {
+		return errors.New("connection refused")
+	}
+	return v.r.current().Seed(ctx, key, n, period)
+}
+
+func (v *view) Ping(context.Context) error {
+	if v.down.Load() {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+// TestStaggeredRecoveryStaysWithinTheLimit: three instances in split mode
+// lose a Redis that comes back empty, and reach it again one at a time.
+// The first one back holds only its own part of the window in Redis; were
+// it to decide on Redis alone, it would let the others' part through a
+// second time before they seed theirs.
+func TestStaggeredRecoveryStaysWithinTheLimit(t *testing.T) {
+	const limit, key = 30, "token:tok_1"
+	redis := &restartable{}
+	redis.restartEmpty()
+	var views [3]*view
+	var fallbacks [3]*ratelimit.Fallback
+	for i := range views {
+		views[i] = &view{r: redis}
+		local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+		t.Cleanup(func() { local.Close() })
+		f, err := ratelimit.NewFallback(views[i], local, ratelimit.FallbackOptions{
+			Mode: ratelimit.ModeSplit, ProbeInterval: time.Millisecond, RecoveryGrace: time.Hour,
+			Peers: func() int { return 3 },
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
+		t.Cleanup(func() { f.Close() })
+		fallbacks[i] = f
+	}
+	total := 0
+	for _, f := range fallbacks {
+		total += allowed(t, f, key, limit, 3)
+	}
+	for _, v := range views {
+		v.down.Store(true)
+	}
+	redis.restartEmpty()
+	for _, f := range fallbacks {
+		total += allowed(t, f, key, limit, 20) // each up to its share of 10
+	}
+	if total != limit {
+		t.Fatalf("allowed %d before and during the outage, want %d", total, limit)
+	}
+
+	views[0].down.Store(false)
+	waitRecovered(t, fallbacks[0])
+	if got := allowed(t, fallbacks[0], key, limit, 40); got != 0 {
+		t.Errorf("the first instance back allowed %d more while the others had not seeded Redis", got)
+	}
+	views[1].down.Store(false)
+	views[2].down.Store(false)
+	waitRecovered(t, fallbacks[1])
+	waitRecovered(t, fallbacks[2])
+	if n := redis.current().Count(key, time.Minute); n < limit {
+		t.Errorf("Redis holds %d of the window once every instance is back, want at least %d", n, limit)
+	}
+	for _, f := range fallbacks {
+		if got := allowed(t, f, key, limit, 10); got != 0 {
+			t.Errorf("allowed %d more once every instance was back", got)
+		}
 	}
 }

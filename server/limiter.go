@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
@@ -28,7 +29,11 @@ type limiter struct {
 	peersEnded chan struct{}
 }
 
-func newLimiter(cfg config.RateLimiter, reg prometheus.Registerer, logger *slog.Logger) (*limiter, error) {
+// newLimiter builds the configured limiter. With Redis, instances are
+// counted for shared-split mode in Redis and, when split is set (some API
+// uses that mode), in the store too, which keeps counting them while Redis
+// is down.
+func newLimiter(cfg config.RateLimiter, store keygate.InstanceService, split bool, reg prometheus.Registerer, logger *slog.Logger) (*limiter, error) {
 	metrics, err := ratelimit.NewMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -46,7 +51,10 @@ func newLimiter(cfg config.RateLimiter, reg prometheus.Registerer, logger *slog.
 		return nil, fmt.Errorf("rate_limiter: %w", err)
 	}
 	redisLimiter := redislimit.New(l.redis, redislimit.Options{})
-	peers := redislimit.NewPeers(l.redis, "", instanceID(), 0)
+	if !split {
+		store = nil
+	}
+	peers := redislimit.NewPeers(l.redis, store, "", instanceID(), 0)
 	l.fallback, err = ratelimit.NewFallback(metrics.Instrument("redis", redisLimiter), metrics.Instrument("memory", l.memory),
 		ratelimit.FallbackOptions{
 			Mode: ratelimit.Mode(cfg.OnRedisFailure), Logger: logger, OnChange: metrics.SetDegraded,
@@ -110,6 +118,9 @@ func (l *limiter) Close() error {
 	var errs []error
 	if l.memory != nil {
 		errs = append(errs, l.memory.Close())
+	}
+	if l.fallback != nil {
+		errs = append(errs, l.fallback.Close())
 	}
 	if l.stopPeers != nil {
 		l.stopPeers() // withdraws this instance from the count

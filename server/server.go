@@ -116,7 +116,11 @@ func (s *Server) build(ctx context.Context) (err error) {
 	if s.signer, err = loadSigner(ctx, s.store); err != nil {
 		return err
 	}
-	if s.limiter, err = newLimiter(cfg.RateLimiter, s.registry, s.logger); err != nil {
+	split := cfg.RateLimiter.OnRedisFailure == config.OnFailureSplit
+	for _, api := range cfg.APIs() {
+		split = split || api.OnLimiterFailure == config.OnFailureSplit
+	}
+	if s.limiter, err = newLimiter(cfg.RateLimiter, s.store, split, s.registry, s.logger); err != nil {
 		return err
 	}
 	s.tokens = gateway.NewTokens(s.store, gateway.TokensOptions{

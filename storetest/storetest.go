@@ -100,6 +100,7 @@ func Run(t *testing.T, f Factory) {
 		{"OAuth", oauthTests},
 		{"Webhooks", webhookTests},
 		{"Email", emailTests},
+		{"Instances", instanceTests},
 		{"Ping", []test{{"Answers", testPing}}},
 	}
 	for _, g := range groups {

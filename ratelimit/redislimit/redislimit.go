@@ -97,6 +97,26 @@ func (l *Limiter) Seed(ctx context.Context, key string, n int, period time.Durat
 	return err
 }
 
+// Ping implements ratelimit.Pinger: whether Redis answers, deciding
+// nothing. In cluster mode every master must answer.
+func (l *Limiter) Ping(ctx context.Context) error {
+	var err error
+	switch c := l.client.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
+	case interface {
+		Ping(context.Context) *redis.StatusCmd
+	}:
+		err = c.Ping(ctx).Err()
+	default:
+		err = l.client.ScriptExists(ctx, "0").Err()
+	}
+	if err != nil {
+		return fmt.Errorf("redislimit: %w", err)
+	}
+	return nil
+}
+
 // run runs the window script once for key: a decision (seed 0) or seed
 // requests added.
 func (l *Limiter) run(ctx context.Context, key string, limit int, period time.Duration, seed int) ([]int64, error) {

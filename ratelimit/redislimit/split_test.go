@@ -3,12 +3,14 @@ package redislimit_test
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/ratelimit/redislimit"
+	"github.com/keygate/keygate/sqlite"
 )
 
 // TestRedisSeed: requests seeded after an outage count in the key's window
@@ -44,9 +46,9 @@ func TestRedisPeersCountsLiveInstances(t *testing.T) {
 	prefix := uniquePrefix(t, client)
 	ctx := context.Background()
 	interval := 100 * time.Millisecond
-	a := redislimit.NewPeers(client, prefix, "a", interval)
-	b := redislimit.NewPeers(client, prefix, "b", interval)
-	c := redislimit.NewPeers(client, prefix, "c", interval)
+	a := redislimit.NewPeers(client, nil, prefix, "a", interval)
+	b := redislimit.NewPeers(client, nil, prefix, "b", interval)
+	c := redislimit.NewPeers(client, nil, prefix, "c", interval)
 	for _, p := range []*redislimit.Peers{a, b, c} {
 		if err := p.Beat(ctx); err != nil {
 			t.Fatal(err)
@@ -55,15 +57,17 @@ func TestRedisPeersCountsLiveInstances(t *testing.T) {
 	if err := a.Beat(ctx); err != nil || a.Live() != 3 {
 		t.Fatalf("three instances beating: Live() = %d, %v", a.Live(), err)
 	}
-	time.Sleep(3*interval + 50*time.Millisecond) // c stops beating
-	b.Beat(ctx)
-	a.Beat(ctx)
+	for range 4 { // c stops beating
+		time.Sleep(interval)
+		b.Beat(ctx)
+		a.Beat(ctx)
+	}
 	if a.Live() != 2 {
 		t.Fatalf("after one instance stopped: Live() = %d, want 2", a.Live())
 	}
 
 	// Redis unreachable: the last count stays.
-	dead := redislimit.NewPeers(unreachableClient(t), prefix, "a", interval)
+	dead := redislimit.NewPeers(unreachableClient(t), nil, prefix, "a", interval)
 	if err := dead.Beat(ctx); err == nil {
 		t.Fatal("Beat succeeded without Redis")
 	}
@@ -82,6 +86,76 @@ func TestRedisPeersCountsLiveInstances(t *testing.T) {
 	}
 }
 
+// TestRedisPeersHoldTheCountWhenRedisComesBackEmpty: a Redis restarted
+// empty counts only the instances that have beaten since; the count
+// before stays until every instance has had time to beat again.
+func TestRedisPeersHoldTheCountWhenRedisComesBackEmpty(t *testing.T) {
+	client := newClient(t)
+	prefix := uniquePrefix(t, client)
+	ctx := context.Background()
+	var peers []*redislimit.Peers
+	for _, name := range []string{"a", "b", "c"} {
+		p := redislimit.NewPeers(client, nil, prefix, name, time.Hour)
+		if err := p.Beat(ctx); err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, p)
+	}
+	peers[0].Beat(ctx)
+	if n := peers[0].Live(); n != 3 {
+		t.Fatalf("three instances beating: Live() = %d", n)
+	}
+	if err := client.Del(ctx, prefix+"instances").Err(); err != nil { // as a restart without persistence
+		t.Fatal(err)
+	}
+	if err := peers[0].Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := peers[0].Live(); n != 3 {
+		t.Fatalf("first beat into an emptied Redis: Live() = %d, want the 3 from before", n)
+	}
+}
+
+// TestPeersCountFromTheStoreWhileRedisIsDown: with Redis unreachable, the
+// database's heartbeat rows keep the count: an instance that stops beating
+// drops out, one that starts counts at once.
+func TestPeersCountFromTheStoreWhileRedisIsDown(t *testing.T) {
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	interval := 100 * time.Millisecond
+	dead := unreachableClient(t)
+	a := redislimit.NewPeers(dead, store, "", "a", interval)
+	b := redislimit.NewPeers(dead, store, "", "b", interval)
+	c := redislimit.NewPeers(dead, store, "", "c", interval)
+	for _, p := range []*redislimit.Peers{a, b, c} {
+		if err := p.Beat(ctx); err == nil {
+			t.Fatal("Beat succeeded without Redis")
+		}
+	}
+	a.Beat(ctx)
+	if n := a.Live(); n != 3 {
+		t.Fatalf("three instances beating into the database: Live() = %d", n)
+	}
+	for range 4 { // c stops beating
+		time.Sleep(interval)
+		b.Beat(ctx)
+		a.Beat(ctx)
+	}
+	if n := a.Live(); n != 2 {
+		t.Fatalf("after c stopped beating: Live() = %d, want 2", n)
+	}
+	d := redislimit.NewPeers(dead, store, "", "d", interval)
+	d.Beat(ctx)
+	a.Beat(ctx)
+	if n := a.Live(); n != 3 {
+		t.Fatalf("after d started: Live() = %d, want 3", n)
+	}
+}
+
 // unreachableClient is a client of a Redis that is not there: a port
 // nothing listens on.
 func unreachableClient(t *testing.T) *redis.Client {
@@ -92,7 +166,7 @@ func unreachableClient(t *testing.T) *redis.Client {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { client.Close() })
 	return client
 }

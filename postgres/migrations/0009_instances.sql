@@ -1,0 +1,7 @@
+-- Live keygate instances: each beats every few seconds (shared-split rate
+-- limiting counts them while Redis is unreachable). A beat deletes the rows
+-- of instances that stopped beating.
+CREATE TABLE instances (
+	id      TEXT PRIMARY KEY,
+	seen_at TIMESTAMPTZ NOT NULL
+);
