@@ -60,7 +60,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.databaseURL, "database-url", "", "PostgreSQL URL (overrides the config; env KEYGATE_DATABASE_URL)")
 	root.AddCommand(
 		newInitCommand(), newServeCommand(g), newDemoCommand(g), newMigrateCommand(g),
-		newOrgsCommand(g), newUsersCommand(g), newTokensCommand(g), newAdminKeysCommand(g),
+		newOrgsCommand(g), newUsersCommand(g), newMembersCommand(g), newTokensCommand(g), newAdminKeysCommand(g),
 		newAuditCommand(g), newConfigCommand(g), newHealthcheckCommand(g), newVersionCommand(),
 	)
 	return root
