@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/clientip"
+	"github.com/keygate/keygate/email"
 )
 
 // Defaults for settings left out of the file.
@@ -88,6 +89,7 @@ func (c *checker) config(f *fileConfig) *Config {
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),
 		},
 		Webhooks: c.webhooks(f.Webhooks),
+		Email:    c.email(f.Email),
 		Audit:    Audit{Retention: c.duration("audit.retention", f.Audit.Retention, DefaultAuditRetention, false)},
 		OAuth:    c.oauth(f.OAuth),
 		Log:      c.log(f.Log),
@@ -317,6 +319,27 @@ func (c *checker) log(f fileLog) Log {
 		Level:  levels[level],
 		Format: c.oneOf("log.format", f.Format, LogText, LogText, LogJSON),
 	}
+}
+
+func (c *checker) email(f fileEmail) Email {
+	e := Email{SMTPURL: strings.TrimSpace(f.SMTPURL), From: strings.TrimSpace(f.From)}
+	if e.SMTPURL == "" {
+		if e.From != "" {
+			if _, err := email.CheckAddress(e.From); err != nil {
+				c.fail("email.from", "%v", err)
+			}
+		}
+		return e
+	}
+	if _, err := email.ParseServer(e.SMTPURL); err != nil {
+		c.fail("email.smtp_url", "%v", err)
+	}
+	if e.From == "" {
+		c.fail("email.from", "is required with email.smtp_url: the address keygate's emails come from, e.g. keygate@example.com")
+	} else if _, err := email.CheckAddress(e.From); err != nil {
+		c.fail("email.from", "%v", err)
+	}
+	return e
 }
 
 func (c *checker) webhooks(f fileWebhooks) Webhooks {

@@ -80,6 +80,7 @@ type Config struct {
 	Listeners        Listeners
 	LastUsed         LastUsed
 	Webhooks         Webhooks
+	Email            Email
 	Audit            Audit
 	OAuth            OAuth
 	Log              Log
@@ -146,6 +147,17 @@ type Listeners struct {
 	// AdminWriteTimeout bounds a whole response on the admin listener
 	// (API listeners stream, so their responses have none).
 	AdminWriteTimeout time.Duration
+}
+
+// Email configures keygate's emails (package email): off while SMTPURL is
+// empty.
+type Email struct {
+	// SMTPURL is smtp://user:password@host:587 (STARTTLS when offered) or
+	// smtps://…:465. It holds the SMTP password: never log or show it;
+	// email.ParseServer gives a redacted form.
+	SMTPURL string
+	// From is the sender address, required with SMTPURL.
+	From string
 }
 
 // Audit configures the audit log.

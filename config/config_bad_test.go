@@ -57,6 +57,11 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"null route", strings.Replace(minimal, "    routes:\n", "    routes:\n      - null\n", 1), `keygate.yaml:7: apis[0].routes[0]: is an empty list item; fill it in or remove the "-"`},
 
 		// Invalid values.
+		{"smtp_url of another scheme", "email:\n  smtp_url: http://keygate:hunter2-smtp@mail.example.com\n  from: keygate@example.com\n" + minimal, `keygate.yaml:2: email.smtp_url: http://keygate:xxxxx@mail.example.com: the scheme must be smtp:// (STARTTLS when offered) or smtps:// (TLS)`},
+		{"smtp_url without host", "email:\n  smtp_url: smtp://keygate:hunter2-smtp@\n  from: keygate@example.com\n" + minimal, `keygate.yaml:2: email.smtp_url: smtp://keygate:xxxxx@: names no host`},
+		{"smtp_url not a URL", "email:\n  smtp_url: \"smtp://keygate:hunter2-smtp@[::1\"\n  from: keygate@example.com\n" + minimal, `keygate.yaml:2: email.smtp_url: not a valid URL (smtp://user:password@host:587 or smtps://…)`},
+		{"smtp_url without from", "email:\n  smtp_url: smtp://mail.example.com\n" + minimal, `keygate.yaml:1: email.from: is required with email.smtp_url: the address keygate's emails come from, e.g. keygate@example.com`},
+		{"from not an address", "email:\n  smtp_url: smtp://mail.example.com\n  from: keygate\n" + minimal, `keygate.yaml:3: email.from: "keygate" is not an email address: mail: missing '@' or angle-addr`},
 		{"bad access", withRoute("        access: tokn\n"), `keygate.yaml:9: apis[0].routes[0].access: must be "public" or "token", got "tokn"`},
 		{"missing name", strings.Replace(minimal, "- name: cannmenus\n    preset", "- preset", 1), `keygate.yaml:2: apis[0].name: is required, e.g. "cannmenus"`},
 		{"bad name", strings.Replace(minimal, "name: cannmenus", "name: Cann Menus", 1), `keygate.yaml:2: apis[0].name: must be lower-case letters, digits, "-" and "_" (at most 63), got "Cann Menus"`},

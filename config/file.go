@@ -26,6 +26,7 @@ type fileConfig struct {
 	Listeners        fileListeners   `yaml:"listeners"`
 	LastUsed         fileLastUsed    `yaml:"last_used"`
 	Webhooks         fileWebhooks    `yaml:"webhooks"`
+	Email            fileEmail       `yaml:"email"`
 	Audit            fileAudit       `yaml:"audit"`
 	OAuth            fileOAuth       `yaml:"oauth"`
 	Log              fileLog         `yaml:"log"`
@@ -93,6 +94,11 @@ type fileOAuthClient struct {
 type fileWebhooks struct {
 	AllowPrivateAddresses       bool `yaml:"allow_private_addresses"`
 	MaxEndpointsPerOrganization *int `yaml:"max_endpoints_per_organization"`
+}
+
+type fileEmail struct {
+	SMTPURL string `yaml:"smtp_url"`
+	From    string `yaml:"from"`
 }
 
 type fileAudit struct {
@@ -237,7 +243,7 @@ func contains(list []string, s string) bool {
 }
 
 func init() {
-	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileListeners{}, fileLastUsed{}, fileWebhooks{}, fileAudit{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
+	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileListeners{}, fileLastUsed{}, fileWebhooks{}, fileEmail{}, fileAudit{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
 		fileLog{}, fileTracing{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
 		rateLimitSetting{})
 }

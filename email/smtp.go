@@ -45,7 +45,7 @@ func ParseServer(raw string) (*Server, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse quotes the whole input, password and all.
-		return nil, errors.New("email.smtp_url is not a valid URL (smtp://user:password@host:587 or smtps://…)")
+		return nil, errors.New("not a valid URL (smtp://user:password@host:587 or smtps://…)")
 	}
 	s := &Server{redacted: u.Redacted()}
 	switch u.Scheme {
@@ -53,13 +53,13 @@ func ParseServer(raw string) (*Server, error) {
 	case "smtps":
 		s.implicitTLS = true
 	default:
-		return nil, fmt.Errorf("email.smtp_url %s: the scheme must be smtp:// (STARTTLS when offered) or smtps:// (TLS)", s.redacted)
+		return nil, fmt.Errorf("%s: the scheme must be smtp:// (STARTTLS when offered) or smtps:// (TLS)", s.redacted)
 	}
 	if u.Hostname() == "" {
-		return nil, fmt.Errorf("email.smtp_url %s: names no host", s.redacted)
+		return nil, fmt.Errorf("%s: names no host", s.redacted)
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("email.smtp_url %s: must be only scheme, user, password, host and port", s.redacted)
+		return nil, fmt.Errorf("%s: must be only scheme, user, password, host and port", s.redacted)
 	}
 	s.host = u.Hostname()
 	port := u.Port()

@@ -23,6 +23,7 @@ import (
 	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/email"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/identity"
 	"github.com/keygate/keygate/oauth"
@@ -45,6 +46,10 @@ type Options struct {
 	OAuthRootCAs *x509.CertPool
 	// Version is the service.version of exported spans ("" leaves it out).
 	Version string
+	// EmailRootCAs, when set, are the only roots trusted for the SMTP
+	// server's certificate (tests, private PKI). The config has no key
+	// for it.
+	EmailRootCAs *x509.CertPool
 }
 
 // Server is a configured keygate, started by Start and stopped by Shutdown.
@@ -62,6 +67,7 @@ type Server struct {
 	apis      []*keygate.API
 
 	webhooks *webhook.Dispatcher
+	email    *email.Outbox
 	audit    *audit.Log
 	clientIP *clientip.Resolver
 	logins   *session.LoginLimiter
@@ -71,8 +77,9 @@ type Server struct {
 	// system's roots.
 	oauthRoots *x509.CertPool
 	// tracing exports spans; nil when tracing is off.
-	tracing *tracing.Provider
-	version string
+	tracing    *tracing.Provider
+	version    string
+	emailRoots *x509.CertPool
 
 	servers   []*namedServer
 	follow    context.CancelFunc
@@ -87,7 +94,7 @@ type namedServer struct {
 
 // New builds keygate from cfg without listening yet.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
-	s := &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, version: opts.Version, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
+	s := &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, emailRoots: opts.EmailRootCAs, version: opts.Version, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -140,7 +147,10 @@ func (s *Server) build(ctx context.Context) (err error) {
 		return err
 	}
 	s.newWebhooks()
-	s.audit.Shipper = s.webhooks.EmitAudit
+	if err = s.newEmail(); err != nil {
+		return err
+	}
+	s.audit.Shipper = s.shipAudit
 	// One session manager and one login limiter serve the dashboard, the
 	// management API and the OAuth login, so one login serves all three
 	// and failures count on every form.
@@ -239,6 +249,13 @@ func (s *Server) Start() error {
 	go func() {
 		defer s.following.Done()
 		s.tokens.Follow(ctx, s.store)
+	}()
+	s.following.Add(1)
+	go func() {
+		defer s.following.Done()
+		if err := s.email.Run(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Error("email outbox stopped", "error", err)
+		}
 	}()
 	waitWebhooks := s.startWebhooks(ctx)
 	go func() {
