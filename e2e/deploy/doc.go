@@ -8,5 +8,6 @@
 // PyJWT, node) is skipped locally and fails under CI, where .ci/run
 // installs or builds them. Programs built from Go modules are found on
 // PATH or through KEYGATE_TEST_CADDY, KEYGATE_TEST_GITLEAKS and
-// KEYGATE_TEST_KUBECONFORM.
+// KEYGATE_TEST_KUBECONFORM; KEYGATE_TEST_KUBERNETES_SCHEMAS names the
+// schemas kubeschema generated for kubeconform.
 package deploy

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -16,9 +18,8 @@ import (
 // running keygate needs is there, the probes hit /readyz and /healthz on
 // the admin port, the Deployment reads the database URL from the Secret
 // and mounts the ConfigMap, whose keygate.yaml loads, and the PDB, HPA,
-// Service and NetworkPolicy select the Deployment's pods. This is not a
-// schema validation: no Kubernetes JSON schemas are reachable offline for
-// kubeconform (docs/deployment.md#kubernetes).
+// Service and NetworkPolicy select the Deployment's pods. The schema
+// validation is TestKubernetesManifestsValidateAgainstTheSchemas.
 func TestKubernetesManifests(t *testing.T) {
 	raw, err := os.ReadFile("../../deploy/kubernetes/keygate.yaml")
 	if err != nil {
@@ -98,5 +99,47 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if get(docs["Deployment"], "spec", "template", "spec", "volumes", 0, "configMap", "name") != get(docs["ConfigMap"], "metadata", "name") {
 		t.Errorf("the Deployment does not mount the ConfigMap")
+	}
+}
+
+// kubernetesVersion is the release whose schemas the manifests are
+// checked against: .ci/run generates them from that release's OpenAPI
+// document (e2e/deploy/kubeschema).
+const kubernetesVersion = "1.37.2"
+
+// deploy/kubernetes/ is valid for the Kubernetes API, checked by the real
+// kubeconform in strict mode (unknown fields refused) against the schemas
+// of kubernetesVersion; and the same check refuses a manifest with a
+// misspelled field and a port given by name where a number is required.
+func TestKubernetesManifestsValidateAgainstTheSchemas(t *testing.T) {
+	kubeconform := program(t, "kubeconform", "KEYGATE_TEST_KUBECONFORM")
+	schemas := os.Getenv("KEYGATE_TEST_KUBERNETES_SCHEMAS")
+	if schemas == "" {
+		missing(t, "no Kubernetes JSON schemas (set KEYGATE_TEST_KUBERNETES_SCHEMAS to the output of e2e/deploy/kubeschema)")
+	}
+	validate := func(paths ...string) (string, error) {
+		args := append([]string{"-strict", "-summary", "-schema-location", schemas, "-kubernetes-version", kubernetesVersion}, paths...)
+		out, err := exec.Command(kubeconform, args...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := validate("../../deploy/kubernetes/")
+	if err != nil || !strings.Contains(out, "7 resources found in 1 file - Valid: 7, Invalid: 0, Errors: 0, Skipped: 0") {
+		t.Fatalf("kubeconform: %v\n%s", err, out)
+	}
+
+	raw, err := os.ReadFile("../../deploy/kubernetes/keygate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(raw), "  replicas: 3\n", "  replica: 3\n", 1)
+	bad = strings.Replace(bad, "containerPort: 8090", `containerPort: "admin"`, 1)
+	if bad == string(raw) || strings.Count(bad, "replica: 3") != 1 || !strings.Contains(bad, `containerPort: "admin"`) {
+		t.Fatal("the manifest no longer has the lines this test breaks; update the test")
+	}
+	path := t.TempDir() + "/broken.yaml"
+	writeText(t, path, bad)
+	out, err = validate(path)
+	if err == nil || !strings.Contains(out, "additional properties 'replica' not allowed") || !strings.Contains(out, "containerPort': got string, want integer") {
+		t.Errorf("kubeconform accepted or misreported a broken Deployment: %v\n%s", err, out)
 	}
 }
