@@ -34,6 +34,11 @@ type badInput struct {
 	body    string
 	status  int
 	answer  string // exact body; "" with net/http's own answers is not checked
+	// contains is what a page (or an indented JSON answer) of the admin
+	// listener must hold, where the whole body varies.
+	contains string
+	// location is where a redirect must point.
+	location string
 }
 
 const (
@@ -134,7 +139,18 @@ var badInputs = []badInput{
 
 	// The upstream.
 	{name: "upstream unreachable", api: "down", request: "GET /p/x HTTP/1.1", status: 502, answer: `{"message": "Bad Gateway."}`},
+
+	// Invitation links on the admin listener: one answer for every link
+	// that opens nothing, and nothing without the invitee's session.
+	{name: "invitation link with a secret never issued", api: "admin", request: "GET /invitations/" + strings.Repeat("A", 43) + " HTTP/1.1", status: 404, contains: invitationNotValid},
+	{name: "invitation link with a malformed secret", api: "admin", request: "GET /invitations/'%20OR%201=1-- HTTP/1.1", status: 404, contains: invitationNotValid},
+	{name: "invitation link with an over-long secret", api: "admin", request: "GET /invitations/{INVITATION}A HTTP/1.1", status: 404, contains: invitationNotValid},
+	{name: "invitation accepted without a session", api: "admin", request: "POST /invitations/{INVITATION}/accept HTTP/1.1\r\nContent-Length: 0", status: 303, location: "/login"},
+	{name: "invitation account form without the login form's token", api: "admin", request: "POST /invitations/{INVITATION}/signup HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 53", body: "password=plum+orchard+42&password_confirm=plum+orchar", status: 403, contains: "This form expired. Please try again."},
+	{name: "invitation accepted through the API without a session", api: "admin", request: "POST /api/v1/me/invitations/accept HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2", body: "{}", status: 401, contains: "Log in to the dashboard or send an admin key"},
 }
+
+const invitationNotValid = "This invitation is not valid: it may have been used, revoked or have expired."
 
 type badInputServer struct {
 	srv    *server.Server
@@ -264,6 +280,11 @@ func (b *badInputServer) tokens(t *testing.T) map[string]string {
 	}
 	v["{TOKEN_CHANGED}"] = tok[:20] + flip + tok[21:]
 	v["{TOKEN_ALL_BASIC}"] = base64.StdEncoding.EncodeToString([]byte(v["{TOKEN_ALL}"] + ":"))
+	created, err := manage.Invitations{Store: st}.Invite(ctx, manage.Caller{}, org, manage.NewInvitation{Email: "new@acme.test", Role: keygate.RoleMember}, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v["{INVITATION}"] = strings.TrimPrefix(created.Link, manage.InvitationPathPrefix)
 	return v
 }
 
@@ -307,6 +328,9 @@ func (b *badInputServer) send(t *testing.T, c badInput) (int, string) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	if c.location != "" {
+		return resp.StatusCode, "Location: " + resp.Header.Get("Location")
+	}
 	return resp.StatusCode, string(body)
 }
 
@@ -322,7 +346,8 @@ func TestBadInputsGetTheirDefinedAnswers(t *testing.T) {
 			b.send(t, c)
 		}
 		status, body := b.send(t, c)
-		if status != c.status || c.answer != "" && body != c.answer {
+		if status != c.status || c.answer != "" && body != c.answer || !strings.Contains(body, c.contains) ||
+			c.location != "" && body != "Location: "+c.location {
 			t.Errorf("%s: got %d %s, want %d %s", c.name, status, body, c.status, c.answer)
 			continue
 		}
@@ -402,12 +427,16 @@ func TestSecurityDocListsEveryBadInput(t *testing.T) {
 func badInputTable() string {
 	var b strings.Builder
 	b.WriteString("| # | bad input | preset | answer | test |\n|---|---|---|---|---|\n")
-	presets := map[string]string{"menus": "cannmenus", "events": "canskan", "down": "canskan"}
+	presets := map[string]string{"menus": "cannmenus", "events": "canskan", "down": "canskan", "admin": "admin listener"}
 	for i, c := range badInputs {
 		answer := fmt.Sprintf("%d", c.status)
 		switch {
 		case c.answer != "":
 			answer += " `" + c.answer + "`"
+		case c.contains != "":
+			answer += " with “" + c.contains + "”"
+		case c.location != "":
+			answer += " to `" + c.location + "`"
 		case c.status == 200:
 			answer += " forwarded; the upstream sees no token, no client identity or address header"
 		default:
