@@ -17,7 +17,7 @@ import (
 	"github.com/keygate/keygate"
 )
 
-// The Python and Node examples docs/upstreams.md includes, run as
+// The Python, Node and PHP examples docs/upstreams.md includes, run as
 // committed against a running keygate's JWKS: a real identity is accepted
 // and read (org, scopes, entitlements); a forged, an expired and another
 // API's identity are refused.
@@ -46,6 +46,7 @@ func TestUpstreamExamplesVerifyIdentity(t *testing.T) {
 	}{
 		{"python", pythonExample(t)},
 		{"node", nodeExample(t)},
+		{"php", phpExample(t)},
 	} {
 		t.Run(lang.name, func(t *testing.T) {
 			run := func(jwt string) (string, error) {
@@ -129,4 +130,15 @@ func nodeExample(t *testing.T) func(string) *exec.Cmd {
 		missing(t, "docs/upstreams/node has no node_modules: run npm ci there")
 	}
 	return func(string) *exec.Cmd { return exec.Command(node, filepath.Join(dir, "verify-identity.mjs")) }
+}
+
+// phpExample runs the PHP example, which needs only PHP's sodium extension.
+func phpExample(t *testing.T) func(string) *exec.Cmd {
+	t.Helper()
+	php := program(t, "php", "")
+	if out, err := exec.Command(php, "-r", "echo function_exists('sodium_crypto_sign_verify_detached') ? 'yes' : 'no';").Output(); err != nil || string(out) != "yes" {
+		missing(t, "php has no sodium extension")
+	}
+	script, _ := filepath.Abs("../../docs/upstreams/php/verify_identity.php")
+	return func(string) *exec.Cmd { return exec.Command(php, script) }
 }
