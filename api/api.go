@@ -53,6 +53,9 @@ type Deps struct {
 	// Invitations, when set, is handed every new invitation's link to send
 	// to the invitee; nil: only the inviter gets the link, in the answer.
 	Invitations manage.InvitationNotifier
+	// EmailSending says whether keygate has a mail server (email.smtp_url),
+	// shown beside the organizations' email settings.
+	EmailSending bool
 }
 
 // Handler serves the management API.
@@ -154,6 +157,8 @@ func (h *Handler) routes() []Route {
 		{Method: "GET", Path: "/api/v1/audit-log", handle: h.siteAuditLog},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/oauth-grants", handle: h.listOAuthGrants},
 		{Method: "DELETE", Path: "/api/v1/orgs/{org}/oauth-grants/{id}", handle: h.revokeOAuthGrant},
+		{Method: "GET", Path: "/api/v1/orgs/{org}/email-settings", handle: h.getEmailSettings},
+		{Method: "PATCH", Path: "/api/v1/orgs/{org}/email-settings", handle: h.updateEmailSettings},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks", handle: h.listWebhooks},
 		{Method: "POST", Path: "/api/v1/orgs/{org}/webhooks", handle: h.createWebhook},
 		{Method: "GET", Path: "/api/v1/orgs/{org}/webhooks/{id}", handle: h.getWebhook},

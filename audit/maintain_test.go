@@ -107,3 +107,34 @@ func TestExpiriesAreRecordedOnceAndIncrementally(t *testing.T) {
 		t.Errorf("scans after the expiry was recorded read %d tokens, want 0", a.read+b.read)
 	}
 }
+
+// TestEmailSettingsChangesAreAudited: turning an email kind off is a
+// settings.changed entry with the kinds before and after; saving the same
+// choice again is none.
+func TestEmailSettingsChangesAreAudited(t *testing.T) {
+	ctx := t.Context()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	store := audit.Wrap(s, &audit.Log{Store: s, Logger: slog.New(slog.DiscardHandler)})
+	org := &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}
+	if err := s.CreateOrganization(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	ctx = keygate.WithActor(ctx, keygate.Actor{Type: keygate.ActorUser, ID: "usr_ann", Name: "ann@acme.test"})
+	for range 2 {
+		if err := store.UpdateEmailSettings(ctx, &keygate.EmailSettings{OrganizationID: org.ID, Disabled: []string{keygate.EmailTokenCreated}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := s.ListAuditEntries(ctx, keygate.AuditFilter{Action: keygate.AuditSettingsChanged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Actor.Name != "ann@acme.test" ||
+		string(entries[0].Details) != `{"emails_disabled":{"from":[],"to":["token.created"]}}` {
+		t.Fatalf("entries %+v", entries)
+	}
+}

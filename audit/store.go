@@ -172,6 +172,33 @@ func (s *Store) UpdateOrganization(ctx context.Context, org *keygate.Organizatio
 	return nil
 }
 
+// UpdateEmailSettings records settings.changed with the email kinds
+// turned off before and after, when they changed.
+func (s *Store) UpdateEmailSettings(ctx context.Context, es *keygate.EmailSettings) error {
+	before, _ := s.Store.FindEmailSettings(ctx, es.OrganizationID)
+	if err := s.Store.UpdateEmailSettings(ctx, es); err != nil {
+		return err
+	}
+	var old []string
+	if before != nil {
+		old = before.Disabled
+	}
+	if sameJSON(nonNilStrings(old), nonNilStrings(es.Disabled)) {
+		return nil
+	}
+	s.Log.Record(ctx, keygate.AuditSettingsChanged, es.OrganizationID, es.OrganizationID, map[string]any{
+		"emails_disabled": map[string]any{"from": nonNilStrings(old), "to": nonNilStrings(es.Disabled)},
+	})
+	return nil
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 func (s *Store) DeleteOrganization(ctx context.Context, id string) error {
 	before, _ := s.Store.FindOrganizationByID(ctx, id)
 	if err := s.Store.DeleteOrganization(ctx, id); err != nil {

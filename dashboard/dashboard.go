@@ -66,6 +66,9 @@ type Deps struct {
 	// Limiter counts requests to the invitation pages per client address;
 	// nil: an in-memory limiter of the dashboard's own.
 	Limiter ratelimit.Limiter
+	// EmailSending says whether keygate has a mail server (email.smtp_url);
+	// the Email page says so when it has none.
+	EmailSending bool
 }
 
 // Handler serves the dashboard.
@@ -150,6 +153,8 @@ func (h *Handler) routes() {
 	m.Handle("GET /orgs/{org}/members/{user}/remove", h.org(h.confirmRemoveMember))
 	m.Handle("POST /orgs/{org}/members/{user}/remove", h.org(h.removeMember))
 
+	m.Handle("GET /orgs/{org}/email", h.org(h.emailSettings))
+	m.Handle("POST /orgs/{org}/email", h.org(h.updateEmailSettings))
 	m.Handle("GET /orgs/{org}/settings", h.org(h.settings))
 	m.Handle("POST /orgs/{org}/settings", h.org(h.updateSettings))
 	m.Handle("GET /orgs/{org}/delete", h.org(h.confirmDeleteOrganization))

@@ -186,6 +186,14 @@ log:
   level: info   # debug, info, warn or error
   format: text  # text or json
 
+# Email: tokens about to expire, new-token notices, members added
+# (docs/email.md). Off while smtp_url is empty; e.g.
+# smtp://user:password@mail.example.com:587 (STARTTLS when offered) or
+# smtps://…:465. The password is never logged.
+email:
+  smtp_url: ""
+  from: ""      # required with smtp_url, e.g. keygate@example.com
+
 # OpenTelemetry traces, a span per request (never a token), sent over
 # OTLP/HTTP to e.g. http://otel-collector:4318; off while empty
 # (docs/deployment.md#tracing).

@@ -23,11 +23,12 @@ func (s *Server) mountApplications(mux *http.ServeMux) {
 	mux.Handle("/api/v1/", api.New(api.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
 		Webhooks: s.webhooks, PendingUsage: s.usage, PublicURL: s.cfg.Admin.PublicURL,
+		EmailSending: s.email.Enabled(),
 	}))
 	s.mountOAuth(mux)
 	mux.Handle("/", dashboard.New(dashboard.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
 		Logins: s.logins, ClientIP: s.clientAddr, Webhooks: s.webhooks, PendingUsage: s.usage,
-		PublicURL: s.cfg.Admin.PublicURL, Limiter: s.limiter.Limiter(),
+		PublicURL: s.cfg.Admin.PublicURL, Limiter: s.limiter.Limiter(), EmailSending: s.email.Enabled(),
 	}))
 }
