@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // DatabaseURLEnv names the environment variable that overrides

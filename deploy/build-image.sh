@@ -20,6 +20,9 @@ created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 certs=/etc/ssl/certs/ca-certificates.crt
 [ -r "$certs" ] || { echo "build-image: $certs missing (install ca-certificates)" >&2; exit 1; }
 
+# shellcheck source=deploy/release-toolchain.sh
+. deploy/release-toolchain.sh
+
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks an image built by deploy/build-image.sh: non-root user, entrypoint,
 # command, healthcheck, OCI labels; then runs the binary from the image's
-# exported filesystem: `keygate version` must print VERSION and
+# exported filesystem: `keygate version` must print VERSION and the release
+# Go (deploy/release-toolchain.sh), and
 # `keygate config check` must accept CONFIG.
 #
 #   deploy/check-image.sh TAG VERSION CONFIG
@@ -38,5 +39,9 @@ file "$root/usr/local/bin/keygate" 2>/dev/null | grep -q 'statically linked' || 
 cat "$root/version.txt"
 head -1 "$root/version.txt" | grep -qx "keygate $version" || fail "keygate version"
 sed -n 2p "$root/version.txt" | grep -qE '^commit [0-9a-f]{40}' || fail "keygate version: no commit"
+# The image's binary must be built with the release Go, not the machine's.
+# shellcheck source=deploy/release-toolchain.sh
+. "$(dirname "$0")/release-toolchain.sh"
+[ "$(sed -n 3p "$root/version.txt")" = "$(go env GOVERSION)" ] || fail "built with $(sed -n 3p "$root/version.txt"), want the release Go $(go env GOVERSION)"
 "$root/usr/local/bin/keygate" config check --config "$config"
 echo "image $tag checked"
