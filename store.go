@@ -164,8 +164,12 @@ type UsageCount struct {
 
 // UsageService stores per-hour usage counters, written in batches.
 type UsageService interface {
-	// RecordUsage adds the counts to what is stored for each (org, token, hour).
-	RecordUsage(ctx context.Context, counts []UsageCount) error
+	// RecordUsage adds the counts to what is stored for each (org, token,
+	// hour). A batchID that is not "" is recorded in the same transaction,
+	// and a batch whose id is already recorded adds nothing: a writer that
+	// saw a write fail after its commit (a timeout) can try it again
+	// safely. Ids are remembered for a day at least.
+	RecordUsage(ctx context.Context, batchID string, counts []UsageCount) error
 	// ListUsage returns counts with Hour in [From, To), oldest first.
 	ListUsage(ctx context.Context, q UsageQuery) ([]UsageCount, error)
 }

@@ -184,7 +184,7 @@ func TestUsage(t *testing.T) {
 	a := f.createToken(f.key(), "acme", `{"name": "a", "api": "menus"}`)
 	b := f.createToken(f.key(), "acme", `{"name": "b", "api": "events"}`)
 	hour := f.now.Truncate(time.Hour)
-	err := f.store.RecordUsage(context.Background(), []keygate.UsageCount{
+	err := f.store.RecordUsage(context.Background(), "", []keygate.UsageCount{
 		{OrganizationID: f.acme.ID, TokenID: a.ID, Hour: hour, Requests: 10, Errors: 2, RateLimited: 1},
 		{OrganizationID: f.acme.ID, TokenID: b.ID, Hour: hour, Requests: 5},
 		{OrganizationID: f.acme.ID, TokenID: a.ID, Hour: hour.Add(-30 * time.Hour), Requests: 7, Errors: 7},

@@ -34,6 +34,8 @@ const (
 	DefaultBodyTimeout       = 2 * time.Minute
 	DefaultAdminWriteTimeout = time.Minute
 	DefaultFlushInterval     = 10 * time.Second
+	// DefaultUsageFlushInterval bounds what a crash loses of usage counts.
+	DefaultUsageFlushInterval = time.Second
 	// DefaultAuditRetention keeps audit entries for a year.
 	DefaultAuditRetention = 365 * 24 * time.Hour
 	// DefaultRateLimitPeriod applies when a rate limit leaves period out.
@@ -87,6 +89,9 @@ func (c *checker) config(f *fileConfig) *Config {
 		Listeners: c.listeners(f.Listeners),
 		LastUsed: LastUsed{
 			FlushInterval: c.duration("last_used.flush_interval", f.LastUsed.FlushInterval, DefaultFlushInterval, false),
+		},
+		Usage: Usage{
+			FlushInterval: c.duration("usage.flush_interval", f.Usage.FlushInterval, DefaultUsageFlushInterval, false),
 		},
 		Webhooks: c.webhooks(f.Webhooks),
 		Email:    c.email(f.Email),

@@ -79,6 +79,7 @@ type Config struct {
 	Cache            Cache
 	Listeners        Listeners
 	LastUsed         LastUsed
+	Usage            Usage
 	Webhooks         Webhooks
 	Email            Email
 	Audit            Audit
@@ -179,6 +180,13 @@ type Webhooks struct {
 
 // LastUsed tunes the batched last_used_at writes.
 type LastUsed struct {
+	FlushInterval time.Duration
+}
+
+// Usage tunes the batched writes of per-token request counts.
+type Usage struct {
+	// FlushInterval is how often counts are written: what a crashed
+	// instance can lose of them.
 	FlushInterval time.Duration
 }
 

@@ -184,6 +184,8 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"zero cache entries", "cache:\n  max_entries: 0\n" + minimal, `keygate.yaml:2: cache.max_entries: must be greater than 0, got 0`},
 		{"zero store_timeout", "cache:\n  store_timeout: 0s\n" + minimal, `keygate.yaml:2: cache.store_timeout: must be greater than 0, got "0s"`},
 		{"zero flush interval", "last_used:\n  flush_interval: 0s\n" + minimal, `keygate.yaml:2: last_used.flush_interval: must be greater than 0, got "0s"`},
+		{"zero usage flush interval", "usage:\n  flush_interval: 0s\n" + minimal, `keygate.yaml:2: usage.flush_interval: must be greater than 0, got "0s"`},
+		{"usage flush interval not a duration", "usage:\n  flush_interval: often\n" + minimal, `keygate.yaml:2: usage.flush_interval: must be a duration such as "30s", "5m" or "1h", got "often"`},
 		{"redis failure mode", "rate_limiter:\n  on_redis_failure: open\n" + minimal, `keygate.yaml:2: rate_limiter.on_redis_failure: must be one of "local", "shared-split", "closed", got "open"`},
 		{"redis timeout", "rate_limiter:\n  redis_timeout: 0s\n" + minimal, `keygate.yaml:2: rate_limiter.redis_timeout: must be greater than 0, got "0s"`},
 		{"rate limiter backend", "rate_limiter:\n  backend: memcached\n" + minimal, `keygate.yaml:2: rate_limiter.backend: must be "memory" or "redis", got "memcached"`},

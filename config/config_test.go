@@ -77,6 +77,7 @@ func TestDefaults(t *testing.T) {
 		Cache:            Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute, StoreTimeout: 2 * time.Second, MaxEntries: 100000},
 		Listeners:        Listeners{MaxConnections: 4096, ReadHeaderTimeout: 10 * time.Second, BodyIdleTimeout: 10 * time.Second, BodyTimeout: 2 * time.Minute, AdminWriteTimeout: time.Minute},
 		LastUsed:         LastUsed{FlushInterval: 10 * time.Second},
+		Usage:            Usage{FlushInterval: time.Second},
 		Webhooks:         Webhooks{MaxEndpointsPerOrganization: 10},
 		Audit:            Audit{Retention: 365 * 24 * time.Hour},
 		OAuth:            OAuth{AllowDynamicRegistration: true, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour},

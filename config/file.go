@@ -25,6 +25,7 @@ type fileConfig struct {
 	Cache            fileCache       `yaml:"cache"`
 	Listeners        fileListeners   `yaml:"listeners"`
 	LastUsed         fileLastUsed    `yaml:"last_used"`
+	Usage            fileUsage       `yaml:"usage"`
 	Webhooks         fileWebhooks    `yaml:"webhooks"`
 	Email            fileEmail       `yaml:"email"`
 	Audit            fileAudit       `yaml:"audit"`
@@ -106,6 +107,10 @@ type fileAudit struct {
 }
 
 type fileLastUsed struct {
+	FlushInterval string `yaml:"flush_interval"`
+}
+
+type fileUsage struct {
 	FlushInterval string `yaml:"flush_interval"`
 }
 
@@ -243,7 +248,7 @@ func contains(list []string, s string) bool {
 }
 
 func init() {
-	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileListeners{}, fileLastUsed{}, fileWebhooks{}, fileEmail{}, fileAudit{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
+	registerTypes(fileConfig{}, fileAdmin{}, fileRateLimiter{}, fileCache{}, fileListeners{}, fileLastUsed{}, fileUsage{}, fileWebhooks{}, fileEmail{}, fileAudit{}, fileMCP{}, fileOAuth{}, fileOAuthClient{},
 		fileLog{}, fileTracing{}, fileAPI{}, fileCustomPreset{}, fileResponse{}, fileRateLimits{}, fileRoute{},
 		rateLimitSetting{})
 }

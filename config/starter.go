@@ -96,6 +96,11 @@ rate_limiter:
 last_used:
   flush_interval: 10s
 
+# Per-token request counts are written in batches too; a crashed instance
+# loses at most one interval of them.
+usage:
+  flush_interval: 1s
+
 log:
   level: info   # debug, info, warn or error
   format: text  # text or json

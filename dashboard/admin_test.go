@@ -155,7 +155,7 @@ func TestUsagePages(t *testing.T) {
 	b.createToken("acme", url.Values{"api": {"menus"}, "name": {"Busy"}}).expect(t, http.StatusCreated)
 	tok := f.activeTokens(f.acme)[0]
 	hour := f.now.UTC().Truncate(time.Hour)
-	err := f.store.RecordUsage(context.Background(), []keygate.UsageCount{
+	err := f.store.RecordUsage(context.Background(), "", []keygate.UsageCount{
 		{OrganizationID: f.acme.ID, TokenID: tok.ID, Hour: hour, Requests: 1200, Errors: 30, RateLimited: 7},
 		{OrganizationID: f.acme.ID, TokenID: tok.ID, Hour: hour.Add(-3 * 24 * time.Hour), Requests: 500},
 		{OrganizationID: f.acme.ID, TokenID: "", Hour: hour, Requests: 4},

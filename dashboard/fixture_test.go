@@ -102,7 +102,7 @@ func newFixture(t *testing.T) *fixture {
 	f.logins = &session.LoginLimiter{Now: func() time.Time { return f.now }}
 	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Flushed by hand only: what the pages show before a flush is tested.
-	f.usage = gateway.NewUsage(store, time.Hour, logger)
+	f.usage = gateway.NewUsage(store, gateway.UsageOptions{LastUsedInterval: time.Hour, CountsInterval: time.Hour, Logger: logger})
 	t.Cleanup(func() { _ = f.usage.Close(context.Background()) })
 	f.hooks = webhook.New(store, webhook.Options{AllowPrivateAddresses: true, Retries: []time.Duration{}, Logger: logger})
 	h := dashboard.New(dashboard.Deps{

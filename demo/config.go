@@ -168,6 +168,11 @@ cache:
 last_used:
   flush_interval: 10s
 
+# Per-token request counts are written in batches too; a crashed instance
+# loses at most one interval of them.
+usage:
+  flush_interval: 1s
+
 # Organization webhooks, signed as Standard Webhooks. The demo delivers to
 # local receivers too, so you can try them with a listener on this machine.
 webhooks:

@@ -26,7 +26,7 @@ type usageBatches struct {
 
 func (u *usageBatches) TouchTokens(context.Context, map[string]time.Time) error { return nil }
 
-func (u *usageBatches) RecordUsage(_ context.Context, counts []keygate.UsageCount) error {
+func (u *usageBatches) RecordUsage(_ context.Context, _ string, counts []keygate.UsageCount) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.counts = append(u.counts, counts...)
@@ -94,7 +94,7 @@ func TestClientLeavingDuringARateLimitCallIsACancelNotAnOutage(t *testing.T) {
 		return logs.Write(p)
 	}), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	batches := &usageBatches{}
-	usage := gateway.NewUsage(batches, time.Hour, logger)
+	usage := gateway.NewUsage(batches, gateway.UsageOptions{LastUsedInterval: time.Hour, CountsInterval: time.Hour, Logger: logger})
 	g, err := gateway.New(gateway.Config{API: f.events, Tokens: f.tokens, Limiter: redislimit.New(rdb, redislimit.Options{}), Usage: usage, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

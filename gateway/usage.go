@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -13,25 +14,53 @@ import (
 // UsageStore is where usage batches are written.
 type UsageStore interface {
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
-	RecordUsage(ctx context.Context, counts []keygate.UsageCount) error
+	RecordUsage(ctx context.Context, batchID string, counts []keygate.UsageCount) error
+}
+
+// UsageOptions configures a Usage recorder.
+type UsageOptions struct {
+	// LastUsedInterval is how often last-used times are written
+	// (default 10s).
+	LastUsedInterval time.Duration
+	// CountsInterval is how often request counts are written (default
+	// 1s): what a crash can lose of them.
+	CountsInterval time.Duration
+	Logger         *slog.Logger
 }
 
 // Usage collects each token's last use (to the minute) and per-hour request
-// counts in memory and writes them in one batch per interval, off the
-// request path: a busy token costs one write per interval, not one per
-// request. A failed write keeps the batch for the next try; Close writes
-// what is left.
+// counts in memory and writes them in batches, off the request path: a busy
+// token costs one write per interval, not one per request. Counts are
+// written often (a killed process loses at most one interval of them),
+// last-used times rarely. A failed write is tried again; Close writes what
+// is left.
+//
+// Each counts batch carries an id that the store records in the same
+// transaction, so a batch that was committed although its write reported
+// a failure (a timeout after the commit) is not added twice when it is
+// tried again.
 type Usage struct {
-	store    UsageStore
-	interval time.Duration
-	logger   *slog.Logger
+	store            UsageStore
+	lastUsedInterval time.Duration
+	countsInterval   time.Duration
+	logger           *slog.Logger
 
 	mu       sync.Mutex
 	lastUsed map[string]time.Time // token id → minute
 	written  map[string]time.Time // minute last written per token
 	counts   map[usageKey]*keygate.UsageCount
-	done     chan struct{}
-	stopped  chan struct{}
+
+	flushMu sync.Mutex  // one counts write at a time
+	pending *usageBatch // a counts batch whose write failed, to be tried again as is
+
+	done    chan struct{}
+	stopped sync.WaitGroup
+}
+
+// usageBatch is one write of counts, under the id that makes it idempotent.
+type usageBatch struct {
+	id   string
+	rows []keygate.UsageCount
 }
 
 type usageKey struct {
@@ -39,21 +68,26 @@ type usageKey struct {
 	hour       int64
 }
 
-// NewUsage starts a recorder flushing every interval (default 10s).
-func NewUsage(store UsageStore, interval time.Duration, logger *slog.Logger) *Usage {
-	if interval <= 0 {
-		interval = 10 * time.Second
+// NewUsage starts a recorder flushing as opts says.
+func NewUsage(store UsageStore, opts UsageOptions) *Usage {
+	if opts.LastUsedInterval <= 0 {
+		opts.LastUsedInterval = 10 * time.Second
 	}
-	if logger == nil {
-		logger = slog.Default()
+	if opts.CountsInterval <= 0 {
+		opts.CountsInterval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	u := &Usage{
-		store: store, interval: interval, logger: logger,
+		store: store, lastUsedInterval: opts.LastUsedInterval, countsInterval: opts.CountsInterval, logger: opts.Logger,
 		lastUsed: map[string]time.Time{}, written: map[string]time.Time{},
 		counts: map[usageKey]*keygate.UsageCount{},
-		done:   make(chan struct{}), stopped: make(chan struct{}),
+		done:   make(chan struct{}),
 	}
-	go u.loop()
+	// Two loops: a slow last-used write does not hold back the counts.
+	u.stopped.Go(func() { u.every(u.lastUsedInterval, u.flushLastUsed) })
+	u.stopped.Go(func() { u.every(u.countsInterval, u.flushCounts) })
 	return u
 }
 
@@ -98,15 +132,17 @@ func (u *Usage) PendingLastUsed(tokenID string) (time.Time, bool) {
 	return seen, !seen.IsZero()
 }
 
-func (u *Usage) loop() {
-	defer close(u.stopped)
-	tick := time.NewTicker(u.interval)
+// every runs flush each interval until Close. A write may take up to
+// five seconds however short the interval: one cut short after its commit
+// is the case the batch id is for, not the common one.
+func (u *Usage) every(interval time.Duration, flush func(context.Context) error) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-tick.C:
-			ctx, cancel := context.WithTimeout(context.Background(), u.interval)
-			_ = u.Flush(ctx)
+			ctx, cancel := context.WithTimeout(context.Background(), max(interval, 5*time.Second))
+			_ = flush(ctx)
 			cancel()
 		case <-u.done:
 			return
@@ -114,12 +150,16 @@ func (u *Usage) loop() {
 	}
 }
 
-// Flush writes what has been collected. On failure the batch is merged
-// back so nothing is lost.
+// Flush writes what has been collected. On failure the batch is kept for
+// the next try so nothing is lost.
 func (u *Usage) Flush(ctx context.Context) error {
+	return errors.Join(u.flushLastUsed(ctx), u.flushCounts(ctx))
+}
+
+func (u *Usage) flushLastUsed(ctx context.Context) error {
 	u.mu.Lock()
-	lastUsed, counts := u.lastUsed, u.counts
-	u.lastUsed, u.counts = map[string]time.Time{}, map[usageKey]*keygate.UsageCount{}
+	lastUsed := u.lastUsed
+	u.lastUsed = map[string]time.Time{}
 	// Marked written as the batch is taken, so requests arriving during
 	// the write do not queue the same minute again.
 	previous := make(map[string]time.Time, len(lastUsed))
@@ -129,25 +169,43 @@ func (u *Usage) Flush(ctx context.Context) error {
 	}
 	u.forgetPastMinutes(time.Now().UTC().Truncate(time.Minute), lastUsed)
 	u.mu.Unlock()
-	if len(lastUsed) == 0 && len(counts) == 0 {
+	if len(lastUsed) == 0 {
 		return nil
 	}
-	if len(lastUsed) > 0 {
-		if err := u.store.TouchTokens(ctx, lastUsed); err != nil {
-			u.unmarkWritten(lastUsed, previous)
-			u.restore(lastUsed, counts)
-			u.logger.Warn("writing token last-used times failed; will retry", "tokens", len(lastUsed), "error", err)
+	if err := u.store.TouchTokens(ctx, lastUsed); err != nil {
+		u.unmarkWritten(lastUsed, previous)
+		u.restore(lastUsed)
+		u.logger.Warn("writing token last-used times failed; will retry", "tokens", len(lastUsed), "error", err)
+		return err
+	}
+	return nil
+}
+
+// flushCounts writes the batch that failed last time, under its id, then
+// what was counted since.
+func (u *Usage) flushCounts(ctx context.Context) error {
+	u.flushMu.Lock()
+	defer u.flushMu.Unlock()
+	for range 2 {
+		if u.pending == nil {
+			u.mu.Lock()
+			counts := u.counts
+			u.counts = map[usageKey]*keygate.UsageCount{}
+			u.mu.Unlock()
+			if len(counts) == 0 {
+				return nil
+			}
+			b := &usageBatch{id: keygate.NewID("ub"), rows: make([]keygate.UsageCount, 0, len(counts))}
+			for _, c := range counts {
+				b.rows = append(b.rows, *c)
+			}
+			u.pending = b
+		}
+		if err := u.store.RecordUsage(ctx, u.pending.id, u.pending.rows); err != nil {
+			u.logger.Warn("writing usage counters failed; will retry", "rows", len(u.pending.rows), "error", err)
 			return err
 		}
-	}
-	batch := make([]keygate.UsageCount, 0, len(counts))
-	for _, c := range counts {
-		batch = append(batch, *c)
-	}
-	if err := u.store.RecordUsage(ctx, batch); err != nil {
-		u.restore(nil, counts)
-		u.logger.Warn("writing usage counters failed; will retry", "rows", len(batch), "error", err)
-		return err
+		u.pending = nil
 	}
 	return nil
 }
@@ -164,7 +222,7 @@ func (u *Usage) unmarkWritten(batch, previous map[string]time.Time) {
 	}
 }
 
-func (u *Usage) restore(lastUsed map[string]time.Time, counts map[usageKey]*keygate.UsageCount) {
+func (u *Usage) restore(lastUsed map[string]time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for id, m := range lastUsed {
@@ -172,25 +230,16 @@ func (u *Usage) restore(lastUsed map[string]time.Time, counts map[usageKey]*keyg
 			u.lastUsed[id] = m
 		}
 	}
-	for k, c := range counts {
-		if cur := u.counts[k]; cur != nil {
-			cur.Requests += c.Requests
-			cur.Errors += c.Errors
-			cur.RateLimited += c.RateLimited
-		} else {
-			u.counts[k] = c
-		}
-	}
 }
 
-// Close stops the loop and writes what is left.
+// Close stops the loops and writes what is left.
 func (u *Usage) Close(ctx context.Context) error {
 	select {
 	case <-u.done:
 	default:
 		close(u.done)
 	}
-	<-u.stopped
+	u.stopped.Wait()
 	return u.Flush(ctx)
 }
 

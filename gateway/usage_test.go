@@ -31,7 +31,7 @@ func TestLastUsedIsBatchedAndSurvivesAFailedWrite(t *testing.T) {
 	f := newFixture(t)
 	tok, _ := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
 	store := &touchCounter{countingStore: f.store}
-	usage := gateway.NewUsage(store, time.Hour, nil) // flushed by hand below
+	usage := gateway.NewUsage(store, gateway.UsageOptions{LastUsedInterval: time.Hour, CountsInterval: time.Hour}) // flushed by hand below
 	at := time.Date(2026, 11, 23, 10, 15, 42, 0, time.UTC)
 	for i := 0; i < 1000; i++ {
 		status := 200
@@ -74,7 +74,7 @@ func TestLastUsedIsBatchedAndSurvivesAFailedWrite(t *testing.T) {
 func TestPendingLastUsed(t *testing.T) {
 	f := newFixture(t)
 	tok, _ := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
-	usage := gateway.NewUsage(f.store, time.Hour, nil)
+	usage := gateway.NewUsage(f.store, gateway.UsageOptions{LastUsedInterval: time.Hour, CountsInterval: time.Hour})
 	defer usage.Close(context.Background())
 	if at, ok := usage.PendingLastUsed(tok.ID); ok {
 		t.Fatalf("unused token pending %v", at)
@@ -96,7 +96,7 @@ func TestPendingLastUsed(t *testing.T) {
 // lasts: a week of many tokens does not grow it.
 func TestUsageForgetsWrittenMinutesOnceTheyPass(t *testing.T) {
 	f := newFixture(t)
-	usage := gateway.NewUsage(f.store, time.Hour, nil) // flushed by hand below
+	usage := gateway.NewUsage(f.store, gateway.UsageOptions{LastUsedInterval: time.Hour, CountsInterval: time.Hour}) // flushed by hand below
 	defer usage.Close(context.Background())
 	past := time.Now().Add(-2 * time.Minute)
 	const tokens = 1000
@@ -114,5 +114,51 @@ func TestUsageForgetsWrittenMinutesOnceTheyPass(t *testing.T) {
 	t.Logf("after a flush of %d tokens used minutes ago, then one of 1 token used now: %d written marks kept", tokens, marks)
 	if marks > 1 {
 		t.Errorf("%d written marks kept, want at most the 1 token of the current minute", marks)
+	}
+}
+
+// commitThenTimeout writes each counts batch, then reports the first
+// write failed, as a write whose commit beat its context's deadline does.
+type commitThenTimeout struct {
+	*countingStore
+	failed atomic.Bool
+}
+
+func (c *commitThenTimeout) RecordUsage(ctx context.Context, batchID string, counts []keygate.UsageCount) error {
+	if err := c.countingStore.RecordUsage(ctx, batchID, counts); err != nil {
+		return err
+	}
+	if c.failed.CompareAndSwap(false, true) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// A counts batch that was committed although its write reported a
+// failure is tried again under the same id, and counted once.
+func TestUsageRetryAfterACommittedWriteCountsOnce(t *testing.T) {
+	f := newFixture(t)
+	tok, _ := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	store := &commitThenTimeout{countingStore: f.store}
+	usage := gateway.NewUsage(store, gateway.UsageOptions{LastUsedInterval: time.Hour, CountsInterval: time.Hour}) // flushed by hand below
+	at := time.Now()
+	for range 300 {
+		usage.Record(f.org.ID, tok.ID, 200, at)
+	}
+	if err := usage.Flush(context.Background()); err == nil {
+		t.Fatal("the first flush reported success; the store said it timed out")
+	}
+	for range 2 {
+		usage.Record(f.org.ID, tok.ID, 200, at)
+	}
+	if err := usage.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := f.store.ListUsage(context.Background(), keygate.UsageQuery{OrganizationID: f.org.ID, From: at.Add(-time.Hour), To: at.Add(time.Hour)})
+	if err != nil || len(counts) != 1 {
+		t.Fatalf("usage rows %v %v", counts, err)
+	}
+	if counts[0].Requests != 302 {
+		t.Errorf("%d requests recorded, want 302: the batch retried after its committed write counted again", counts[0].Requests)
 	}
 }

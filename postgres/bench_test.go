@@ -161,7 +161,7 @@ func BenchmarkRecordUsage(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.RecordUsage(ctx, counts); err != nil {
+		if err := s.RecordUsage(ctx, "", counts); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -393,7 +393,7 @@ func TestConcurrentBatchesLoseNothing(t *testing.T) {
 						keygate.UsageCount{OrganizationID: fx.org.ID, TokenID: tok.ID, Hour: hour.Add(-time.Hour), Requests: 2, Errors: 1})
 					lastUsed[tok.ID] = minute.Add(time.Duration(f*len(handles)+h) * time.Minute)
 				}
-				if err := s.RecordUsage(ctx, counts); err != nil {
+				if err := s.RecordUsage(ctx, "", counts); err != nil {
 					t.Errorf("RecordUsage: %v", err)
 				}
 				if err := s.TouchTokens(ctx, lastUsed); err != nil {

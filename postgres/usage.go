@@ -16,8 +16,10 @@ import (
 // that forgets cannot split one hour into many rows. Counts for the same
 // row are summed first (one statement may not update a row twice), and
 // rows go in key order, so instances flushing the same hours lock them in
-// one order; should they deadlock anyway, the loser runs again.
-func (s *Store) RecordUsage(ctx context.Context, counts []keygate.UsageCount) error {
+// one order; should they deadlock anyway, the loser runs again. The batch
+// id goes in first, in the same transaction: a batch already recorded
+// ends the transaction there.
+func (s *Store) RecordUsage(ctx context.Context, batchID string, counts []keygate.UsageCount) error {
 	if len(counts) == 0 {
 		return nil
 	}
@@ -59,6 +61,18 @@ func (s *Store) RecordUsage(ctx context.Context, counts []keygate.UsageCount) er
 		requests[i], errors[i], rateLimited[i] = c.Requests, c.Errors, c.RateLimited
 	}
 	return s.writeRetrying(ctx, func(tx pgx.Tx) error {
+		if batchID != "" {
+			tag, err := tx.Exec(ctx, `INSERT INTO usage_batches (id, written_at) VALUES ($1, now()) ON CONFLICT (id) DO NOTHING`, batchID)
+			if err != nil {
+				return dbError(err)
+			}
+			if tag.RowsAffected() == 0 {
+				return nil // written before
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM usage_batches WHERE written_at < now() - interval '1 day'`); err != nil {
+				return dbError(err)
+			}
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO usage AS u
 				(organization_id, token_id, hour, requests, errors, rate_limited)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[])

@@ -137,7 +137,9 @@ func (s *Server) build(ctx context.Context) (err error) {
 	if err = gateway.RegisterTokenCacheMetrics(s.registry, s.tokens); err != nil {
 		return err
 	}
-	s.usage = gateway.NewUsage(s.store, cfg.LastUsed.FlushInterval, s.logger)
+	s.usage = gateway.NewUsage(s.store, gateway.UsageOptions{
+		LastUsedInterval: cfg.LastUsed.FlushInterval, CountsInterval: cfg.Usage.FlushInterval, Logger: s.logger,
+	})
 	if cfg.Tracing.Enabled() {
 		if s.tracing, err = tracing.New(ctx, cfg.Tracing, s.version, s.logger); err != nil {
 			return err

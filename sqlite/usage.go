@@ -11,11 +11,25 @@ import (
 // RecordUsage adds each count to what is stored for its organization, token
 // and hour, in one transaction. Hours are truncated here too, so a caller
 // that forgets cannot split one hour into many rows.
-func (s *Store) RecordUsage(ctx context.Context, counts []keygate.UsageCount) error {
+func (s *Store) RecordUsage(ctx context.Context, batchID string, counts []keygate.UsageCount) error {
 	if len(counts) == 0 {
 		return nil
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
+		if batchID != "" {
+			now := s.now()
+			res, err := tx.ExecContext(ctx, `INSERT INTO usage_batches (id, written_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`,
+				batchID, millis(now))
+			if err != nil {
+				return dbError(err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				return dbError(err) // written before, or nil
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM usage_batches WHERE written_at < ?`, millis(now.Add(-24*time.Hour))); err != nil {
+				return dbError(err)
+			}
+		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage
 			(organization_id, token_id, hour, requests, errors, rate_limited)
 			VALUES (?, ?, ?, ?, ?, ?)

@@ -9,22 +9,23 @@ import (
 
 var usageTests = []test{
 	{"RecordAddsUp", testUsageRecordAddsUp},
+	{"BatchWrittenOnce", testUsageBatchWrittenOnce},
 	{"ListRangeAndFilter", testUsageList},
 }
 
 func testUsageRecordAddsUp(t *testing.T, e *env) {
 	hour := e.now.Truncate(time.Hour)
-	must(t, "RecordUsage", e.store.RecordUsage(e.ctx, []keygate.UsageCount{
+	must(t, "RecordUsage", e.store.RecordUsage(e.ctx, "", []keygate.UsageCount{
 		{OrganizationID: "org_a", TokenID: "tok_1", Hour: hour, Requests: 10, Errors: 2, RateLimited: 1},
 	}))
-	must(t, "RecordUsage again", e.store.RecordUsage(e.ctx, []keygate.UsageCount{
+	must(t, "RecordUsage again", e.store.RecordUsage(e.ctx, "", []keygate.UsageCount{
 		{OrganizationID: "org_a", TokenID: "tok_1", Hour: hour, Requests: 5, Errors: 1, RateLimited: 3},
 		{OrganizationID: "org_a", TokenID: "tok_1", Hour: hour, Requests: 1},
 	}))
-	must(t, "RecordUsage through another handle", e.open().RecordUsage(e.ctx, []keygate.UsageCount{
+	must(t, "RecordUsage through another handle", e.open().RecordUsage(e.ctx, "", []keygate.UsageCount{
 		{OrganizationID: "org_a", TokenID: "tok_1", Hour: hour, Requests: 100},
 	}))
-	must(t, "RecordUsage with nothing", e.store.RecordUsage(e.ctx, nil))
+	must(t, "RecordUsage with nothing", e.store.RecordUsage(e.ctx, "", nil))
 
 	got, err := e.store.ListUsage(e.ctx, keygate.UsageQuery{OrganizationID: "org_a", From: hour, To: hour.Add(time.Hour)})
 	must(t, "ListUsage", err)
@@ -45,7 +46,7 @@ func testUsageList(t *testing.T, e *env) {
 		{OrganizationID: "org_a", TokenID: "tok_1", Hour: h3, Requests: 4},
 		{OrganizationID: "org_b", TokenID: "tok_9", Hour: h1, Requests: 50},
 	}
-	must(t, "RecordUsage", e.store.RecordUsage(e.ctx, counts))
+	must(t, "RecordUsage", e.store.RecordUsage(e.ctx, "", counts))
 
 	tests := []struct {
 		name  string
@@ -67,4 +68,25 @@ func testUsageList(t *testing.T, e *env) {
 		must(t, "ListUsage("+tt.name+")", err)
 		equal(t, "ListUsage("+tt.name+")", got, tt.want)
 	}
+}
+
+// A batch written again under its id, through any handle, adds nothing:
+// the writer may have seen a failure after the commit.
+func testUsageBatchWrittenOnce(t *testing.T, e *env) {
+	hour := e.now.Truncate(time.Hour)
+	batch := []keygate.UsageCount{
+		{OrganizationID: "org_a", TokenID: "tok_1", Hour: hour, Requests: 10, Errors: 2, RateLimited: 1},
+	}
+	must(t, "RecordUsage(ub_1)", e.store.RecordUsage(e.ctx, "ub_1", batch))
+	must(t, "RecordUsage(ub_1) again", e.store.RecordUsage(e.ctx, "ub_1", batch))
+	must(t, "RecordUsage(ub_1) through another handle", e.open().RecordUsage(e.ctx, "ub_1", batch))
+	must(t, "RecordUsage(ub_2)", e.store.RecordUsage(e.ctx, "ub_2", batch))
+	must(t, "RecordUsage without an id", e.store.RecordUsage(e.ctx, "", batch))
+	must(t, "RecordUsage without an id again", e.store.RecordUsage(e.ctx, "", batch))
+
+	got, err := e.store.ListUsage(e.ctx, keygate.UsageQuery{OrganizationID: "org_a", From: hour, To: hour.Add(time.Hour)})
+	must(t, "ListUsage", err)
+	equal(t, "usage of ub_1 once, ub_2 once and two batches without an id", got, []keygate.UsageCount{
+		{OrganizationID: "org_a", TokenID: "tok_1", Hour: hour, Requests: 40, Errors: 8, RateLimited: 4},
+	})
 }
