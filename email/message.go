@@ -2,6 +2,7 @@ package email
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -80,4 +81,26 @@ func boundary() string {
 
 func escapeHTML(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;").Replace(s)
+}
+
+// SendTest submits one short email to to through server at once, without
+// the outbox, so an operator sees the server's answer (keygate email test).
+func SendTest(ctx context.Context, server *Server, from, to string) error {
+	sender, err := CheckAddress(from)
+	if err != nil {
+		return fmt.Errorf("email.from: %w", err)
+	}
+	if _, err := mail.ParseAddress(to); err != nil {
+		return fmt.Errorf("%q is not an email address", to)
+	}
+	e := &keygate.Email{
+		ID: keygate.NewID("eml"), Kind: "test", To: []string{to},
+		Subject: "keygate test email",
+		Text:    "This is a test email from keygate: its mail server settings work.\n",
+	}
+	msg, err := compose(sender, e, time.Now())
+	if err != nil {
+		return err
+	}
+	return server.Send(ctx, sender.Address, e.To, msg)
 }

@@ -61,7 +61,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newInitCommand(), newServeCommand(g), newDemoCommand(g), newMigrateCommand(g),
 		newOrgsCommand(g), newUsersCommand(g), newMembersCommand(g), newTokensCommand(g), newAdminKeysCommand(g),
-		newAuditCommand(g), newConfigCommand(g), newHealthcheckCommand(g), newVersionCommand(),
+		newAuditCommand(g), newEmailCommand(g), newConfigCommand(g), newHealthcheckCommand(g), newVersionCommand(),
 	)
 	return root
 }
@@ -117,8 +117,19 @@ func (g *globals) openStore(ctx context.Context) (*config.Config, keygate.Store,
 	// What a command changes is audited, by "cli" and the operating system
 	// user who ran it (the command sets its context with audit.AsCLI);
 	// audit.* events are stored for a server on the same database to send.
+	// Emails they call for (a member added) are queued in the outbox for
+	// a server on the same database to send.
 	log := &audit.Log{Store: store, Logger: g.logger(cfg)}
-	log.Shipper = webhook.New(store, webhook.Options{Logger: log.Logger}).EmitAudit
+	hooks := webhook.New(store, webhook.Options{Logger: log.Logger})
+	outbox, err := cliOutbox(cfg, store, log.Logger)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	log.Shipper = func(ctx context.Context, e *keygate.AuditEntry) {
+		hooks.EmitAudit(ctx, e)
+		outbox.NotifyAudit(ctx, e)
+	}
 	return cfg, audit.Wrap(store, log), nil
 }
 
