@@ -84,7 +84,8 @@ type TokenService interface {
 	// CreateToken stores tok unless the organization already has maxActive
 	// active tokens for tok.API (maxActive 0: no limit), in which case it
 	// fails with ECONFLICT. The check and the insert are one atomic step:
-	// concurrent creates cannot pass the limit together.
+	// concurrent creates cannot pass the limit together. It publishes a
+	// Change, so caches that hold the new hash as unknown drop it.
 	CreateToken(ctx context.Context, tok *Token, maxActive int) error
 	// FindTokenByHash returns revoked and expired tokens too, so the caller
 	// can tell "expired" from "invalid"; ENOTFOUND when unknown. It finds a
@@ -183,7 +184,7 @@ type UsageQuery struct {
 
 // Change kinds published by stores.
 const (
-	ChangeToken        = "token"        // ID is a token id: revoked or changed
+	ChangeToken        = "token"        // ID is a token id: created, rotated or revoked
 	ChangeOrganization = "organization" // ID is an organization id: plan, entitlements, deleted
 )
 

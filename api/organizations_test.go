@@ -103,6 +103,7 @@ func TestUpdateOrganizationPlanAndEntitlements(t *testing.T) {
 func TestDeleteOrganizationRevokesItsTokens(t *testing.T) {
 	f := newFixture(t)
 	tok := f.createToken(f.key(), "globex", `{"name": "x", "api": "menus"}`)
+	f.changes = nil
 	f.do(f.key(), "DELETE", "/api/v1/orgs/globex", "").expect(http.StatusNoContent, nil)
 	if fmt.Sprint(f.changes) != fmt.Sprint([]keygate.Change{{Kind: keygate.ChangeOrganization, ID: f.globex.ID}}) {
 		t.Errorf("notified %v", f.changes)

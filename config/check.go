@@ -26,6 +26,12 @@ const (
 	// DefaultCacheMaxEntries is how many verified tokens the cache holds:
 	// about 54 MB (BenchmarkTokenCacheBytesPerEntry measures an entry).
 	DefaultCacheMaxEntries = 100_000
+	// DefaultNegativeTTL is how long a token the database does not know
+	// is remembered as unknown.
+	DefaultNegativeTTL = 5 * time.Second
+	// DefaultNegativeMaxEntries bounds the unknown tokens remembered:
+	// about 1.5 MB.
+	DefaultNegativeMaxEntries = 10_000
 	// Listener defaults: four listeners at the default connection limit
 	// stay well below a common file descriptor limit of 20,000.
 	DefaultMaxConnections    = 4096
@@ -84,7 +90,10 @@ func (c *checker) config(f *fileConfig) *Config {
 			TTL:          c.duration("cache.ttl", f.Cache.TTL, DefaultCacheTTL, false),
 			StaleIfError: c.duration("cache.stale_if_error", f.Cache.StaleIfError, DefaultStaleIfError, true),
 			StoreTimeout: c.duration("cache.store_timeout", f.Cache.StoreTimeout, DefaultStoreTimeout, false),
-			MaxEntries:   c.cacheMaxEntries(f.Cache.MaxEntries),
+			MaxEntries:   c.positive("cache.max_entries", f.Cache.MaxEntries, DefaultCacheMaxEntries),
+			NegativeTTL:  c.duration("cache.negative_ttl", f.Cache.NegativeTTL, DefaultNegativeTTL, true),
+			NegativeMaxEntries: c.positive("cache.negative_max_entries", f.Cache.NegativeMaxEntries,
+				DefaultNegativeMaxEntries),
 		},
 		Listeners: c.listeners(f.Listeners),
 		LastUsed: LastUsed{
@@ -257,12 +266,13 @@ func (c *checker) forwardAuthPeers(list *[]string) []netip.Prefix {
 	return c.prefixes("forward_auth_peers", *list)
 }
 
-func (c *checker) cacheMaxEntries(n *int) int {
+// positive checks a count that must be at least 1; def when left out.
+func (c *checker) positive(path string, n *int, def int) int {
 	if n == nil {
-		return DefaultCacheMaxEntries
+		return def
 	}
 	if *n < 1 {
-		c.fail("cache.max_entries", "must be greater than 0, got %d", *n)
+		c.fail(path, "must be greater than 0, got %d", *n)
 	}
 	return *n
 }

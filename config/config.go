@@ -130,6 +130,12 @@ type Cache struct {
 	StoreTimeout time.Duration
 	// MaxEntries bounds how many verified tokens the cache holds.
 	MaxEntries int
+	// NegativeTTL is how long a token the database does not know is
+	// refused from the cache; 0 turns this off. Any token created or
+	// rotated, through any instance, empties these entries.
+	NegativeTTL time.Duration
+	// NegativeMaxEntries bounds how many unknown tokens are remembered.
+	NegativeMaxEntries int
 }
 
 // Listeners bounds what one client can hold on keygate's listeners (each

@@ -74,7 +74,7 @@ func TestDefaults(t *testing.T) {
 		ForwardAuthPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		IPv6PrefixLength: 64,
 		RateLimiter:      RateLimiter{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", RedisMode: "single", RedisTimeout: 250 * time.Millisecond, OnRedisFailure: "local"},
-		Cache:            Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute, StoreTimeout: 2 * time.Second, MaxEntries: 100000},
+		Cache:            Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute, StoreTimeout: 2 * time.Second, MaxEntries: 100000, NegativeTTL: 5 * time.Second, NegativeMaxEntries: 10000},
 		Listeners:        Listeners{MaxConnections: 4096, ReadHeaderTimeout: 10 * time.Second, BodyIdleTimeout: 10 * time.Second, BodyTimeout: 2 * time.Minute, AdminWriteTimeout: time.Minute},
 		LastUsed:         LastUsed{FlushInterval: 10 * time.Second},
 		Usage:            Usage{FlushInterval: time.Second},
@@ -148,7 +148,7 @@ func TestProcessSettings(t *testing.T) {
 database_url: postgres://keygate@db:5432/keygate?sslmode=disable
 trusted_proxies: [10.0.0.0/8, 192.168.1.7, "::1", 172.16.5.4/12]
 rate_limiter: {backend: redis, redis_url: "rediss://cache:6380/2", on_redis_failure: closed}
-cache: {ttl: 1m, stale_if_error: 0s, store_timeout: 750ms, max_entries: 5000}
+cache: {ttl: 1m, stale_if_error: 0s, store_timeout: 750ms, max_entries: 5000, negative_ttl: 0s, negative_max_entries: 500}
 last_used: {flush_interval: 1m30s}
 log: {level: debug, format: json}
 `+minimal)
@@ -173,7 +173,7 @@ log: {level: debug, format: json}
 	if want := (RateLimiter{Backend: BackendRedis, RedisURL: "rediss://cache:6380/2", RedisMode: "single", RedisTimeout: 250 * time.Millisecond, OnRedisFailure: OnFailureClosed}); !reflect.DeepEqual(cfg.RateLimiter, want) {
 		t.Errorf("RateLimiter = %+v, want %+v", cfg.RateLimiter, want)
 	}
-	if want := (Cache{TTL: time.Minute, StaleIfError: 0, StoreTimeout: 750 * time.Millisecond, MaxEntries: 5000}); cfg.Cache != want {
+	if want := (Cache{TTL: time.Minute, StaleIfError: 0, StoreTimeout: 750 * time.Millisecond, MaxEntries: 5000, NegativeTTL: 0, NegativeMaxEntries: 500}); cfg.Cache != want {
 		t.Errorf("Cache = %+v, want %+v", cfg.Cache, want)
 	}
 	if cfg.LastUsed.FlushInterval != 90*time.Second {

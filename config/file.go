@@ -64,6 +64,9 @@ type fileCache struct {
 	StaleIfError string `yaml:"stale_if_error"`
 	StoreTimeout string `yaml:"store_timeout"`
 	MaxEntries   *int   `yaml:"max_entries"`
+	NegativeTTL  string `yaml:"negative_ttl"`
+	// NegativeMaxEntries bounds the unknown tokens remembered.
+	NegativeMaxEntries *int `yaml:"negative_max_entries"`
 }
 
 type fileMCP struct {

@@ -136,6 +136,16 @@ func TestDeleteTokenWithConfirmation(t *testing.T) {
 	b.login(f.member)
 	b.createToken("acme", url.Values{"api": {"menus"}, "name": {"Old server"}}).expect(t, http.StatusCreated)
 	tok := f.activeTokens(f.acme)[0]
+	// The create was passed to Notify too: this instance's cache may hold
+	// the new token's hash as unknown.
+	select {
+	case c := <-f.changes:
+		if c.Kind != keygate.ChangeToken || c.ID != tok.ID {
+			t.Errorf("notified %+v after the create", c)
+		}
+	default:
+		t.Error("the create was not passed to Notify")
+	}
 
 	confirm := b.get("/orgs/acme/tokens/"+tok.ID+"/delete").expect(t, http.StatusOK,
 		"Delete token “Old server”?", "will stop working <strong>immediately</strong>", `<button type="submit" class="button button-danger">Delete token</button>`)

@@ -251,33 +251,47 @@ func (g *Gateway) AuthenticateToken(r *http.Request) (*keygate.Identity, error) 
 	return g.identityOf(tok, org), nil
 }
 
-// authenticate finds the token of req. A well-formed token from an address
-// that has spent its failed_auth budget is errBudgetSpent unless this
-// instance has it cached: the store is not asked for it.
+// authenticate finds the token of req. An address that has spent its
+// failed_auth budget gets errBudgetSpent for any well-formed token other
+// than one this instance has cached and would accept: the store is not
+// asked. Refusals the cache can make (a token known to be unknown,
+// deleted, expired) take the same path, so their cost does not tell a
+// token that existed once from one that never did.
 func (g *Gateway) authenticate(ctx context.Context, d *Decision, req Request) (*keygate.Token, *keygate.Organization, error) {
 	secret, err := tokenFrom(req.Header, g.preset, g.prefixes)
 	if err != nil {
 		return nil, nil, err
 	}
 	hash := keygate.HashToken(secret)
-	tok, org, cached := g.tokens.Cached(hash)
-	if !cached {
-		if g.budgetSpent(d, req) {
-			return nil, nil, errBudgetSpent
-		}
-		tok, org, err = g.tokens.Lookup(ctx, hash)
+	tok, org, cached, err := g.tokens.Cached(hash)
+	if cached && err == nil {
+		err = g.accepts(tok, hash)
 	}
-	switch {
-	case err != nil:
+	if (!cached || err != nil) && g.budgetSpent(d, req) {
+		return nil, nil, errBudgetSpent
+	}
+	if !cached {
+		if tok, org, err = g.tokens.Lookup(ctx, hash); err == nil {
+			err = g.accepts(tok, hash)
+		}
+	}
+	if err != nil {
 		return nil, nil, err
-	// A rotated token's old secret fails here once its grace period ends,
-	// on every instance at the same moment, cached or not.
-	case tok.API != g.api.Name || tok.RevokedAt != nil || !tok.AcceptsHash(hash, g.now()):
-		return nil, nil, errTokenInvalid
-	case tok.Expired(g.now()):
-		return nil, nil, errTokenExpired
 	}
 	return tok, org, nil
+}
+
+// accepts says whether tok, found by hash, authenticates a request now.
+func (g *Gateway) accepts(tok *keygate.Token, hash string) error {
+	switch now := g.now(); {
+	// A rotated token's old secret fails here once its grace period ends,
+	// on every instance at the same moment, cached or not.
+	case tok.API != g.api.Name || tok.RevokedAt != nil || !tok.AcceptsHash(hash, now):
+		return errTokenInvalid
+	case tok.Expired(now):
+		return errTokenExpired
+	}
+	return nil
 }
 
 // checkRules applies the route's scope, plan and entitlement rules.

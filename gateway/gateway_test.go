@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,6 +59,54 @@ type fixture struct {
 	eventsGW *gateway.Gateway
 	tokens   *gateway.Tokens
 	now      time.Time
+	// applied counts, by id, the changes the cache has applied from the
+	// feed.
+	applied appliedChanges
+}
+
+// appliedChanges counts changes by id.
+type appliedChanges struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (a *appliedChanges) count(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n[id]
+}
+
+// recordingFeed is a store's change feed that counts, by id, the changes
+// delivered once the callback has applied them.
+type recordingFeed struct {
+	keygate.ChangeFeed
+	applied *appliedChanges
+}
+
+func (r *recordingFeed) WatchChanges(ctx context.Context, fn func(keygate.Change)) error {
+	return r.ChangeFeed.WatchChanges(ctx, func(c keygate.Change) {
+		fn(c)
+		r.applied.mu.Lock()
+		if r.applied.n == nil {
+			r.applied.n = map[string]int{}
+		}
+		r.applied.n[c.ID]++
+		r.applied.mu.Unlock()
+	})
+}
+
+// waitApplied waits until the cache has applied n changes to id from the
+// feed: after a store write, so a change still on its way cannot drop
+// what the test then puts in the cache.
+func (f *fixture) waitApplied(id string, n int) {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.applied.count(id) < n {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the cache applied %d changes to %s, want %d", f.applied.count(id), id, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func menusAPI(upstream string) *keygate.API {
@@ -117,7 +166,7 @@ func newFixture(t testing.TB) *fixture {
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		f.tokens.Follow(watch, st)
+		f.tokens.Follow(watch, &recordingFeed{ChangeFeed: st, applied: &f.applied})
 	}()
 	// Follow must be done with the database before the store closes and
 	// its directory is removed.
@@ -140,16 +189,22 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
-// waitUntilFollowing makes one change and waits for the cache to see it,
-// so later changes cannot slip in before the feed starts.
+// waitUntilFollowing makes changes until the cache sees one, so later
+// changes cannot slip in before the feed starts. The changes are to an
+// organization of their own: those still on their way when it returns
+// drop nothing a test uses.
 func (f *fixture) waitUntilFollowing(ctx context.Context, st *sqlite.Store) {
 	f.t.Helper()
+	probe := &keygate.Organization{Slug: "probe", Name: "Probe", Plan: "free"}
+	if err := st.CreateOrganization(ctx, probe); err != nil {
+		f.t.Fatal(err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for f.tokens.Invalidations() == 0 {
 		if time.Now().After(deadline) {
 			f.t.Fatal("token cache never started following changes")
 		}
-		if err := st.UpdateOrganization(ctx, f.org); err != nil {
+		if err := st.UpdateOrganization(ctx, probe); err != nil {
 			f.t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -166,6 +221,7 @@ func (f *fixture) token(api *keygate.API, scopes []string, expiry keygate.Expiry
 	if err := f.store.CreateToken(context.Background(), tok, 0); err != nil {
 		f.t.Fatal(err)
 	}
+	f.waitApplied(tok.ID, 1)
 	return tok, secret
 }
 

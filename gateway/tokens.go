@@ -34,12 +34,23 @@ type TokenStore interface {
 // through a database restart or a network that stops answering; while the
 // store is known to be down they answer at once, and one read per key in
 // the background finds out when it is back.
+//
+// The store's "no such token" is cached too, for NegativeTTL, so a client
+// repeating a well-formed unknown token costs no query per request and is
+// refused on the same path as a deleted token this instance has cached.
+// Any token change (a create, a rotation, a revoke; each is published on
+// the change feed) empties the negative cache, since a change names a
+// token by id and a negative entry knows only a hash: a token created or
+// rotated through any instance is never refused for having been unknown
+// a moment before, beyond the feed's latency.
 type Tokens struct {
 	store        TokenStore
 	ttl          time.Duration
 	staleIfError time.Duration
 	storeTimeout time.Duration
 	maxEntries   int
+	negativeTTL  time.Duration
+	maxNegative  int
 	now          func() time.Time
 	logger       *slog.Logger
 
@@ -50,6 +61,9 @@ type Tokens struct {
 	// by id.
 	hashes map[string][]string
 	orgs   map[string]*cached[*keygate.Organization] // by organization id
+	// unknown holds the hashes the store had no token for, and when it
+	// said so.
+	unknown map[string]time.Time
 	// generation counts invalidations; a load that started before one does
 	// not cache its result, so a revoke racing a cache fill cannot leave the
 	// revoked token cached.
@@ -74,8 +88,14 @@ type TokensOptions struct {
 	// StoreTimeout bounds each store read; default DefaultStoreTimeout.
 	StoreTimeout time.Duration
 	MaxEntries   int // default 100000 tokens
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// NegativeTTL is how long an unknown token's hash is remembered as
+	// unknown; default DefaultNegativeTTL, negative disables.
+	NegativeTTL time.Duration
+	// MaxNegativeEntries bounds the unknown hashes remembered; default
+	// DefaultMaxNegativeEntries.
+	MaxNegativeEntries int
+	Now                func() time.Time
+	Logger             *slog.Logger
 }
 
 // DefaultStoreTimeout bounds a store read on the request path when the
@@ -83,12 +103,28 @@ type TokensOptions struct {
 // outage answers 503 (or a cached token) in seconds rather than hanging.
 const DefaultStoreTimeout = 2 * time.Second
 
+// Negative cache defaults: a few seconds spares the store a client that
+// repeats an unknown token, and bounds how long a token created while the
+// change feed is down can be refused where it was tried before.
+const (
+	DefaultNegativeTTL        = 5 * time.Second
+	DefaultMaxNegativeEntries = 10_000
+)
+
 // NewTokens returns a token cache over store.
 func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 	t := &Tokens{
 		store: store, ttl: opts.TTL, staleIfError: opts.StaleIfError, storeTimeout: opts.StoreTimeout,
-		maxEntries: opts.MaxEntries, now: opts.Now, logger: opts.Logger,
+		maxEntries: opts.MaxEntries, negativeTTL: opts.NegativeTTL, maxNegative: opts.MaxNegativeEntries,
+		now: opts.Now, logger: opts.Logger,
 		tokens: map[string]*cached[*keygate.Token]{}, hashes: map[string][]string{}, orgs: map[string]*cached[*keygate.Organization]{},
+		unknown: map[string]time.Time{},
+	}
+	if t.negativeTTL == 0 {
+		t.negativeTTL = DefaultNegativeTTL
+	}
+	if t.maxNegative <= 0 {
+		t.maxNegative = DefaultMaxNegativeEntries
 	}
 	if t.ttl <= 0 {
 		t.ttl = 30 * time.Second
@@ -127,39 +163,61 @@ func (t *Tokens) Lookup(ctx context.Context, hash string) (*keygate.Token, *keyg
 	return tok, org, nil
 }
 
-// Cached returns the token with the given hash and its organization when
-// both are in the cache and fresh, without asking the store: how a client
-// address that has spent its failed-authentication budget can still use a
-// token this instance already verified.
-func (t *Tokens) Cached(hash string) (*keygate.Token, *keygate.Organization, bool) {
+// Cached answers from the cache alone, without asking the store: the
+// token with the given hash and its organization when both are cached and
+// fresh, or ETOKENINVALID when the hash is cached as unknown; ok is false
+// when the store would have to be asked. It is how a client address that
+// has spent its failed-authentication budget can still use a token this
+// instance already verified, and why an unknown token and a deleted one
+// take the same path.
+func (t *Tokens) Cached(hash string) (tok *keygate.Token, org *keygate.Organization, ok bool, err error) {
 	now := t.now()
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	tok := t.tokens[hash]
-	if tok == nil || now.Sub(tok.fetched) >= t.ttl {
-		return nil, nil, false
+	if t.knownUnknownLocked(hash, now) {
+		t.hits.Add(1)
+		return nil, nil, true, errTokenInvalid
 	}
-	org := t.orgs[tok.value.OrganizationID]
-	if org == nil || now.Sub(org.fetched) >= t.ttl {
-		return nil, nil, false
+	entry := t.tokens[hash]
+	if entry == nil || now.Sub(entry.fetched) >= t.ttl {
+		return nil, nil, false, nil
+	}
+	orgEntry := t.orgs[entry.value.OrganizationID]
+	if orgEntry == nil || now.Sub(orgEntry.fetched) >= t.ttl {
+		return nil, nil, false, nil
 	}
 	t.hits.Add(1)
-	return tok.value, org.value, true
+	return entry.value, orgEntry.value, true, nil
+}
+
+// knownUnknownLocked reports whether the store said hash is unknown less
+// than NegativeTTL ago.
+func (t *Tokens) knownUnknownLocked(hash string, now time.Time) bool {
+	at, ok := t.unknown[hash]
+	return ok && now.Sub(at) < t.negativeTTL
 }
 
 func (t *Tokens) token(ctx context.Context, hash string) (*keygate.Token, error) {
+	now := t.now()
 	t.mu.RLock()
 	entry := t.tokens[hash]
+	unknown := t.knownUnknownLocked(hash, now)
 	t.mu.RUnlock()
-	if entry != nil && t.now().Sub(entry.fetched) < t.ttl {
+	if unknown || entry != nil && now.Sub(entry.fetched) < t.ttl {
 		t.hits.Add(1)
 	} else {
 		t.misses.Add(1)
 	}
+	if unknown {
+		return nil, errTokenInvalid
+	}
 	return cachedRead(t, ctx, "t"+hash, entry, func(ctx context.Context, gen uint64) (*keygate.Token, error) {
 		tok, err := t.store.FindTokenByHash(ctx, hash)
-		if err == nil {
+		switch {
+		case err == nil:
 			t.storeTokenIfCurrent(gen, hash, tok)
+		case keygate.ErrorCode(err) == keygate.ENOTFOUND:
+			t.storeUnknownIfCurrent(gen, hash)
 		}
 		return tok, err
 	})
@@ -285,6 +343,39 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token
 	t.tokens[hash] = &cached[*keygate.Token]{value: tok, fetched: t.now()}
 }
 
+// storeUnknownIfCurrent remembers that the store has no token with hash,
+// unless a change arrived since the read began: that change may be the
+// token's creation. When full, expired entries go first, then a random
+// tenth.
+func (t *Tokens) storeUnknownIfCurrent(gen uint64, hash string) {
+	if t.negativeTTL <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.generation.Load() != gen {
+		return
+	}
+	now := t.now()
+	if len(t.unknown) >= t.maxNegative {
+		for h, at := range t.unknown {
+			if now.Sub(at) >= t.negativeTTL {
+				delete(t.unknown, h)
+			}
+		}
+	}
+	if len(t.unknown) >= t.maxNegative {
+		n := max(t.maxNegative/10, 1)
+		for h := range t.unknown {
+			delete(t.unknown, h)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	t.unknown[hash] = now
+}
+
 // CacheStats returns how many token lookups the cache answered and how
 // many went to the store, and how many tokens it holds.
 func (t *Tokens) CacheStats() (hits, misses uint64, entries int) {
@@ -318,6 +409,9 @@ func (t *Tokens) Apply(c keygate.Change) {
 	switch c.Kind {
 	case keygate.ChangeToken:
 		t.dropTokenLocked(c.ID)
+		// The change may be the token's creation or a new secret, whose
+		// hash may be cached as unknown; only the id is known here.
+		clear(t.unknown)
 	case keygate.ChangeOrganization:
 		delete(t.orgs, c.ID)
 	default:
@@ -326,6 +420,7 @@ func (t *Tokens) Apply(c keygate.Change) {
 		t.tokens = map[string]*cached[*keygate.Token]{}
 		t.hashes = map[string][]string{}
 		t.orgs = map[string]*cached[*keygate.Organization]{}
+		clear(t.unknown)
 	}
 }
 
@@ -343,6 +438,13 @@ func (t *Tokens) Follow(ctx context.Context, feed keygate.ChangeFeed) {
 	if err != nil && ctx.Err() == nil {
 		t.logger.Error("token cache stopped following store changes", "error", err)
 	}
+}
+
+// UnknownLen returns the number of hashes cached as unknown.
+func (t *Tokens) UnknownLen() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.unknown)
 }
 
 // Len returns the number of cached tokens.

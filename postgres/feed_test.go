@@ -19,6 +19,10 @@ type feed struct {
 	t       *testing.T
 	changes chan keygate.Change
 	lastSeq int64
+	// created holds the tokens a fixture created whose creation change
+	// has not arrived yet; next skips those changes, so tests expect
+	// revocations alone.
+	created *sync.Map
 }
 
 func watch(t *testing.T, s *postgres.Store) *feed {
@@ -39,16 +43,24 @@ func watch(t *testing.T, s *postgres.Store) *feed {
 // next returns the next change, failing the test after wait.
 func (f *feed) next(wait time.Duration) keygate.Change {
 	f.t.Helper()
-	select {
-	case c := <-f.changes:
-		if c.Seq <= f.lastSeq {
-			f.t.Errorf("change %+v arrived after seq %d", c, f.lastSeq)
+	timeout := time.After(wait)
+	for {
+		select {
+		case c := <-f.changes:
+			if c.Seq <= f.lastSeq {
+				f.t.Errorf("change %+v arrived after seq %d", c, f.lastSeq)
+			}
+			f.lastSeq = c.Seq
+			if f.created != nil && c.Kind == keygate.ChangeToken {
+				if _, creation := f.created.LoadAndDelete(c.ID); creation {
+					continue
+				}
+			}
+			return c
+		case <-timeout:
+			f.t.Fatalf("no change within %s", wait)
+			return keygate.Change{}
 		}
-		f.lastSeq = c.Seq
-		return c
-	case <-time.After(wait):
-		f.t.Fatalf("no change within %s", wait)
-		return keygate.Change{}
 	}
 }
 
@@ -67,6 +79,8 @@ type fixture struct {
 	t     *testing.T
 	store keygate.Store
 	org   *keygate.Organization
+	// created: see feed.created.
+	created sync.Map
 }
 
 func newFixture(t *testing.T, s keygate.Store) *fixture {
@@ -85,6 +99,7 @@ func (f *fixture) token() *keygate.Token {
 		ID: id, OrganizationID: f.org.ID, API: "cannmenus", Name: "t", Environment: keygate.EnvironmentLive,
 		Hash: keygate.HashToken(id), Hint: "cm_live_…" + id[len(id)-4:], CreatedBy: "usr_test",
 	}
+	f.created.Store(tok.ID, true)
 	if err := f.store.CreateToken(context.Background(), tok, 0); err != nil {
 		f.t.Fatal(err)
 	}
@@ -102,6 +117,7 @@ func (f *fixture) revoke(via keygate.Store, id string) {
 // is listening.
 func (f *fixture) ready(fd *feed) {
 	f.t.Helper()
+	fd.created = &f.created
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		probe := f.token()
@@ -115,6 +131,9 @@ func (f *fixture) ready(fd *feed) {
 				case c := <-fd.changes:
 					fd.lastSeq = c.Seq
 				case <-time.After(200 * time.Millisecond):
+					// Tokens created so far were created before the
+					// feed began or have been drained.
+					f.created.Clear()
 					return
 				}
 			}

@@ -50,7 +50,8 @@ func (s *Store) CreateToken(ctx context.Context, tok *keygate.Token, maxActive i
 		} else if err != nil {
 			return err
 		}
-		return nil
+		// Caches may hold the new hash as unknown.
+		return s.publish(ctx, tx, keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID})
 	})
 }
 

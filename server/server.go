@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -131,8 +132,9 @@ func (s *Server) build(ctx context.Context) (err error) {
 		return err
 	}
 	s.tokens = gateway.NewTokens(s.store, gateway.TokensOptions{
-		TTL: cfg.Cache.TTL, StaleIfError: cfg.Cache.StaleIfError, StoreTimeout: cfg.Cache.StoreTimeout,
-		MaxEntries: cfg.Cache.MaxEntries, Logger: s.logger,
+		TTL: cfg.Cache.TTL, StaleIfError: offWhenZero(cfg.Cache.StaleIfError), StoreTimeout: cfg.Cache.StoreTimeout,
+		MaxEntries: cfg.Cache.MaxEntries, NegativeTTL: offWhenZero(cfg.Cache.NegativeTTL),
+		MaxNegativeEntries: cfg.Cache.NegativeMaxEntries, Logger: s.logger,
 	})
 	if err = gateway.RegisterTokenCacheMetrics(s.registry, s.tokens); err != nil {
 		return err
@@ -159,6 +161,15 @@ func (s *Server) build(ctx context.Context) (err error) {
 	s.sessions = &session.Manager{Sessions: s.store, Users: s.store, Secure: cfg.Admin.SecureCookies}
 	s.logins = &session.LoginLimiter{Audit: s.audit}
 	return s.newOAuth()
+}
+
+// offWhenZero turns the config's "0: off" into the cache's "negative:
+// off", where zero takes the default.
+func offWhenZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func loadSigner(ctx context.Context, store keygate.Store) (*identity.Signer, error) {

@@ -52,7 +52,8 @@ func (s *Store) CreateToken(ctx context.Context, tok *keygate.Token, maxActive i
 		} else if err != nil {
 			return err
 		}
-		return nil
+		// Caches may hold the new hash as unknown.
+		return s.publish(ctx, tx, keygate.ChangeToken, tok.ID)
 	})
 }
 

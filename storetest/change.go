@@ -32,10 +32,13 @@ func testChangesAfterTheCall(t *testing.T, e *env) {
 	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, after.ID, e.now))
 	org.Plan = "pro"
 	must(t, "UpdateOrganization", e.store.UpdateOrganization(e.ctx, org))
+	// A new token is news too: a cache may hold its hash as unknown.
+	created := e.createToken(org.ID, "cannmenus", e.now)
 
 	equal(t, "changes", w.sync(), []keygate.Change{
 		{Kind: keygate.ChangeToken, ID: after.ID},
 		{Kind: keygate.ChangeOrganization, ID: org.ID},
+		{Kind: keygate.ChangeToken, ID: created.ID},
 	})
 }
 
@@ -43,6 +46,7 @@ func testChangesFailedMutations(t *testing.T, e *env) {
 	org := e.createOrganization("acme")
 	tok := e.createToken(org.ID, "cannmenus", e.now)
 	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, tok.ID, e.now))
+	e.createToken(org.ID, "canskan", e.now)
 
 	w := e.watch(e.store, e.store)
 	wantCode(t, "RevokeToken twice", e.store.RevokeToken(e.ctx, tok.ID, e.now), keygate.ENOTFOUND)
@@ -50,6 +54,12 @@ func testChangesFailedMutations(t *testing.T, e *env) {
 	err := e.store.UpdateOrganization(e.ctx, &keygate.Organization{ID: "org_missing", Name: "x", Plan: "free"})
 	wantCode(t, "UpdateOrganization(unknown)", err, keygate.ENOTFOUND)
 	wantCode(t, "DeleteOrganization(unknown)", e.store.DeleteOrganization(e.ctx, "org_missing"), keygate.ENOTFOUND)
+	again := e.newToken(org.ID, "cannmenus", e.now)
+	again.Hash = tok.Hash
+	wantCode(t, "CreateToken(taken hash)", e.store.CreateToken(e.ctx, again, 0), keygate.ECONFLICT)
+	wantCode(t, "CreateToken(unknown organization)", e.store.CreateToken(e.ctx, e.newToken("org_missing", "cannmenus", e.now), 0), keygate.ENOTFOUND)
+	err = e.store.CreateToken(e.ctx, e.newToken(org.ID, "canskan", e.now), 1)
+	wantCode(t, "CreateToken(over the active-token limit)", err, keygate.ECONFLICT)
 	equal(t, "changes after failed mutations", w.sync(), []keygate.Change(nil))
 }
 
