@@ -142,10 +142,15 @@ func (s *Server) build(ctx context.Context) (err error) {
 	s.usage = gateway.NewUsage(s.store, gateway.UsageOptions{
 		LastUsedInterval: cfg.LastUsed.FlushInterval, CountsInterval: cfg.Usage.FlushInterval, Logger: s.logger,
 	})
-	if cfg.Tracing.Enabled() {
+	switch {
+	case cfg.Tracing.Enabled() && tracing.Disabled():
+		s.logger.Info("tracing is off: OTEL_SDK_DISABLED is true")
+	case cfg.Tracing.Enabled():
 		if s.tracing, err = tracing.New(ctx, cfg.Tracing, s.version, s.logger); err != nil {
 			return err
 		}
+		// The endpoint carries no credentials: config check refuses them.
+		s.logger.Info("exporting traces", "otlp_endpoint", cfg.Tracing.OTLPEndpoint, "sample_ratio", cfg.Tracing.SampleRatio)
 	}
 	if err = s.buildGateways(); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -115,33 +116,7 @@ func TestTracingExportsToTheConfiguredOTLPEndpoint(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}}
-	cfg, err := config.Parse("test.yaml", []byte(`
-data_dir: `+t.TempDir()+`
-admin: {listen: `+r.admin+`}
-tracing:
-  otlp_endpoint: `+collector.URL+`
-  service_name: keygate-test
-apis:
-  - name: events
-    preset: canskan
-    listen: `+r.events+`
-    upstream: `+upstream.URL+`
-    token_prefix: ev_
-    scopes: [attendees:read]
-    routes:
-      - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if r.srv, err = server.New(context.Background(), cfg, server.Options{Logger: logger, Version: "v9.9.9-test"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	r := startTraced(t, "  otlp_endpoint: "+collector.URL+"\n  service_name: keygate-test\n", upstream.URL)
 	tok, secret := r.token(t)
 	if code, body, _ := fetch(t, "http://"+r.events+"/attendees", "Authorization", "Bearer "+secret); code != 200 {
 		t.Fatalf("allowed request: %d %s", code, body)
@@ -206,5 +181,86 @@ apis:
 	}
 	if strings.Contains(r.logs.String(), "exporting traces failed") {
 		t.Errorf("export failures logged: %s", r.logs.String())
+	}
+}
+
+// startTraced runs keygate with the tracing settings tracingYAML (indented
+// under "tracing:") and one canskan API in front of upstream. The test
+// shuts it down.
+func startTraced(t *testing.T, tracingYAML, upstream string) *running {
+	t.Helper()
+	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}}
+	cfg, err := config.Parse("test.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+r.admin+`}
+tracing:
+`+tracingYAML+`apis:
+  - name: events
+    preset: canskan
+    listen: `+r.events+`
+    upstream: `+upstream+`
+    token_prefix: ev_
+    scopes: [attendees:read]
+    routes:
+      - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if r.srv, err = server.New(context.Background(), cfg, server.Options{Logger: logger, Version: "v9.9.9-test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A collector that cannot be reached costs requests nothing; the spans
+// shutdown could not export are reported in the log.
+func TestTracingCollectorDownLeavesRequestsAlone(t *testing.T) {
+	dead := freeAddr(t) // nothing listens there
+	r := startTraced(t, "  otlp_endpoint: http://"+dead+"\n", echoUpstream(t).URL)
+	_, secret := r.token(t)
+	for range 3 {
+		if code, body, _ := fetch(t, "http://"+r.events+"/attendees", "Authorization", "Bearer "+secret); code != 200 {
+			t.Fatalf("with the collector down: %d %s", code, body)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = r.srv.Shutdown(ctx)
+	if logs := r.logs.String(); !strings.Contains(logs, "exporting traces failed") || strings.Contains(logs, secret) {
+		t.Errorf("the failed export is not logged, or the log holds the token: %s", logs)
+	}
+}
+
+// OTEL_SDK_DISABLED=true turns tracing off whatever the file says: nothing
+// is exported and the client's traceparent passes as any header.
+func TestTracingOffWithOTELSDKDisabled(t *testing.T) {
+	t.Setenv("OTEL_SDK_DISABLED", "true")
+	receiver := &otlpReceiver{}
+	collector := httptest.NewServer(receiver)
+	defer collector.Close()
+	seen := make(chan string, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("Traceparent")
+	}))
+	defer upstream.Close()
+	r := startTraced(t, "  otlp_endpoint: "+collector.URL+"\n", upstream.URL)
+	_, secret := r.token(t)
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if code, _, _ := fetch(t, "http://"+r.events+"/attendees", "Authorization", "Bearer "+secret, "Traceparent", parent); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if got := <-seen; got != parent {
+		t.Errorf("upstream traceparent %q, want the client's", got)
+	}
+	if err := r.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(receiver.spans()); n != 0 || !strings.Contains(r.logs.String(), "OTEL_SDK_DISABLED") {
+		t.Errorf("%d spans exported; logs: %s", n, r.logs.String())
 	}
 }

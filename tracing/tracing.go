@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,11 @@ type Provider struct {
 
 // InstrumentationName names the tracer the gateway's spans come from.
 const InstrumentationName = "github.com/keygate/keygate/gateway"
+
+// Disabled reports whether the environment turns tracing off whatever
+// the config says (OTEL_SDK_DISABLED=true, as every OpenTelemetry SDK
+// reads it).
+func Disabled() bool { return strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") }
 
 // New starts exporting to cfg.OTLPEndpoint; cfg must be enabled.
 // version is the service.version attribute ("" leaves it out).
@@ -99,11 +105,18 @@ func newResource(ctx context.Context, cfg config.Tracing, version string) (*reso
 // Tracer returns the tracer the gateway records with.
 func (p *Provider) Tracer() trace.Tracer { return p.tp.Tracer(InstrumentationName) }
 
-// Shutdown exports what is buffered (until ctx ends) and stops.
+// ShutdownTimeout bounds the final export: a collector that is down must
+// not hold keygate's exit for the exporter's minute of retries.
+const ShutdownTimeout = 5 * time.Second
+
+// Shutdown exports what is buffered (until ctx ends, ShutdownTimeout at
+// most) and stops.
 func (p *Provider) Shutdown(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, ShutdownTimeout)
+	defer cancel()
 	if err := p.tp.Shutdown(ctx); err != nil {
 		return fmt.Errorf("tracing: flushing spans: %w", err)
 	}
@@ -113,24 +126,29 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 // The SDK reports export failures through one process-wide handler; it
 // logs to the logger of the latest Provider, at most one line a minute,
 // since a collector that is down fails every batch.
+type errorLog struct {
+	logger *slog.Logger
+	last   atomic.Int64 // when it last logged, Unix nanoseconds
+}
+
 var (
-	errorLogger   atomic.Pointer[slog.Logger]
-	lastErrorLog  atomic.Int64
-	handlerLinked atomic.Bool
+	currentErrorLog atomic.Pointer[errorLog]
+	handlerLinked   atomic.Bool
 )
 
 const errorLogInterval = time.Minute
 
 func setErrorLogger(l *slog.Logger) {
-	errorLogger.Store(l)
+	currentErrorLog.Store(&errorLog{logger: l})
 	if handlerLinked.CompareAndSwap(false, true) {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			el := currentErrorLog.Load()
 			now := time.Now().UnixNano()
-			last := lastErrorLog.Load()
-			if now-last < int64(errorLogInterval) || !lastErrorLog.CompareAndSwap(last, now) {
+			last := el.last.Load()
+			if (last != 0 && now-last < int64(errorLogInterval)) || !el.last.CompareAndSwap(last, now) {
 				return
 			}
-			errorLogger.Load().Warn("exporting traces failed; spans are being dropped", "error", err)
+			el.logger.Warn("exporting traces failed; spans are being dropped", "error", err)
 		}))
 	}
 }
