@@ -24,7 +24,7 @@ func TestMembersPage(t *testing.T) {
 	// A new person joins by invitation: they create their login from the
 	// link, with a password they choose.
 	created := owner.post("/orgs/acme/invitations", url.Values{"csrf_token": {csrf}, "email": {"New@Acme.test"}, "role": {"member"}}).
-		expect(t, http.StatusOK, "Invitation created", "Send this link to new@acme.test", "This is the only time the link is shown.")
+		expect(t, http.StatusOK, "Invitation created", `Send this link to <span class="email">new@acme.test</span>`, "This is the only time the link is shown.")
 	link := field(t, linkField, created.Body)
 	if !strings.HasPrefix(link, f.server.URL+"/invitations/") {
 		t.Fatalf("link %q", link)

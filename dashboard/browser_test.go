@@ -487,6 +487,20 @@ func TestBrowserPagesFitTheWindow(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS("#new-token")),
 		)
 		check(w, "token-created")
+		b.run("invite",
+			chromedp.Navigate(d.dashboardURL+"/orgs/demo/members"),
+			chromedp.SendKeys(chromedp.CSS("#member-email"), "a.rather.long.address."+strconv.Itoa(w)+"@subdomain.example.com"),
+			chromedp.Click(chromedp.CSS(`form[action$="/invitations"] button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#invitation-link")),
+		)
+		check(w, "invitation-created")
+		link, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.CSS("#invitation-link")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The invitation as someone other than its invitee sees it.
+		b.run("invitation", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		check(w, "invitation")
 	}
 	// The list with every token, as the README shows it.
 	b.run("resize", chromedp.EmulateViewport(1280, 860))

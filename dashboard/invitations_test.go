@@ -31,7 +31,7 @@ func TestInvitationAcceptedByItsInvitee(t *testing.T) {
 	// Another user sees whom it is for and cannot accept it.
 	other := f.browser()
 	ocsrf := other.login(f.member)
-	other.get(link).expect(t, http.StatusOK, "You are logged in as member@acme.test", "log in with owner@globex.test").lacks(t, "Accept and join")
+	other.get(link).expect(t, http.StatusOK, `You are logged in as <span class="email">member@acme.test</span>`, `log in with <span class="email">owner@globex.test</span>`).lacks(t, "Accept and join")
 	other.post(link+"/accept", url.Values{"csrf_token": {ocsrf}}).
 		expect(t, http.StatusForbidden, "This invitation was sent to owner@globex.test.")
 

@@ -22,13 +22,13 @@ func (s *Server) mountApplications(mux *http.ServeMux) {
 	// dispatcher Start runs (nil when the store keeps no webhooks).
 	mux.Handle("/api/v1/", api.New(api.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
-		Webhooks: s.webhooks, PendingUsage: s.usage, PublicURL: s.cfg.Admin.PublicURL,
+		Webhooks: s.webhooks, PendingUsage: s.usage, PublicURL: s.cfg.Admin.PublicURL, Invitations: s.invitations,
 		EmailSending: s.email.Enabled(),
 	}))
 	s.mountOAuth(mux)
 	mux.Handle("/", dashboard.New(dashboard.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
 		Logins: s.logins, ClientIP: s.clientAddr, Webhooks: s.webhooks, PendingUsage: s.usage,
-		PublicURL: s.cfg.Admin.PublicURL, Limiter: s.limiter.Limiter(), EmailSending: s.email.Enabled(),
+		PublicURL: s.cfg.Admin.PublicURL, Limiter: s.limiter.Limiter(), EmailSending: s.email.Enabled(), Invitations: s.invitations,
 	}))
 }

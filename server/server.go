@@ -27,6 +27,7 @@ import (
 	"github.com/keygate/keygate/email"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/oauth"
 	"github.com/keygate/keygate/session"
 	"github.com/keygate/keygate/tracing"
@@ -51,6 +52,10 @@ type Options struct {
 	// server's certificate (tests, private PKI). The config has no key
 	// for it.
 	EmailRootCAs *x509.CertPool
+	// Invitations, when set, is handed every invitation created through
+	// the dashboard or the management API, with its link, to send to the
+	// invitee. nil: nobody is sent it; the inviter passes the link on.
+	Invitations manage.InvitationNotifier
 }
 
 // Server is a configured keygate, started by Start and stopped by Shutdown.
@@ -85,6 +90,8 @@ type Server struct {
 	servers   []*namedServer
 	follow    context.CancelFunc
 	following sync.WaitGroup
+	// invitations hears of new invitations (Options.Invitations).
+	invitations manage.InvitationNotifier
 }
 
 type namedServer struct {
@@ -95,7 +102,7 @@ type namedServer struct {
 
 // New builds keygate from cfg without listening yet.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
-	s := &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, emailRoots: opts.EmailRootCAs, version: opts.Version, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
+	s := &Server{cfg: cfg, logger: opts.Logger, store: opts.Store, oauthRoots: opts.OAuthRootCAs, emailRoots: opts.EmailRootCAs, invitations: opts.Invitations, version: opts.Version, registry: prometheus.NewRegistry(), gateways: map[string]*gateway.Gateway{}}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
