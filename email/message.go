@@ -30,14 +30,14 @@ func compose(from *mail.Address, e *keygate.Email, now time.Time) ([]byte, error
 	header := [][2]string{
 		{"From", from.String()},
 		{"To", strings.Join(to, ", ")},
-		{"Subject", mime.QEncoding.Encode("utf-8", e.Subject)},
+		{"Subject", mime.QEncoding.Encode("utf-8", strings.Join(strings.Fields(e.Subject), " "))},
 		{"Date", now.UTC().Format(time.RFC1123Z)},
 		{"Message-ID", fmt.Sprintf("<%s@%s>", e.ID, domain)},
 		{"MIME-Version", "1.0"},
 		{"Auto-Submitted", "auto-generated"},
 	}
-	if e.Kind != "" {
-		header = append(header, [2]string{"X-Keygate-Email", e.Kind})
+	if kind := headerToken(e.Kind); kind != "" {
+		header = append(header, [2]string{"X-Keygate-Email", kind})
 	}
 	for _, h := range header {
 		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
@@ -103,4 +103,15 @@ func SendTest(ctx context.Context, server *Server, from, to string) error {
 		return err
 	}
 	return server.Send(ctx, sender.Address, e.To, msg)
+}
+
+// headerToken returns s if it is a plain word (letters, digits, ".", "-",
+// "_"), else "": a kind comes from callers and must not add a header.
+func headerToken(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return ""
+		}
+	}
+	return s
 }

@@ -306,3 +306,30 @@ func TestSendWithoutServerStoresNothing(t *testing.T) {
 		t.Fatalf("%d emails stored with email off", len(list))
 	}
 }
+
+// TestHeadersCannotBeInjected: line breaks in a subject or a kind, and a
+// recipient with one, add no header and no recipient.
+func TestHeadersCannotBeInjected(t *testing.T) {
+	srv := startSMTPD(t, "", 0)
+	f := newOutboxFixture(t)
+	o := f.outbox(f.store, fmt.Sprintf("smtp://127.0.0.1:%d", srv.port), nil)
+	err := o.Send(f.ctx, email.Message{Kind: "x\r\nBcc: eve@example.com", To: []string{"ann@example.com"},
+		Subject: "Hi\r\nBcc: eve@example.com", Text: "body"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Send(f.ctx, email.Message{To: []string{"ann@example.com\r\nRCPT TO:<eve@example.com>"}, Subject: "x", Text: "x"}); keygate.ErrorCode(err) != keygate.EINVALID {
+		t.Errorf("a recipient with a line break: %v", err)
+	}
+	f.sendDue(o)
+	got := srv.messages()
+	if len(got) != 1 || strings.Join(got[0].RcptTos, ",") != "ann@example.com" {
+		t.Fatalf("messages %+v", got)
+	}
+	if strings.Contains(strings.ToLower(got[0].Data), "\nbcc:") || strings.Contains(got[0].Data, "X-Keygate-Email") {
+		t.Errorf("an injected header arrived:\n%s", got[0].Data)
+	}
+	if got[0].Subject != "Hi Bcc: eve@example.com" {
+		t.Errorf("subject %q", got[0].Subject)
+	}
+}
