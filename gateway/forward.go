@@ -35,8 +35,8 @@ type Forwarder struct {
 	// tracer records the upstream call and sends its context upstream;
 	// nil: no tracing, and the client's trace headers pass unchanged.
 	tracer trace.Tracer
-	fail    func(http.ResponseWriter, *http.Request, error)
-	logger  *slog.Logger
+	fail   func(http.ResponseWriter, *http.Request, error)
+	logger *slog.Logger
 }
 
 // forwarded is what Forward hands to the header rewrite through the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -312,4 +313,42 @@ func TestTracingVerifyCall(t *testing.T) {
 		noSecretIn(t, spans, secret)
 		noSecretIn(t, spans, adminSecret)
 	}
+}
+
+// Calls forwarded to the MCP upstream after OAuth get the same spans, with
+// the OAuth client instead of a token, and never the access token.
+func TestTracingForwardedMCPCall(t *testing.T) {
+	f := newFixture(t)
+	g, rec := tracedGateway(t, f, "")
+	u, _ := url.Parse(f.upstream.URL)
+	forward := g.ForwardAs(u)
+	id := &keygate.Identity{OrganizationID: f.org.ID, Plan: "free", ClientID: "kgc_1", UserID: "usr_a", Scopes: []string{"products:read"}, API: "cannmenus"}
+	req := httptest.NewRequest("POST", "/mcp", strings.NewReader(`{}`))
+	req.RemoteAddr = "203.0.113.9:5000"
+	const accessToken = "kgo_at_secretsecretsecret"
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	w := httptest.NewRecorder()
+	forward(w, req, id)
+	if w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	upstream, server := spans[0], spans[1]
+	if server.Name() != "POST /mcp" || upstream.Parent().SpanID() != server.SpanContext().SpanID() {
+		t.Errorf("spans %q and %q (parent %v)", server.Name(), upstream.Name(), upstream.Parent())
+	}
+	wantAttrs(t, server, map[string]string{"keygate.mode": "mcp", "keygate.oauth.client_id": "kgc_1",
+		"keygate.organization.id": f.org.ID, "keygate.outcome": "allowed", "http.response.status_code": "200"})
+	if _, ok := attrs(server)["keygate.token.id"]; ok {
+		t.Error("an OAuth call carries a token id")
+	}
+	var seen upstreamSeen
+	_ = json.Unmarshal(w.Body.Bytes(), &seen)
+	if want := "00-" + upstream.SpanContext().TraceID().String() + "-" + upstream.SpanContext().SpanID().String() + "-01"; seen.Header.Get("Traceparent") != want {
+		t.Errorf("MCP upstream traceparent %q, want %q", seen.Header.Get("Traceparent"), want)
+	}
+	noSecretIn(t, spans, accessToken)
 }
