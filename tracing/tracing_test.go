@@ -67,4 +67,3 @@ func TestServiceName(t *testing.T) {
 		_ = p.Shutdown(context.Background())
 	}
 }
-
