@@ -15,6 +15,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/email"
+	"github.com/keygate/keygate/email/smtptest"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
 )
@@ -81,10 +82,10 @@ func (ts *tokens) create(name string, by *keygate.User, created time.Time, expir
 
 // arrived lists "recipient: subject" for each message, sorted, and checks
 // each is multipart with both bodies and holds no secret.
-func arrived(t *testing.T, srv *smtpd, secrets []string) []string {
+func arrived(t *testing.T, srv *smtptest.Server, secrets []string) []string {
 	t.Helper()
 	var out []string
-	for _, m := range srv.messages() {
+	for _, m := range srv.Messages() {
 		if m.ContentType != "multipart/alternative" || m.Text == "" || !strings.Contains(m.HTML, "<html") {
 			t.Errorf("message %q is not multipart/alternative with text and HTML", m.Subject)
 		}
@@ -113,10 +114,10 @@ func equalList(t *testing.T, what string, got, want []string) {
 // however many instances the scan runs, and none of a kind its owners
 // turned off. No message holds a token secret.
 func TestNotices(t *testing.T) {
-	cert, key, roots := testCertificate(t)
-	srv := startSMTPD(t, "", 0, "--cert", cert, "--key", key, "--user", "keygate", "--password", smtpPassword)
+	cert, key, roots := smtptest.Certificate(t)
+	srv := smtptest.Start(t, smtptest.Options{CertFile: cert, KeyFile: key, User: "keygate", Password: smtpPassword})
 	f := newOutboxFixture(t)
-	smtpURL := fmt.Sprintf("smtp://keygate:%s@127.0.0.1:%d", smtpPassword, srv.port)
+	smtpURL := fmt.Sprintf("smtp://keygate:%s@127.0.0.1:%d", smtpPassword, srv.Port)
 	wrap := func(s keygate.Store) (keygate.Store, *email.Outbox) {
 		log := &audit.Log{Store: s, Logger: slog.New(slog.DiscardHandler), Now: f.clock.Now}
 		ws := audit.Wrap(s, log)
@@ -171,7 +172,7 @@ func TestNotices(t *testing.T) {
 	equalList(t, "first day", arrived(t, srv, ts.secrets), want)
 
 	// What the emails say.
-	for _, m := range srv.messages() {
+	for _, m := range srv.Messages() {
 		switch {
 		case strings.Contains(m.Subject, "CI deploy") && strings.Contains(m.Subject, "created"):
 			for _, s := range []string{"CI deploy", "cm_live_", "products:read, brands:read", "https://keygate.example.com/orgs/acme/tokens"} {
@@ -225,8 +226,8 @@ func TestNotices(t *testing.T) {
 // exactly once.
 func TestTwoInstancesOnPostgreSQL(t *testing.T) {
 	dsn := pgtest.NewSchema(t)
-	cert, key, roots := testCertificate(t)
-	srv := startSMTPD(t, "", 0, "--cert", cert, "--key", key)
+	cert, key, roots := smtptest.Certificate(t)
+	srv := smtptest.Start(t, smtptest.Options{CertFile: cert, KeyFile: key})
 	f := newOutboxFixture(t)
 	open := func() *postgres.Store {
 		s, err := postgres.Open(f.ctx, dsn)
@@ -247,7 +248,7 @@ func TestTwoInstancesOnPostgreSQL(t *testing.T) {
 		names = append(names, name)
 		ts.create(name, p.cat, now.Add(-30*day), at(time.Duration(2+i)*day))
 	}
-	smtpURL := fmt.Sprintf("smtp://127.0.0.1:%d", srv.port)
+	smtpURL := fmt.Sprintf("smtp://127.0.0.1:%d", srv.Port)
 	oa, ob := f.outbox(a, smtpURL, roots), f.outbox(b, smtpURL, roots)
 	var wg sync.WaitGroup
 	for range 3 {
@@ -275,7 +276,7 @@ func TestTwoInstancesOnPostgreSQL(t *testing.T) {
 		}
 	}
 	equalList(t, "emails", arrived(t, srv, ts.secrets), want)
-	for _, m := range srv.messages() {
+	for _, m := range srv.Messages() {
 		if !m.TLS {
 			t.Errorf("message %q not sent over STARTTLS", m.Subject)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/email"
+	"github.com/keygate/keygate/email/smtptest"
 	"github.com/keygate/keygate/sqlite"
 )
 
@@ -140,10 +141,10 @@ func (f *outboxFixture) noPassword() {
 // STARTTLS and AUTH: the message arrives once, over TLS, authenticated,
 // to each recipient, with a text and an HTML alternative.
 func TestSendOverSTARTTLSWithAuth(t *testing.T) {
-	cert, key, roots := testCertificate(t)
-	srv := startSMTPD(t, "", 0, "--cert", cert, "--key", key, "--user", "keygate", "--password", smtpPassword)
+	cert, key, roots := smtptest.Certificate(t)
+	srv := smtptest.Start(t, smtptest.Options{CertFile: cert, KeyFile: key, User: "keygate", Password: smtpPassword})
 	f := newOutboxFixture(t)
-	o := f.outbox(f.store, fmt.Sprintf("smtp://keygate:%s@127.0.0.1:%d", smtpPassword, srv.port), roots)
+	o := f.outbox(f.store, fmt.Sprintf("smtp://keygate:%s@127.0.0.1:%d", smtpPassword, srv.Port), roots)
 	err := o.Send(f.ctx, email.Message{
 		Kind: "invitation", To: []string{"ann@example.com", "bob@example.com"},
 		Subject: "Join Acme — on keygate", Text: "Hello Ann,\nline two\n", HTML: "<p>Hello <b>Ann</b></p>",
@@ -154,7 +155,7 @@ func TestSendOverSTARTTLSWithAuth(t *testing.T) {
 	if n := f.sendDue(o); n != 1 {
 		t.Fatalf("%d attempts, want 1", n)
 	}
-	got := srv.messages()
+	got := srv.Messages()
 	if len(got) != 1 {
 		t.Fatalf("%d messages arrived, want 1", len(got))
 	}
@@ -175,7 +176,7 @@ func TestSendOverSTARTTLSWithAuth(t *testing.T) {
 	if err != nil || len(sent) != 1 {
 		t.Fatalf("sent emails %v, %v", sent, err)
 	}
-	if n := f.sendDue(o); n != 0 || len(srv.messages()) != 1 {
+	if n := f.sendDue(o); n != 0 || len(srv.Messages()) != 1 {
 		t.Errorf("a second pass made %d attempts", n)
 	}
 	f.noPassword()
@@ -183,15 +184,15 @@ func TestSendOverSTARTTLSWithAuth(t *testing.T) {
 
 // TestSendOverImplicitTLS uses smtps://: TLS from the first byte.
 func TestSendOverImplicitTLS(t *testing.T) {
-	cert, key, roots := testCertificate(t)
-	srv := startSMTPD(t, "", 0, "--cert", cert, "--key", key, "--implicit-tls", "--user", "keygate", "--password", smtpPassword)
+	cert, key, roots := smtptest.Certificate(t)
+	srv := smtptest.Start(t, smtptest.Options{CertFile: cert, KeyFile: key, ImplicitTLS: true, User: "keygate", Password: smtpPassword})
 	f := newOutboxFixture(t)
-	o := f.outbox(f.store, fmt.Sprintf("smtps://keygate:%s@127.0.0.1:%d", smtpPassword, srv.port), roots)
+	o := f.outbox(f.store, fmt.Sprintf("smtps://keygate:%s@127.0.0.1:%d", smtpPassword, srv.Port), roots)
 	if err := o.Send(f.ctx, email.Message{Kind: "test", To: []string{"ann@example.com"}, Subject: "Hi", Text: "Hi"}); err != nil {
 		t.Fatal(err)
 	}
 	f.sendDue(o)
-	got := srv.messages()
+	got := srv.Messages()
 	if len(got) != 1 || !got[0].TLS || !got[0].Authenticated {
 		t.Fatalf("messages %+v", got)
 	}
@@ -203,15 +204,15 @@ func TestSendOverImplicitTLS(t *testing.T) {
 // TestUntrustedCertificateIsRetried refuses a server whose certificate no
 // trusted root signed, and keeps the email for a retry.
 func TestUntrustedCertificateIsRetried(t *testing.T) {
-	cert, key, _ := testCertificate(t)
-	srv := startSMTPD(t, "", 0, "--cert", cert, "--key", key)
+	cert, key, _ := smtptest.Certificate(t)
+	srv := smtptest.Start(t, smtptest.Options{CertFile: cert, KeyFile: key})
 	f := newOutboxFixture(t)
-	o := f.outbox(f.store, fmt.Sprintf("smtp://127.0.0.1:%d", srv.port), x509.NewCertPool())
+	o := f.outbox(f.store, fmt.Sprintf("smtp://127.0.0.1:%d", srv.Port), x509.NewCertPool())
 	if err := o.Send(f.ctx, email.Message{Kind: "test", To: []string{"ann@example.com"}, Subject: "Hi", Text: "Hi"}); err != nil {
 		t.Fatal(err)
 	}
 	f.sendDue(o)
-	if n := len(srv.messages()); n != 0 {
+	if n := len(srv.Messages()); n != 0 {
 		t.Fatalf("%d messages arrived over an unverified TLS connection", n)
 	}
 	pending, _ := f.store.ListEmails(f.ctx, keygate.EmailFilter{State: keygate.EmailPending})
@@ -224,8 +225,8 @@ func TestUntrustedCertificateIsRetried(t *testing.T) {
 // first attempt fails and is visible (state, error, log, outcome) without
 // the password; once the server is up, the retry delivers it exactly once.
 func TestServerDownThenUp(t *testing.T) {
-	cert, key, roots := testCertificate(t)
-	port := freePort(t)
+	cert, key, roots := smtptest.Certificate(t)
+	port := smtptest.FreePort(t)
 	f := newOutboxFixture(t)
 	o := f.outbox(f.store, fmt.Sprintf("smtp://keygate:%s@127.0.0.1:%d", smtpPassword, port), roots)
 	if err := o.Send(f.ctx, email.Message{Kind: "test", To: []string{"ann@example.com"}, Subject: "Retry me", Text: "body"}); err != nil {
@@ -245,14 +246,14 @@ func TestServerDownThenUp(t *testing.T) {
 		t.Errorf("no log line for the failure:\n%s", f.log.String())
 	}
 
-	srv := startSMTPD(t, "", port, "--cert", cert, "--key", key, "--user", "keygate", "--password", smtpPassword)
+	srv := smtptest.Start(t, smtptest.Options{Port: port, CertFile: cert, KeyFile: key, User: "keygate", Password: smtpPassword})
 	if n := f.sendDue(o); n != 0 {
 		t.Fatalf("%d attempts before the retry was due", n)
 	}
 	f.clock.Advance(email.DefaultRetries[0])
 	f.sendDue(o)
 	f.sendDue(o)
-	if got := srv.messages(); len(got) != 1 || got[0].Subject != "Retry me" {
+	if got := srv.Messages(); len(got) != 1 || got[0].Subject != "Retry me" {
 		t.Fatalf("%d messages after the retry, want 1", len(got))
 	}
 	if strings.Join(f.outcomes, ",") != "retry,sent" {
@@ -310,9 +311,9 @@ func TestSendWithoutServerStoresNothing(t *testing.T) {
 // TestHeadersCannotBeInjected: line breaks in a subject or a kind, and a
 // recipient with one, add no header and no recipient.
 func TestHeadersCannotBeInjected(t *testing.T) {
-	srv := startSMTPD(t, "", 0)
+	srv := smtptest.Start(t, smtptest.Options{})
 	f := newOutboxFixture(t)
-	o := f.outbox(f.store, fmt.Sprintf("smtp://127.0.0.1:%d", srv.port), nil)
+	o := f.outbox(f.store, fmt.Sprintf("smtp://127.0.0.1:%d", srv.Port), nil)
 	err := o.Send(f.ctx, email.Message{Kind: "x\r\nBcc: eve@example.com", To: []string{"ann@example.com"},
 		Subject: "Hi\r\nBcc: eve@example.com", Text: "body"})
 	if err != nil {
@@ -322,7 +323,7 @@ func TestHeadersCannotBeInjected(t *testing.T) {
 		t.Errorf("a recipient with a line break: %v", err)
 	}
 	f.sendDue(o)
-	got := srv.messages()
+	got := srv.Messages()
 	if len(got) != 1 || strings.Join(got[0].RcptTos, ",") != "ann@example.com" {
 		t.Fatalf("messages %+v", got)
 	}

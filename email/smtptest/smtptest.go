@@ -1,4 +1,9 @@
-package email_test
+// Package smtptest runs a real SMTP server for tests: Python's aiosmtpd
+// (Debian python3-aiosmtpd), with STARTTLS, implicit TLS and AUTH as
+// asked, writing every message it accepts to a folder the test reads. A
+// test is skipped without it, and fails under CI (CI set), where .ci/run
+// installs it.
+package smtptest
 
 import (
 	"bufio"
@@ -7,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	_ "embed"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -24,18 +30,31 @@ import (
 	"time"
 )
 
-// smtpd is a real SMTP server (Python's aiosmtpd, testdata/smtpd.py) that
-// writes every message it accepts to a folder.
-type smtpd struct {
-	t    *testing.T
+//go:embed smtpd.py
+var script []byte
+
+// Server is a running aiosmtpd.
+type Server struct {
+	t    testing.TB
 	dir  string
-	port int
+	Port int
 	cmd  *exec.Cmd
 }
 
-// aiosmtpdPython returns a python3 that has aiosmtpd: skipped locally
-// without one, a failure under CI (.ci/run installs python3-aiosmtpd).
-func aiosmtpdPython(t *testing.T) string {
+// Options choose what the server requires. Port 0 picks a free one.
+type Options struct {
+	Port int
+	// CertFile and KeyFile turn TLS on: STARTTLS, required, or with
+	// ImplicitTLS TLS from the first byte.
+	CertFile, KeyFile string
+	ImplicitTLS       bool
+	// User and Password require AUTH (over TLS unless ImplicitTLS).
+	User, Password string
+}
+
+// python returns a python3 that has aiosmtpd: skipped locally without
+// one, a failure under CI (.ci/run installs python3-aiosmtpd).
+func python(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{"/usr/bin/python3", "python3"} {
 		if exec.Command(p, "-c", "import aiosmtpd").Run() == nil {
@@ -49,17 +68,30 @@ func aiosmtpdPython(t *testing.T) string {
 	return ""
 }
 
-// startSMTPD starts the server on port (0: any) with the script's flags,
-// writing into dir ("" for a new one).
-func startSMTPD(t *testing.T, dir string, port int, flags ...string) *smtpd {
+// Start starts a server; it is stopped when the test ends.
+func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	py := aiosmtpdPython(t)
-	if dir == "" {
-		dir = t.TempDir()
+	py := python(t)
+	dir := t.TempDir()
+	path := filepath.Join(t.TempDir(), "smtpd.py")
+	if err := os.WriteFile(path, script, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	args := append([]string{filepath.Join("testdata", "smtpd.py"), dir, strconv.Itoa(port)}, flags...)
+	args := []string{path, dir, strconv.Itoa(o.Port)}
+	if o.CertFile != "" {
+		args = append(args, "--cert", o.CertFile, "--key", o.KeyFile)
+	}
+	if o.ImplicitTLS {
+		args = append(args, "--implicit-tls")
+	}
+	if o.User != "" {
+		args = append(args, "--user", o.User, "--password", o.Password)
+	}
 	cmd := exec.Command(py, args...)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = io.Discard
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -67,28 +99,29 @@ func startSMTPD(t *testing.T, dir string, port int, flags ...string) *smtpd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &smtpd{t: t, dir: dir, cmd: cmd}
-	t.Cleanup(s.stop)
+	s := &Server{t: t, dir: dir, cmd: cmd}
+	t.Cleanup(s.Stop)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		t.Fatalf("smtpd did not start: %v", err)
 	}
 	go io.Copy(io.Discard, out)
-	if s.port, err = strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "PORT ")); err != nil {
+	if s.Port, err = strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "PORT ")); err != nil {
 		t.Fatalf("smtpd said %q", line)
 	}
 	return s
 }
 
-func (s *smtpd) stop() {
+// Stop ends the server (what it received stays readable).
+func (s *Server) Stop() {
 	if s.cmd.Process != nil && s.cmd.ProcessState == nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
 	}
 }
 
-// received is one message as the server got it.
-type received struct {
+// Message is one message as the server got it.
+type Message struct {
 	MailFrom      string   `json:"mail_from"`
 	RcptTos       []string `json:"rcpt_tos"`
 	TLS           bool     `json:"tls"`
@@ -100,32 +133,32 @@ type received struct {
 	Text, HTML  string // the decoded alternatives
 }
 
-// messages returns what arrived so far, each parsed.
-func (s *smtpd) messages() []*received {
+// Messages returns what arrived so far, each parsed.
+func (s *Server) Messages() []*Message {
 	s.t.Helper()
 	files, err := filepath.Glob(filepath.Join(s.dir, "*.json"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	var out []*received
+	var out []*Message
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		var r received
+		var r Message
 		if err := json.Unmarshal(b, &r); err != nil {
 			s.t.Fatal(err)
 		}
-		parseMessage(s.t, &r)
+		parse(s.t, &r)
 		out = append(out, &r)
 	}
 	return out
 }
 
-// parseMessage reads the message's subject and its multipart/alternative
-// parts, decoding the transfer encoding.
-func parseMessage(t *testing.T, r *received) {
+// parse reads the message's subject and its multipart/alternative parts,
+// decoding the transfer encoding.
+func parse(t testing.TB, r *Message) {
 	t.Helper()
 	m, err := mail.ReadMessage(strings.NewReader(r.Data))
 	if err != nil {
@@ -161,9 +194,10 @@ func parseMessage(t *testing.T, r *received) {
 	}
 }
 
-// testCertificate writes a self-signed certificate for 127.0.0.1 and its
-// key into dir and returns their paths and the certificate's pool.
-func testCertificate(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+// Certificate writes a self-signed certificate for 127.0.0.1 and
+// localhost and its key into a temporary folder, and returns their paths
+// and a pool trusting the certificate.
+func Certificate(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -204,8 +238,8 @@ func testCertificate(t *testing.T) (certFile, keyFile string, pool *x509.CertPoo
 	return certFile, keyFile, pool
 }
 
-// freePort returns a port nothing listens on (just now).
-func freePort(t *testing.T) int {
+// FreePort returns a port nothing listens on (just now).
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
