@@ -66,7 +66,7 @@ func (f *fixture) mcpStatus(accessToken string) int {
 	api := &keygate.API{Name: "menus", MCP: &keygate.MCPEndpoint{Path: "/mcp", Scopes: []string{"products:read"}}}
 	guard := srv.ProtectMCP(api, mcpResource, func(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
 		w.WriteHeader(http.StatusOK)
-	}, nil)
+	}, nil, nil)
 	req := httptest.NewRequest("POST", mcpResource, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
 	req.Header.Set("Authorization", "Bearer "+accessToken)
 	rec := httptest.NewRecorder()

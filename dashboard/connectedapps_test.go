@@ -61,7 +61,7 @@ func (f *fixture) mcpServer() *mcpServer {
 		m.forwarded.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
-	}, nil)
+	}, nil, nil)
 	api.Start()
 	f.t.Cleanup(api.Close)
 	return m

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -150,6 +151,36 @@ func (g *Gateway) countFailure(ctx context.Context, d *Decision, req Request, er
 	}
 	if closest != nil {
 		d.RateLimit = closest
+	}
+	return err
+}
+
+// FailedAuthSpent reports whether r's client address has spent the API's
+// failed_auth budget, setting the refusal's rate limit headers on h when
+// it has: the MCP endpoint asks before it looks up an OAuth access token,
+// as the routes do before looking up an API token.
+func (g *Gateway) FailedAuthSpent(h http.Header, r *http.Request) bool {
+	var d Decision
+	if !g.budgetSpent(&d, g.requestOf(r)) {
+		return false
+	}
+	d.RateLimit.SetHeaders(h)
+	return true
+}
+
+// CountFailedAuth charges a credential refused elsewhere (an OAuth access
+// token on the MCP endpoint) to r's client address, exactly as a refused
+// API token: the failed_auth budget and the public per-IP limit. It sets
+// the rate limit headers on h and returns ERATELIMITED once a limit is
+// exceeded, EUNAVAILABLE when the limiter cannot be reached, else nil.
+func (g *Gateway) CountFailedAuth(h http.Header, r *http.Request) error {
+	var d Decision
+	err := g.countFailure(r.Context(), &d, g.requestOf(r), errTokenInvalid, false)
+	if d.RateLimit != nil {
+		d.RateLimit.SetHeaders(h)
+	}
+	if err == errTokenInvalid {
+		return nil
 	}
 	return err
 }

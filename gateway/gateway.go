@@ -233,14 +233,18 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 // routes do.
 //
 // A token presented and refused counts against the address's failed_auth
-// budget as on the routes; no token at all does not, since every MCP
-// client asks without one first to discover OAuth.
-func (g *Gateway) AuthenticateToken(r *http.Request) (*keygate.Identity, error) {
+// budget as on the routes, and the refusal's rate limit headers are set on
+// h; no token at all does not count, since every MCP client asks without
+// one first to discover OAuth.
+func (g *Gateway) AuthenticateToken(h http.Header, r *http.Request) (*keygate.Identity, error) {
 	req := g.requestOf(r)
 	var d Decision
 	tok, org, err := g.authenticate(r.Context(), &d, req)
 	if err != nil {
 		err = g.countFailure(r.Context(), &d, req, err, false)
+	}
+	if err != nil && d.RateLimit != nil {
+		d.RateLimit.SetHeaders(h)
 	}
 	if keygate.ErrorCode(err) == keygate.ETOKENEXPIRED && g.preset.SameAnswer(keygate.ETOKENEXPIRED, keygate.ETOKENINVALID) {
 		err = errTokenInvalid

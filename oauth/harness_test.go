@@ -220,9 +220,9 @@ func (h *harness) addAPI(name string, apiTokens bool) *apiServer {
 		r.Header.Set(identityHeader, string(b))
 		proxy.ServeHTTP(w, r)
 	}
-	var apiToken func(*http.Request) (*keygate.Identity, error)
+	var apiToken func(http.Header, *http.Request) (*keygate.Identity, error)
 	if apiTokens {
-		apiToken = func(r *http.Request) (*keygate.Identity, error) {
+		apiToken = func(_ http.Header, r *http.Request) (*keygate.Identity, error) {
 			switch r.Header.Get("X-Token") {
 			case "":
 				return nil, keygate.Errorf(keygate.ETOKENMISSING, "No token.")
@@ -241,7 +241,7 @@ func (h *harness) addAPI(name string, apiTokens bool) *apiServer {
 		srv: httptest.NewUnstartedServer(nil),
 	}
 	a.resource = "http://" + a.srv.Listener.Addr().String() + "/mcp"
-	a.srv.Config.Handler = h.server.ProtectMCP(a.api, a.resource, forward, apiToken)
+	a.srv.Config.Handler = h.server.ProtectMCP(a.api, a.resource, forward, apiToken, nil)
 	a.srv.Start()
 	h.t.Cleanup(a.srv.Close)
 	h.apis[name] = a

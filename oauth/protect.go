@@ -24,24 +24,47 @@ import (
 // entitlements apply at once) and without the Authorization header; forward
 // adds keygate's identity headers. apiToken, when not nil, authenticates
 // the API's own token header instead, for clients without OAuth, and
-// returns an error with code ETOKENMISSING when there is none.
+// returns an error with code ETOKENMISSING when there is none; it sets the
+// rate limit headers of a refusal on h.
+//
+// failures, when not nil, is the API's failed-authentication budget per
+// client address: a refused access token counts against it as a refused
+// API token does, an address that has spent it is refused 429 before its
+// token is looked up, and every such answer carries the rate limit
+// headers (Retry-After on a 429), so guessing access tokens on the MCP
+// endpoint is limited like guessing API tokens on the routes.
 //
 // ProtectMCP panics when resourceURL is not an absolute http(s) URL or is
 // already another API's: both are wiring mistakes config validation
 // catches first.
-func (s *Server) ProtectMCP(api *keygate.API, resourceURL string, forward func(w http.ResponseWriter, r *http.Request, id *keygate.Identity), apiToken func(r *http.Request) (*keygate.Identity, error)) http.Handler {
+func (s *Server) ProtectMCP(api *keygate.API, resourceURL string, forward func(w http.ResponseWriter, r *http.Request, id *keygate.Identity),
+	apiToken func(h http.Header, r *http.Request) (*keygate.Identity, error), failures FailedAuthBudget) http.Handler {
 	res, err := s.addResource(api, resourceURL)
 	if err != nil {
 		panic(err)
 	}
-	return &mcpGuard{server: s, res: res, forward: forward, apiToken: apiToken}
+	return &mcpGuard{server: s, res: res, forward: forward, apiToken: apiToken, failures: failures}
+}
+
+// FailedAuthBudget is an API's budget of failed authentications per
+// client address; *gateway.Gateway keeps one.
+type FailedAuthBudget interface {
+	// FailedAuthSpent reports whether r's client has spent the budget,
+	// setting the refusal's rate limit headers on h when it has.
+	FailedAuthSpent(h http.Header, r *http.Request) bool
+	// CountFailedAuth charges one refused credential to r's client and
+	// sets the rate limit headers on h. It returns an error with code
+	// ERATELIMITED once a limit is exceeded, EUNAVAILABLE when the limiter
+	// cannot be reached, and nil otherwise.
+	CountFailedAuth(h http.Header, r *http.Request) error
 }
 
 type mcpGuard struct {
 	server   *Server
 	res      *resource
 	forward  func(http.ResponseWriter, *http.Request, *keygate.Identity)
-	apiToken func(*http.Request) (*keygate.Identity, error)
+	apiToken func(http.Header, *http.Request) (*keygate.Identity, error)
+	failures FailedAuthBudget
 }
 
 func (g *mcpGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +86,7 @@ func (g *mcpGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	id, fail := g.authenticate(r)
+	id, fail := g.authenticate(w.Header(), r)
 	if fail != nil {
 		g.refuse(w, fail)
 		return
@@ -93,8 +116,8 @@ func unauthenticated(description string) *refusal {
 // every scope the endpoint needs, whichever credential it came with: an
 // API token narrowed to other scopes must not reach tools an OAuth grant
 // with the same scopes cannot.
-func (g *mcpGuard) authenticate(r *http.Request) (*keygate.Identity, *refusal) {
-	id, fail := g.identify(r)
+func (g *mcpGuard) authenticate(h http.Header, r *http.Request) (*keygate.Identity, *refusal) {
+	id, fail := g.identify(h, r)
 	if fail != nil {
 		return nil, fail
 	}
@@ -106,14 +129,25 @@ func (g *mcpGuard) authenticate(r *http.Request) (*keygate.Identity, *refusal) {
 }
 
 // identify reads the credential: an OAuth access token in Authorization:
-// Bearer, or else the API's own token when allowed.
-func (g *mcpGuard) identify(r *http.Request) (*keygate.Identity, *refusal) {
+// Bearer, or else the API's own token when allowed. A bearer token that
+// is refused is charged to the client's failed-authentication budget (the
+// API token's refusals are charged by apiToken); asking with no
+// credentials at all is not, since every MCP client asks so first to
+// discover OAuth.
+func (g *mcpGuard) identify(h http.Header, r *http.Request) (*keygate.Identity, *refusal) {
 	bearer, hasBearer := bearerToken(r)
 	if hasBearer && IsAccessToken(bearer) {
-		return g.server.verifyAccessToken(r.Context(), bearer, g.res)
+		if g.failures != nil && keygate.WellFormedToken(bearer, accessTokenPrefix) && g.failures.FailedAuthSpent(h, r) {
+			return nil, refusalOf(errBudgetSpent)
+		}
+		id, fail := g.server.verifyAccessToken(r.Context(), bearer, g.res)
+		if fail != nil && fail.code == "invalid_token" {
+			fail = g.charge(h, r, fail)
+		}
+		return id, fail
 	}
 	if g.apiToken != nil {
-		id, err := g.apiToken(r)
+		id, err := g.apiToken(h, r)
 		if err == nil {
 			return id, nil
 		}
@@ -122,10 +156,25 @@ func (g *mcpGuard) identify(r *http.Request) (*keygate.Identity, *refusal) {
 		}
 	}
 	if hasBearer {
-		return nil, unauthenticated("The access token is invalid.")
+		return nil, g.charge(h, r, unauthenticated("The access token is invalid."))
 	}
 	return nil, &refusal{status: http.StatusUnauthorized, description: "This MCP endpoint needs an OAuth access token.", scope: true}
 }
+
+// charge counts a refused bearer token against the client's budget and
+// returns what to answer: fail, or 429 (503 when the limiter is down).
+func (g *mcpGuard) charge(h http.Header, r *http.Request, fail *refusal) *refusal {
+	if g.failures == nil {
+		return fail
+	}
+	if err := g.failures.CountFailedAuth(h, r); err != nil {
+		return refusalOf(err)
+	}
+	return fail
+}
+
+// errBudgetSpent answers as the limiter's own refusal does.
+var errBudgetSpent = keygate.Errorf(keygate.ERATELIMITED, "Too many requests.")
 
 // refusalOf maps the gateway's API token errors to MCP answers: the MCP
 // endpoint speaks RFC 6750 whatever the API's preset says, because MCP
@@ -140,6 +189,7 @@ func refusalOf(err error) *refusal {
 	case keygate.EPLAN, keygate.EENTITLEMENT, keygate.EFORBIDDEN:
 		return &refusal{status: http.StatusForbidden, code: "access_denied", description: msg}
 	case keygate.ERATELIMITED:
+		// Retry-After and X-RateLimit-* come from the limit that refused.
 		return &refusal{status: http.StatusTooManyRequests, code: "rate_limited", description: msg}
 	case keygate.EUNAVAILABLE:
 		return &refusal{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", description: msg}

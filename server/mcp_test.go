@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -235,9 +236,84 @@ func TestMCPTokenGuessesCountAgainstThePerAddressBudget(t *testing.T) {
 	if r.status != 429 || r.body != `{"error":"rate_limited","error_description":"Too many requests."}`+"\n" {
 		t.Errorf("61st failure, on MCP: %d %s", r.status, r.body)
 	}
+	wantRateLimited(t, "61st failure, on MCP", r)
 	r = send(t, "GET", m.api+"/v2/products", "", "X-Token", keygate.GenerateTokenSecret("cm_live_"))
 	if r.status != 429 || r.body != `{"detail": "Too Many Requests"}` {
 		t.Errorf("62nd failure, on REST: %d %s", r.status, r.body)
+	}
+	if n := m.upstream.count(); n != 0 {
+		t.Errorf("the MCP upstream served %d guesses", n)
+	}
+}
+
+// wantRateLimited checks a 429's headers: the failed-auth budget's limit,
+// nothing remaining, when it resets and when to retry, as the gateway's
+// own 429s carry them.
+func wantRateLimited(t *testing.T, name string, r reply) {
+	t.Helper()
+	retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+	reset, err2 := strconv.ParseInt(r.header.Get("X-RateLimit-Reset"), 10, 64)
+	if err != nil || retry < 1 || retry > 63 || err2 != nil || reset < time.Now().Unix() ||
+		r.header.Get("X-RateLimit-Limit") != "60" || r.header.Get("X-RateLimit-Remaining") != "0" {
+		t.Errorf("%s: Retry-After %q, X-RateLimit-Limit %q, -Remaining %q, -Reset %q", name, r.header.Get("Retry-After"),
+			r.header.Get("X-RateLimit-Limit"), r.header.Get("X-RateLimit-Remaining"), r.header.Get("X-RateLimit-Reset"))
+	}
+}
+
+// Guessing OAuth access tokens on the MCP endpoint spends the same
+// failed-auth budget per address as guessing API tokens, on MCP and on the
+// routes: well-formed unknown access tokens, malformed ones and bearer
+// values that are no token at all each count once, every refusal says how
+// much is left, and once it is spent the MCP endpoint answers 429 with
+// Retry-After and the X-RateLimit-* headers, before any lookup.
+func TestMCPAccessTokenGuessesCountAgainstThePerAddressBudget(t *testing.T) {
+	m := startMenusMCP(t, "")
+	post := func(header ...string) reply {
+		return send(t, "POST", m.api+"/mcp", searchProducts, append([]string{"Content-Type", "application/json"}, header...)...)
+	}
+	guesses := []string{
+		keygate.GenerateTokenSecret("kgo_at_"),         // well-formed, unknown
+		keygate.GenerateTokenSecret("kgo_at_")[:20],    // malformed
+		"kgo_at_" + strings.Repeat("A", 36),            // bad checksum
+		"not-a-token-at-all",                           // neither kind
+		keygate.GenerateTokenSecret("kgo_at_") + " x ", // trailing junk
+	}
+	used := 0
+	for round := 0; used < 50; round++ {
+		bearer := guesses[round%len(guesses)]
+		r := post("Authorization", "Bearer "+bearer)
+		used++
+		if r.status != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Fatalf("OAuth guess %d (%q): %d %q %s", used, bearer, r.status, r.header.Get("WWW-Authenticate"), r.body)
+		}
+		if got := r.header.Get("X-RateLimit-Remaining"); got != strconv.Itoa(60-used) {
+			t.Fatalf("OAuth guess %d: X-RateLimit-Remaining %q, want %d", used, got, 60-used)
+		}
+	}
+	for ; used < 59; used++ {
+		if r := post("X-Token", keygate.GenerateTokenSecret("cm_live_")); r.status != 401 || r.header.Get("X-RateLimit-Remaining") != strconv.Itoa(60-used-1) {
+			t.Fatalf("API token guess %d on MCP: %d remaining %q", used+1, r.status, r.header.Get("X-RateLimit-Remaining"))
+		}
+	}
+	r := send(t, "GET", m.api+"/v2/products", "", "X-Token", keygate.GenerateTokenSecret("cm_live_"))
+	if r.status != 404 || r.header.Get("X-RateLimit-Remaining") != "0" {
+		t.Fatalf("60th failure, on REST: %d %s remaining %q", r.status, r.body, r.header.Get("X-RateLimit-Remaining"))
+	}
+	for _, bearer := range guesses {
+		r := post("Authorization", "Bearer "+bearer)
+		if r.status != 429 || r.body != `{"error":"rate_limited","error_description":"Too many requests."}`+"\n" {
+			t.Errorf("OAuth guess %q past the budget: %d %s", bearer, r.status, r.body)
+		}
+		wantRateLimited(t, "OAuth guess past the budget", r)
+	}
+	r = send(t, "GET", m.api+"/v2/products", "", "X-Token", keygate.GenerateTokenSecret("cm_live_"))
+	if r.status != 429 {
+		t.Errorf("REST after the MCP guesses: %d %s", r.status, r.body)
+	}
+	// Asking without credentials, as MCP clients do first, still gets
+	// the OAuth challenge.
+	if r := post(); r.status != 401 || strings.Contains(r.header.Get("WWW-Authenticate"), "error=") {
+		t.Errorf("no token: %d %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
 	if n := m.upstream.count(); n != 0 {
 		t.Errorf("the MCP upstream served %d guesses", n)

@@ -34,11 +34,11 @@ func (s *Server) newOAuth() error {
 			return fmt.Errorf("api %s: mcp.upstream: %w", api.Name, err)
 		}
 		g := s.gateways[api.Name]
-		var apiToken func(*http.Request) (*keygate.Identity, error)
+		var apiToken func(http.Header, *http.Request) (*keygate.Identity, error)
 		if api.MCP.AllowAPITokens {
 			apiToken = g.AuthenticateToken
 		}
-		guard := s.oauth.ProtectMCP(api, api.PublicURL+api.MCP.Path, g.ForwardAs(upstream), apiToken)
+		guard := s.oauth.ProtectMCP(api, api.PublicURL+api.MCP.Path, g.ForwardAs(upstream), apiToken, g)
 		g.Mount(api.MCP.Path, guard)
 		g.Mount(api.MCP.Path+"/", guard)
 		g.Mount("/.well-known/oauth-protected-resource", guard)
