@@ -96,7 +96,8 @@ func ListMembers(ctx context.Context, users keygate.UserService, org *keygate.Or
 	return out, nil
 }
 
-// NewMember is an invitation: an existing user is added by email; for a new
+// NewMember is a direct add, the site operator's power (owners invite
+// instead, see Invitations): an existing user is added by email; for a new
 // email a user is created with the given name and password.
 type NewMember struct {
 	Email    string
@@ -106,7 +107,9 @@ type NewMember struct {
 }
 
 // AddMember adds a user to org with a role, creating the user when the
-// email is new. ECONFLICT when they are already a member.
+// email is new. ECONFLICT when they are already a member. Its refusals tell
+// whether the email has an account, so only site administrators reach it:
+// owners invite.
 func AddMember(ctx context.Context, users keygate.UserService, org *keygate.Organization, m NewMember, now time.Time) (*Member, error) {
 	if err := validRole(m.Role); err != nil {
 		return nil, err
