@@ -17,6 +17,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
 	"github.com/keygate/keygate/server"
 )
@@ -46,6 +47,9 @@ type settings struct {
 	storeTimeout  string // cache.store_timeout; "" for the default
 	redisURL      string // rate_limiter.redis_url; "" for the cluster's Redis
 	onRedisDown   string // rate_limiter.on_redis_failure; "" for closed
+	// wrap, if set, wraps the instance's store (opened by the test) to
+	// watch what the instance asks of it.
+	wrap func(keygate.Store) keygate.Store
 }
 
 // defaults keep the production cache TTL: whatever reaches other instances
@@ -158,7 +162,16 @@ apis:
 		c.t.Fatalf("config: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(c.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("instance", name)
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: logger})
+	opts := server.Options{Logger: logger}
+	if s.wrap != nil {
+		store, err := postgres.Open(context.Background(), cfg.DatabaseURL)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.t.Cleanup(func() { store.Close() }) // after the shutdown below
+		opts.Store = s.wrap(store)
+	}
+	srv, err := server.New(context.Background(), cfg, opts)
 	if err != nil {
 		c.t.Fatalf("server.New(%s): %v", name, err)
 	}

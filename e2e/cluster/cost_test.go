@@ -1,0 +1,169 @@
+package cluster_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate"
+)
+
+// lookupCounter counts the store calls a token lookup makes; each is one
+// SQL statement (FindTokenByHash one SELECT on the primary, or on a
+// replica and, when the replica misses, on the primary).
+type lookupCounter struct {
+	keygate.Store
+	tokens, orgs atomic.Int64
+}
+
+func (l *lookupCounter) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
+	l.tokens.Add(1)
+	return l.Store.FindTokenByHash(ctx, hash)
+}
+
+func (l *lookupCounter) FindOrganizationByID(ctx context.Context, id string) (*keygate.Organization, error) {
+	l.orgs.Add(1)
+	return l.Store.FindOrganizationByID(ctx, id)
+}
+
+// TestCostPerRequest measures what requests cost the services instances
+// share, for the capacity model in docs/deployment.md: Redis commands and
+// bytes per rate-limited request, and PostgreSQL statements per token
+// lookup that misses the cache. It asserts what the model relies on: one
+// Redis call per limited request, one statement per uncached token (and
+// one per organization), none for a cached one.
+func TestCostPerRequest(t *testing.T) {
+	redisServer := startOwnRedis(t)
+	c := newCluster(t)
+	counter := &lookupCounter{}
+	c.start(1, settings{ttl: "5m", staleIfError: "5m", flushInterval: "1h",
+		redisURL: "redis://" + redisServer.addr + "/0", onRedisDown: "local",
+		wrap: func(s keygate.Store) keygate.Store { counter.Store = s; return counter }}, "")
+	in := c.instances[0]
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: redisServer.addr})
+	defer rdb.Close()
+
+	// PostgreSQL: the first request of each of 50 new tokens, then each
+	// again.
+	const tokens = 50
+	secrets := make([]string, tokens)
+	for i := range secrets {
+		_, secrets[i] = c.token(in)
+	}
+	for round, want := range []int64{tokens, 0} {
+		before, beforeOrgs := counter.tokens.Load(), counter.orgs.Load()
+		for _, secret := range secrets {
+			if a := in.get("/api/v1/organization", secret); a.status != http.StatusOK {
+				t.Fatalf("%d %s", a.status, a.body)
+			}
+		}
+		got, orgs := counter.tokens.Load()-before, counter.orgs.Load()-beforeOrgs
+		t.Logf("round %d: %d requests with %d tokens: %d token statements, %d organization statements", round+1, tokens, tokens, got, orgs)
+		if got != want || orgs > 1 || round == 1 && orgs != 0 {
+			t.Errorf("round %d: %d token and %d organization statements for %d tokens, want %d and at most one (none once cached)", round+1, got, orgs, tokens, want)
+		}
+	}
+
+	// Redis: requests on a rate-limited route, from 16 clients.
+	const requests = 2000
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= requests {
+				a := in.get("/api/v1/limited", secrets[0])
+				if a.status != http.StatusOK && a.status != http.StatusTooManyRequests {
+					t.Errorf("%d %s", a.status, a.body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(began)
+	stats := redisInfo(t, rdb, "stats")
+	commands := redisInfo(t, rdb, "commandstats")
+	// commandstats counts the commands scripts run too (GET, TIME, SET):
+	// what crosses the network is EVALSHA (EVAL once, for a script Redis
+	// does not know yet) and HELLO per new connection.
+	var roundTrips, scripts int64
+	var names []string
+	for name, v := range commands {
+		n := field(v, "calls")
+		if name == "cmdstat_info" || name == "cmdstat_config|resetstat" {
+			continue
+		}
+		switch name {
+		case "cmdstat_evalsha", "cmdstat_eval":
+			scripts += n
+			roundTrips += n
+		case "cmdstat_hello":
+			roundTrips += n
+		}
+		names = append(names, strings.TrimPrefix(name, "cmdstat_")+"="+strconv.FormatInt(n, 10))
+	}
+	slices.Sort(names)
+	// The instance's heartbeat is one script call every 2 s.
+	beats := int64(elapsed/(2*time.Second)) + 1
+	in0, out0 := stats["total_net_input_bytes"], stats["total_net_output_bytes"]
+	inBytes, _ := strconv.ParseInt(in0, 10, 64)
+	outBytes, _ := strconv.ParseInt(out0, 10, 64)
+	t.Logf("%d limited requests in %s: Redis commands %v; %.2f script calls per request (up to %d heartbeats included), %.0f bytes in and %.0f bytes out per request",
+		requests, elapsed.Round(time.Millisecond), names, float64(scripts)/requests, beats, float64(inBytes)/requests, float64(outBytes)/requests)
+	if scripts < requests || scripts > requests+beats+2 {
+		t.Errorf("%d script calls for %d limited requests, want one each (plus %d heartbeats, and an EVAL for each script Redis did not know yet)", scripts, requests, beats)
+	}
+	t.Logf("%d round trips to Redis in all (%d script calls, the rest new connections' HELLO); Redis spent %s µs per EVALSHA",
+		roundTrips, scripts, usecPerCall(commands["cmdstat_evalsha"]))
+}
+
+// redisInfo returns one INFO section as name → value.
+func redisInfo(t *testing.T, rdb *redis.Client, section string) map[string]string {
+	t.Helper()
+	text, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(text, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// field reads name=value out of an INFO value such as
+// "calls=3,usec=10,usec_per_call=3.33".
+func field(v, name string) int64 {
+	for _, kv := range strings.Split(v, ",") {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+			n, _ := strconv.ParseInt(val, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// usecPerCall reads usec_per_call out of an INFO commandstats value.
+func usecPerCall(v string) string {
+	for _, kv := range strings.Split(v, ",") {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == "usec_per_call" {
+			return val
+		}
+	}
+	return "?"
+}
