@@ -3,7 +3,9 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,4 +182,38 @@ func TestInviteAgainReplacesTheLink(t *testing.T) {
 	invited := f.login(f.globexOwner)
 	f.do(invited, "POST", "/api/v1/me/invitations/accept", `{"secret": "`+secretOf(t, first.URL)+`"}`).expect(http.StatusNotFound, nil)
 	f.do(invited, "POST", "/api/v1/me/invitations/accept", `{"secret": "`+secretOf(t, second.URL)+`"}`).expect(http.StatusOK, nil)
+}
+
+// Two accepts of one link sent at once: one joins, the other gets the
+// "not valid" answer, and there is one membership.
+func TestInvitationConcurrentAcceptsOneWins(t *testing.T) {
+	f := newFixture(t)
+	owner := f.login(f.owner)
+	invited := f.login(f.globexOwner)
+	for round := range 5 {
+		inv, _ := f.invite(owner, "owner@globex.test", "member")
+		body := `{"secret": "` + secretOf(t, inv.URL) + `"}`
+		codes := make([]int, 2)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range codes {
+			req := newRequest("POST", "/api/v1/me/invitations/accept", body, invited)
+			wg.Go(func() {
+				<-start
+				rec := httptest.NewRecorder()
+				f.handler.ServeHTTP(rec, req)
+				codes[i] = rec.Code
+			})
+		}
+		close(start)
+		wg.Wait()
+		if !(codes[0] == 200 && codes[1] == 404 || codes[0] == 404 && codes[1] == 200) {
+			t.Fatalf("round %d: answers %v, want one 200 and one 404", round, codes)
+		}
+		ms, err := f.store.ListMemberships(context.Background(), keygate.MembershipFilter{OrganizationID: f.acme.ID, UserID: f.globexOwner.ID})
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("round %d: memberships %v %v", round, ms, err)
+		}
+		f.do(owner, "DELETE", "/api/v1/orgs/acme/members/"+f.globexOwner.ID, "").expect(http.StatusNoContent, nil)
+	}
 }
