@@ -470,7 +470,7 @@ func TestBrowserPagesFitTheWindow(t *testing.T) {
 	b.run("logged in", chromedp.WaitVisible(chromedp.CSS("header .account")))
 	pages := map[string]string{
 		"tokens": "/orgs/demo/tokens", "members": "/orgs/demo/members", "plan": "/orgs/demo/settings",
-		"usage": "/orgs/demo/usage", "webhooks": "/orgs/demo/webhooks", "connected-apps": "/orgs/demo/connected-apps",
+		"usage": "/orgs/demo/usage", "webhooks": "/orgs/demo/webhooks", "connected-apps": "/orgs/demo/connected-apps", "email": "/orgs/demo/email",
 		"organizations": "/orgs", "token-form": "/orgs/demo/tokens/new?api=canskan",
 		"oauth-problem": "/oauth/authorize?client_id=unknown",
 	}
