@@ -104,17 +104,19 @@ func (c *cluster) start(n int, s settings, dbURL string) []*instance {
 	return started
 }
 
-func (c *cluster) startOne(s settings, dbURL string) *instance {
+// configFile writes the config of instance name to a new directory, with
+// its admin and API listeners on the given addresses, and returns its
+// path.
+func (c *cluster) configFile(s settings, dbURL, name, adminAddr, apiAddr string) string {
 	c.t.Helper()
 	if dbURL == "" {
 		dbURL = c.db
 	}
-	name := fmt.Sprintf("%s-%d", c.run, len(c.instances)+1)
 	dir := c.t.TempDir()
 	yaml := fmt.Sprintf(`data_dir: %q
 database_url: %q
 admin:
-  listen: 127.0.0.1:0
+  listen: %s
 rate_limiter:
   backend: redis
   redis_url: %q
@@ -133,7 +135,7 @@ log:
 apis:
   - name: %s
     preset: canskan
-    listen: 127.0.0.1:0
+    listen: %s
     upstream: %s
     token_prefix: csk_
     scopes: [attendees:read]
@@ -151,12 +153,22 @@ apis:
       - methods: [GET]
         path: /api/v1/attendees
         entitlements: {states: state}
-`, dir, pgtest.WithParam(c.t, dbURL, "application_name", name), withDefault(s.redisURL, c.redis), withDefault(s.onRedisDown, "closed"),
-		s.ttl, s.staleIfError, withDefault(s.storeTimeout, "2s"), s.flushInterval, api, c.upstream, limitPerMinute)
+`, dir, pgtest.WithParam(c.t, dbURL, "application_name", name), adminAddr, withDefault(s.redisURL, c.redis), withDefault(s.onRedisDown, "closed"),
+		s.ttl, s.staleIfError, withDefault(s.storeTimeout, "2s"), s.flushInterval, api, apiAddr, c.upstream, limitPerMinute)
 	path := filepath.Join(dir, "keygate.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
+	return path
+}
+
+func (c *cluster) startOne(s settings, dbURL string) *instance {
+	c.t.Helper()
+	if dbURL == "" {
+		dbURL = c.db
+	}
+	name := fmt.Sprintf("%s-%d", c.run, len(c.instances)+1)
+	path := c.configFile(s, dbURL, name, "127.0.0.1:0", "127.0.0.1:0")
 	cfg, err := config.Load(path)
 	if err != nil {
 		c.t.Fatalf("config: %v", err)

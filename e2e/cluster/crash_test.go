@@ -35,10 +35,7 @@ func TestKilledInstanceLosesAtMostOneFlushOfUsage(t *testing.T) {
 	t.Setenv(config.DatabaseURLEnv, "")
 	db := pgtest.NewSchema(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "keygate")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/keygate/keygate/cmd/keygate").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildKeygate(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{}`)
@@ -174,4 +171,15 @@ func freeAddr(t *testing.T) string {
 	}
 	t.Fatal("no free port found")
 	return ""
+}
+
+// buildKeygate builds the keygate command for the test to run as a process
+// of its own.
+func buildKeygate(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "keygate")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/keygate/keygate/cmd/keygate").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

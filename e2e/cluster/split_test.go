@@ -79,6 +79,76 @@ func TestRedisOutageInSharedSplitMode(t *testing.T) {
 	}
 }
 
+// TestSplitShareFollowsInstancesInTheDatabase: while Redis is down, the
+// instances are counted in the database. Three instances share a limit
+// of 50 per minute (two in this process, one a keygate process); Redis
+// dies, then the process is killed with SIGKILL: once its heartbeat row
+// expires, the others' share grows from 16 to 25. A new process started
+// during the outage counts at once, and the share shrinks back.
+func TestSplitShareFollowsInstancesInTheDatabase(t *testing.T) {
+	redisServer := startOwnRedis(t)
+	c := newCluster(t)
+	s := settings{ttl: "30s", staleIfError: "5m", flushInterval: "10s",
+		redisURL: "redis://" + redisServer.addr + "/0", onRedisDown: "shared-split"}
+	c.start(2, s, "")
+	bin := buildKeygate(t)
+	process := func(name string) *exec.Cmd {
+		apiAddr := freeAddr(t)
+		cmd := exec.Command(bin, "serve", "--config", c.configFile(s, "", c.run+"-"+name, freeAddr(t), apiAddr))
+		cmd.Stderr = t.Output()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		up := &instance{name: name, base: "http://" + apiAddr}
+		for deadline := time.Now().Add(30 * time.Second); up.get("/api/v1/organization", "").status != http.StatusUnauthorized; {
+			if time.Now().After(deadline) {
+				t.Fatalf("keygate process %s did not answer within 30s", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return cmd
+	}
+	dying := process("p1")
+	// A beat later every instance has counted all three.
+	time.Sleep(redislimit.DefaultHeartbeat + 500*time.Millisecond)
+
+	in := c.instances[0]
+	// share sends 40 requests with a new token to one instance and counts
+	// those allowed: that instance's share of the limit.
+	share := func() int {
+		_, secret := c.token(in)
+		allowed := 0
+		for range 40 {
+			if in.get("/api/v1/limited", secret).status == http.StatusOK {
+				allowed++
+			}
+		}
+		return allowed
+	}
+	waitShare := func(want int, what string) {
+		t.Helper()
+		began := time.Now()
+		for got := share(); got != want; got = share() {
+			if time.Since(began) > 30*time.Second {
+				t.Fatalf("%s: the share is still %d after 30s, want %d", what, got, want)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		t.Logf("%s: share %d of %d after %s", what, want, limitPerMinute, time.Since(began).Round(100*time.Millisecond))
+	}
+
+	redisServer.kill()
+	if got := share(); got != limitPerMinute/3 {
+		t.Fatalf("three instances, Redis down: share %d, want %d", got, limitPerMinute/3)
+	}
+	dying.Process.Kill() // SIGKILL: no withdrawal, the row must expire
+	dying.Wait()
+	waitShare(limitPerMinute/2, "an instance killed during the outage")
+	process("p2")
+	waitShare(limitPerMinute/3, "an instance started during the outage")
+}
+
 // ownRedis is a redis-server the test can kill and start again on the same
 // port, empty (no persistence), as a crashed Redis comes back.
 type ownRedis struct {
