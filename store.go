@@ -2,6 +2,7 @@ package keygate
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -202,4 +203,27 @@ type ChangeFeed interface {
 	// call began, until ctx ends. It keeps retrying through connection loss
 	// and catches up on what it missed.
 	WatchChanges(ctx context.Context, fn func(Change)) error
+}
+
+// DefaultStoreTimeout bounds one store call on a request's path when
+// nothing else is configured (cache.store_timeout).
+const DefaultStoreTimeout = 2 * time.Second
+
+// StoreContext bounds one store call made on a request's path by timeout
+// (DefaultStoreTimeout when not positive), on top of the request's own
+// context: a database that stops answering, connections open and nothing
+// coming back, then fails the request with EUNAVAILABLE within timeout
+// instead of holding it for as long as the client waits.
+func StoreContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		timeout = DefaultStoreTimeout
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// StoreTimedOut reports whether err is a store call's deadline passing
+// while the request itself is still waiting, ctx being the request's own
+// context: an outage to answer 503, not a client that went away.
+func StoreTimedOut(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
 }

@@ -53,6 +53,9 @@ type Deps struct {
 	// Invitations, when set, is handed every new invitation's link to send
 	// to the invitee; nil: only the inviter gets the link, in the answer.
 	Invitations manage.InvitationNotifier
+	// StoreTimeout bounds the admin key or session lookup that starts
+	// every request (cache.store_timeout); 0: keygate.DefaultStoreTimeout.
+	StoreTimeout time.Duration
 	// EmailSending says whether keygate has a mail server (email.smtp_url),
 	// shown beside the organizations' email settings.
 	EmailSending bool

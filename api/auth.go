@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/manage"
@@ -14,7 +15,31 @@ import (
 // so a script never silently acts as whoever is logged in to the browser.
 // A session must carry its CSRF token in the X-CSRF-Token header on every
 // request that changes something.
+//
+// The admin key or session is looked up under its own deadline
+// (Deps.StoreTimeout): a database that stops answering gets the caller a
+// 503 within it instead of a request that hangs.
 func (h *Handler) authenticate(r *http.Request) (manage.Caller, error) {
+	ctx, cancel := keygate.StoreContext(r.Context(), h.d.StoreTimeout)
+	defer cancel()
+	c, err := h.authenticateWithin(r.WithContext(ctx))
+	if keygate.StoreTimedOut(r.Context(), err) {
+		h.d.Logger.Warn("api: the database did not answer an authentication lookup in time", "timeout", h.storeTimeout())
+		return manage.Caller{}, errStoreTimeout
+	}
+	return c, err
+}
+
+var errStoreTimeout = keygate.Errorf(keygate.EUNAVAILABLE, "The database did not answer in time; try again.")
+
+func (h *Handler) storeTimeout() time.Duration {
+	if h.d.StoreTimeout > 0 {
+		return h.d.StoreTimeout
+	}
+	return keygate.DefaultStoreTimeout
+}
+
+func (h *Handler) authenticateWithin(r *http.Request) (manage.Caller, error) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, secret, ok := strings.Cut(auth, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {

@@ -535,7 +535,7 @@ func TestVerifyAPI(t *testing.T) {
 	if err := f.store.CreateAdminKey(context.Background(), &keygate.AdminKey{Name: "t", Hash: keygate.HashToken(adminSecret), Hint: "kgadm_…", CreatedAt: f.now}); err != nil {
 		t.Fatal(err)
 	}
-	h := gateway.VerifyHandler(map[string]*gateway.Gateway{"cannmenus": f.menusGW}, f.store)
+	h := gateway.VerifyHandler(map[string]*gateway.Gateway{"cannmenus": f.menusGW}, f.store, 0)
 	call := func(key, body string) (int, string) {
 		req := httptest.NewRequest("POST", "/api/v1/verify", strings.NewReader(body))
 		if key != "" {

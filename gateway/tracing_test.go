@@ -285,7 +285,7 @@ func TestTracingVerifyCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, rec := tracedGateway(t, f, "")
-	h := gateway.VerifyHandler(map[string]*gateway.Gateway{"cannmenus": g}, f.store)
+	h := gateway.VerifyHandler(map[string]*gateway.Gateway{"cannmenus": g}, f.store, 0)
 	for _, tc := range []struct {
 		query, outcome, refusal string
 	}{

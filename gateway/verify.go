@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate"
 )
@@ -24,9 +25,12 @@ type (
 // in their own code. Callers authenticate with an admin key
 // (Authorization: Bearer kgadm_…): the endpoint is an oracle for tokens, so
 // it is not public.
-func VerifyHandler(gateways map[string]*Gateway, keys keygate.AdminKeyService) http.Handler {
+//
+// The admin key is looked up under its own deadline, storeTimeout (0:
+// keygate.DefaultStoreTimeout), as token lookups are.
+func VerifyHandler(gateways map[string]*Gateway, keys keygate.AdminKeyService, storeTimeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := authenticateAdminKey(r, keys); err != nil {
+		if err := authenticateAdminKey(r, keys, storeTimeout); err != nil {
 			writeAPIError(w, err)
 			return
 		}
@@ -104,15 +108,20 @@ func (g *Gateway) verifyResponse(d Decision, err error) VerifyResponse {
 	return resp
 }
 
-func authenticateAdminKey(r *http.Request, keys keygate.AdminKeyService) error {
+func authenticateAdminKey(r *http.Request, keys keygate.AdminKeyService, storeTimeout time.Duration) error {
 	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	secret = strings.TrimSpace(secret)
 	if !strings.EqualFold(scheme, "Bearer") || secret == "" || len(secret) > 256 {
 		return keygate.Errorf(keygate.EUNAUTHORIZED, "An admin key is required: Authorization: Bearer <admin key>.")
 	}
-	if _, err := keys.FindAdminKeyByHash(r.Context(), keygate.HashToken(secret)); err != nil {
-		if keygate.ErrorCode(err) == keygate.ENOTFOUND {
+	ctx, cancel := keygate.StoreContext(r.Context(), storeTimeout)
+	defer cancel()
+	if _, err := keys.FindAdminKeyByHash(ctx, keygate.HashToken(secret)); err != nil {
+		switch {
+		case keygate.ErrorCode(err) == keygate.ENOTFOUND:
 			return keygate.Errorf(keygate.EUNAUTHORIZED, "Invalid admin key.")
+		case keygate.StoreTimedOut(r.Context(), err):
+			return errStoreUnavailable
 		}
 		return err
 	}

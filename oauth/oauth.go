@@ -103,6 +103,9 @@ type Config struct {
 	// ClientIP returns the address a request comes from (honouring trusted
 	// proxies), for the login limits; nil: the connection's address.
 	ClientIP func(*http.Request) string
+	// StoreTimeout bounds each store read made to check an access token on
+	// an MCP endpoint (cache.store_timeout); 0: keygate.DefaultStoreTimeout.
+	StoreTimeout time.Duration
 	// Lifetimes; zero means the default.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
@@ -126,6 +129,7 @@ type Server struct {
 	accessTTL         time.Duration
 	refreshTTL        time.Duration
 	codeTTL           time.Duration
+	storeTimeout      time.Duration
 	now               func() time.Time
 
 	mu        sync.RWMutex
@@ -156,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 		accessTTL:         orDefault(cfg.AccessTokenTTL, DefaultAccessTokenTTL),
 		refreshTTL:        orDefault(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
 		codeTTL:           orDefault(cfg.CodeTTL, DefaultCodeTTL),
+		storeTimeout:      orDefault(cfg.StoreTimeout, keygate.DefaultStoreTimeout),
 		now:               cfg.Now,
 		resources:         map[string]*resource{},
 	}

@@ -243,12 +243,19 @@ func bearerToken(r *http.Request) (string, bool) {
 // verifyAccessToken checks an access token for the endpoint res and builds
 // the identity it acts for. Everything that can change after the token was
 // issued is read now: the grant (revocation), the membership of the user
-// who approved it, and the organization's plan and entitlements.
+// who approved it, and the organization's plan and entitlements. Each read
+// runs under its own deadline (StoreTimeout), so a database that stops
+// answering gets the client a 503 within it rather than a hang.
 func (s *Server) verifyAccessToken(ctx context.Context, token string, res *resource) (*keygate.Identity, *refusal) {
 	if !keygate.WellFormedToken(token, accessTokenPrefix) {
 		return nil, unauthenticated("The access token is invalid.")
 	}
-	tok, grant, err := s.findTokenGrant(ctx, keygate.HashToken(token))
+	var tok *keygate.OAuthToken
+	var grant *keygate.OAuthGrant
+	err := s.read(ctx, func(ctx context.Context) (err error) {
+		tok, grant, err = s.findTokenGrant(ctx, keygate.HashToken(token))
+		return err
+	})
 	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
 		return nil, unauthenticated("The access token is invalid.")
 	} else if err != nil {
@@ -264,14 +271,22 @@ func (s *Server) verifyAccessToken(ctx context.Context, token string, res *resou
 	case grant.Resource != res.url:
 		return nil, unauthenticated("The access token was issued for another resource.")
 	}
-	ms, err := s.store.ListMemberships(ctx, keygate.MembershipFilter{OrganizationID: grant.OrganizationID, UserID: grant.UserID})
+	var ms []*keygate.Membership
+	err = s.read(ctx, func(ctx context.Context) (err error) {
+		ms, err = s.store.ListMemberships(ctx, keygate.MembershipFilter{OrganizationID: grant.OrganizationID, UserID: grant.UserID})
+		return err
+	})
 	if err != nil {
 		return nil, s.storeRefusal(err)
 	}
 	if len(ms) == 0 {
 		return nil, unauthenticated("The user who approved this access is no longer a member of the organization.")
 	}
-	org, err := s.store.FindOrganizationByID(ctx, grant.OrganizationID)
+	var org *keygate.Organization
+	err = s.read(ctx, func(ctx context.Context) (err error) {
+		org, err = s.store.FindOrganizationByID(ctx, grant.OrganizationID)
+		return err
+	})
 	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
 		return nil, unauthenticated("The organization no longer exists.")
 	} else if err != nil {
@@ -287,6 +302,13 @@ func (s *Server) verifyAccessToken(ctx context.Context, token string, res *resou
 		Scopes:           slices.Clone(tok.ScopesOf(grant)),
 		API:              res.api.Name,
 	}, nil
+}
+
+// read runs one store read made for a request under its own deadline.
+func (s *Server) read(ctx context.Context, f func(context.Context) error) error {
+	rctx, cancel := keygate.StoreContext(ctx, s.storeTimeout)
+	defer cancel()
+	return f(rctx)
 }
 
 func (s *Server) storeRefusal(err error) *refusal {

@@ -9,7 +9,7 @@ import (
 )
 
 func gatewayVerify(s *Server) http.Handler {
-	return gateway.VerifyHandler(s.gateways, s.store)
+	return gateway.VerifyHandler(s.gateways, s.store, s.cfg.Cache.StoreTimeout)
 }
 
 // mountApplications adds the management API, the dashboard and the OAuth
@@ -23,7 +23,7 @@ func (s *Server) mountApplications(mux *http.ServeMux) {
 	mux.Handle("/api/v1/", api.New(api.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
 		Webhooks: s.webhooks, PendingUsage: s.usage, PublicURL: s.cfg.Admin.PublicURL, Invitations: s.invitations,
-		EmailSending: s.email.Enabled(),
+		EmailSending: s.email.Enabled(), StoreTimeout: s.cfg.Cache.StoreTimeout,
 	}))
 	s.mountOAuth(mux)
 	mux.Handle("/", dashboard.New(dashboard.Deps{

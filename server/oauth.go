@@ -20,7 +20,7 @@ func (s *Server) newOAuth() error {
 		Store: s.store, Sessions: s.sessions, Issuer: s.cfg.Admin.PublicURL, Logger: s.logger,
 		Clients: o.Clients, AllowPrivateCIMD: o.AllowPrivateCIMD, CIMDRootCAs: s.oauthRoots, DisableRegistration: !o.AllowDynamicRegistration,
 		LoginURL: o.LoginURL, Logins: s.logins, ClientIP: s.clientAddr,
-		AccessTokenTTL: o.AccessTokenTTL, RefreshTokenTTL: o.RefreshTokenTTL,
+		AccessTokenTTL: o.AccessTokenTTL, RefreshTokenTTL: o.RefreshTokenTTL, StoreTimeout: s.cfg.Cache.StoreTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("oauth: %w", err)
