@@ -59,13 +59,31 @@ func (r *Resolver) WithIPv6PrefixLength(bits int) (*Resolver, error) {
 // it is (IPv4-mapped IPv6 included), an IPv6 address by its prefix
 // ("2001:db8:1:2::/64"). The zero Addr (a Unix socket peer) is
 // "invalid IP", one bucket for all such clients.
-func (r *Resolver) Bucket(addr netip.Addr) string {
+func (r *Resolver) Bucket(addr netip.Addr) string { return Bucket(addr, r.ipv6Prefix) }
+
+// Bucket is the per-IP key of addr with IPv6 addresses counted by their
+// first ipv6Prefix bits (0: DefaultIPv6PrefixLength): the one rule every
+// per-address limit keys by, the gateway's and the login throttles alike.
+func Bucket(addr netip.Addr, ipv6Prefix int) string {
+	if ipv6Prefix <= 0 {
+		ipv6Prefix = DefaultIPv6PrefixLength
+	}
 	addr = normalize(addr)
-	if !addr.Is6() || r.ipv6Prefix >= 128 {
+	if !addr.Is6() || ipv6Prefix >= 128 {
 		return addr.String()
 	}
-	p, _ := addr.Prefix(r.ipv6Prefix)
+	p, _ := addr.Prefix(ipv6Prefix)
 	return p.String()
+}
+
+// BucketOf is Bucket of an address in text, as request handlers pass
+// it; text that is not an address is its own bucket.
+func BucketOf(addr string, ipv6Prefix int) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	return Bucket(a, ipv6Prefix)
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -156,6 +157,26 @@ func TestLoginAttemptsAreLimitedPerAddress(t *testing.T) {
 	form := b.get("/login")
 	b.post("/login", url.Values{"csrf_token": {field(t, csrfField, form.Body)}, "email": {"owner@acme.test"}, "password": {testPassword}}).
 		expect(t, http.StatusTooManyRequests, "Too many failed login attempts. Try again in 15 minutes.")
+}
+
+// An IPv6 client is one address for the login limits by its /64
+// (ipv6_prefix_length), as for the gateway's per-IP limits: guesses from a
+// new address of the same /64 each time are stopped all the same, while
+// the next /64 is another client.
+func TestLoginAttemptsFromOneIPv6PrefixAreLimitedTogether(t *testing.T) {
+	f := newFixture(t)
+	f.logins.PerAddress = 4
+	for i := 0; i < 4; i++ {
+		b := f.browserFrom(fmt.Sprintf("2001:db8:7:7::%x", i+1))
+		form := b.get("/login")
+		b.post("/login", url.Values{"csrf_token": {field(t, csrfField, form.Body)}, "email": {"guess" + string(rune('a'+i)) + "@acme.test"}, "password": {"x"}}).
+			expect(t, http.StatusUnauthorized, "Wrong email or password.")
+	}
+	b := f.browserFrom("2001:db8:7:7:ffff::1")
+	form := b.get("/login")
+	b.post("/login", url.Values{"csrf_token": {field(t, csrfField, form.Body)}, "email": {"owner@acme.test"}, "password": {testPassword}}).
+		expect(t, http.StatusTooManyRequests, "Too many failed login attempts. Try again in 15 minutes.")
+	f.browserFrom("2001:db8:7:8::1").login(f.owner)
 }
 
 // The page asked for before login is where login leads, but only pages of

@@ -171,7 +171,7 @@ func (s *Server) build(ctx context.Context) (err error) {
 	// management API and the OAuth login, so one login serves all three
 	// and failures count on every form.
 	s.sessions = &session.Manager{Sessions: s.store, Users: s.store, Secure: cfg.Admin.SecureCookies}
-	s.logins = &session.LoginLimiter{Audit: s.audit}
+	s.logins = &session.LoginLimiter{Audit: s.audit, IPv6PrefixLength: s.cfg.IPv6PrefixLength}
 	return s.newOAuth()
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/audit"
+	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/password"
 )
 
@@ -48,7 +49,11 @@ type LoginLimiter struct {
 	PerAccountBeforeDelay int           // failures per Window for one email before its attempts are spaced out; 0: default
 	MaxAccountDelay       time.Duration // the longest spacing; 0: default
 	Window                time.Duration // 0: default
-	Now                   func() time.Time
+	// IPv6PrefixLength is how much of an IPv6 address names one client
+	// (ipv6_prefix_length), as for the gateway's per-IP limits: a host
+	// picks any address of its /64 at will. 0: clientip's default, 64.
+	IPv6PrefixLength int
+	Now              func() time.Time
 	// Audit, when set, records failed and throttled attempts (a success
 	// is recorded where its session is stored).
 	Audit *audit.Log
@@ -134,8 +139,10 @@ func checkPassword(ctx context.Context, users keygate.UserService, email, pw str
 }
 
 // begin checks every limit for email from ip and, when none holds, counts
-// the attempt under each: one step under the lock.
+// the attempt under each: one step under the lock. An IPv6 address counts
+// by its prefix (IPv6PrefixLength).
 func (l *LoginLimiter) begin(email, ip string) attempt {
+	ip = clientip.BucketOf(ip, l.IPv6PrefixLength)
 	a := attempt{
 		pair:     "account-address:" + email + "\x00" + ip,
 		address:  "address:" + ip,

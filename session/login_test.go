@@ -81,6 +81,40 @@ func TestLoginLimiterPerAccountAndAddress(t *testing.T) {
 	check("ann@example.com", "right", "10.9.9.9", "", "")
 }
 
+// An IPv6 client counts by its /64, as in the gateway's per-IP limits: a
+// host picks any address of its /64 at will, so a new address per guess
+// gains it nothing. Another /64 is another client; ipv6_prefix_length 128
+// counts every address on its own; IPv4 and IPv4-mapped IPv6 addresses
+// are one client.
+func TestLoginLimiterCountsAnIPv6ClientByItsPrefix(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	const tooMany = "Too many failed login attempts. Try again in 10 minutes."
+	l := &session.LoginLimiter{PerAccountAddress: 2, PerAddress: 3, Window: 10 * time.Minute, Now: func() time.Time { return now }}
+	check := newLoginCheck(t, l)
+	// One account, one /64, a new address each time.
+	check("ann@example.com", "bad", "2001:db8:1:2::1", keygate.EUNAUTHORIZED, wrong)
+	check("ann@example.com", "bad", "2001:db8:1:2:aaaa::2", keygate.EUNAUTHORIZED, wrong)
+	check("ann@example.com", "right", "2001:db8:1:2:ffff:ffff:ffff:fffe", keygate.ERATELIMITED, tooMany)
+	check("ann@example.com", "right", "2001:db8:1:3::1", "", "") // the next /64
+	// Across accounts, the same /64.
+	check("x@example.com", "bad", "2001:db8:9:9::1", keygate.EUNAUTHORIZED, wrong)
+	check("y@example.com", "bad", "2001:db8:9:9::2", keygate.EUNAUTHORIZED, wrong)
+	check("z@example.com", "bad", "2001:db8:9:9::3", keygate.EUNAUTHORIZED, wrong)
+	check("w@example.com", "bad", "2001:db8:9:9::4", keygate.ERATELIMITED, tooMany)
+	// IPv4 and its IPv4-mapped IPv6 spelling are one client.
+	check("x@example.com", "bad", "192.0.2.7", keygate.EUNAUTHORIZED, wrong)
+	check("y@example.com", "bad", "::ffff:192.0.2.7", keygate.EUNAUTHORIZED, wrong)
+	check("z@example.com", "bad", "192.0.2.7", keygate.EUNAUTHORIZED, wrong)
+	check("w@example.com", "bad", "::ffff:192.0.2.7", keygate.ERATELIMITED, tooMany)
+
+	whole := &session.LoginLimiter{PerAccountAddress: 2, Window: 10 * time.Minute, IPv6PrefixLength: 128, Now: func() time.Time { return now }}
+	check = newLoginCheck(t, whole)
+	check("ann@example.com", "bad", "2001:db8:1:2::1", keygate.EUNAUTHORIZED, wrong)
+	check("ann@example.com", "bad", "2001:db8:1:2::1", keygate.EUNAUTHORIZED, wrong)
+	check("ann@example.com", "right", "2001:db8:1:2::1", keygate.ERATELIMITED, tooMany)
+	check("ann@example.com", "right", "2001:db8:1:2::2", "", "")
+}
+
 // Guesses for one account from many addresses are spaced out once the
 // account's free failures are used: 1 s after the last, doubling up to the
 // maximum. Addresses that logged in to the account before are exempt, so
