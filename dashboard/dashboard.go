@@ -48,6 +48,9 @@ type Deps struct {
 	// ClientIP returns the address a request comes from (honouring trusted
 	// proxies); nil: the connection's address.
 	ClientIP func(*http.Request) string
+	// IPv6PrefixLength is how much of an IPv6 address names one client for
+	// the per-address limits (ipv6_prefix_length); 0: 64.
+	IPv6PrefixLength int
 	// Webhooks sends the organizations' webhook events: token.created and
 	// token.deleted after this handler creates or deletes a token, and test
 	// events. nil when the store keeps no webhooks: then no events go out

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/session"
 )
@@ -103,7 +104,8 @@ type invitationPage struct {
 // up its allowance of invitation pages; then 429.
 func (h *Handler) limitInvitationPages(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, err := h.d.Limiter.Allow(r.Context(), "admin:invitations:ip:"+h.d.ClientIP(r), invitationPageLimit.Limit, invitationPageLimit.Period)
+		key := "admin:invitations:ip:" + clientip.BucketOf(h.d.ClientIP(r), h.d.IPv6PrefixLength)
+		res, err := h.d.Limiter.Allow(r.Context(), key, invitationPageLimit.Limit, invitationPageLimit.Period)
 		if err != nil {
 			h.d.Logger.WarnContext(r.Context(), "rate limiter unavailable for invitation pages", "error", err)
 		} else if res.SetHeaders(w.Header()); !res.Allowed {

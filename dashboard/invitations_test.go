@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"fmt"
 	"context"
 	"net/http"
 	"net/url"
@@ -117,4 +118,11 @@ func TestInvitationPagesLimitedPerAddress(t *testing.T) {
 	}
 	// Another address is not affected.
 	f.browserFrom("198.51.100.8").get("/invitations/" + strings.Repeat("z", 43)).expect(t, http.StatusNotFound)
+
+	// An IPv6 client is its /64, whichever of its addresses it uses.
+	for i := range 30 {
+		f.browserFrom(fmt.Sprintf("2001:db8:5:5::%x", i+1)).get("/invitations/" + strings.Repeat("y", 43)).expect(t, http.StatusNotFound)
+	}
+	f.browserFrom("2001:db8:5:5:ffff::1").get("/invitations/" + strings.Repeat("y", 43)).expect(t, http.StatusTooManyRequests, "Too many requests from your address")
+	f.browserFrom("2001:db8:5:6::1").get("/invitations/" + strings.Repeat("y", 43)).expect(t, http.StatusNotFound)
 }
