@@ -20,6 +20,7 @@ const (
 	ERATELIMITED   = "rate_limited"          // limit exceeded
 	ENOTFOUND      = "not_found"             // unknown route or record
 	EUPSTREAM      = "bad_gateway"           // the upstream could not be reached
+	EUPSTREAMSLOW  = "gateway_timeout"       // the upstream did not connect or answer in time
 	EUNAVAILABLE   = "unavailable"           // a dependency (database, Redis in closed mode) is down
 	EINTERNAL      = "internal"              // a bug or unexpected failure
 	EINVALID       = "invalid"               // bad input from a caller

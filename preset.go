@@ -133,6 +133,9 @@ type API struct {
 	// the MCP endpoint's resource URL is built from it.
 	PublicURL string
 	Upstream  string // URL requests are forwarded to
+	// UpstreamTimeout bounds the wait for the upstream's response head
+	// once the request is sent; past it the client gets the preset's 504.
+	UpstreamTimeout time.Duration
 	Tokens    TokenPolicy
 	Routes    []Route
 	// PublicRateLimit and TokenRateLimit are the API's defaults, starting

@@ -121,6 +121,7 @@ func (c *checker) api(path string, f *fileAPI) *keygate.API {
 		c.fail(path+".upstream", `%s such as "http://127.0.0.1:9080", got %q`, reason, f.Upstream)
 	}
 	api.Upstream = f.Upstream
+	api.UpstreamTimeout = c.duration(path+".upstream_timeout", f.UpstreamTimeout, DefaultUpstreamTimeout, false)
 	api.Tokens = c.tokenPolicy(path, f, api.Preset)
 	api.PublicRateLimit = c.defaultRateLimit(path+".rate_limits.public", f.RateLimits.Public, api.Preset.PublicRateLimit, keygate.AccessPublic)
 	api.TokenRateLimit = c.defaultRateLimit(path+".rate_limits.token", f.RateLimits.Token, api.Preset.TokenRateLimit, keygate.AccessToken)
@@ -185,6 +186,7 @@ func customResponses() map[string]keygate.Response {
 		keygate.ERATELIMITED:  r(429, keygate.ERATELIMITED, "Too many requests."),
 		keygate.ENOTFOUND:     r(404, keygate.ENOTFOUND, "Not found."),
 		keygate.EUPSTREAM:     r(502, keygate.EUPSTREAM, "The upstream API could not be reached."),
+		keygate.EUPSTREAMSLOW: r(504, keygate.EUPSTREAMSLOW, "The upstream API did not answer in time."),
 		keygate.EUNAVAILABLE:  r(503, keygate.EUNAVAILABLE, "Service unavailable."),
 		keygate.EINTERNAL:     r(500, keygate.EINTERNAL, "Internal server error."),
 		keygate.ETOOLARGE:     r(413, keygate.ETOOLARGE, "The request body is too large."),

@@ -33,6 +33,11 @@ import (
 // database_url, so a password need not be written into the file.
 const DatabaseURLEnv = "KEYGATE_DATABASE_URL"
 
+// DefaultUpstreamTimeout is apis[].upstream_timeout's default: how long
+// keygate waits for an upstream's response head, as nginx's
+// proxy_read_timeout does.
+const DefaultUpstreamTimeout = 60 * time.Second
+
 // DefaultRedisTimeout is rate_limiter.redis_timeout's default.
 const DefaultRedisTimeout = 250 * time.Millisecond
 

@@ -39,7 +39,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		// Unknown keys, with a suggestion when the key is a near miss.
 		{"unknown top-level key", "data_dri: x\n" + minimal, `keygate.yaml:1: data_dri: unknown key (did you mean "data_dir"?)`},
 		{"unknown route key", withRoute("        acess: token\n"), `keygate.yaml:9: apis[0].routes[0].acess: unknown key (did you mean "access"?)`},
-		{"unknown API key", withAPI("    colour: blue\n"), `keygate.yaml:9: apis[0].colour: unknown key; known keys: allow_never_expiry, custom_preset, host, listen, max_active_tokens, mcp, name, preset, public_url, rate_limits, routes, scopes, token_prefix, upstream`},
+		{"unknown API key", withAPI("    colour: blue\n"), `keygate.yaml:9: apis[0].colour: unknown key; known keys: allow_never_expiry, custom_preset, host, listen, max_active_tokens, mcp, name, preset, public_url, rate_limits, routes, scopes, token_prefix, upstream, upstream_timeout`},
 		{"unknown admin key", "admin:\n  port: 8090\n" + minimal, `keygate.yaml:2: admin.port: unknown key; known keys: listen, public_url, secure_cookies`},
 		{"unknown rate limit key", withAPI("    rate_limits:\n      token: {key: token, limt: 5}\n"), `keygate.yaml:10: apis[0].rate_limits.token.limt: unknown key (did you mean "limit"?)`},
 		{"unknown route rate limit key", withRoute("        rate_limit:\n          limit: 5\n          window: 1m\n"), `keygate.yaml:11: apis[0].routes[0].rate_limit.window: unknown key; known keys: key, limit, period, plans`},
@@ -168,7 +168,7 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"route limit negative", withRoute("        rate_limit: {key: org, limit: -3}\n"), `keygate.yaml:9: apis[0].routes[0].rate_limit.limit: must be greater than 0, got -3`},
 
 		// Custom presets.
-		{"custom response code", strings.Replace(minimal, "preset: cannmenus", "preset: custom\n    custom_preset:\n      responses:\n        missing: {status: 401}", 1), `keygate.yaml:6: apis[0].custom_preset.responses.missing: must be a keygate error code (bad_gateway, entitlement_forbidden, insufficient_scope, internal, invalid, not_found, plan_forbidden, rate_limited, token_expired, token_invalid, token_missing, too_large, unavailable), got "missing"`},
+		{"custom response code", strings.Replace(minimal, "preset: cannmenus", "preset: custom\n    custom_preset:\n      responses:\n        missing: {status: 401}", 1), `keygate.yaml:6: apis[0].custom_preset.responses.missing: must be a keygate error code (bad_gateway, entitlement_forbidden, gateway_timeout, insufficient_scope, internal, invalid, not_found, plan_forbidden, rate_limited, token_expired, token_invalid, token_missing, too_large, unavailable), got "missing"`},
 		{"custom response status", strings.Replace(minimal, "preset: cannmenus", "preset: custom\n    custom_preset:\n      responses:\n        token_missing: {status: 41}", 1), `keygate.yaml:6: apis[0].custom_preset.responses.token_missing.status: must be an HTTP status from 100 to 599, got 41`},
 		{"custom response body", strings.Replace(minimal, "preset: cannmenus", "preset: custom\n    custom_preset:\n      responses:\n        token_missing: {body: 'missing key'}", 1), `keygate.yaml:6: apis[0].custom_preset.responses.token_missing.body: must be JSON (it is sent as application/json), got "missing key"`},
 		{"custom header", strings.Replace(minimal, "preset: cannmenus", "preset: custom\n    custom_preset: {token_header: \"X Key\"}", 1), `keygate.yaml:4: apis[0].custom_preset.token_header: must be an HTTP header name such as "X-Api-Key", got "X Key"`},

@@ -103,8 +103,10 @@ func TestDefaults(t *testing.T) {
 		Listen:    "127.0.0.1:8080",
 		PublicURL: "http://127.0.0.1:8080",
 		Upstream:  "http://127.0.0.1:9080",
-		Tokens:    keygate.TokenPolicy{BasePrefix: "cannmenus_", AllowNever: true, MaxActiveTokens: 2},
-		Routes:    []keygate.Route{{Methods: []string{"GET"}, Path: "/v2/products", Access: keygate.AccessToken}},
+		// nginx's proxy_read_timeout.
+		UpstreamTimeout: time.Minute,
+		Tokens:          keygate.TokenPolicy{BasePrefix: "cannmenus_", AllowNever: true, MaxActiveTokens: 2},
+		Routes:          []keygate.Route{{Methods: []string{"GET"}, Path: "/v2/products", Access: keygate.AccessToken}},
 		// Every preset limits failed authentication per client address.
 		FailedAuthRateLimit: &keygate.RateLimit{Key: keygate.LimitByIP, Limit: 60, Period: time.Minute},
 	}

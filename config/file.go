@@ -138,6 +138,7 @@ type fileAPI struct {
 	Host             string            `yaml:"host"`
 	PublicURL        string            `yaml:"public_url"`
 	Upstream         string            `yaml:"upstream"`
+	UpstreamTimeout  string            `yaml:"upstream_timeout"`
 	TokenPrefix      string            `yaml:"token_prefix"`
 	Scopes           []string          `yaml:"scopes"`
 	AllowNeverExpiry *bool             `yaml:"allow_never_expiry"`

@@ -136,9 +136,9 @@ type writerFunc func([]byte) (int, error)
 func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
 
 // An HTTPS upstream that accepts the connection and never completes the
-// TLS handshake answers the preset's 502 after the handshake timeout,
+// TLS handshake answers the preset's 504 after the handshake timeout,
 // instead of holding the request until the client gives up.
-func TestUpstreamStalledInTLSHandshakeIsABadGateway(t *testing.T) {
+func TestUpstreamStalledInTLSHandshakeIsAGatewayTimeout(t *testing.T) {
 	old := gateway.SetUpstreamTLSHandshakeTimeout(300 * time.Millisecond)
 	t.Cleanup(func() { gateway.SetUpstreamTLSHandshakeTimeout(old) })
 	f := newFixture(t)
@@ -157,8 +157,8 @@ func TestUpstreamStalledInTLSHandshakeIsABadGateway(t *testing.T) {
 	g.ServeHTTP(rec, req)
 	took := time.Since(start)
 	t.Logf("stalled TLS handshake answered %d after %v (timeout 300ms)", rec.Code, took.Round(time.Millisecond))
-	if rec.Code != 502 || rec.Body.String() != `{"detail": "Bad Gateway"}` {
-		t.Errorf("got %d %s, want 502 in the preset's shape", rec.Code, rec.Body)
+	if rec.Code != 504 || rec.Body.String() != `{"detail": "Gateway Timeout"}` {
+		t.Errorf("got %d %s, want 504 in the preset's shape", rec.Code, rec.Body)
 	}
 	if took > 3*time.Second {
 		t.Errorf("the request waited %v: no handshake timeout", took)

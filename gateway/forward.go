@@ -52,13 +52,18 @@ type forwardedContextKey struct{}
 // API's preset shape.
 func NewForwarder(api *keygate.API, upstream *url.URL, signer *identity.Signer, fail func(http.ResponseWriter, *http.Request, error), logger *slog.Logger) *Forwarder {
 	f := &Forwarder{api: api, headers: newUpstreamHeaders(api), signer: signer, client: newUpstreamClient(upstream), fail: fail, logger: logger}
+	transport := upstreamTransport()
+	if api.UpstreamTimeout > 0 {
+		f.client.timeouts.responseHeader = api.UpstreamTimeout
+		transport.ResponseHeaderTimeout = api.UpstreamTimeout
+	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 			f.rewriteHeaders(pr.Out)
 		},
-		Transport:    upstreamTransport(),
+		Transport:    transport,
 		ErrorHandler: f.upstreamError,
 	}
 	return f
@@ -171,9 +176,9 @@ func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		// The client went away; there is nobody to answer.
 		return
 	}
-	if errors.Is(err, errUpstreamTimeout) {
-		f.logger.Warn("upstream did not answer in time", "method", r.Method, "path", r.URL.Path)
-		f.fail(w, r, errUpstream)
+	if upstreamTimedOut(err) {
+		f.logger.Warn("upstream did not answer in time", "method", r.Method, "path", r.URL.Path, "error", err)
+		f.fail(w, r, errUpstreamSlow)
 		return
 	}
 	f.logger.Warn("upstream request failed", "method", r.Method, "path", r.URL.Path, "error", err)

@@ -239,7 +239,7 @@ func TestForwardUpstreamTimeouts(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 502 || string(b) != `{"detail": "Bad Gateway"}` {
+		if resp.StatusCode != 504 || string(b) != `{"detail": "Gateway Timeout"}` {
 			t.Errorf("%s upstream that never answers: %d %s", scheme, resp.StatusCode, b)
 		}
 		if waited := time.Since(start); waited > 5*time.Second {
@@ -265,4 +265,43 @@ func TestForwardToTLSUpstream(t *testing.T) {
 	if resp.StatusCode != 200 || string(b) != "/base/v2/products?states=California" {
 		t.Fatalf("TLS upstream: %d %s", resp.StatusCode, b)
 	}
+}
+
+// apis[].upstream_timeout bounds the wait for a slow upstream's answer:
+// past it the client gets the preset's 504, while an upstream that refuses
+// the connection is a 502.
+func TestForwardUpstreamTimeoutIsConfiguredPerAPI(t *testing.T) {
+	release := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Slow") != "" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer upstream.Close()
+	defer close(release) // before Close, which waits for the held handler
+	f := newFixture(t)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	api := menusAPI(upstream.URL)
+	api.UpstreamTimeout = 300 * time.Millisecond
+	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := map[string][]string{"X-Token": {secret}}
+	expect(t, "fast upstream", serve(gw, "GET", "/v2/products?states=California", headers), 200, "ok")
+	start := time.Now()
+	expect(t, "slow upstream", serve(gw, "GET", "/v2/products?states=California", map[string][]string{"X-Token": {secret}, "X-Slow": {"1"}}), 504, `{"detail": "Gateway Timeout"}`)
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Errorf("answered after %s, want the 300ms upstream_timeout", waited)
+	}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	gw, err = gateway.New(gateway.Config{API: menusAPI(closedURL), Tokens: f.tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "refused connection", serve(gw, "GET", "/v2/products?states=California", headers), 502, `{"detail": "Bad Gateway"}`)
 }

@@ -47,5 +47,6 @@ var (
 	errRateLimited  = keygate.Errorf(keygate.ERATELIMITED, "Too many requests.")
 	errTooLarge     = keygate.Errorf(keygate.ETOOLARGE, "Request body too large.")
 	errUpstream     = keygate.Errorf(keygate.EUPSTREAM, "Upstream unreachable.")
+	errUpstreamSlow = keygate.Errorf(keygate.EUPSTREAMSLOW, "Upstream did not answer in time.")
 	errCanceled     = keygate.Errorf(keygate.ECANCELED, "The client went away before an answer.")
 )

@@ -213,6 +213,16 @@ func (c *upstreamClient) exchange(pc *upstreamConn, in *http.Request, h http.Hea
 
 var errUpstreamTimeout = errors.New("upstream response header timeout")
 
+// upstreamTimedOut tells a slow upstream (connect, TLS handshake or
+// response head past its timeout: 504, as nginx answers) from one that
+// refused or broke the connection (502). The client's own cancellation is
+// handled before this is asked.
+func upstreamTimedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, errUpstreamTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
 // writeRequest writes in's method, the upstream's path and query, header h
 // and the body: with its Content-Length when known, chunked otherwise.
 func (c *upstreamClient) writeRequest(bw *bufio.Writer, in *http.Request, h http.Header) error {
