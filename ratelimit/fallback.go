@@ -105,6 +105,22 @@ type Counter interface {
 	Count(key string, period time.Duration) int
 }
 
+// Epocher is a shared backend that can tell whether it lost what it held:
+// Epoch names its current contents, and changes when it starts over empty
+// (a Redis restarted without persistence). A Fallback learns the epoch
+// while the backend answers; if it differs after an outage, every open
+// window of the local limiter goes back to the backend, not only those of
+// the keys limited during the outage.
+type Epocher interface {
+	Epoch(ctx context.Context) (string, error)
+}
+
+// Walker is a local limiter whose windows can be listed: each key with
+// requests in its window, how many, and the key's period.
+type Walker interface {
+	Walk(fn func(key string, inWindow int, period time.Duration))
+}
+
 // Fallback is the Limiter the gateway uses with Redis: it asks the shared
 // backend and, when that fails, applies its Mode until the backend answers
 // again. It logs once when an outage starts and once when it ends.
@@ -135,6 +151,12 @@ type Fallback struct {
 	sharedSeed Seeder  // nil when shared cannot be seeded
 	localSeed  Seeder  // nil when local cannot be seeded
 	counter    Counter // nil when local cannot be read
+	epocher    Epocher // nil when shared cannot tell a restart
+	walker     Walker  // nil when local cannot be listed
+
+	epochMu  sync.Mutex
+	epoch    string      // the shared backend's epoch as last learned; "" unknown
+	learning atomic.Bool // an Epoch call is under way
 
 	mu       sync.Mutex // orders outage transitions, their logs and callbacks
 	downedAt time.Time
@@ -186,6 +208,8 @@ func NewFallback(shared, local Limiter, opts FallbackOptions) (*Fallback, error)
 	f.sharedSeed, _ = shared.(Seeder)
 	f.localSeed, _ = local.(Seeder)
 	f.counter, _ = local.(Counter)
+	f.epocher, _ = shared.(Epocher)
+	f.walker, _ = local.(Walker)
 	if f.interval <= 0 {
 		f.interval = DefaultProbeInterval
 	}
@@ -253,6 +277,7 @@ func (f *Fallback) allow(ctx context.Context, key string, limit int, period time
 		if res.Allowed && f.localSeed != nil {
 			f.localSeed.Seed(ctx, key, 1, period)
 		}
+		f.learnEpoch()
 		return res, nil
 	}
 	if ctx.Err() != nil {
@@ -356,25 +381,70 @@ func (f *Fallback) touch(key string, res Result, period time.Duration) {
 // now: conservative, never over the limit. It returns the keys it could
 // not seed.
 func (f *Fallback) seedBackend(counts map[string]*outageCount) map[string]*outageCount {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if len(counts) == 0 || f.sharedSeed == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	seeded := 0
-	for key, c := range counts {
-		n := c.inWindow
-		if f.counter != nil {
-			n = f.counter.Count(key, c.period)
-		} else if time.Since(c.last) >= c.period {
-			n = 0
-		}
-		if n > 0 {
-			if err := f.sharedSeed.Seed(ctx, key, n, c.period); err != nil {
-				f.logger.Warn("rate limit backend back, but seeding it with the outage's counts failed; limiting locally until it answers",
-					"seeded", seeded, "error", err)
-				return counts
+	keys := make(chan string)
+	var (
+		mu       sync.Mutex
+		done     = map[string]bool{}
+		seeded   int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	// A few at a time: a Redis that lost its data may get every open
+	// window of a busy instance back, one round trip each.
+	for range min(8, len(counts)) {
+		wg.Go(func() {
+			for key := range keys {
+				c := counts[key]
+				n := c.inWindow
+				if f.counter != nil {
+					n = f.counter.Count(key, c.period)
+				} else if time.Since(c.last) >= c.period {
+					n = 0
+				}
+				var err error
+				if n > 0 {
+					err = f.sharedSeed.Seed(ctx, key, n, c.period)
+				}
+				mu.Lock()
+				switch {
+				case err != nil && firstErr == nil:
+					firstErr = err
+				case err == nil:
+					done[key] = true
+					if n > 0 {
+						seeded++
+					}
+				}
+				mu.Unlock()
 			}
-			seeded++
+		})
+	}
+	for key := range counts {
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
 		}
-		delete(counts, key)
+		keys <- key
+	}
+	close(keys)
+	wg.Wait()
+	left := map[string]*outageCount{}
+	for key, c := range counts {
+		if !done[key] {
+			left[key] = c
+		}
+	}
+	if firstErr != nil {
+		f.logger.Warn("rate limit backend back, but seeding it with the outage's counts failed; limiting locally until it answers",
+			"seeded", seeded, "left", len(left), "error", firstErr)
+		return left
 	}
 	if seeded > 0 {
 		f.logger.Info("rate limit backend seeded with what this instance allowed during the outage", "keys", seeded)
@@ -439,43 +509,96 @@ func (f *Fallback) probe() {
 	}
 }
 
-// recovered starts the end of an outage once the backend answered a ping:
-// the noted keys' local windows go to the backend (requests meanwhile pass
-// both limits, see allowRecovering), then the outage ends and the grace
-// begins.
+// learnEpoch fetches the backend's epoch in the background once, while it
+// answers, so that an outage can tell a backend that lost its data.
+func (f *Fallback) learnEpoch() {
+	if f.epocher == nil || f.walker == nil || f.knownEpoch() != "" || !f.learning.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer f.learning.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), f.interval)
+		defer cancel()
+		if e, err := f.epocher.Epoch(ctx); err == nil {
+			f.epochMu.Lock()
+			f.epoch = e
+			f.epochMu.Unlock()
+		}
+	}()
+}
+
+func (f *Fallback) knownEpoch() string {
+	f.epochMu.Lock()
+	defer f.epochMu.Unlock()
+	return f.epoch
+}
+
+// lostData reports whether the backend, answering again, holds other
+// contents than before the outage, and remembers its new epoch.
+func (f *Fallback) lostData() bool {
+	if f.epocher == nil || f.walker == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.interval)
+	defer cancel()
+	e, err := f.epocher.Epoch(ctx)
+	if err != nil {
+		return false
+	}
+	f.epochMu.Lock()
+	defer f.epochMu.Unlock()
+	lost := f.epoch != "" && f.epoch != e
+	f.epoch = e
+	return lost
+}
+
+// recovered ends an outage once the backend answered a ping: the noted
+// keys' local windows go to the backend (and every open local window, if
+// the backend lost its data), requests meanwhile passing both limits (see
+// allowRecovering); then the outage ends and the grace begins.
 func (f *Fallback) recovered() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if !f.degraded.Load() || f.seeding.Load() {
+		f.mu.Unlock()
 		return
 	}
 	f.touchedMu.Lock()
 	counts := f.touched
 	f.touched = nil
 	f.touchedMu.Unlock()
-	if len(counts) == 0 {
-		f.endOutage()
+	f.seeding.Store(true)
+	f.mu.Unlock()
+
+	if f.lostData() {
+		if counts == nil {
+			counts = map[string]*outageCount{}
+		}
+		walked := 0
+		f.walker.Walk(func(key string, n int, period time.Duration) {
+			if _, ok := counts[key]; !ok {
+				counts[key] = &outageCount{inWindow: n, period: period, last: time.Now()}
+				walked++
+			}
+		})
+		f.logger.Warn("rate limit backend came back without its data; giving it every open window this instance holds",
+			"keys", len(counts), "untouched_during_outage", walked)
+	}
+	left := f.seedBackend(counts)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seeding.Store(false)
+	if len(left) > 0 {
+		// Still degraded: the keys wait for the next ping that answers.
+		f.touchedMu.Lock()
+		for key, c := range f.touched {
+			left[key] = c
+		}
+		f.touched = left
+		f.touchedMu.Unlock()
 		return
 	}
-	f.seeding.Store(true)
-	go func() {
-		left := f.seedBackend(counts)
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if len(left) > 0 {
-			// Still degraded: the keys wait for the next ping that answers.
-			f.touchedMu.Lock()
-			for key, c := range f.touched {
-				left[key] = c
-			}
-			f.touched = left
-			f.touchedMu.Unlock()
-			f.seeding.Store(false)
-			return
-		}
-		f.seeding.Store(false)
-		f.endOutage()
-	}()
+	f.endOutage()
 }
 
 // endOutage marks the backend healthy again and starts the grace; f.mu is

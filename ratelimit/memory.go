@@ -149,6 +149,28 @@ func (m *Memory) Count(key string, period time.Duration) int {
 	return int(c.total())
 }
 
+// Walk implements Walker: fn gets every key with requests in its window
+// now, their number and the key's period (as its bucket width gives it).
+// It holds one shard's lock at a time; fn must not call the limiter.
+func (m *Memory) Walk(fn func(key string, inWindow int, period time.Duration)) {
+	for i := range m.shards {
+		s := &m.shards[i]
+		now := m.elapsed()
+		s.mu.Lock()
+		for key, w := range s.windows {
+			if w.idle(now) {
+				continue
+			}
+			c := *w
+			c.advance(now, c.width)
+			if n := c.total(); n > 0 {
+				fn(key, int(n), time.Duration(c.width*Buckets))
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
 // Len returns how many keys the limiter holds, idle ones not yet swept
 // included.
 func (m *Memory) Len() int {

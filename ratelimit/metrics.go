@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -83,6 +84,22 @@ func (i *instrumented) Ping(ctx context.Context) error {
 		return p.Ping(ctx)
 	}
 	return nil
+}
+
+// Epoch passes the question on to the limiter; one that cannot answer
+// fails, and the Fallback then seeds as if nothing was lost.
+func (i *instrumented) Epoch(ctx context.Context) (string, error) {
+	if e, ok := i.limiter.(Epocher); ok {
+		return e.Epoch(ctx)
+	}
+	return "", errors.New("ratelimit: the limiter has no epoch")
+}
+
+// Walk lists the limiter's windows when it can list them.
+func (i *instrumented) Walk(fn func(key string, inWindow int, period time.Duration)) {
+	if w, ok := i.limiter.(Walker); ok {
+		w.Walk(fn)
+	}
 }
 
 // Count reads the limiter's window when it can be read.

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,8 +237,9 @@ func TestNoBackendOnlyDecisionsWhileSeeding(t *testing.T) {
 // started again empty, and each instance reaches it through its own view,
 // which comes back when the instance's ping gets there.
 type restartable struct {
-	mu  sync.Mutex
-	mem *ratelimit.Memory
+	mu    sync.Mutex
+	mem   *ratelimit.Memory
+	epoch int
 }
 
 func (r *restartable) current() *ratelimit.Memory {
@@ -250,6 +252,7 @@ func (r *restartable) restartEmpty() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mem = ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: -1})
+	r.epoch++
 }
 
 // view is one instance's connection to a restartable.
@@ -270,6 +273,15 @@ func (v *view) Seed(ctx context.Context, key string, n int, period time.Duration
 		return errors.New("connection refused")
 	}
 	return v.r.current().Seed(ctx, key, n, period)
+}
+
+func (v *view) Epoch(context.Context) (string, error) {
+	if v.down.Load() {
+		return "", errors.New("connection refused")
+	}
+	v.r.mu.Lock()
+	defer v.r.mu.Unlock()
+	return fmt.Sprint(v.r.epoch), nil
 }
 
 func (v *view) Ping(context.Context) error {
@@ -335,5 +347,50 @@ func TestStaggeredRecoveryStaysWithinTheLimit(t *testing.T) {
 		if got := allowed(t, f, key, limit, 10); got != 0 {
 			t.Errorf("allowed %d more once every instance was back", got)
 		}
+	}
+}
+
+// TestRecoveryRestoresUntouchedKeysWhenRedisLostItsData: a key limited
+// before an outage but not during it is in the local mirror only. If Redis
+// comes back empty (its epoch changed), it gets that window back too; if
+// Redis was only unreachable, it already has it and is not given it twice.
+func TestRecoveryRestoresUntouchedKeysWhenRedisLostItsData(t *testing.T) {
+	for _, restart := range []bool{true, false} {
+		t.Run(fmt.Sprintf("restarted %v", restart), func(t *testing.T) {
+			redis := &restartable{}
+			redis.restartEmpty()
+			v := &view{r: redis}
+			local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+			t.Cleanup(func() { local.Close() })
+			f, err := ratelimit.NewFallback(v, local, ratelimit.FallbackOptions{
+				Mode: ratelimit.ModeSplit, ProbeInterval: time.Millisecond, RecoveryGrace: time.Hour,
+				Peers: func() int { return 1 },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			if got := allowed(t, f, "token:untouched", 30, 10); got != 10 {
+				t.Fatalf("allowed %d before the outage, want 10", got)
+			}
+			for deadline := time.Now().Add(5 * time.Second); f.KnownEpoch() == ""; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the backend's epoch was not learned within 5s")
+				}
+			}
+			v.down.Store(true)
+			allowed(t, f, "token:touched", 30, 1)
+			if restart {
+				redis.restartEmpty()
+			}
+			v.down.Store(false)
+			waitRecovered(t, f)
+			if n := redis.current().Count("token:untouched", time.Minute); n != 10 {
+				t.Errorf("Redis holds %d of the untouched key's window after the outage, want the 10 allowed before it", n)
+			}
+			if n := redis.current().Count("token:touched", time.Minute); n != 1 {
+				t.Errorf("Redis holds %d of the touched key's window, want 1", n)
+			}
+		})
 	}
 }

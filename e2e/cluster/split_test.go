@@ -24,8 +24,11 @@ func TestRedisOutageInSharedSplitMode(t *testing.T) {
 	// Every instance beats at start; a beat later each has counted all three.
 	time.Sleep(redislimit.DefaultHeartbeat + 500*time.Millisecond)
 	_, secret := c.token(c.instances[0])
+	// quiet is used before the outage only: its window must come back from
+	// the instances' mirrors although no instance limited it locally.
+	_, quiet := c.token(c.instances[0])
 
-	send := func(n int) int {
+	sendWith := func(secret string, n int) int {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		allowed := 0
@@ -46,8 +49,12 @@ func TestRedisOutageInSharedSplitMode(t *testing.T) {
 		wg.Wait()
 		return allowed
 	}
+	send := func(n int) int { return sendWith(secret, n) }
 
 	before := send(15)
+	if got := sendWith(quiet, 30); got != 30 {
+		t.Fatalf("the quiet token: %d of 30 allowed with Redis up", got)
+	}
 	redisServer.kill()
 	during := send(150)
 	redisServer.start()
@@ -73,6 +80,11 @@ func TestRedisOutageInSharedSplitMode(t *testing.T) {
 	// the others are back and have seeded theirs.
 	if float64(total) > 1.1*limitPerMinute {
 		t.Errorf("%d allowed in the window spanning Redis's return, empty: over 1.1× the limit of %d", total, limitPerMinute)
+	}
+	quietAfter := sendWith(quiet, 60)
+	t.Logf("the token used only before the outage: 30 allowed then, %d more after Redis came back empty", quietAfter)
+	if float64(30+quietAfter) > 1.1*limitPerMinute {
+		t.Errorf("the token used only before the outage got %d more after Redis came back empty: %d in one window", quietAfter, 30+quietAfter)
 	}
 	if during == 0 {
 		t.Error("nothing was allowed while Redis was down: shared-split should limit, not refuse")

@@ -10,7 +10,9 @@ package redislimit
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -95,6 +97,26 @@ func (l *Limiter) Seed(ctx context.Context, key string, n int, period time.Durat
 	}
 	_, err := l.run(ctx, key, 1, period, n)
 	return err
+}
+
+// epoch names what Redis holds: the first caller after Redis started
+// empty sets it, every later one reads it.
+var epoch = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+`)
+
+// Epoch implements ratelimit.Epocher: a name for Redis's contents, kept
+// under prefix+"epoch" with no expiry, which changes when Redis comes back
+// without its data.
+func (l *Limiter) Epoch(ctx context.Context) (string, error) {
+	var b [12]byte
+	rand.Read(b[:])
+	e, err := epoch.Run(ctx, l.client, []string{l.prefix + "epoch"}, hex.EncodeToString(b[:])).Text()
+	if err != nil {
+		return "", fmt.Errorf("redislimit: %w", err)
+	}
+	return e, nil
 }
 
 // Ping implements ratelimit.Pinger: whether Redis answers, deciding

@@ -38,6 +38,33 @@ func TestRedisSeed(t *testing.T) {
 	}
 }
 
+// TestRedisEpoch: every instance reads the same epoch while Redis keeps
+// its data, and a new one once it has lost it.
+func TestRedisEpoch(t *testing.T) {
+	client := newClient(t)
+	prefix := uniquePrefix(t, client)
+	a := redislimit.New(client, redislimit.Options{Prefix: prefix})
+	b := redislimit.New(client, redislimit.Options{Prefix: prefix})
+	ctx := context.Background()
+	first, err := a.Epoch(ctx)
+	if err != nil || first == "" {
+		t.Fatalf("Epoch() = %q, %v", first, err)
+	}
+	if again, err := b.Epoch(ctx); err != nil || again != first {
+		t.Fatalf("another instance's Epoch() = %q, %v; want %q", again, err, first)
+	}
+	if err := client.Del(ctx, prefix+"epoch").Err(); err != nil { // as a restart without persistence
+		t.Fatal(err)
+	}
+	after, err := b.Epoch(ctx)
+	if err != nil || after == first {
+		t.Fatalf("Epoch() after Redis lost its data = %q, %v; want a new one", after, err)
+	}
+	if again, err := a.Epoch(ctx); err != nil || again != after {
+		t.Fatalf("Epoch() = %q, %v; want %q, the new one", again, err, after)
+	}
+}
+
 // TestRedisPeersCountsLiveInstances: instances that beat are counted; one
 // that stops beating drops out after three intervals; the count is kept
 // while Redis cannot be reached.
