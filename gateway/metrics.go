@@ -67,3 +67,24 @@ func RegisterTokenCacheMetrics(reg prometheus.Registerer, t *Tokens) error {
 	}
 	return nil
 }
+
+// RegisterUsageMetrics exports whether usage writes keep up: requests
+// counted and not yet written (what a crash would lose), and failed writes.
+func RegisterUsageMetrics(reg prometheus.Registerer, u *Usage) error {
+	collectors := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keygate_usage_unwritten_requests",
+			Help: "Requests counted in memory and not yet written to the store: what a crash would lose of usage.",
+		}, func() float64 { return float64(u.Unwritten()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keygate_usage_write_failures_total",
+			Help: "Usage or last-used batch writes that failed (each is tried again).",
+		}, func() float64 { return float64(u.WriteFailures()) }),
+	}
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

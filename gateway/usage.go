@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -50,8 +51,9 @@ type Usage struct {
 	written  map[string]time.Time // minute last written per token
 	counts   map[usageKey]*keygate.UsageCount
 
-	flushMu sync.Mutex  // one counts write at a time
-	pending *usageBatch // a counts batch whose write failed, to be tried again as is
+	flushMu  sync.Mutex  // one counts write at a time
+	pending  *usageBatch // a counts batch whose write failed, to be tried again as is
+	failures atomic.Int64
 
 	done    chan struct{}
 	stopped sync.WaitGroup
@@ -173,6 +175,7 @@ func (u *Usage) flushLastUsed(ctx context.Context) error {
 		return nil
 	}
 	if err := u.store.TouchTokens(ctx, lastUsed); err != nil {
+		u.failures.Add(1)
 		u.unmarkWritten(lastUsed, previous)
 		u.restore(lastUsed)
 		u.logger.Warn("writing token last-used times failed; will retry", "tokens", len(lastUsed), "error", err)
@@ -202,6 +205,7 @@ func (u *Usage) flushCounts(ctx context.Context) error {
 			u.pending = b
 		}
 		if err := u.store.RecordUsage(ctx, u.pending.id, u.pending.rows); err != nil {
+			u.failures.Add(1)
 			u.logger.Warn("writing usage counters failed; will retry", "rows", len(u.pending.rows), "error", err)
 			return err
 		}
@@ -255,3 +259,25 @@ func (u *Usage) forgetPastMinutes(current time.Time, batch map[string]time.Time)
 		}
 	}
 }
+
+// Unwritten returns how many requests are counted in memory and not yet
+// written: what a crash now would lose.
+func (u *Usage) Unwritten() int64 {
+	var n int64
+	u.flushMu.Lock()
+	if u.pending != nil {
+		for _, c := range u.pending.rows {
+			n += c.Requests
+		}
+	}
+	u.flushMu.Unlock()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, c := range u.counts {
+		n += c.Requests
+	}
+	return n
+}
+
+// WriteFailures returns how many usage or last-used writes have failed.
+func (u *Usage) WriteFailures() int64 { return u.failures.Load() }

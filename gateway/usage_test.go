@@ -151,8 +151,14 @@ func TestUsageRetryAfterACommittedWriteCountsOnce(t *testing.T) {
 	for range 2 {
 		usage.Record(f.org.ID, tok.ID, 200, at)
 	}
+	if n, failed := usage.Unwritten(), usage.WriteFailures(); n != 302 || failed != 1 {
+		t.Errorf("after the failed write: %d requests unwritten and %d failures, want 302 and 1", n, failed)
+	}
 	if err := usage.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if n := usage.Unwritten(); n != 0 {
+		t.Errorf("%d requests unwritten after Close", n)
 	}
 	counts, err := f.store.ListUsage(context.Background(), keygate.UsageQuery{OrganizationID: f.org.ID, From: at.Add(-time.Hour), To: at.Add(time.Hour)})
 	if err != nil || len(counts) != 1 {

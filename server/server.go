@@ -149,6 +149,9 @@ func (s *Server) build(ctx context.Context) (err error) {
 	s.usage = gateway.NewUsage(s.store, gateway.UsageOptions{
 		LastUsedInterval: cfg.LastUsed.FlushInterval, CountsInterval: cfg.Usage.FlushInterval, Logger: s.logger,
 	})
+	if err = gateway.RegisterUsageMetrics(s.registry, s.usage); err != nil {
+		return err
+	}
 	switch {
 	case cfg.Tracing.Enabled() && tracing.Disabled():
 		s.logger.Info("tracing is off: OTEL_SDK_DISABLED is true")

@@ -191,6 +191,10 @@ func TestIdentityVerifiesWithThePublishedJWKSAndSecretsStayOutOfLogsAndMetrics(t
 		!strings.Contains(metrics, `keygate_requests_total{api="events",outcome="token_invalid"} 1`) {
 		t.Errorf("request counters missing:\n%s", grep(metrics, "keygate_requests_total"))
 	}
+	// The one token request is counted, written within usage.flush_interval.
+	if !strings.Contains(metrics, "keygate_usage_unwritten_requests ") || !strings.Contains(metrics, "keygate_usage_write_failures_total 0") {
+		t.Errorf("usage metrics missing:\n%s", grep(metrics, "keygate_usage"))
+	}
 	for where, text := range map[string]string{"metrics": metrics, "logs": r.logs.String()} {
 		if strings.Contains(text, secret) || strings.Contains(text, secret[8:30]) {
 			t.Errorf("the token appears in %s", where)
