@@ -156,3 +156,22 @@ func TestDatabaseBlackhole(t *testing.T) {
 	}
 	t.Logf("database answering again: uncached token accepted after %v, without a restart", time.Since(restoredAt).Round(time.Millisecond))
 }
+
+// cache.stale_if_error: 0s turns stale answers off: cut off from the
+// database, a token cached a moment ago answers 503 once its TTL passes,
+// like any lookup that cannot be made.
+func TestStaleIfErrorZeroServesNothingStale(t *testing.T) {
+	c := newCluster(t)
+	first := c.start(1, defaults, "")[0]
+	proxy := pgtest.NewProxy(t, c.db)
+	cut := c.startOne(settings{ttl: "1s", staleIfError: "0s", flushInterval: "10s"}, proxy.URL(c.db))
+	_, secret := c.token(first)
+	cut.mustAccept(t, secret)
+	proxy.Cut()
+	time.Sleep(1100 * time.Millisecond) // past the TTL
+	unavailable := answer{http.StatusServiceUnavailable, bodyUnavailable}
+	if a := cut.get("/api/v1/organization", secret); a != unavailable {
+		t.Errorf("cached token past its TTL, database down, stale_if_error 0s: %d %s, want %d %s", a.status, a.body, unavailable.status, unavailable.body)
+	}
+	proxy.Restore() // so the instance shuts down cleanly
+}
