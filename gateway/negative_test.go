@@ -275,7 +275,7 @@ func TestUnknownAndDeletedTokensAreRefusedAlikeFromTheCache(t *testing.T) {
 
 // Negative entries expire after NegativeTTL, and their number is bounded.
 func TestNegativeEntriesExpireAndAreBounded(t *testing.T) {
-	st, _ := newStallingStore(t)
+	st, org := newStallingStore(t)
 	now := time.Now()
 	clock := func() time.Time { return now }
 	tokens := gateway.NewTokens(st, gateway.TokensOptions{NegativeTTL: 5 * time.Second, MaxNegativeEntries: 100, Now: clock})
@@ -300,6 +300,32 @@ func TestNegativeEntriesExpireAndAreBounded(t *testing.T) {
 	if n := tokens.UnknownLen(); n > 100 || n < 90 {
 		t.Errorf("%d unknown hashes cached after 1000 guesses, want at most 100 and more than 90", n)
 	}
+	// A deleted token is refused from the cache for as long, no longer:
+	// neither refusal outlives the other.
+	tokens = gateway.NewTokens(st, gateway.TokensOptions{NegativeTTL: 5 * time.Second, Now: clock})
+	deleted := createToken(t, st.Store, org) // its hash
+	tok, err := st.FindTokenByHash(ctx, deleted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeToken(ctx, tok.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	before := st.lookups.Load()
+	for range 3 {
+		if tok, _, err := tokens.Lookup(ctx, deleted); err != nil || tok.RevokedAt == nil {
+			t.Fatalf("Lookup(deleted) = %+v, %v", tok, err)
+		}
+	}
+	if n := st.lookups.Load() - before; n != 1 {
+		t.Fatalf("%d store lookups of a deleted token within the negative TTL, want 1", n)
+	}
+	now = now.Add(5 * time.Second)
+	tokens.Lookup(ctx, deleted)
+	if n := st.lookups.Load() - before; n != 2 {
+		t.Fatalf("%d store lookups of a deleted token after the negative TTL, want 2", n)
+	}
+
 	disabled := gateway.NewTokens(st, gateway.TokensOptions{NegativeTTL: -1})
 	disabled.Lookup(ctx, hash)
 	if disabled.UnknownLen() != 0 {

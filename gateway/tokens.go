@@ -179,7 +179,7 @@ func (t *Tokens) Cached(hash string) (tok *keygate.Token, org *keygate.Organizat
 		return nil, nil, true, errTokenInvalid
 	}
 	entry := t.tokens[hash]
-	if entry == nil || now.Sub(entry.fetched) >= t.ttl {
+	if entry == nil || now.Sub(entry.fetched) >= t.tokenTTL(entry) {
 		return nil, nil, false, nil
 	}
 	orgEntry := t.orgs[entry.value.OrganizationID]
@@ -203,7 +203,8 @@ func (t *Tokens) token(ctx context.Context, hash string) (*keygate.Token, error)
 	entry := t.tokens[hash]
 	unknown := t.knownUnknownLocked(hash, now)
 	t.mu.RUnlock()
-	if unknown || entry != nil && now.Sub(entry.fetched) < t.ttl {
+	ttl := t.tokenTTL(entry)
+	if unknown || entry != nil && now.Sub(entry.fetched) < ttl {
 		t.hits.Add(1)
 	} else {
 		t.misses.Add(1)
@@ -211,7 +212,7 @@ func (t *Tokens) token(ctx context.Context, hash string) (*keygate.Token, error)
 	if unknown {
 		return nil, errTokenInvalid
 	}
-	return cachedRead(t, ctx, "t"+hash, entry, func(ctx context.Context, gen uint64) (*keygate.Token, error) {
+	return cachedRead(t, ctx, "t"+hash, entry, ttl, func(ctx context.Context, gen uint64) (*keygate.Token, error) {
 		tok, err := t.store.FindTokenByHash(ctx, hash)
 		switch {
 		case err == nil:
@@ -229,7 +230,7 @@ func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organiza
 	t.mu.RUnlock()
 	// A token whose organization is gone is as good as deleted: ENOTFOUND
 	// answers as an invalid token, like an unknown one.
-	return cachedRead(t, ctx, "o"+id, entry, func(ctx context.Context, gen uint64) (*keygate.Organization, error) {
+	return cachedRead(t, ctx, "o"+id, entry, t.ttl, func(ctx context.Context, gen uint64) (*keygate.Organization, error) {
 		org, err := t.store.FindOrganizationByID(ctx, id)
 		if err == nil {
 			t.mu.Lock()
@@ -242,15 +243,27 @@ func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organiza
 	})
 }
 
-// cachedRead answers from entry while it is fresh, and otherwise reads
-// through load (once per key at a time, see read). When the read fails an
+// tokenTTL is how long entry answers without asking the store: a deleted
+// token no longer than an unknown one (NegativeTTL), so that neither
+// refusal outlives the other and how long a refusal takes cannot tell a
+// token that existed once from one that never did; any other for TTL.
+func (t *Tokens) tokenTTL(entry *cached[*keygate.Token]) time.Duration {
+	if entry != nil && entry.value.RevokedAt != nil && t.negativeTTL > 0 && t.negativeTTL < t.ttl {
+		return t.negativeTTL
+	}
+	return t.ttl
+}
+
+// cachedRead answers from entry while it is younger than ttl, and
+// otherwise reads through load (once per key at a time, see read). When
+// the read fails an
 // entry younger than StaleIfError answers instead; while the store is known
 // to be down such an entry answers at once and the read goes on in the
 // background.
-func cachedRead[T any](t *Tokens, ctx context.Context, key string, entry *cached[T], load func(context.Context, uint64) (T, error)) (T, error) {
+func cachedRead[T any](t *Tokens, ctx context.Context, key string, entry *cached[T], ttl time.Duration, load func(context.Context, uint64) (T, error)) (T, error) {
 	var zero T
 	now := t.now()
-	if entry != nil && now.Sub(entry.fetched) < t.ttl {
+	if entry != nil && now.Sub(entry.fetched) < ttl {
 		return entry.value, nil
 	}
 	untyped := func(ctx context.Context, gen uint64) (any, error) { return load(ctx, gen) }
