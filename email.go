@@ -57,6 +57,11 @@ type Email struct {
 	LastError string
 	SentAt    *time.Time
 	CreatedAt time.Time
+	// InvitationID, on an invitation email, names the invitation whose
+	// link the sender puts in the email when it sends it: the link's
+	// secret is never stored, so Subject is stored and the bodies are
+	// rendered then (Text and HTML are empty).
+	InvitationID string
 }
 
 // EmailAttempt is the outcome of one attempt to send an email: Sent, or

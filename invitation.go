@@ -2,6 +2,9 @@ package keygate
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"time"
 )
 
@@ -66,4 +69,17 @@ type InvitationStore interface {
 	// ENOTFOUND when it is unknown, another organization's, already
 	// accepted or already revoked.
 	RevokeInvitation(ctx context.Context, organizationID, id string, at time.Time) error
+}
+
+// InvitationSecret derives the secret of the invitation id's link from
+// key (email.link_key): HMAC-SHA256 of the id, base64url, as long as a
+// random secret. It lets the email sender rebuild a link when it sends,
+// on any instance and after a restart, while the database holds only the
+// invitation's id and the secret's hash: reading the database alone does
+// not give the link.
+func InvitationSecret(key []byte, invitationID string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("keygate invitation link\x00"))
+	m.Write([]byte(invitationID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

@@ -337,7 +337,10 @@ func (c *checker) log(f fileLog) Log {
 }
 
 func (c *checker) email(f fileEmail) Email {
-	e := Email{SMTPURL: strings.TrimSpace(f.SMTPURL), From: strings.TrimSpace(f.From)}
+	e := Email{SMTPURL: strings.TrimSpace(f.SMTPURL), From: strings.TrimSpace(f.From), LinkKey: f.LinkKey}
+	if e.LinkKey != "" && len(e.LinkKey) < MinEmailLinkKey {
+		c.fail("email.link_key", "must be at least %d characters, got %d; e.g. the output of openssl rand -base64 32", MinEmailLinkKey, len(e.LinkKey))
+	}
 	if e.SMTPURL == "" {
 		if e.From != "" {
 			if _, err := email.CheckAddress(e.From); err != nil {
@@ -354,8 +357,15 @@ func (c *checker) email(f fileEmail) Email {
 	} else if _, err := email.CheckAddress(e.From); err != nil {
 		c.fail("email.from", "%v", err)
 	}
+	if e.LinkKey == "" {
+		c.fail("email.link_key", "is required with email.smtp_url: a secret of at least %d characters, the same on every instance, that the links in invitation emails are derived from; e.g. the output of openssl rand -base64 32", MinEmailLinkKey)
+	}
 	return e
 }
+
+// MinEmailLinkKey is the shortest email.link_key: 32 characters of
+// openssl rand -base64 hold 192 bits.
+const MinEmailLinkKey = 32
 
 func (c *checker) webhooks(f fileWebhooks) Webhooks {
 	w := Webhooks{AllowPrivateAddresses: f.AllowPrivateAddresses, MaxEndpointsPerOrganization: keygate.DefaultMaxWebhooksPerOrganization}

@@ -170,6 +170,12 @@ type Email struct {
 	SMTPURL string
 	// From is the sender address, required with SMTPURL.
 	From string
+	// LinkKey, required with SMTPURL, is the secret invitation links in
+	// emails are derived from (keygate.InvitationSecret), so the outbox
+	// stores an invitation's id rather than its link. It is not in the
+	// database; every instance and the CLI need the same one. Never log
+	// or show it.
+	LinkKey string
 }
 
 // Audit configures the audit log.

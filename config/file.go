@@ -103,6 +103,7 @@ type fileWebhooks struct {
 type fileEmail struct {
 	SMTPURL string `yaml:"smtp_url"`
 	From    string `yaml:"from"`
+	LinkKey string `yaml:"link_key"`
 }
 
 type fileAudit struct {

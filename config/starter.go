@@ -105,13 +105,17 @@ log:
   level: info   # debug, info, warn or error
   format: text  # text or json
 
-# Email: tokens about to expire, new-token notices, members added
+# Email: invitations, tokens about to expire, new-token notices, members added
 # (docs/email.md). Off while smtp_url is empty; e.g.
 # smtp://user:password@mail.example.com:587 (STARTTLS when offered) or
 # smtps://…:465. The password is never logged.
 email:
   smtp_url: ""
   from: ""      # required with smtp_url, e.g. keygate@example.com
+  # Required with smtp_url: a secret (at least 32 characters, e.g. from
+  # openssl rand -base64 32), the same on every instance, that the links
+  # in invitation emails are derived from; it is not in the database.
+  link_key: ""
 
 # OpenTelemetry traces, a span per request (never a token), sent over
 # OTLP/HTTP to e.g. http://otel-collector:4318; off while empty

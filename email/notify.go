@@ -230,6 +230,9 @@ type data struct {
 	DashboardURL string
 	TokensURL    string
 	SettingsURL  string
+	// InvitationURL is an invitation's link, secret included: rendered
+	// only when the email is sent, never stored.
+	InvitationURL string
 }
 
 func (o *Outbox) baseData(org *keygate.Organization, to *keygate.User) *data {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/mail"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ type Store interface {
 	FindUserByID(ctx context.Context, id string) (*keygate.User, error)
 	ListMemberships(ctx context.Context, filter keygate.MembershipFilter) ([]*keygate.Membership, error)
 	ListTokensForNotice(ctx context.Context, q keygate.TokenNoticeQuery) ([]*keygate.Token, error)
+	ListInvitations(ctx context.Context, filter keygate.InvitationFilter) ([]*keygate.Invitation, error)
 }
 
 // DefaultRetries are the delays before the second, third, … attempt: the
@@ -61,8 +63,12 @@ type Options struct {
 	// From is the sender, "keygate@example.com" or "keygate <…>".
 	From string
 	// PublicURL is the dashboard's address for links, without a trailing
-	// slash; "" leaves links out.
-	PublicURL    string
+	// slash; "" leaves links out (and invitation emails unsent).
+	PublicURL string
+	// LinkKey is email.link_key: invitation links are derived from it
+	// (keygate.InvitationSecret) when an invitation email is sent. Every
+	// instance must have the same. Never log it.
+	LinkKey      []byte
 	Retries      []time.Duration
 	Jitter       float64
 	PollInterval time.Duration
@@ -85,6 +91,7 @@ type Outbox struct {
 	server    *Server
 	from      *mail.Address
 	publicURL string
+	linkKey   []byte
 	retries   []time.Duration
 	jitter    float64
 	poll      time.Duration
@@ -107,7 +114,7 @@ type Outbox struct {
 // on a From that is not an email address while a Server is set.
 func New(store Store, opts Options) (*Outbox, error) {
 	o := &Outbox{
-		store: store, server: opts.Server, publicURL: opts.PublicURL,
+		store: store, server: opts.Server, publicURL: strings.TrimRight(opts.PublicURL, "/"), linkKey: opts.LinkKey,
 		retries: opts.Retries, jitter: opts.Jitter, poll: opts.PollInterval, scan: opts.ScanInterval,
 		workers: opts.Concurrency, retention: opts.Retention, logger: opts.Logger,
 		now: opts.Now, random: opts.Random, onAttempt: opts.OnAttempt, wake: make(chan struct{}),
@@ -309,7 +316,14 @@ func (o *Outbox) attempt(ctx context.Context, e *keygate.Email) {
 	ctx = context.WithoutCancel(ctx)
 	at := o.now()
 	a := &keygate.EmailAttempt{EmailID: e.ID, Attempt: e.Attempts, At: at.UTC().Truncate(time.Millisecond)}
-	msg, err := compose(o.from, e, at)
+	var err error
+	if e.InvitationID != "" {
+		err = o.renderInvitation(ctx, e, at)
+	}
+	var msg []byte
+	if err == nil {
+		msg, err = compose(o.from, e, at)
+	}
 	if err == nil {
 		err = o.server.Send(ctx, o.from.Address, e.To, msg)
 	}
@@ -320,6 +334,7 @@ func (o *Outbox) attempt(ctx context.Context, e *keygate.Email) {
 		if se, ok := err.(*SendError); ok {
 			permanent = se.Permanent
 		}
+		permanent = permanent || isUnsendable(err)
 		outcome = "failed"
 		if !permanent && e.Attempts <= len(o.retries) {
 			next := a.At.Add(o.retryDelay(e.Attempts))

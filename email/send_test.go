@@ -58,6 +58,8 @@ func (s *syncBuffer) String() string {
 
 const smtpPassword = "s3cret-smtp-passw0rd"
 
+const testLinkKey = "a-link-key-of-at-least-32-characters"
+
 // outboxFixture is an outbox on a SQLite file with a test clock and a log
 // the test reads.
 type outboxFixture struct {
@@ -69,10 +71,11 @@ type outboxFixture struct {
 	log      *syncBuffer
 	outcomes []string
 	mu       sync.Mutex
+	linkKey  string // email.link_key of the outboxes it makes
 }
 
 func newOutboxFixture(t *testing.T) *outboxFixture {
-	f := &outboxFixture{t: t, ctx: t.Context(), path: filepath.Join(t.TempDir(), "keygate.db"), clock: &clock{t: start}, log: &syncBuffer{}}
+	f := &outboxFixture{t: t, ctx: t.Context(), path: filepath.Join(t.TempDir(), "keygate.db"), clock: &clock{t: start}, log: &syncBuffer{}, linkKey: testLinkKey}
 	f.store = f.open()
 	return f
 }
@@ -96,7 +99,7 @@ func (f *outboxFixture) outbox(store email.Store, smtpURL string, roots *x509.Ce
 	server.RootCAs = roots
 	server.Timeout = 10 * time.Second
 	o, err := email.New(store, email.Options{
-		Server: server, From: "keygate <keygate@example.com>", PublicURL: "https://keygate.example.com",
+		Server: server, From: "keygate <keygate@example.com>", PublicURL: "https://keygate.example.com", LinkKey: []byte(f.linkKey),
 		Logger: slog.New(slog.NewTextHandler(f.log, nil)), Now: f.clock.Now, Random: func() float64 { return 0.5 },
 		OnAttempt: func(kind, outcome string) {
 			f.mu.Lock()

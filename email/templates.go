@@ -24,6 +24,7 @@ var templates = map[string]template{
 	"token_expiring": mustTemplate("token_expiring"),
 	"token_created":  mustTemplate("token_created"),
 	"member_added":   mustTemplate("member_added"),
+	"invitation":     mustTemplate("invitation"),
 }
 
 func mustTemplate(name string) template {

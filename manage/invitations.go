@@ -16,7 +16,9 @@ import (
 // never reads the users table, so every answer to an owner is the same
 // whether or not an account has that email. The link's secret exists in
 // the one return value of Invite (and in what Notifier is handed); only
-// its hash is stored.
+// its hash is stored. A Notifier that sends the link later (the email
+// outbox, which must not store it) chooses the secret: one it can derive
+// again from the invitation's id.
 
 // InvitationPathPrefix is where invitation links point on the dashboard's
 // listener: InvitationPathPrefix + secret.
@@ -50,6 +52,11 @@ type InvitationNotice struct {
 // to pass the link on (by email). An error is logged, without the link,
 // and does not undo the invitation: the inviter still sees the link.
 type InvitationNotifier interface {
+	// InvitationSecret returns the secret for the link of the invitation
+	// about to be created with this id, or "" for a random one. A
+	// notifier that rebuilds the link when it sends returns one derived
+	// from the id with a key outside the database.
+	InvitationSecret(invitationID string) string
 	InvitationCreated(ctx context.Context, n InvitationNotice) error
 }
 
@@ -93,13 +100,20 @@ func (i Invitations) Invite(ctx context.Context, c Caller, org *keygate.Organiza
 			}
 		}
 	}
-	secret := newInvitationSecret()
+	id := keygate.NewID("inv")
+	secret := ""
+	if i.Notifier != nil {
+		secret = i.Notifier.InvitationSecret(id)
+	}
+	if secret == "" {
+		secret = newInvitationSecret()
+	}
 	invitedBy := c.CreatedBy()
 	if invitedBy == "" {
 		invitedBy = "cli"
 	}
 	inv := &keygate.Invitation{
-		ID:             keygate.NewID("inv"),
+		ID:             id,
 		OrganizationID: org.ID,
 		Email:          email,
 		Role:           n.Role,

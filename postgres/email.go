@@ -18,7 +18,7 @@ import (
 var _ keygate.EmailStore = (*Store)(nil)
 
 const emailColumns = `id, organization_id, kind, recipients, subject, text_body, html_body, state,
-	attempts, next_attempt_at, last_attempt_at, last_error, sent_at, created_at`
+	attempts, next_attempt_at, last_attempt_at, last_error, sent_at, created_at, invitation_id`
 
 // EnqueueEmails stores the emails, and the notice first when there is one,
 // in one transaction. Instances racing on one notice wait on its key: the
@@ -51,9 +51,9 @@ func (s *Store) EnqueueEmails(ctx context.Context, n *keygate.TokenNotice, email
 			}
 			e.State = keygate.EmailPending
 			_, err := tx.Exec(ctx, `INSERT INTO emails (`+emailColumns+`)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 				e.ID, e.OrganizationID, e.Kind, nonNil(e.To), e.Subject, e.Text, e.HTML, e.State, e.Attempts,
-				nullTS(e.NextAttemptAt), nullTS(e.LastAttemptAt), e.LastError, nullTS(e.SentAt), e.CreatedAt)
+				nullTS(e.NextAttemptAt), nullTS(e.LastAttemptAt), e.LastError, nullTS(e.SentAt), e.CreatedAt, e.InvitationID)
 			if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
 				return keygate.Errorf(keygate.ECONFLICT, "An email with this id already exists.")
 			} else if err != nil {
@@ -220,7 +220,7 @@ func prefixed(prefix, columns string) string {
 func scanEmail(row pgx.Row) (*keygate.Email, error) {
 	var e keygate.Email
 	err := row.Scan(&e.ID, &e.OrganizationID, &e.Kind, &e.To, &e.Subject, &e.Text, &e.HTML, &e.State, &e.Attempts,
-		&e.NextAttemptAt, &e.LastAttemptAt, &e.LastError, &e.SentAt, &e.CreatedAt)
+		&e.NextAttemptAt, &e.LastAttemptAt, &e.LastError, &e.SentAt, &e.CreatedAt, &e.InvitationID)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func (s *Server) newEmail() error {
 		return err
 	}
 	opts := email.Options{
-		From: cfg.From, PublicURL: s.cfg.Admin.PublicURL, Logger: s.logger,
+		From: cfg.From, PublicURL: s.cfg.Admin.PublicURL, LinkKey: []byte(cfg.LinkKey), Logger: s.logger,
 		OnAttempt: func(kind, outcome string) { attempts.WithLabelValues(kind, outcome).Inc() },
 	}
 	if cfg.SMTPURL != "" {
@@ -36,8 +36,13 @@ func (s *Server) newEmail() error {
 		s.logger.Info("email: sending through", "smtp", server.String(), "from", cfg.From)
 	}
 	var err error
-	s.email, err = email.New(s.store, opts)
-	return err
+	if s.email, err = email.New(s.store, opts); err != nil {
+		return err
+	}
+	if s.invitations == nil && s.email.Enabled() {
+		s.invitations = s.email // emails each invitation's link to its invitee
+	}
+	return nil
 }
 
 // shipAudit tells the webhooks and the email outbox of each audit entry.

@@ -31,6 +31,7 @@ admin: {listen: %s, public_url: "https://keygate.example.com"}
 email:
   smtp_url: smtp://keygate:%s@127.0.0.1:%d
   from: keygate <keygate@example.com>
+  link_key: a-link-key-for-the-server-email-test
 apis:
   - name: events
     preset: canskan

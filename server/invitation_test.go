@@ -25,6 +25,8 @@ type notices struct {
 	fail bool
 }
 
+func (n *notices) InvitationSecret(string) string { return "" }
+
 func (n *notices) InvitationCreated(_ context.Context, notice manage.InvitationNotice) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -54,7 +54,8 @@ type Options struct {
 	EmailRootCAs *x509.CertPool
 	// Invitations, when set, is handed every invitation created through
 	// the dashboard or the management API, with its link, to send to the
-	// invitee. nil: nobody is sent it; the inviter passes the link on.
+	// invitee, instead of the email outbox. nil: the outbox emails it when
+	// email is on; otherwise the inviter passes the link on.
 	Invitations manage.InvitationNotifier
 }
 

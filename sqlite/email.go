@@ -18,7 +18,7 @@ import (
 var _ keygate.EmailStore = (*Store)(nil)
 
 const emailColumns = `id, organization_id, kind, recipients, subject, text_body, html_body, state,
-	attempts, next_attempt_at, last_attempt_at, last_error, sent_at, created_at`
+	attempts, next_attempt_at, last_attempt_at, last_error, sent_at, created_at, invitation_id`
 
 // EnqueueEmails stores the emails, and the notice first when there is one,
 // in one transaction.
@@ -57,9 +57,9 @@ func (s *Store) EnqueueEmails(ctx context.Context, n *keygate.TokenNotice, email
 				return err
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO emails (`+emailColumns+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				e.ID, e.OrganizationID, e.Kind, to, e.Subject, e.Text, e.HTML, e.State, e.Attempts,
-				nullMillis(e.NextAttemptAt), nullMillis(e.LastAttemptAt), e.LastError, nullMillis(e.SentAt), millis(e.CreatedAt))
+				nullMillis(e.NextAttemptAt), nullMillis(e.LastAttemptAt), e.LastError, nullMillis(e.SentAt), millis(e.CreatedAt), e.InvitationID)
 			if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
 				return keygate.Errorf(keygate.ECONFLICT, "An email with this id already exists.")
 			} else if err != nil {
@@ -284,7 +284,7 @@ func scanEmail(row rowScanner) (*keygate.Email, error) {
 		createdAt                            int64
 	)
 	err := row.Scan(&e.ID, &e.OrganizationID, &e.Kind, &to, &e.Subject, &e.Text, &e.HTML, &e.State, &e.Attempts,
-		&nextAttemptAt, &lastAttemptAt, &e.LastError, &sentAt, &createdAt)
+		&nextAttemptAt, &lastAttemptAt, &e.LastError, &sentAt, &createdAt, &e.InvitationID)
 	if err != nil {
 		return nil, err
 	}

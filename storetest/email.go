@@ -14,7 +14,7 @@ import (
 //
 //   - Enqueued emails are pending, due at CreatedAt unless given a
 //     NextAttemptAt, and keep recipients, subject and both bodies as
-//     given. A batch is stored all or none; with a notice, the notice and
+//     given, and an invitation email its InvitationID. A batch is stored all or none; with a notice, the notice and
 //     the emails are one step, and a second enqueue of the same notice,
 //     from any handle, is ECONFLICT and stores nothing.
 //   - Claiming is exclusive across handles, increments Attempts and holds
@@ -53,6 +53,7 @@ func testEmailEnqueueClaimSend(t *testing.T, e *env) {
 	org := e.createOrganization("acme")
 	first, second := e.newEmail("a@example.com", "b@example.com"), e.newEmail("c@example.com")
 	first.OrganizationID, first.CreatedAt = org.ID, e.at(-time.Minute)
+	first.Kind, first.InvitationID, first.Text, first.HTML = "invitation", "inv_1", "", ""
 	second.CreatedAt, second.NextAttemptAt = e.now, ptr(e.at(time.Hour))
 	must(t, "EnqueueEmails", s.EnqueueEmails(e.ctx, nil, []*keygate.Email{first, second}))
 	if first.ID == "" || first.State != keygate.EmailPending || !first.NextAttemptAt.Equal(first.CreatedAt) {

@@ -17,7 +17,7 @@ import (
 // cliOutbox is the email outbox a command queues into (off without
 // email.smtp_url); the server sends what it queues.
 func cliOutbox(cfg *config.Config, store keygate.Store, logger *slog.Logger) (*email.Outbox, error) {
-	opts := email.Options{From: cfg.Email.From, PublicURL: cfg.Admin.PublicURL, Logger: logger}
+	opts := email.Options{From: cfg.Email.From, PublicURL: cfg.Admin.PublicURL, LinkKey: []byte(cfg.Email.LinkKey), Logger: logger}
 	if cfg.Email.SMTPURL != "" {
 		server, err := email.ParseServer(cfg.Email.SMTPURL)
 		if err != nil {

@@ -58,22 +58,39 @@ admin key.`,
 		Use:   "invite",
 		Short: "Invite an email to join an organization and print the invitation's link",
 		Long: `invite creates an invitation and prints its link, once: keygate keeps only
-a hash of it. Send the link to the invitee only. Inviting an email again
-replaces its pending invitation. The link starts with admin.public_url.`,
+a hash of it. Send the link to the invitee only; with email on (email.smtp_url)
+keygate also emails it to them, through the outbox a running keygate serve
+sends. Inviting an email again replaces its pending invitation. The link
+starts with admin.public_url.`,
 		Args: cobra.NoArgs,
 		RunE: g.withStore(func(cmd *cobra.Command, _ []string, cfg *config.Config, store keygate.Store) error {
 			o, err := org(cmd, store)
 			if err != nil {
 				return err
 			}
-			created, err := manage.Invitations{Store: store}.Invite(cmd.Context(), manage.Caller{}, o,
+			// With email on, the outbox queues the invitation's email; a
+			// running keygate serve on this database sends it.
+			logger := g.logger(cfg)
+			outbox, err := cliOutbox(cfg, store, logger)
+			if err != nil {
+				return err
+			}
+			invitations := manage.Invitations{Store: store, Logger: logger}
+			if outbox.Enabled() {
+				invitations.Notifier = outbox
+			}
+			created, err := invitations.Invite(cmd.Context(), manage.Caller{}, o,
 				manage.NewInvitation{Email: email, Role: role}, cfg.Admin.PublicURL, time.Now())
 			if err != nil {
 				return fmt.Errorf("%s", userMessage(err))
 			}
 			inv := created.Invitation
-			fmt.Fprintf(cmd.ErrOrStderr(), "invited %s to %s as %s (%s), until %s; send them this link, shown only now:\n",
-				inv.Email, o.Slug, inv.Role, inv.ID, inv.ExpiresAt.Format(time.RFC3339))
+			how := "send them this link, shown only now"
+			if outbox.Enabled() {
+				how = "it is emailed to them; the link, shown only now"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "invited %s to %s as %s (%s), until %s; %s:\n",
+				inv.Email, o.Slug, inv.Role, inv.ID, inv.ExpiresAt.Format(time.RFC3339), how)
 			fmt.Fprintln(cmd.OutOrStdout(), created.Link)
 			return nil
 		}),
