@@ -70,11 +70,22 @@ func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]
 	})
 }
 
-// PurgeAuditEntries deletes entries older than before.
+// PurgeAuditEntries deletes entries older than before. The append-only
+// trigger lets a DELETE through only for entries older than the cutoff
+// its transaction names.
 func (s *Store) PurgeAuditEntries(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM audit_log WHERE at < $1`, ts(before))
-	if err != nil {
-		return 0, dbError(err)
-	}
-	return tag.RowsAffected(), nil
+	var n int64
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('keygate.audit_purge_before', $1, true)`,
+			ts(before).Format(time.RFC3339Nano)); err != nil {
+			return dbError(err)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE at < $1`, ts(before))
+		if err != nil {
+			return dbError(err)
+		}
+		n = tag.RowsAffected()
+		return nil
+	})
+	return n, err
 }

@@ -101,15 +101,23 @@ func auditLimit(n int) int {
 	return min(n, keygate.MaxAuditPage)
 }
 
-// PurgeAuditEntries deletes entries older than before.
+// PurgeAuditEntries deletes entries older than before. The append-only
+// trigger lets a DELETE through only for entries older than the cutoff
+// the transaction names in audit_log_purge, reset before it commits.
 func (s *Store) PurgeAuditEntries(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE audit_log_purge SET before = ? WHERE id = 1`, millis(before)); err != nil {
+			return dbError(err)
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE at < ?`, millis(before))
 		if err != nil {
 			return dbError(err)
 		}
-		n, err = res.RowsAffected()
+		if n, err = res.RowsAffected(); err != nil {
+			return dbError(err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE audit_log_purge SET before = 0 WHERE id = 1`)
 		return dbError(err)
 	})
 	return n, err
