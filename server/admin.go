@@ -35,7 +35,24 @@ func (s *Server) adminHandler() http.Handler {
 	s.mountApplications(mux)
 	// Each request carries its client address and user agent for the
 	// audit log.
-	return audit.Requests(mux, s.clientAddr)
+	return withDeadline(audit.Requests(mux, s.clientAddr), s.cfg.Listeners.AdminWriteTimeout)
+}
+
+// withDeadline ends each request's context shortly before its answer can
+// no longer be written (writeTimeout, the admin listener's): every store
+// call made for it, the ones without a deadline of their own included,
+// gives up in time to answer 503, instead of holding a connection and a
+// database slot for a client that would never see the answer.
+func withDeadline(h http.Handler, writeTimeout time.Duration) http.Handler {
+	if writeTimeout <= 0 {
+		return h
+	}
+	d := writeTimeout - min(writeTimeout/10, time.Second)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // readyz answers 200 when the database answers, 503 otherwise, with each

@@ -174,7 +174,7 @@ func (s *Server) build(ctx context.Context) (err error) {
 	// One session manager and one login limiter serve the dashboard, the
 	// management API and the OAuth login, so one login serves all three
 	// and failures count on every form.
-	s.sessions = &session.Manager{Sessions: s.store, Users: s.store, Secure: cfg.Admin.SecureCookies}
+	s.sessions = &session.Manager{Sessions: s.store, Users: s.store, Secure: cfg.Admin.SecureCookies, StoreTimeout: cfg.Cache.StoreTimeout}
 	s.logins = &session.LoginLimiter{Audit: s.audit, IPv6PrefixLength: s.cfg.IPv6PrefixLength}
 	return s.newOAuth()
 }

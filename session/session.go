@@ -36,7 +36,14 @@ type Manager struct {
 	Secure bool
 	TTL    time.Duration
 	Now    func() time.Time
+	// StoreTimeout bounds the session and user lookup of each request
+	// (keygate.DefaultStoreTimeout when not positive): a database that
+	// stops answering gets the visitor a 503 within it, not a page that
+	// hangs.
+	StoreTimeout time.Duration
 }
+
+var errStoreTimeout = keygate.Errorf(keygate.EUNAVAILABLE, "The database did not answer in time; try again.")
 
 func (m *Manager) now() time.Time {
 	if m.Now != nil {
@@ -94,7 +101,13 @@ func (m *Manager) Current(r *http.Request) (*keygate.Session, *keygate.User, err
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return nil, nil, keygate.Errorf(keygate.EUNAUTHORIZED, "Log in to continue.")
 	}
-	return m.find(r.Context(), c.Value)
+	ctx, cancel := keygate.StoreContext(r.Context(), m.StoreTimeout)
+	defer cancel()
+	s, u, err := m.find(ctx, c.Value)
+	if keygate.StoreTimedOut(r.Context(), err) {
+		return nil, nil, errStoreTimeout
+	}
+	return s, u, err
 }
 
 func (m *Manager) find(ctx context.Context, value string) (*keygate.Session, *keygate.User, error) {
