@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,7 +55,23 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil || mt != "application/json" {
 		return keygate.Errorf(keygate.EINVALID, "Send a JSON body with Content-Type: application/json.")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	br := bufio.NewReader(http.MaxBytesReader(w, r.Body, maxBody))
+	// An object, not null: null would decode as an empty request.
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return decodeError(err)
+		}
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			continue
+		}
+		if c != '{' {
+			return keygate.Errorf(keygate.EINVALID, "The request body must be a JSON object.")
+		}
+		br.UnreadByte()
+		break
+	}
+	dec := json.NewDecoder(br)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)

@@ -64,6 +64,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 func copyResponse(w http.ResponseWriter, resp *upstreamResponse) {
 	h := w.Header()
 	removeHopByHopHeaders(resp.Header)
+	delete(resp.Header, "Te") // a request header: "TE: trailers" passes only that way
 	for name, values := range resp.Header {
 		h[name] = append(h[name], values...)
 	}

@@ -29,7 +29,7 @@ const (
 
 // tracedGateway is f's menus API behind a gateway that records its spans,
 // with trusted as the resolver's trusted proxies.
-func tracedGateway(t *testing.T, f *fixture, accept string, trusted ...string) (*gateway.Gateway, *tracetest.SpanRecorder) {
+func tracedGateway(t testing.TB, f *fixture, accept string, trusted ...string) (*gateway.Gateway, *tracetest.SpanRecorder) {
 	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -139,8 +140,11 @@ type upstreamResponse struct {
 
 // finish returns the connection to the pool when the body was read to the
 // end and the upstream keeps the connection open; otherwise closes it.
+// Bytes the upstream sent past the end of its response answer no request:
+// a connection holding them is closed, never pooled, or they would be read
+// as the answer to the next request sent on it, another client's.
 func (r *upstreamResponse) finish(bodyDone bool) {
-	if bodyDone && !r.Close {
+	if bodyDone && !r.Close && r.conn.br.Buffered() == 0 {
 		r.client.release(r.conn)
 		return
 	}
@@ -194,6 +198,13 @@ func (c *upstreamClient) exchange(pc *upstreamConn, in *http.Request, h http.Hea
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 		// Interim responses (102, 103): the final one follows.
 		resp, err = http.ReadResponse(pc.br, in)
+	}
+	if err == nil && (resp.StatusCode < 100 || resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode > 599) {
+		// Upgrades go through httputil.ReverseProxy, never this client:
+		// a 101 here switches to nothing the client asked for; codes
+		// outside 100-599 are none of HTTP's (RFC 9110 section 15), and
+		// net/http's server panics on one below 100.
+		return nil, fmt.Errorf("upstream answered status %d", resp.StatusCode)
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -63,7 +63,7 @@ var (
 )
 
 // passwordHash hashes the test password once: argon2id is slow on purpose.
-func passwordHash(t *testing.T) string {
+func passwordHash(t testing.TB) string {
 	hashOnce.Do(func() {
 		h, err := password.Hash(userPassword)
 		if err != nil {
@@ -105,7 +105,7 @@ func (u *upstream) count() int {
 }
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	clock    *clock
 	store    *sqlite.Store
@@ -134,7 +134,7 @@ type harnessOptions struct {
 	adminServer func(http.Handler) *httptest.Server
 }
 
-func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
+func newHarness(t testing.TB, opts ...func(*harnessOptions)) *harness {
 	t.Helper()
 	var o harnessOptions
 	for _, f := range opts {
@@ -253,11 +253,11 @@ func (h *harness) api() *apiServer { return h.apis["cannmenus"] }
 // browser is a user agent with cookies that does not follow redirects, so
 // each step of the flow can be checked.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	client *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, client: &http.Client{
 		Jar:           jar,
@@ -403,7 +403,7 @@ func (h *harness) postForm(path string, form url.Values, basicUser, basicPass st
 	return doJSON(h.t, req)
 }
 
-func doJSON(t *testing.T, req *http.Request) (int, map[string]any, http.Header) {
+func doJSON(t testing.TB, req *http.Request) (int, map[string]any, http.Header) {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
