@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/audit"
@@ -56,7 +59,12 @@ func (b *dashboardBrowser) do(method, path string, form url.Values) (int, string
 	return resp.StatusCode, string(raw)
 }
 
-var hiddenField = regexp.MustCompile(`name="(csrf_token|form_id)" value="([^"]*)"`)
+var (
+	hiddenField    = regexp.MustCompile(`name="(csrf_token|form_id)" value="([^"]*)"`)
+	anyHiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
+)
+
+const oauthRedirect = "http://127.0.0.1:33418/callback"
 
 // submit opens page, takes its CSRF token and form id, posts form to
 // action, and returns the page it ends on, which must answer want.
@@ -93,13 +101,16 @@ func shown(t *testing.T, body string) string {
 
 // Every audited action done once through each door that offers it: the
 // CLI, the management API (admin key, and a user's session), the
-// dashboard (form posts with session and CSRF token) and keygate itself
-// (token expiry). The audit log then holds exactly the expected entries,
+// dashboard (form posts with session and CSRF token), the OAuth consent
+// page and keygate itself (token expiry). The audit log then holds exactly the expected entries,
 // each with its actor, the client's address and user agent over HTTP,
 // organization and target, and none of the secrets any of it created.
 func TestAuditLogRecordsEveryActionThroughEveryDoor(t *testing.T) {
 	dir := t.TempDir()
-	yaml := "data_dir: .\nadmin:\n  listen: 127.0.0.1:0\nwebhooks:\n  allow_private_addresses: true\napis:\n  - name: menus\n    preset: cannmenus\n    listen: 127.0.0.1:0\n    upstream: http://127.0.0.1:9\n" +
+	yaml := "data_dir: .\nadmin:\n  listen: 127.0.0.1:0\nwebhooks:\n  allow_private_addresses: true\n" +
+		"oauth:\n  clients:\n    - {id: desk-app, name: Desk app, redirect_uris: [\"" + oauthRedirect + "\"]}\n" +
+		"apis:\n  - name: menus\n    preset: cannmenus\n    listen: 127.0.0.1:0\n    public_url: http://menus.example.test\n    upstream: http://127.0.0.1:9\n" +
+		"    scopes: [products:read]\n    mcp: {upstream: \"http://127.0.0.1:9/mcp\", scopes: [products:read]}\n" +
 		"    routes:\n      - path: /v2/products\n        methods: [GET]\n        access: token\n"
 	cfgPath := filepath.Join(dir, "keygate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
@@ -309,6 +320,62 @@ func TestAuditLogRecordsEveryActionThroughEveryDoor(t *testing.T) {
 	}
 	ownerBrowser.submit("/orgs/gamma/delete", "/orgs/gamma/delete", url.Values{"confirm_slug": {"gamma"}}, http.StatusOK)
 
+	// OAuth: the owner approves the desk app twice on the consent page (its
+	// session from the dashboard serves it); one grant is revoked on the
+	// dashboard's connected apps, the other through the API.
+	var grantIDs []string
+	for range 2 {
+		verifier := oauth2.GenerateVerifier()
+		q := url.Values{"response_type": {"code"}, "client_id": {"desk-app"}, "redirect_uri": {oauthRedirect},
+			"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+			"state": {"s"}, "resource": {"http://menus.example.test/mcp"}, "scope": {"products:read"}}
+		status, consent := ownerBrowser.do("GET", "/oauth/authorize?"+q.Encode(), nil)
+		if status != http.StatusOK {
+			t.Fatalf("consent page: %d\n%s", status, consent)
+		}
+		form := url.Values{}
+		for _, m := range anyHiddenField.FindAllStringSubmatch(consent, -1) {
+			if !form.Has(m[1]) {
+				form.Set(m[1], html.UnescapeString(m[2]))
+			}
+		}
+		form.Set("organization", acme.ID)
+		form.Set("decision", "approve")
+		noFollow := *ownerBrowser.client
+		noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		req, _ := http.NewRequest("POST", base+"/oauth/authorize", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("User-Agent", ownerBrowser.agent)
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		back, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || err != nil || back.Query().Get("code") == "" {
+			t.Fatalf("approving: %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		tokenResp, err := http.PostForm(base+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
+			"client_id": {"desk-app"}, "redirect_uri": {oauthRedirect}, "code_verifier": {verifier}, "resource": {"http://menus.example.test/mcp"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var issued map[string]any
+		rawIssued, _ := io.ReadAll(tokenResp.Body)
+		tokenResp.Body.Close()
+		if tokenResp.StatusCode != http.StatusOK || json.Unmarshal(rawIssued, &issued) != nil {
+			t.Fatalf("token exchange: %d %s", tokenResp.StatusCode, rawIssued)
+		}
+		secrets = append(secrets, back.Query().Get("code"), verifier, issued["access_token"].(string))
+		if rt, ok := issued["refresh_token"].(string); ok {
+			secrets = append(secrets, rt)
+		}
+		grants, _ := store.ListOAuthGrants(ctx, keygate.OAuthGrantFilter{OrganizationID: acme.ID})
+		grantIDs = append(grantIDs, grants[0].ID)
+	}
+	ownerBrowser.submit("/orgs/acme/connected-apps/"+grantIDs[0]+"/revoke", "/orgs/acme/connected-apps/"+grantIDs[0]+"/revoke", url.Values{}, http.StatusOK)
+	call("DELETE", "/api/v1/orgs/acme/oauth-grants/"+grantIDs[1], "", 204)
+
 	// Throttled: five wrong passwords for one email from one address, then
 	// the sixth attempt is refused before its password is looked at.
 	stranger := newDashboardBrowser(t, base, "audit-test-stranger/1")
@@ -418,6 +485,10 @@ func TestAuditLogRecordsEveryActionThroughEveryDoor(t *testing.T) {
 		byOwner("settings.changed", "acme", acme.ID),
 		byOwner("organization.created", "gamma", gamma.ID),
 		byOwner("organization.deleted", "gamma", gamma.ID),
+		byOwner("oauth_grant.approved", "acme", grantIDs[0]),
+		byOwner("oauth_grant.approved", "acme", grantIDs[1]),
+		byOwner("oauth_grant.revoked", "acme", grantIDs[0]),
+		byAPI("oauth_grant.revoked", "acme", grantIDs[1]),
 		byStranger("login.failed"), byStranger("login.failed"), byStranger("login.failed"),
 		byStranger("login.failed"), byStranger("login.failed"), byStranger("login.throttled"),
 		{"token.expired", "system", "", "", "", "acme", expired.ID},
