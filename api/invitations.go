@@ -70,7 +70,7 @@ func (h *Handler) createInvitation(w http.ResponseWriter, r *http.Request, c man
 		return err
 	}
 	created, err := h.invitations().Invite(r.Context(), c, a.Organization,
-		manage.NewInvitation{Email: req.Email, Role: req.Role}, h.baseURL(r), h.d.Now())
+		manage.NewInvitation{Email: req.Email, Role: req.Role}, manage.LinkBase(h.d.PublicURL, r.Host, r.TLS != nil), h.d.Now())
 	if err != nil {
 		return err
 	}
@@ -100,19 +100,6 @@ func (h *Handler) revokeInvitation(w http.ResponseWriter, r *http.Request, c man
 // invitations creates invitations, handing each link to Deps.Invitations.
 func (h *Handler) invitations() manage.Invitations {
 	return manage.Invitations{Store: h.d.Store, Notifier: h.d.Invitations, Logger: h.d.Logger}
-}
-
-// baseURL is the dashboard's address that invitation links start with:
-// Deps.PublicURL, or else the address this request was sent to.
-func (h *Handler) baseURL(r *http.Request) string {
-	if h.d.PublicURL != "" {
-		return h.d.PublicURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }
 
 type answerInvitationRequest struct {

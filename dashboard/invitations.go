@@ -40,7 +40,7 @@ func (h *Handler) createInvitation(w http.ResponseWriter, r *http.Request, f *fr
 	}
 	form := manage.NewMember{Email: r.PostFormValue("email"), Role: r.PostFormValue("role")}
 	inv := manage.Invitations{Store: h.d.Store, Notifier: h.d.Invitations, Logger: h.d.Logger}
-	created, err := inv.Invite(r.Context(), caller(f), a.Organization, manage.NewInvitation{Email: form.Email, Role: form.Role}, h.baseURL(r), h.d.Now())
+	created, err := inv.Invite(r.Context(), caller(f), a.Organization, manage.NewInvitation{Email: form.Email, Role: form.Role}, manage.LinkBase(h.d.PublicURL, r.Host, r.TLS != nil), h.d.Now())
 	if err != nil {
 		status, msg, ok := formError(err)
 		if !ok {
@@ -70,19 +70,6 @@ func (h *Handler) revokeInvitation(w http.ResponseWriter, r *http.Request, f *fr
 	}
 	h.d.Logger.InfoContext(r.Context(), "invitation revoked", "org", a.Organization.Slug, "invitation_id", id, "by", f.User.ID)
 	redirect(w, r, h.orgPath(a, "/members?done=invitation-revoked"))
-}
-
-// baseURL is the dashboard's address that invitation links start with:
-// Deps.PublicURL, or else the address this request was sent to.
-func (h *Handler) baseURL(r *http.Request) string {
-	if h.d.PublicURL != "" {
-		return h.d.PublicURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }
 
 type invitationPage struct {

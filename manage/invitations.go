@@ -20,6 +20,20 @@ import (
 // outbox, which must not store it) chooses the secret: one it can derive
 // again from the invitation's id.
 
+// LinkBase is the dashboard's address that invitation links start with:
+// publicURL (admin.public_url) when set, or else the address the request
+// creating the invitation was sent to, its host and whether it came over
+// TLS.
+func LinkBase(publicURL, host string, overTLS bool) string {
+	if publicURL != "" {
+		return publicURL
+	}
+	if overTLS {
+		return "https://" + host
+	}
+	return "http://" + host
+}
+
 // InvitationPathPrefix is where invitation links point on the dashboard's
 // listener: InvitationPathPrefix + secret.
 const InvitationPathPrefix = "/invitations/"
