@@ -266,6 +266,13 @@ func TestAuditLogRecordsEveryActionThroughEveryDoor(t *testing.T) {
 		r.Header.Set("X-CSRF-Token", me.CSRF)
 		r.Header.Set("User-Agent", "audit-test-dev/1")
 	}, "POST", "/api/v1/me/invitations/accept", `{"secret": "`+secretOf(apiInvitation["url"].(string))+`"}`, 200)
+	declined := call("POST", "/api/v1/orgs/acme/invitations", `{"email": "dev@acme.test", "role": "owner"}`, 201)
+	secrets = append(secrets, secretOf(declined["url"].(string)))
+	apiCall(func(r *http.Request) {
+		r.Header.Set("Cookie", devSession)
+		r.Header.Set("X-CSRF-Token", me.CSRF)
+		r.Header.Set("User-Agent", "audit-test-dev/1")
+	}, "POST", "/api/v1/me/invitations/decline", `{"secret": "`+secretOf(declined["url"].(string))+`"}`, 204)
 
 	// Dashboard: a failed login, a good one, then every form the owner
 	// (a site administrator too) has.
@@ -465,6 +472,8 @@ func TestAuditLogRecordsEveryActionThroughEveryDoor(t *testing.T) {
 		byDev("login.succeeded", "", dev.ID),
 		byDev("invitation.accepted", "acme", id(apiInvitation)),
 		byDev("member.added", "acme", dev.ID),
+		byAPI("invitation.created", "acme", id(declined)),
+		byDev("invitation.revoked", "acme", id(declined)),
 		byOwner("login.failed", "", owner.ID),
 		byOwner("login.succeeded", "", owner.ID),
 		byOwner("token.created", "acme", dashTokenID),
