@@ -154,9 +154,8 @@ type Fallback struct {
 	epocher    Epocher // nil when shared cannot tell a restart
 	walker     Walker  // nil when local cannot be listed
 
-	epochMu  sync.Mutex
-	epoch    string      // the shared backend's epoch as last learned; "" unknown
-	learning atomic.Bool // an Epoch call is under way
+	epoch    atomic.Pointer[string] // the shared backend's epoch as last learned; nil unknown
+	learning atomic.Bool            // an Epoch call is under way
 
 	mu       sync.Mutex // orders outage transitions, their logs and callbacks
 	downedAt time.Time
@@ -305,7 +304,9 @@ func (f *Fallback) allowDegraded(ctx context.Context, key string, limit int, per
 // backend does. A request the backend then refuses stays counted locally:
 // an error towards refusing, never towards the limit.
 func (f *Fallback) allowRecovering(ctx context.Context, key string, limit int, period time.Duration, mode Mode) (Result, error) {
-	if mode != ModeClosed {
+	if f.local != nil {
+		// In closed mode too: the backend may not hold this instance's
+		// mirror of the key yet.
 		lres, err := f.local.Allow(ctx, key, f.localLimit(limit, mode), period)
 		if err != nil || !lres.Allowed {
 			return lres, err
@@ -315,6 +316,9 @@ func (f *Fallback) allowRecovering(ctx context.Context, key string, limit int, p
 			return res, err
 		}
 		f.failed(err)
+		if mode == ModeClosed {
+			return Result{}, keygate.Errorf(keygate.EUNAVAILABLE, "Rate limiting is unavailable.")
+		}
 		f.touch(key, lres, period)
 		return lres, nil
 	}
@@ -327,7 +331,7 @@ func (f *Fallback) allowRecovering(ctx context.Context, key string, limit int, p
 }
 
 // localLimit is the limit the local limiter enforces for mode: this
-// instance's share in ModeSplit, the whole limit in ModeLocal.
+// instance's share in ModeSplit, the whole limit otherwise.
 func (f *Fallback) localLimit(limit int, mode Mode) int {
 	if mode != ModeSplit {
 		return limit
@@ -512,7 +516,7 @@ func (f *Fallback) probe() {
 // learnEpoch fetches the backend's epoch in the background once, while it
 // answers, so that an outage can tell a backend that lost its data.
 func (f *Fallback) learnEpoch() {
-	if f.epocher == nil || f.walker == nil || f.knownEpoch() != "" || !f.learning.CompareAndSwap(false, true) {
+	if f.epocher == nil || f.walker == nil || f.epoch.Load() != nil || !f.learning.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
@@ -520,17 +524,16 @@ func (f *Fallback) learnEpoch() {
 		ctx, cancel := context.WithTimeout(context.Background(), f.interval)
 		defer cancel()
 		if e, err := f.epocher.Epoch(ctx); err == nil {
-			f.epochMu.Lock()
-			f.epoch = e
-			f.epochMu.Unlock()
+			f.epoch.CompareAndSwap(nil, &e)
 		}
 	}()
 }
 
 func (f *Fallback) knownEpoch() string {
-	f.epochMu.Lock()
-	defer f.epochMu.Unlock()
-	return f.epoch
+	if e := f.epoch.Load(); e != nil {
+		return *e
+	}
+	return ""
 }
 
 // lostData reports whether the backend, answering again, holds other
@@ -545,11 +548,8 @@ func (f *Fallback) lostData() bool {
 	if err != nil {
 		return false
 	}
-	f.epochMu.Lock()
-	defer f.epochMu.Unlock()
-	lost := f.epoch != "" && f.epoch != e
-	f.epoch = e
-	return lost
+	known := f.epoch.Swap(&e)
+	return known != nil && *known != e
 }
 
 // recovered ends an outage once the backend answered a ping: the noted

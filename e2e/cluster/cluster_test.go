@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -265,6 +267,47 @@ func (in *instance) mustAccept(t *testing.T, secret string) {
 	if a := in.get("/api/v1/organization", secret); a.status != http.StatusOK {
 		t.Fatalf("%s: token refused: %d %s", in.name, a.status, a.body)
 	}
+}
+
+// mustCache accepts the token through the instance until the instance
+// answers it from its cache. A lookup that a change arrived during (the
+// creation of another token, say) is not cached, so one accepted request
+// does not prove the next is served without the database.
+func (in *instance) mustCache(t *testing.T, secret string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		before := in.cacheHits(t)
+		in.mustAccept(t, secret)
+		in.mustAccept(t, secret)
+		if in.cacheHits(t) > before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the token was not served from the cache within 5s", in.name)
+		}
+	}
+}
+
+// cacheHits reads keygate_token_cache_hits_total from the admin listener.
+func (in *instance) cacheHits(t *testing.T) int {
+	t.Helper()
+	resp, err := client.Get(in.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "keygate_token_cache_hits_total "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("keygate_token_cache_hits_total %q", v)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("%s: no keygate_token_cache_hits_total in /metrics", in.name)
+	return 0
 }
 
 // redisURL returns KEYGATE_TEST_REDIS_URL, skipping (or under CI failing)

@@ -25,8 +25,8 @@ func TestDatabaseOutage(t *testing.T) {
 	_, cachedSecret := c.token(first)
 	_, uncachedSecret := c.token(first)
 	revoked, revokedSecret := c.token(first)
-	cut.mustAccept(t, cachedSecret)
-	cut.mustAccept(t, revokedSecret)
+	cut.mustCache(t, cachedSecret)
+	cut.mustCache(t, revokedSecret)
 
 	proxy.Cut()
 	cutAt := time.Now()
@@ -101,7 +101,7 @@ func TestDatabaseBlackhole(t *testing.T) {
 
 	_, cachedSecret := c.token(first)
 	_, uncachedSecret := c.token(first)
-	held.mustAccept(t, cachedSecret)
+	held.mustCache(t, cachedSecret)
 
 	proxy.Blackhole()
 	time.Sleep(1100 * time.Millisecond) // past the TTL: the cache must ask the database
