@@ -359,3 +359,51 @@ func Conn(t testing.TB, rawURL string) *pgx.Conn {
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// Outage is the check every store deadline gets. call asks something
+// that reads the database through p, and returns nil when the answer is
+// the working one, else an error that describes the answer. It must work
+// at first; with the database blackholed it must return within limit (30
+// s without an answer fails the test at once), and what it returned is
+// handed back for the caller to judge; once the database answers again it
+// must work again within 10 s, without a restart.
+func Outage(t testing.TB, p *Proxy, limit time.Duration, call func() error) (during error, took time.Duration) {
+	t.Helper()
+	timed := func() (error, time.Duration) {
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- call() }()
+		select {
+		case err := <-done:
+			return err, time.Since(start)
+		case <-time.After(30 * time.Second):
+			t.Fatal("still waiting for the database 30s after it stopped answering")
+			return nil, 0
+		}
+	}
+	if err, _ := timed(); err != nil {
+		t.Fatalf("before the outage: %v", err)
+	}
+	p.Blackhole()
+	during, took = timed()
+	if during == nil {
+		t.Errorf("with the database not answering, the answer was the working one")
+	}
+	if took > limit {
+		t.Errorf("with the database not answering, answered after %v, want within %v", took.Round(time.Millisecond), limit)
+	}
+	p.Forward()
+	restored := time.Now()
+	for {
+		err, _ := timed()
+		if err == nil {
+			break
+		}
+		if time.Since(restored) > 10*time.Second {
+			t.Fatalf("still %v 10s after the database answered again", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the database answering again: working after %v, without a restart", time.Since(restored).Round(time.Millisecond))
+	return during, took
+}
