@@ -42,7 +42,7 @@ var testPasswordHash = sync.OnceValue(func() string {
 // organizations "acme" (owner, member) and "globex" (its owner) and a site
 // administrator.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	store  *sqlite.Store
 	server *httptest.Server
 	logs   *syncBuffer
@@ -91,7 +91,7 @@ func testAPIs() []*keygate.API {
 	}
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keygate.db"))
 	if err != nil {
@@ -238,7 +238,7 @@ func (b *browser) read(resp *http.Response, err error) page {
 	return page{resp, string(body)}
 }
 
-func (p page) expect(t *testing.T, status int, contains ...string) page {
+func (p page) expect(t testing.TB, status int, contains ...string) page {
 	t.Helper()
 	if p.StatusCode != status {
 		t.Fatalf("%s %s: status %d, want %d\n%s", p.Request.Method, p.Request.URL, p.StatusCode, status, p.Body)
@@ -251,7 +251,7 @@ func (p page) expect(t *testing.T, status int, contains ...string) page {
 	return p
 }
 
-func (p page) lacks(t *testing.T, absent ...string) page {
+func (p page) lacks(t testing.TB, absent ...string) page {
 	t.Helper()
 	for _, a := range absent {
 		if strings.Contains(p.Body, a) {
@@ -267,7 +267,7 @@ var (
 	secretField = regexp.MustCompile(`id="new-token" class="secret" value="([^"]+)"`)
 )
 
-func field(t *testing.T, re *regexp.Regexp, body string) string {
+func field(t testing.TB, re *regexp.Regexp, body string) string {
 	t.Helper()
 	m := re.FindStringSubmatch(body)
 	if m == nil {

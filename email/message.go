@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"mime"
@@ -13,6 +14,7 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keygate/keygate"
 )
@@ -30,7 +32,7 @@ func compose(from *mail.Address, e *keygate.Email, now time.Time) ([]byte, error
 	header := [][2]string{
 		{"From", from.String()},
 		{"To", strings.Join(to, ", ")},
-		{"Subject", mime.QEncoding.Encode("utf-8", strings.Join(strings.Fields(e.Subject), " "))},
+		{"Subject", encodeSubject(strings.Join(strings.Fields(e.Subject), " "))},
 		{"Date", now.UTC().Format(time.RFC1123Z)},
 		{"Message-ID", fmt.Sprintf("<%s@%s>", e.ID, domain)},
 		{"MIME-Version", "1.0"},
@@ -71,6 +73,32 @@ func compose(from *mail.Address, e *keygate.Email, now time.Time) ([]byte, error
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// encodeSubject RFC 2047-encodes s where it needs it. A subject that
+// holds "=?" is encoded whole even when plain ASCII: as written, a mail
+// client would decode what looks like an encoded word in it (a token's
+// name, say) into other text, line breaks included.
+func encodeSubject(s string) string {
+	if !strings.Contains(s, "=?") {
+		return mime.QEncoding.Encode("utf-8", s)
+	}
+	var words []string
+	for len(s) > 0 {
+		n := min(len(s), 45) // 60 base64 characters: each word within RFC 2047's 75
+		if n < len(s) {
+			// End the word before a character, not inside one.
+			for i := n; i > n-utf8.UTFMax; i-- {
+				if utf8.RuneStart(s[i]) {
+					n = i
+					break
+				}
+			}
+		}
+		words = append(words, "=?utf-8?b?"+base64.StdEncoding.EncodeToString([]byte(s[:n]))+"?=")
+		s = s[n:]
+	}
+	return strings.Join(words, "\r\n ")
 }
 
 func boundary() string {

@@ -43,8 +43,10 @@ type Server struct {
 // the password.
 func ParseServer(raw string) (*Server, error) {
 	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Parse quotes the whole input, password and all.
+	if err != nil || u.User == nil && strings.Contains(raw, "@") {
+		// url.Parse quotes the whole input, password and all; and an "@"
+		// outside the user part (smtp:/user:pass@host, a slash short)
+		// means a password Redacted would not hide.
 		return nil, errors.New("not a valid URL (smtp://user:password@host:587 or smtps://…)")
 	}
 	s := &Server{redacted: u.Redacted()}
