@@ -39,7 +39,7 @@ func FuzzInvitationLink(f *testing.F) {
 	owner.login(fx.owner)
 	link := owner.invite("new@example.test", "member")
 	secret := strings.TrimPrefix(link, "/invitations/")
-	notValid := fx.browserFrom("192.0.2.1").get("/invitations/" + strings.Repeat("A", 43)).
+	notValid := fx.browserFrom("192.0.2.1").get("/invitations/"+strings.Repeat("A", 43)).
 		expect(f, http.StatusNotFound, "This invitation is not valid").Body
 	n := 0
 
