@@ -185,7 +185,11 @@ type UsageQuery struct {
 
 // Change kinds published by stores.
 const (
-	ChangeToken        = "token"        // ID is a token id: created, rotated or revoked
+	ChangeToken        = "token"        // ID is a token id: rotated or revoked
+	// ChangeTokenCreated: ID is a new token's id. Nothing cached of it can
+	// be stale, but its hash may be cached as unknown. Instances that do
+	// not know the kind drop their whole cache, which is safe.
+	ChangeTokenCreated = "token_created"
 	ChangeOrganization = "organization" // ID is an organization id: plan, entitlements, deleted
 )
 

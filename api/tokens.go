@@ -63,7 +63,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, c manage.C
 	if err != nil {
 		return err
 	}
-	h.notify(keygate.ChangeToken, tok.ID)
+	h.notify(keygate.ChangeTokenCreated, tok.ID)
 	h.d.Logger.InfoContext(r.Context(), "token created",
 		"org", a.Organization.Slug, "api", api.Name, "token_id", tok.ID, "hint", tok.Hint, "by", c.Name())
 	writeJSON(w, http.StatusCreated, newTokenJSON{tokenJSON: toTokenJSON(tok, now), Token: secret})

@@ -146,7 +146,7 @@ func TestDeleteToken(t *testing.T) {
 	tok := f.createToken(member, "acme", `{"name": "old", "api": "menus"}`)
 	// A create is news too: this instance's cache may hold the new hash
 	// as unknown.
-	if fmt.Sprint(f.changes) != fmt.Sprint([]keygate.Change{{Kind: keygate.ChangeToken, ID: tok.ID}}) {
+	if fmt.Sprint(f.changes) != fmt.Sprint([]keygate.Change{{Kind: keygate.ChangeTokenCreated, ID: tok.ID}}) {
 		t.Errorf("notified after the create %v", f.changes)
 	}
 	f.changes = nil

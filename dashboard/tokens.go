@@ -233,7 +233,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, f *frame, 
 		h.render(w, r, status, "token_new", p)
 		return
 	}
-	h.notify(keygate.ChangeToken, tok.ID)
+	h.notify(keygate.ChangeTokenCreated, tok.ID)
 	h.d.Logger.InfoContext(r.Context(), "token created",
 		"org", a.Organization.Slug, "api", api.Name, "token_id", tok.ID, "hint", tok.Hint, "user_id", f.User.ID)
 	out := tokenCreatedPage{frame: *f, Token: tok, Secret: secret, API: api, ListURL: h.orgPath(a, "/tokens")}

@@ -140,7 +140,7 @@ func TestDeleteTokenWithConfirmation(t *testing.T) {
 	// the new token's hash as unknown.
 	select {
 	case c := <-f.changes:
-		if c.Kind != keygate.ChangeToken || c.ID != tok.ID {
+		if c.Kind != keygate.ChangeTokenCreated || c.ID != tok.ID {
 			t.Errorf("notified %+v after the create", c)
 		}
 	default:

@@ -223,7 +223,7 @@ func TestLocalCreateClearsNegativeEntriesAtOnce(t *testing.T) {
 	if err := f.store.CreateToken(context.Background(), tok, 0); err != nil {
 		t.Fatal(err)
 	}
-	f.tokens.Apply(keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID}) // what the dashboard's notify does
+	f.tokens.Apply(keygate.Change{Kind: keygate.ChangeTokenCreated, ID: tok.ID}) // what the dashboard's notify does
 	if got := serve(f.menusGW, "GET", "/v2/products", h); got.status != 200 {
 		t.Fatalf("right after the create: %d %s", got.status, got.body)
 	}
@@ -330,5 +330,37 @@ func TestNegativeEntriesExpireAndAreBounded(t *testing.T) {
 	disabled.Lookup(ctx, hash)
 	if disabled.UnknownLen() != 0 {
 		t.Error("a negative NegativeTTL still cached an unknown token")
+	}
+}
+
+// A token's creation can reach an instance after that instance already
+// read and cached the token (the feed lags; the client was quick). The
+// late change clears hashes cached as unknown but keeps the token's own
+// entry, which is fresh: dropping it would leave the token without
+// stale_if_error cover if the database went away next.
+func TestLateCreationChangeKeepsTheTokensOwnEntry(t *testing.T) {
+	f := newFixture(t)
+	tok, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	if got := serve(f.menusGW, "GET", "/v2/products", map[string][]string{"X-Token": {secret}}); got.status != 200 {
+		t.Fatalf("the new token: %d %s", got.status, got.body)
+	}
+	_, unknown, err := keygate.NewToken(f.menus.Tokens, keygate.TokenRequest{
+		OrganizationID: f.org.ID, API: f.menus.Name, Name: "never stored", Scopes: []string{"products:read"}, Expiry: keygate.Expiry90Days,
+	}, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "an unknown token", serve(f.menusGW, "GET", "/v2/products", map[string][]string{"X-Token": {unknown}}), 404, cmNotFound)
+	cached, unknowns := f.tokens.Len(), f.tokens.UnknownLen()
+	if unknowns != 1 || cached == 0 {
+		t.Fatalf("before the change: %d cached, %d unknown; want the token cached and 1 unknown", cached, unknowns)
+	}
+	f.tokens.Apply(keygate.Change{Kind: keygate.ChangeTokenCreated, ID: tok.ID})
+	if f.tokens.Len() != cached || f.tokens.UnknownLen() != 0 {
+		t.Errorf("after its late creation change: %d cached (want %d), %d unknown (want 0)", f.tokens.Len(), cached, f.tokens.UnknownLen())
+	}
+	f.tokens.Apply(keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID})
+	if f.tokens.Len() != cached-1 {
+		t.Errorf("after a rotation or revocation change: %d cached, want %d", f.tokens.Len(), cached-1)
 	}
 }

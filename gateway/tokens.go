@@ -68,7 +68,10 @@ type Tokens struct {
 	// not cache its result, so a revoke racing a cache fill cannot leave the
 	// revoked token cached.
 	generation atomic.Uint64
-	loads      singleflight.Group
+	// created counts token creations, which leave cached tokens alone
+	// but make a read that began before one unfit to cache as unknown.
+	created atomic.Uint64
+	loads   singleflight.Group
 	// hits and misses count token lookups answered from the cache and
 	// not, for the hit rate operators size max_entries by.
 	hits, misses atomic.Uint64
@@ -213,12 +216,13 @@ func (t *Tokens) token(ctx context.Context, hash string) (*keygate.Token, error)
 		return nil, errTokenInvalid
 	}
 	return cachedRead(t, ctx, "t"+hash, entry, ttl, func(ctx context.Context, gen uint64) (*keygate.Token, error) {
+		created := t.created.Load()
 		tok, err := t.store.FindTokenByHash(ctx, hash)
 		switch {
 		case err == nil:
 			t.storeTokenIfCurrent(gen, hash, tok)
 		case keygate.ErrorCode(err) == keygate.ENOTFOUND:
-			t.storeUnknownIfCurrent(gen, hash)
+			t.storeUnknownIfCurrent(gen, created, hash)
 		}
 		return tok, err
 	})
@@ -357,16 +361,16 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token
 }
 
 // storeUnknownIfCurrent remembers that the store has no token with hash,
-// unless a change arrived since the read began: that change may be the
-// token's creation. When full, expired entries go first, then a random
-// tenth.
-func (t *Tokens) storeUnknownIfCurrent(gen uint64, hash string) {
+// unless a change or a creation arrived since the read began (gen and
+// created, read then): it may be this token's. When full, expired entries
+// go first, then a random tenth.
+func (t *Tokens) storeUnknownIfCurrent(gen, created uint64, hash string) {
 	if t.negativeTTL <= 0 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.generation.Load() != gen {
+	if t.generation.Load() != gen || t.created.Load() != created {
 		return
 	}
 	now := t.now()
@@ -418,12 +422,22 @@ func (t *Tokens) evictLocked() {
 func (t *Tokens) Apply(c keygate.Change) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if c.Kind == keygate.ChangeTokenCreated {
+		// The token's hash may be cached as unknown. Its own entry, if
+		// this instance already read it, is fresh: the change can arrive
+		// after the first request, and dropping the entry (or refusing
+		// to cache a read in flight) would leave the token without
+		// stale_if_error cover in an outage.
+		t.created.Add(1)
+		clear(t.unknown)
+		return
+	}
 	t.generation.Add(1)
 	switch c.Kind {
 	case keygate.ChangeToken:
 		t.dropTokenLocked(c.ID)
-		// The change may be the token's creation or a new secret, whose
-		// hash may be cached as unknown; only the id is known here.
+		// A new secret's hash may be cached as unknown; only the id is
+		// known here.
 		clear(t.unknown)
 	case keygate.ChangeOrganization:
 		delete(t.orgs, c.ID)

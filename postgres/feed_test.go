@@ -51,7 +51,7 @@ func (f *feed) next(wait time.Duration) keygate.Change {
 				f.t.Errorf("change %+v arrived after seq %d", c, f.lastSeq)
 			}
 			f.lastSeq = c.Seq
-			if f.created != nil && c.Kind == keygate.ChangeToken {
+			if f.created != nil && c.Kind == keygate.ChangeTokenCreated {
 				if _, creation := f.created.LoadAndDelete(c.ID); creation {
 					continue
 				}

@@ -51,7 +51,7 @@ func (s *Store) CreateToken(ctx context.Context, tok *keygate.Token, maxActive i
 			return err
 		}
 		// Caches may hold the new hash as unknown.
-		return s.publish(ctx, tx, keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID})
+		return s.publish(ctx, tx, keygate.Change{Kind: keygate.ChangeTokenCreated, ID: tok.ID})
 	})
 }
 

@@ -53,7 +53,7 @@ func (s *Store) CreateToken(ctx context.Context, tok *keygate.Token, maxActive i
 			return err
 		}
 		// Caches may hold the new hash as unknown.
-		return s.publish(ctx, tx, keygate.ChangeToken, tok.ID)
+		return s.publish(ctx, tx, keygate.ChangeTokenCreated, tok.ID)
 	})
 }
 

@@ -38,7 +38,7 @@ func testChangesAfterTheCall(t *testing.T, e *env) {
 	equal(t, "changes", w.sync(), []keygate.Change{
 		{Kind: keygate.ChangeToken, ID: after.ID},
 		{Kind: keygate.ChangeOrganization, ID: org.ID},
-		{Kind: keygate.ChangeToken, ID: created.ID},
+		{Kind: keygate.ChangeTokenCreated, ID: created.ID},
 	})
 }
 
