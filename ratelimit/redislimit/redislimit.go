@@ -14,6 +14,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/ratelimit"
@@ -45,25 +46,56 @@ type Options struct {
 	// Now, if set, replaces the Redis server's clock: tests drive the
 	// window with a fake one. Instances sharing limits leave it nil.
 	Now func() time.Time
+	// NoAutoPipeline sends every decision on its own instead of through
+	// the client's autopipeliner (see New).
+	NoAutoPipeline bool
 }
 
 // Limiter is a ratelimit.Limiter backed by Redis.
 type Limiter struct {
 	client redis.Scripter
+	// decide runs the window script: through the client's autopipeliner
+	// when it has one, so that decisions made at the same time share round
+	// trips, else the client itself.
+	decide redis.Scripter
+	// loaded turns true once a decision has run: Redis knows the script.
+	// Until then decisions go one by one, so the batch that meets an
+	// empty script cache is not a batch of EVALs.
+	loaded atomic.Bool
 	prefix string
 	now    func() time.Time
+}
+
+// autoPipeliner is a client that can batch the commands of concurrent
+// callers (go-redis's *Client and *ClusterClient).
+type autoPipeliner interface {
+	AutoPipeline() (*redis.AutoPipeliner, error)
 }
 
 var _ ratelimit.Limiter = (*Limiter)(nil)
 
 // New returns a Limiter using client: a *redis.Client, *redis.ClusterClient
 // (each key is one slot) or any other redis.Scripter.
+//
+// With a *redis.Client or *redis.ClusterClient, decisions go through the
+// client's autopipeliner: while one batch of scripts is on its way to
+// Redis, the decisions that arrive queue up and leave together as the
+// next batch, so a busy instance pays one write, one read and one wake-up
+// of Redis per batch instead of per request; a lone decision still leaves
+// at once. It is still one script, hence one round trip, per decision.
+// The autopipeliner closes with the client.
 func New(client redis.Scripter, opts Options) *Limiter {
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Limiter{client: client, prefix: prefix, now: opts.Now}
+	decide := client
+	if c, ok := client.(autoPipeliner); ok && !opts.NoAutoPipeline {
+		if ap, err := c.AutoPipeline(); err == nil {
+			decide = ap
+		}
+	}
+	return &Limiter{client: client, decide: decide, prefix: prefix, now: opts.Now}
 }
 
 // Allow implements ratelimit.Limiter.
@@ -150,11 +182,16 @@ func (l *Limiter) run(ctx context.Context, key string, limit int, period time.Du
 	if l.now != nil {
 		now = l.now().UnixMicro()
 	}
-	reply, err := slidingWindow.Run(ctx, l.client, []string{l.prefix + key},
+	via := l.decide
+	if !l.loaded.Load() {
+		via = l.client
+	}
+	reply, err := slidingWindow.Run(ctx, via, []string{l.prefix + key},
 		limit, width, ttlMs, ratelimit.Buckets+1, now, seed).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redislimit: %w", err)
 	}
+	l.loaded.Store(true)
 	if len(reply) != 4 {
 		return nil, fmt.Errorf("redislimit: unexpected script reply %v", reply)
 	}

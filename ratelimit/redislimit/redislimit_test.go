@@ -185,26 +185,35 @@ func BenchmarkRedisRefused(b *testing.B) {
 	}
 }
 
-// BenchmarkRedisManyKeysParallel measures throughput over one client's
-// connection pool with eight requests per CPU in flight.
+// BenchmarkRedisManyKeysParallel measures throughput over one client with
+// sixteen requests per CPU in flight, decisions autopipelined (as New
+// sends them through a *redis.Client) and each on its own round trip.
 func BenchmarkRedisManyKeysParallel(b *testing.B) {
 	client := newClient(b)
-	l := redislimit.New(client, redislimit.Options{Prefix: uniquePrefix(b, client)})
 	ctx := context.Background()
 	keys := make([]string, 10000)
 	for i := range keys {
 		keys[i] = "ip:192.0.2." + strconv.Itoa(i)
 	}
-	var next atomic.Int64
-	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := l.Allow(ctx, keys[next.Add(1)%int64(len(keys))], 100, time.Minute); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	for _, tc := range []struct {
+		name        string
+		unpipelined bool
+	}{{"autopipelined", false}, {"unpipelined", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			l := redislimit.New(client, redislimit.Options{Prefix: uniquePrefix(b, client), NoAutoPipeline: tc.unpipelined})
+			var next atomic.Int64
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := l.Allow(ctx, keys[next.Add(1)%int64(len(keys))], 100, time.Minute); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // redisServer is a redis-server this test starts and may kill.
