@@ -170,18 +170,7 @@ func (s *Server) exchangeCode(w http.ResponseWriter, ctx context.Context, client
 	}
 	resp, tokens := s.newTokens(grant, now, code.Offline)
 	err = s.store.RedeemOAuthCode(ctx, hash, now, grant, tokens...)
-	switch keygate.ErrorCode(err) {
-	case "":
-	case keygate.ECONFLICT:
-		s.log.Warn("oauth: authorization code used twice; its grant is revoked", "client_id", client.ID, "grant_id", code.GrantID)
-		writeError(w, invalidGrant("The authorization code was already used; the access it granted is revoked."))
-		return
-	case keygate.ENOTFOUND:
-		writeError(w, invalidGrant("The authorization code is invalid or expired."))
-		return
-	default:
-		s.log.Error("oauth: redeeming authorization code failed", "client_id", client.ID, "err", err)
-		writeError(w, serverError())
+	if !s.spent(w, err, "authorization code", client.ID, code.GrantID) {
 		return
 	}
 	s.log.Info("oauth: tokens issued", "client_id", client.ID, "grant_id", grant.ID, "user_id", grant.UserID, "org_id", grant.OrganizationID)
@@ -235,21 +224,32 @@ func (s *Server) refresh(w http.ResponseWriter, ctx context.Context, client *key
 		resp.Scope = strings.Join(narrowed, " ")
 	}
 	err = s.store.RotateOAuthRefreshToken(ctx, hash, now, tokens...)
-	switch keygate.ErrorCode(err) {
-	case "":
-	case keygate.ECONFLICT:
-		s.log.Warn("oauth: refresh token reused; its grant is revoked", "client_id", client.ID, "grant_id", grant.ID)
-		writeError(w, invalidGrant("The refresh token was already used; the access it granted is revoked."))
-		return
-	case keygate.ENOTFOUND:
-		writeError(w, invalidGrant("The refresh token is invalid or expired."))
-		return
-	default:
-		s.log.Error("oauth: rotating refresh token failed", "grant_id", grant.ID, "err", err)
-		writeError(w, serverError())
+	if !s.spent(w, err, "refresh token", client.ID, grant.ID) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// spent reads the store's answer to spending a one-time credential (an
+// authorization code, a refresh token) in one atomic step, and answers
+// the client when it failed: one spent before means it may have been
+// stolen, so the store has revoked the grant (RFC 6749 sections 4.1.2 and
+// 10.4); one the store no longer has is invalid. It reports whether the
+// credential was spent now.
+func (s *Server) spent(w http.ResponseWriter, err error, what, clientID, grantID string) bool {
+	switch keygate.ErrorCode(err) {
+	case "":
+		return true
+	case keygate.ECONFLICT:
+		s.log.Warn("oauth: "+what+" used twice; its grant is revoked", "client_id", clientID, "grant_id", grantID)
+		writeError(w, invalidGrant("The "+what+" was already used; the access it granted is revoked."))
+	case keygate.ENOTFOUND:
+		writeError(w, invalidGrant("The "+what+" is invalid or expired."))
+	default:
+		s.log.Error("oauth: spending a "+what+" failed", "client_id", clientID, "grant_id", grantID, "err", err)
+		writeError(w, serverError())
+	}
+	return false
 }
 
 // narrowScopes reads a refresh request's scope parameter (RFC 6749 §6):
