@@ -36,6 +36,10 @@ const (
 	// maxTracked bounds the memory the limiter uses under a flood of
 	// distinct emails or addresses.
 	maxTracked = 100_000
+	// maxEmailLength is the longest address an account can have: a longer
+	// "email" is counted and logged by its first maxEmailLength bytes
+	// only, so that the limiter's keys stay small whatever the form holds.
+	maxEmailLength = 254
 )
 
 // LoginLimiter checks passwords and decides, in one place, which login
@@ -64,11 +68,16 @@ type LoginLimiter struct {
 	attempts map[string][]time.Time
 	// known holds when an account last logged in from an address.
 	known map[string]time.Time
+	// refusalRecorded holds, per limiter key that refused an attempt,
+	// when that refusal was written to the audit log: a flood of refused
+	// attempts, which cost no hash, writes one entry per key and window.
+	refusalRecorded map[string]time.Time
 }
 
 // attempt is one counted login attempt, or a refusal to make one.
 type attempt struct {
 	wait                   time.Duration // > 0: refused, retry after wait
+	recordRefusal          bool          // the first refusal by its limit in this window
 	at                     time.Time
 	pair, address, account string // limiter keys
 	knownKey               string
@@ -83,7 +92,9 @@ func (l *LoginLimiter) CheckPassword(ctx context.Context, users keygate.UserServ
 	email = strings.ToLower(strings.TrimSpace(email))
 	a := l.begin(email, ip)
 	if a.wait > 0 {
-		l.record(ctx, keygate.AuditLoginThrottled, email, nil)
+		if a.recordRefusal {
+			l.record(ctx, keygate.AuditLoginThrottled, email, nil)
+		}
 		return nil, keygate.Errorf(keygate.ERATELIMITED, "Too many failed login attempts. Try again in %s.", roundUp(a.wait))
 	}
 	user, err := checkPassword(ctx, users, email, pw)
@@ -106,7 +117,7 @@ func (l *LoginLimiter) record(ctx context.Context, action, email string, user *k
 	a.Type, a.ID, a.Name = keygate.ActorUser, "", ""
 	if user != nil {
 		a.ID, a.Name = user.ID, user.Email
-	} else if looksLikeEmail(email) {
+	} else if len(email) <= maxEmailLength && looksLikeEmail(email) {
 		a.Name = email
 	}
 	l.Audit.Record(keygate.WithActor(ctx, a), action, "", a.ID, nil)
@@ -143,6 +154,9 @@ func checkPassword(ctx context.Context, users keygate.UserService, email, pw str
 // by its prefix (IPv6PrefixLength).
 func (l *LoginLimiter) begin(email, ip string) attempt {
 	ip = clientip.BucketOf(ip, l.IPv6PrefixLength)
+	if len(email) > maxEmailLength {
+		email = email[:maxEmailLength]
+	}
 	a := attempt{
 		pair:     "account-address:" + email + "\x00" + ip,
 		address:  "address:" + ip,
@@ -158,10 +172,24 @@ func (l *LoginLimiter) begin(email, ip string) attempt {
 	now := l.now()
 	l.prune(now)
 	pair, perAddress, account := l.limits()
-	a.wait = max(waitForSlot(l.recent(a.pair, now), pair, l.window(), now),
-		waitForSlot(l.recent(a.address, now), perAddress, l.window(), now))
+	waits := []struct {
+		key  string
+		wait time.Duration
+	}{
+		{a.address, waitForSlot(l.recent(a.address, now), perAddress, l.window(), now)},
+		{a.pair, waitForSlot(l.recent(a.pair, now), pair, l.window(), now)},
+	}
 	if !l.knownAddress(a.knownKey, now) {
-		a.wait = max(a.wait, l.accountDelay(l.recent(a.account, now), account, now))
+		waits = append(waits, struct {
+			key  string
+			wait time.Duration
+		}{a.account, l.accountDelay(l.recent(a.account, now), account, now)})
+	}
+	for _, w := range waits {
+		if w.wait > 0 && a.wait == 0 {
+			a.recordRefusal = l.firstRefusal(w.key, now)
+		}
+		a.wait = max(a.wait, w.wait)
 	}
 	if a.wait > 0 {
 		return a
@@ -176,6 +204,29 @@ func (l *LoginLimiter) begin(email, ip string) attempt {
 		l.attempts[k] = times
 	}
 	return a
+}
+
+// firstRefusal reports whether key's refusal at now is the first one to
+// record in the audit log for this window, and notes it. Under l.mu.
+func (l *LoginLimiter) firstRefusal(key string, now time.Time) bool {
+	if l.refusalRecorded == nil {
+		l.refusalRecorded = map[string]time.Time{}
+	}
+	if at, ok := l.refusalRecorded[key]; ok && now.Sub(at) < l.window() {
+		return false
+	}
+	if len(l.refusalRecorded) >= maxTracked {
+		for k, at := range l.refusalRecorded {
+			if now.Sub(at) >= l.window() {
+				delete(l.refusalRecorded, k)
+			}
+		}
+		if len(l.refusalRecorded) >= maxTracked {
+			return false
+		}
+	}
+	l.refusalRecorded[key] = now
+	return true
 }
 
 // finish settles a counted attempt by its outcome: a wrong password stays

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/audit"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/session"
 	"github.com/keygate/keygate/sqlite"
@@ -187,4 +189,75 @@ func cheapHash(pw string) string {
 	key := argon2.IDKey([]byte(pw), salt, 1, 64, 1, 32)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=64,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// A flood of logins from an address the limiter already stops writes one
+// login.throttled entry, not one per request: refused attempts cost no
+// hash, so without this anyone could grow the audit log as fast as they
+// can send requests. An "email" longer than any address is not kept in
+// the log either.
+func TestLoginLimiterRecordsAFloodOfRefusalsOnce(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	store := loginStore(t)
+	l := &session.LoginLimiter{PerAccountAddress: 2, PerAddress: 3, Window: 10 * time.Minute,
+		Now: func() time.Time { return now }, Audit: &audit.Log{Store: store}}
+	long := strings.Repeat("a", 16000) + "@example.com"
+	for _, email := range []string{"ann@example.com", "ann@example.com", long} {
+		if _, err := l.CheckPassword(ctx, store, email, "bad", "10.0.0.1"); keygate.ErrorCode(err) != keygate.EUNAUTHORIZED {
+			t.Fatalf("%.20s: %v", email, err)
+		}
+	}
+	for i := range 500 {
+		email := fmt.Sprintf("guess%d@example.com", i)
+		if i%2 == 0 {
+			email = "ann@example.com"
+		}
+		if _, err := l.CheckPassword(ctx, store, email, "bad", "10.0.0.1"); keygate.ErrorCode(err) != keygate.ERATELIMITED {
+			t.Fatalf("attempt %d: %v, want throttled", i, err)
+		}
+	}
+	entries := allAuditEntries(t, store, "")
+	count := map[string]int{}
+	for _, e := range entries {
+		count[e.Action]++
+		if len(e.Actor.Name) > 254 {
+			t.Errorf("%s entry keeps an actor name of %d bytes", e.Action, len(e.Actor.Name))
+		}
+	}
+	t.Logf("3 failures then 500 refused attempts: %v", count)
+	if count[keygate.AuditLoginFailed] != 3 || count[keygate.AuditLoginThrottled] != 1 || len(entries) != 4 {
+		t.Errorf("audit entries %v, want 3 login.failed and 1 login.throttled", count)
+	}
+
+	// Once the window has passed and the address is stopped again, that
+	// is recorded again.
+	now = now.Add(11 * time.Minute)
+	for range 3 {
+		l.CheckPassword(ctx, store, "ann@example.com", "bad", "10.0.0.1")
+	}
+	for range 10 {
+		l.CheckPassword(ctx, store, "ann@example.com", "bad", "10.0.0.1")
+	}
+	if entries := allAuditEntries(t, store, keygate.AuditLoginThrottled); len(entries) != 2 {
+		t.Errorf("%d login.throttled entries after a second window, want 2", len(entries))
+	}
+}
+
+// allAuditEntries reads every entry of the log, page by page.
+func allAuditEntries(t *testing.T, store *sqlite.Store, action string) []*keygate.AuditEntry {
+	t.Helper()
+	var all []*keygate.AuditEntry
+	f := keygate.AuditFilter{Action: action, Limit: keygate.MaxAuditPage}
+	for {
+		page, err := store.ListAuditEntries(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < f.Limit {
+			return all
+		}
+		f.Before = page[len(page)-1].Seq
+	}
 }
