@@ -135,7 +135,7 @@ func (h *Handler) renderInvitation(w http.ResponseWriter, r *http.Request, statu
 		Path: manage.InvitationPathPrefix + secret, Name: name, Error: msg}
 	if f != nil {
 		p.frame = *f
-		p.ForYou = strings.EqualFold(u.Email, pending.Invitation.Email)
+		p.ForYou = manage.IsInvitee(pending.Invitation, u)
 	} else {
 		p.LoginCSRF = randomString()
 		http.SetCookie(w, &http.Cookie{

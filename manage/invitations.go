@@ -241,9 +241,17 @@ func ErrInvitationForAnotherEmail(email string) error {
 	return keygate.Errorf(keygate.EFORBIDDEN, "This invitation was sent to %s. Log out and log in with that email to accept it.", email)
 }
 
+// IsInvitee reports whether user's email is the one inv was sent to, both
+// as keygate stores addresses (trimmed, lower-cased): exactly, never by
+// Unicode case folding, under which "ſam" (long s) would match "sam" and
+// micro "µ" Greek "μ", other mailboxes than the invited one.
+func IsInvitee(inv *keygate.Invitation, user *keygate.User) bool {
+	norm := func(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+	return norm(inv.Email) == norm(user.Email)
+}
+
 // AcceptInvitation makes user a member of the invitation's organization
-// with its role, if user's email is the invited one (compared
-// case-insensitively), and uses the invitation up. It returns the
+// with its role, if user's email is the invited one (IsInvitee), and uses the invitation up. It returns the
 // organization and whether the user was added (false when they already
 // were a member: their role stays).
 func AcceptInvitation(ctx context.Context, store InvitationStore, user *keygate.User, secret string, now time.Time) (*keygate.Organization, bool, error) {
@@ -251,7 +259,7 @@ func AcceptInvitation(ctx context.Context, store InvitationStore, user *keygate.
 	if err != nil {
 		return nil, false, err
 	}
-	if !strings.EqualFold(p.Invitation.Email, user.Email) {
+	if !IsInvitee(p.Invitation, user) {
 		return nil, false, ErrInvitationForAnotherEmail(p.Invitation.Email)
 	}
 	_, added, err := store.AcceptInvitation(ctx, keygate.HashToken(secret), user.ID, now.UTC())
@@ -269,7 +277,7 @@ func DeclineInvitation(ctx context.Context, store InvitationStore, user *keygate
 	if err != nil {
 		return nil, err
 	}
-	if !strings.EqualFold(p.Invitation.Email, user.Email) {
+	if !IsInvitee(p.Invitation, user) {
 		return nil, ErrInvitationForAnotherEmail(p.Invitation.Email)
 	}
 	if err := store.RevokeInvitation(ctx, p.Invitation.OrganizationID, p.Invitation.ID, now.UTC()); keygate.ErrorCode(err) == keygate.ENOTFOUND {
