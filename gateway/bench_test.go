@@ -190,3 +190,35 @@ func BenchmarkRefuseBadChecksum(b *testing.B) {
 	}
 	benchmarkRefusal(b, secret[:len(secret)-1]+string(last), 0)
 }
+
+// BenchmarkForwardAuth measures one forward-auth check as nginx's
+// auth_request sends it: GET /_keygate/auth from a proxy on the same
+// machine with the original method and URI in X-Original-* headers and
+// the client's token, answered 200 with the identity headers and no body.
+func BenchmarkForwardAuth(b *testing.B) {
+	f := newFixture(b)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	srv := httptest.NewServer(f.menusGW)
+	defer srv.Close()
+	client := srv.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", srv.URL+"/_keygate/auth", nil)
+			req.Header.Set("X-Original-Method", "GET")
+			req.Header.Set("X-Original-URI", "/v2/products?states=California")
+			req.Header.Set("X-Token", secret)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get(keygate.HeaderIdentity) == "" {
+				b.Fatalf("status %d, identity %q", resp.StatusCode, resp.Header.Get(keygate.HeaderIdentity))
+			}
+		}
+	})
+}
