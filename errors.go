@@ -56,10 +56,16 @@ func Errorf(code, format string, args ...any) *Error {
 // ErrorCode returns the code of err when it is (or wraps) an *Error,
 // EINTERNAL for any other non-nil error, and "" for nil.
 func ErrorCode(err error) string {
-	var e *Error
 	if err == nil {
 		return ""
-	} else if errors.As(err, &e) {
+	}
+	// Asked several times per request: an *Error itself is answered
+	// without errors.As, whose target would be allocated on every call.
+	if e, ok := err.(*Error); ok {
+		return e.Code
+	}
+	var e *Error
+	if errors.As(err, &e) {
 		return e.Code
 	}
 	return EINTERNAL

@@ -128,13 +128,25 @@ func GenerateTokenSecret(prefix string) string {
 // tokenChecksum encodes the CRC32 (IEEE) of s as 6 base62 characters,
 // zero-padded, so checksums have a fixed width.
 func tokenChecksum(s string) string {
-	sum := uint64(crc32.ChecksumIEEE([]byte(s)))
+	out := tokenChecksumBytes(s)
+	return string(out[:])
+}
+
+// tokenChecksumBytes is tokenChecksum without a string to allocate: every
+// request checks one. The CRC is computed from crc32's table over the
+// string itself, since handing crc32 a []byte copy of s would allocate.
+func tokenChecksumBytes(s string) [tokenChecksumLength]byte {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8)
+	}
+	sum := uint64(^crc)
 	var out [tokenChecksumLength]byte
 	for i := tokenChecksumLength - 1; i >= 0; i-- {
 		out[i] = base62Alphabet[sum%62]
 		sum /= 62
 	}
-	return string(out[:])
+	return out
 }
 
 // WellFormedToken reports whether secret has one of the given prefixes, the
@@ -155,7 +167,8 @@ func WellFormedToken(secret string, prefixes ...string) bool {
 			}
 		}
 		body := secret[:len(secret)-tokenChecksumLength]
-		return tokenChecksum(body) == secret[len(secret)-tokenChecksumLength:]
+		sum := tokenChecksumBytes(body)
+		return string(sum[:]) == secret[len(secret)-tokenChecksumLength:]
 	}
 	return false
 }
@@ -164,7 +177,9 @@ func WellFormedToken(secret string, prefixes ...string) bool {
 // which a token is stored or used as a cache key.
 func HashToken(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // TokenHint returns the display form of a token: its prefix and last four
