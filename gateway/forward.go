@@ -43,6 +43,7 @@ type Forwarder struct {
 // request's context: who the request acts for and the client's address.
 type forwarded struct {
 	identity *keygate.Identity
+	signed   *signedIdentity
 	client   netip.Addr
 }
 
@@ -95,8 +96,13 @@ func upstreamTransport() *http.Transport {
 // Forward proxies r as id (nil: anonymous, on public routes) for the
 // client at address client.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, client netip.Addr) {
+	f.forward(w, r, id, nil, client)
+}
+
+// forward is Forward with id's header values ready when signed is set.
+func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, signed *signedIdentity, client netip.Addr) {
 	if isUpgrade(r.Header) {
-		r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, client: client}))
+		r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, signed: signed, client: client}))
 		f.proxy.ServeHTTP(w, r)
 		return
 	}
@@ -106,7 +112,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.
 	// client's server already asked for it.
 	delete(h, "Expect")
 	setForwardedHeaders(h, r)
-	f.identify(h, id, client)
+	f.identify(h, id, signed, client)
 	var span trace.Span
 	if f.tracer != nil {
 		span = f.startUpstreamSpan(r, h)
@@ -128,7 +134,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.
 
 func (f *Forwarder) rewriteHeaders(out *http.Request) {
 	fwd, _ := out.Context().Value(forwardedContextKey{}).(forwarded)
-	f.identify(out.Header, fwd.identity, fwd.client)
+	f.identify(out.Header, fwd.identity, fwd.signed, fwd.client)
 	if f.tracer != nil {
 		injectTraceContext(out.Context(), out.Header)
 	}
@@ -137,10 +143,13 @@ func (f *Forwarder) rewriteHeaders(out *http.Request) {
 // identify applies keygate's header rules to an outbound header: the
 // client's claims removed, then keygate's word on the client's address and
 // on who the request acts for.
-func (f *Forwarder) identify(h http.Header, id *keygate.Identity, client netip.Addr) {
+func (f *Forwarder) identify(h http.Header, id *keygate.Identity, signed *signedIdentity, client netip.Addr) {
 	f.headers.scrub(h)
 	setClientAddress(h, client)
 	if id == nil {
+		return
+	}
+	if signed != nil && signed.id == id && signed.set(h, f.signer) {
 		return
 	}
 	if err := SetIdentityHeaders(h, id, f.signer); err != nil {

@@ -169,7 +169,7 @@ func (g *Gateway) warnUntrustedForwardAuth(peer netip.Addr) {
 func (g *Gateway) pass(w http.ResponseWriter, d Decision) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	if d.Identity != nil {
+	if d.Identity != nil && !(d.signed != nil && d.signed.id == d.Identity && d.signed.set(h, g.forward.signer)) {
 		if err := SetIdentityHeaders(h, d.Identity, g.forward.signer); err != nil {
 			g.logger.Error("signing identity failed", "error", err)
 		}

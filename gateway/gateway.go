@@ -70,6 +70,7 @@ type Gateway struct {
 	routes           *routeTable
 	failures         *spentBudgets
 	forward          *Forwarder
+	identities       *identities
 	mounts           *http.ServeMux
 	mounted          bool
 }
@@ -109,6 +110,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.tracing = newTracing(cfg.Tracing, cfg.API)
 	g.forward = NewForwarder(cfg.API, upstream, cfg.Signer, g.fail, g.logger)
+	g.identities = newIdentities(cfg.API.Name, cfg.Signer)
 	if g.tracing != nil {
 		g.forward.tracer = g.tracing.tracer
 	}
@@ -143,6 +145,9 @@ type Decision struct {
 	Identity  *keygate.Identity
 	ClientIP  netip.Addr
 	RateLimit *ratelimit.Result
+	// signed is Identity with its header values, when it came from the
+	// gateway's identities (a token's); nil: signed when sent.
+	signed *signedIdentity
 }
 
 // ServeHTTP is the reverse proxy: decide, then forward or refuse.
@@ -192,7 +197,7 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, er
 		g.fail(rec, r, err)
 	default:
 		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
-		f.Forward(rec, r, d.Identity, d.ClientIP)
+		f.forward(rec, r, d.Identity, d.signed, d.ClientIP)
 		if rec.code == 0 && r.Context().Err() != nil {
 			err = canceled(r.Context()) // left before the upstream answered
 		}
@@ -219,7 +224,8 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 		return d, g.countFailure(ctx, &d, req, err, true)
 	}
 	d.Token = tok
-	d.Identity = g.identityOf(tok, org)
+	d.signed = g.identities.of(tok, org)
+	d.Identity = d.signed.id
 	if err := g.limit(ctx, &d, g.tokenLimit(d.Route), req); err != nil {
 		return d, err
 	}

@@ -78,29 +78,41 @@ func NewSigningKey() (*keygate.SigningKey, error) {
 // with the API's name as audience. The same identity signed within the
 // last half lifetime gets the same JWT back.
 func (s *Signer) Sign(id *keygate.Identity) (string, error) {
+	jwt, _, err := s.SignReusable(id)
+	return jwt, err
+}
+
+// SignReusable is Sign, and says until when the JWT may be sent again for
+// the same identity: at least half its lifetime remains until then. A
+// caller may keep the JWT that long instead of asking again.
+func (s *Signer) SignReusable(id *keygate.Identity) (jwt string, reuseTo time.Time, err error) {
 	key, err := json.Marshal(id)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	now := s.now()
 	s.mu.Lock()
 	prev, ok := s.signed[string(key)]
 	s.mu.Unlock()
 	if ok && now.Before(prev.reuseTo) {
-		return prev.jwt, nil
+		return prev.jwt, prev.reuseTo, nil
 	}
-	jwt, err := s.sign(id, now)
+	jwt, err = s.sign(id, now)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
+	reuseTo = now.Add(keygate.IdentityLifetime / 2)
 	s.mu.Lock()
 	if len(s.signed) >= maxSignedIdentities {
 		s.signed = map[string]signedIdentity{}
 	}
-	s.signed[string(key)] = signedIdentity{jwt: jwt, reuseTo: now.Add(keygate.IdentityLifetime / 2)}
+	s.signed[string(key)] = signedIdentity{jwt: jwt, reuseTo: reuseTo}
 	s.mu.Unlock()
-	return jwt, nil
+	return jwt, reuseTo, nil
 }
+
+// Now is the Signer's clock, the one SignReusable's reuseTo is on.
+func (s *Signer) Now() time.Time { return s.now() }
 
 func (s *Signer) sign(id *keygate.Identity, now time.Time) (string, error) {
 	c := claims{

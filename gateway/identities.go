@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/identity"
+)
+
+// identities keeps, per token and organization, the identity keygate
+// vouches for and its header values (the scopes joined, the signed JWT),
+// so a busy token costs one identity, one JSON encoding and one signature
+// per half identity lifetime instead of one per request.
+//
+// An entry is keyed by the token and organization the token cache handed
+// out: the cache gives the same pointers until it reads either again (a
+// change, a refresh) and never changes one in place, so the pair stands
+// for everything the identity encodes (the API's name is the gateway's).
+// An entry is reused only until the signer's reuse time, while the JWT
+// has at least half its lifetime left. It says nothing about whether the
+// token is still good: an identity is looked up only after the token was
+// accepted, so a revoked or expired token is refused before it is asked.
+type identities struct {
+	api    string
+	signer *identity.Signer // nil: no identity JWT
+	now    func() time.Time // the signer's clock
+
+	mu    sync.RWMutex
+	byKey map[identityKey]*signedIdentity
+}
+
+type identityKey struct {
+	tok *keygate.Token
+	org *keygate.Organization
+}
+
+// signedIdentity is an identity and the header values that say it. It is
+// shared by every request of its token until replaced: read only.
+type signedIdentity struct {
+	id     *keygate.Identity
+	scopes string // X-Keygate-Scopes
+	jwt    string // X-Keygate-Identity; "" without a signer
+	until  time.Time
+}
+
+// maxIdentities bounds the entries kept; when full, expired ones go, and
+// if none has expired it starts over.
+const maxIdentities = 10000
+
+func newIdentities(api string, signer *identity.Signer) *identities {
+	c := &identities{api: api, signer: signer, now: time.Now, byKey: map[identityKey]*signedIdentity{}}
+	if signer != nil {
+		c.now = signer.Now
+	}
+	return c
+}
+
+// of returns the identity of tok in org with its header values. A
+// signature that fails is not kept: the entry comes back without a JWT,
+// and the request's headers are signed (and the failure logged) as
+// without this cache.
+func (c *identities) of(tok *keygate.Token, org *keygate.Organization) *signedIdentity {
+	key := identityKey{tok, org}
+	now := c.now()
+	c.mu.RLock()
+	e := c.byKey[key]
+	c.mu.RUnlock()
+	if e != nil && now.Before(e.until) {
+		return e
+	}
+	id := &keygate.Identity{
+		OrganizationID: org.ID, OrganizationSlug: org.Slug, Plan: org.Plan,
+		Entitlements: org.Entitlements, TokenID: tok.ID, Scopes: tok.Scopes, API: c.api,
+	}
+	e = &signedIdentity{id: id, scopes: strings.Join(id.Scopes, " "), until: now.Add(keygate.IdentityLifetime / 2)}
+	if c.signer != nil {
+		jwt, until, err := c.signer.SignReusable(id)
+		if err != nil {
+			return &signedIdentity{id: id}
+		}
+		e.jwt, e.until = jwt, until
+	}
+	c.mu.Lock()
+	if len(c.byKey) >= maxIdentities {
+		for k, old := range c.byKey {
+			if !now.Before(old.until) {
+				delete(c.byKey, k)
+			}
+		}
+		if len(c.byKey) >= maxIdentities {
+			clear(c.byKey)
+		}
+	}
+	c.byKey[key] = e
+	c.mu.Unlock()
+	return e
+}
+
+// set adds the identity headers of e to h, as SetIdentityHeaders does for
+// a fresh identity; ok is false when e carries no JWT its signer should
+// have made, and SetIdentityHeaders must sign.
+func (e *signedIdentity) set(h http.Header, signer *identity.Signer) (ok bool) {
+	if e == nil || signer != nil && e.jwt == "" {
+		return false
+	}
+	// One array holds the four values (the names are canonical already).
+	v := [...]string{e.id.OrganizationID, e.id.TokenID, e.scopes, e.jwt}
+	vs := v[:]
+	h[keygate.HeaderOrganization] = vs[0:1:1]
+	if e.id.TokenID != "" {
+		h[keygate.HeaderTokenID] = vs[1:2:2]
+	}
+	h[keygate.HeaderScopes] = vs[2:3:3]
+	if signer != nil {
+		h[keygate.HeaderIdentity] = vs[3:4:4]
+	}
+	return true
+}
