@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/oauthtx"
 )
 
 // OAuth for MCP: registered clients, authorization codes, grants and their
@@ -90,47 +91,65 @@ func (s *Store) FindOAuthCode(ctx context.Context, hash string) (*keygate.OAuthC
 // revokes the grant of its first redemption instead, commits that, and
 // returns ECONFLICT.
 func (s *Store) RedeemOAuthCode(ctx context.Context, codeHash string, at time.Time, grant *keygate.OAuthGrant, tokens ...*keygate.OAuthToken) error {
-	reused := false
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		var (
-			grantID string
-			usedAt  *time.Time
-		)
-		err := tx.QueryRow(ctx, `SELECT grant_id, used_at FROM oauth_codes WHERE hash = $1 FOR UPDATE`, codeHash).
-			Scan(&grantID, &usedAt)
-		if err != nil {
-			return notFound(err, "Authorization code")
-		}
-		if usedAt != nil {
-			reused = true
-			return revokeGrant(ctx, tx, grantID, at)
-		}
-		if grant.ID != grantID {
-			return keygate.Errorf(keygate.EINVALID, "The grant must have the id the authorization code names.")
-		}
-		if _, err := tx.Exec(ctx, `UPDATE oauth_codes SET used_at = $1 WHERE hash = $2`, ts(at), codeHash); err != nil {
-			return dbError(err)
-		}
-		if err := insertGrant(ctx, tx, grant, s.createdAt(grant.CreatedAt)); err != nil {
-			return err
-		}
-		return insertOAuthTokens(ctx, tx, grant.ID, tokens, s.createdAt(at))
+	var after error
+	err := s.write(ctx, func(tx pgx.Tx) (err error) {
+		after, err = oauthtx.RedeemCode(ctx, oauthTx{tx, s}, codeHash, at, grant, tokens)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	if reused {
-		return keygate.Errorf(keygate.ECONFLICT, "The authorization code was already used; its grant is revoked.")
-	}
-	return nil
+	return after
 }
 
 const oauthGrantColumns = `id, client_id, client_name, user_id, organization_id, resource, scopes,
 	created_at, last_used_at, revoked_at`
 
-func insertGrant(ctx context.Context, tx pgx.Tx, g *keygate.OAuthGrant, createdAt time.Time) error {
-	g.CreatedAt = createdAt
-	_, err := tx.Exec(ctx, `INSERT INTO oauth_grants (`+oauthGrantColumns+`)
+// oauthTx is the SQL behind the rules of internal/oauthtx. Its lookups
+// lock the row they read, so of two uses of one code or refresh token at
+// once the second sees the first.
+type oauthTx struct {
+	tx pgx.Tx
+	s  *Store
+}
+
+func (o oauthTx) Code(ctx context.Context, hash string) (grantID string, used bool, err error) {
+	var usedAt *time.Time
+	err = o.tx.QueryRow(ctx, `SELECT grant_id, used_at FROM oauth_codes WHERE hash = $1 FOR UPDATE`, hash).
+		Scan(&grantID, &usedAt)
+	if err != nil {
+		return "", false, notFound(err, "Authorization code")
+	}
+	return grantID, usedAt != nil, nil
+}
+
+func (o oauthTx) UseCode(ctx context.Context, hash string, at time.Time) error {
+	_, err := o.tx.Exec(ctx, `UPDATE oauth_codes SET used_at = $1 WHERE hash = $2`, ts(at), hash)
+	return dbError(err)
+}
+
+func (o oauthTx) Token(ctx context.Context, hash string) (grantID, kind string, used, grantRevoked bool, err error) {
+	var usedAt, revokedAt *time.Time
+	err = o.tx.QueryRow(ctx, `SELECT t.grant_id, t.kind, t.used_at, g.revoked_at
+		FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id
+		WHERE t.hash = $1 FOR UPDATE`, hash).Scan(&grantID, &kind, &usedAt, &revokedAt)
+	if err != nil {
+		return "", "", false, false, notFound(err, "Refresh token")
+	}
+	return grantID, kind, usedAt != nil, revokedAt != nil, nil
+}
+
+func (o oauthTx) UseRefreshToken(ctx context.Context, hash, grantID string, at time.Time) error {
+	if _, err := o.tx.Exec(ctx, `UPDATE oauth_tokens SET used_at = $1 WHERE hash = $2`, ts(at), hash); err != nil {
+		return dbError(err)
+	}
+	_, err := o.tx.Exec(ctx, `UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2`, ts(at), grantID)
+	return dbError(err)
+}
+
+func (o oauthTx) InsertGrant(ctx context.Context, g *keygate.OAuthGrant) error {
+	g.CreatedAt = o.s.createdAt(g.CreatedAt)
+	_, err := o.tx.Exec(ctx, `INSERT INTO oauth_grants (`+oauthGrantColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		g.ID, g.ClientID, g.ClientName, g.UserID, g.OrganizationID, g.Resource, nonNil(g.Scopes),
 		g.CreatedAt, nullTS(g.LastUsedAt), nullTS(g.RevokedAt))
@@ -142,9 +161,10 @@ func insertGrant(ctx context.Context, tx pgx.Tx, g *keygate.OAuthGrant, createdA
 	return nil
 }
 
-// insertOAuthTokens stores tokens of one grant, filling in GrantID and a
-// zero CreatedAt.
-func insertOAuthTokens(ctx context.Context, tx pgx.Tx, grantID string, tokens []*keygate.OAuthToken, now time.Time) error {
+// InsertTokens stores tokens of one grant, filling in GrantID and a zero
+// CreatedAt.
+func (o oauthTx) InsertTokens(ctx context.Context, grantID string, tokens []*keygate.OAuthToken, at time.Time) error {
+	now := o.s.createdAt(at)
 	for _, t := range tokens {
 		if t.GrantID == "" {
 			t.GrantID = grantID
@@ -154,7 +174,7 @@ func insertOAuthTokens(ctx context.Context, tx pgx.Tx, grantID string, tokens []
 		if t.CreatedAt.IsZero() {
 			t.CreatedAt = now
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO oauth_tokens (hash, grant_id, kind, created_at, expires_at, used_at, scopes)
+		_, err := o.tx.Exec(ctx, `INSERT INTO oauth_tokens (hash, grant_id, kind, created_at, expires_at, used_at, scopes)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			t.Hash, t.GrantID, t.Kind, ts(t.CreatedAt), ts(t.ExpiresAt), nullTS(t.UsedAt), t.Scopes)
 		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
@@ -184,43 +204,15 @@ func (s *Store) FindOAuthToken(ctx context.Context, hash string) (*keygate.OAuth
 // successors in one transaction holding the token's and the grant's row
 // locks. Reuse revokes the grant, commits that, and returns ECONFLICT.
 func (s *Store) RotateOAuthRefreshToken(ctx context.Context, hash string, at time.Time, next ...*keygate.OAuthToken) error {
-	reused := false
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		var (
-			grantID, kind     string
-			usedAt, revokedAt *time.Time
-		)
-		err := tx.QueryRow(ctx, `SELECT t.grant_id, t.kind, t.used_at, g.revoked_at
-			FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id
-			WHERE t.hash = $1 FOR UPDATE`, hash).Scan(&grantID, &kind, &usedAt, &revokedAt)
-		if err != nil {
-			return notFound(err, "Refresh token")
-		}
-		if kind != keygate.OAuthRefreshToken {
-			return keygate.Errorf(keygate.ENOTFOUND, "Refresh token not found.")
-		}
-		if usedAt != nil {
-			reused = true
-			return revokeGrant(ctx, tx, grantID, at)
-		}
-		if revokedAt != nil {
-			return keygate.Errorf(keygate.ENOTFOUND, "Refresh token not found.")
-		}
-		if _, err := tx.Exec(ctx, `UPDATE oauth_tokens SET used_at = $1 WHERE hash = $2`, ts(at), hash); err != nil {
-			return dbError(err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2`, ts(at), grantID); err != nil {
-			return dbError(err)
-		}
-		return insertOAuthTokens(ctx, tx, grantID, next, s.createdAt(at))
+	var after error
+	err := s.write(ctx, func(tx pgx.Tx) (err error) {
+		after, err = oauthtx.RotateRefreshToken(ctx, oauthTx{tx, s}, hash, at, next)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	if reused {
-		return keygate.Errorf(keygate.ECONFLICT, "The refresh token was already used; its grant is revoked.")
-	}
-	return nil
+	return after
 }
 
 // FindOAuthGrant returns a grant, revoked or not; ENOTFOUND when unknown.
@@ -268,8 +260,8 @@ func (s *Store) RevokeOAuthGrant(ctx context.Context, id string, at time.Time) e
 	return affectedOne(tag, err, "OAuth grant")
 }
 
-func revokeGrant(ctx context.Context, tx pgx.Tx, id string, at time.Time) error {
-	_, err := tx.Exec(ctx,
+func (o oauthTx) RevokeGrant(ctx context.Context, id string, at time.Time) error {
+	_, err := o.tx.Exec(ctx,
 		`UPDATE oauth_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, ts(at), id)
 	return dbError(err)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/oauthtx"
 )
 
 // OAuth for MCP: registered clients, authorization codes, grants and their
@@ -119,48 +120,66 @@ func (s *Store) FindOAuthCode(ctx context.Context, hash string) (*keygate.OAuthC
 // in one transaction. A code already used revokes the grant of its first
 // redemption instead, commits that, and returns ECONFLICT.
 func (s *Store) RedeemOAuthCode(ctx context.Context, codeHash string, at time.Time, grant *keygate.OAuthGrant, tokens ...*keygate.OAuthToken) error {
-	reused := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var grantID string
-		var usedAt sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT grant_id, used_at FROM oauth_codes WHERE hash = ?`, codeHash).Scan(&grantID, &usedAt)
-		if err != nil {
-			return notFound(err, "Authorization code")
-		}
-		if usedAt.Valid {
-			reused = true
-			return revokeGrant(ctx, tx, grantID, at)
-		}
-		if grant.ID != grantID {
-			return keygate.Errorf(keygate.EINVALID, "The grant must have the id the authorization code names.")
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE oauth_codes SET used_at = ? WHERE hash = ?`, millis(at), codeHash); err != nil {
-			return dbError(err)
-		}
-		if err := insertGrant(ctx, tx, grant, s.createdAt(grant.CreatedAt)); err != nil {
-			return err
-		}
-		return insertOAuthTokens(ctx, tx, grant.ID, tokens, s.createdAt(at))
+	var after error
+	err := s.write(ctx, func(tx *sql.Tx) (err error) {
+		after, err = oauthtx.RedeemCode(ctx, oauthTx{tx, s}, codeHash, at, grant, tokens)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	if reused {
-		return keygate.Errorf(keygate.ECONFLICT, "The authorization code was already used; its grant is revoked.")
-	}
-	return nil
+	return after
 }
 
 const oauthGrantColumns = `id, client_id, client_name, user_id, organization_id, resource, scopes,
 	created_at, last_used_at, revoked_at`
 
-func insertGrant(ctx context.Context, tx *sql.Tx, g *keygate.OAuthGrant, createdAt time.Time) error {
-	g.CreatedAt = createdAt
+// oauthTx is the SQL behind the rules of internal/oauthtx.
+type oauthTx struct {
+	tx *sql.Tx
+	s  *Store
+}
+
+func (o oauthTx) Code(ctx context.Context, hash string) (grantID string, used bool, err error) {
+	var usedAt sql.NullInt64
+	err = o.tx.QueryRowContext(ctx, `SELECT grant_id, used_at FROM oauth_codes WHERE hash = ?`, hash).Scan(&grantID, &usedAt)
+	if err != nil {
+		return "", false, notFound(err, "Authorization code")
+	}
+	return grantID, usedAt.Valid, nil
+}
+
+func (o oauthTx) UseCode(ctx context.Context, hash string, at time.Time) error {
+	_, err := o.tx.ExecContext(ctx, `UPDATE oauth_codes SET used_at = ? WHERE hash = ?`, millis(at), hash)
+	return dbError(err)
+}
+
+func (o oauthTx) Token(ctx context.Context, hash string) (grantID, kind string, used, grantRevoked bool, err error) {
+	var usedAt, revokedAt sql.NullInt64
+	err = o.tx.QueryRowContext(ctx, `SELECT t.grant_id, t.kind, t.used_at, g.revoked_at
+		FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id
+		WHERE t.hash = ?`, hash).Scan(&grantID, &kind, &usedAt, &revokedAt)
+	if err != nil {
+		return "", "", false, false, notFound(err, "Refresh token")
+	}
+	return grantID, kind, usedAt.Valid, revokedAt.Valid, nil
+}
+
+func (o oauthTx) UseRefreshToken(ctx context.Context, hash, grantID string, at time.Time) error {
+	if _, err := o.tx.ExecContext(ctx, `UPDATE oauth_tokens SET used_at = ? WHERE hash = ?`, millis(at), hash); err != nil {
+		return dbError(err)
+	}
+	_, err := o.tx.ExecContext(ctx, `UPDATE oauth_grants SET last_used_at = ? WHERE id = ?`, millis(at), grantID)
+	return dbError(err)
+}
+
+func (o oauthTx) InsertGrant(ctx context.Context, g *keygate.OAuthGrant) error {
+	g.CreatedAt = o.s.createdAt(g.CreatedAt)
 	scopes, err := encodeStrings(g.Scopes)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO oauth_grants (`+oauthGrantColumns+`)
+	_, err = o.tx.ExecContext(ctx, `INSERT INTO oauth_grants (`+oauthGrantColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		g.ID, g.ClientID, g.ClientName, g.UserID, g.OrganizationID, g.Resource, scopes,
 		millis(g.CreatedAt), nullMillis(g.LastUsedAt), nullMillis(g.RevokedAt))
@@ -172,9 +191,10 @@ func insertGrant(ctx context.Context, tx *sql.Tx, g *keygate.OAuthGrant, created
 	return nil
 }
 
-// insertOAuthTokens stores tokens of one grant, filling in GrantID and a
-// zero CreatedAt.
-func insertOAuthTokens(ctx context.Context, tx *sql.Tx, grantID string, tokens []*keygate.OAuthToken, now time.Time) error {
+// InsertTokens stores tokens of one grant, filling in GrantID and a zero
+// CreatedAt.
+func (o oauthTx) InsertTokens(ctx context.Context, grantID string, tokens []*keygate.OAuthToken, at time.Time) error {
+	now := o.s.createdAt(at)
 	for _, t := range tokens {
 		if t.GrantID == "" {
 			t.GrantID = grantID
@@ -192,7 +212,7 @@ func insertOAuthTokens(ctx context.Context, tx *sql.Tx, grantID string, tokens [
 			}
 			scopes = sql.NullString{String: encoded, Valid: true}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO oauth_tokens (hash, grant_id, kind, created_at, expires_at, used_at, scopes)
+		_, err := o.tx.ExecContext(ctx, `INSERT INTO oauth_tokens (hash, grant_id, kind, created_at, expires_at, used_at, scopes)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			t.Hash, t.GrantID, t.Kind, millis(t.CreatedAt), millis(t.ExpiresAt), nullMillis(t.UsedAt), scopes)
 		if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {
@@ -233,41 +253,15 @@ func (s *Store) FindOAuthToken(ctx context.Context, hash string) (*keygate.OAuth
 // successors in one transaction. Reuse revokes the grant, commits that,
 // and returns ECONFLICT.
 func (s *Store) RotateOAuthRefreshToken(ctx context.Context, hash string, at time.Time, next ...*keygate.OAuthToken) error {
-	reused := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var grantID, kind string
-		var usedAt, revokedAt sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT t.grant_id, t.kind, t.used_at, g.revoked_at
-			FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id
-			WHERE t.hash = ?`, hash).Scan(&grantID, &kind, &usedAt, &revokedAt)
-		if err != nil {
-			return notFound(err, "Refresh token")
-		}
-		if kind != keygate.OAuthRefreshToken {
-			return keygate.Errorf(keygate.ENOTFOUND, "Refresh token not found.")
-		}
-		if usedAt.Valid {
-			reused = true
-			return revokeGrant(ctx, tx, grantID, at)
-		}
-		if revokedAt.Valid {
-			return keygate.Errorf(keygate.ENOTFOUND, "Refresh token not found.")
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE oauth_tokens SET used_at = ? WHERE hash = ?`, millis(at), hash); err != nil {
-			return dbError(err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE oauth_grants SET last_used_at = ? WHERE id = ?`, millis(at), grantID); err != nil {
-			return dbError(err)
-		}
-		return insertOAuthTokens(ctx, tx, grantID, next, s.createdAt(at))
+	var after error
+	err := s.write(ctx, func(tx *sql.Tx) (err error) {
+		after, err = oauthtx.RotateRefreshToken(ctx, oauthTx{tx, s}, hash, at, next)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	if reused {
-		return keygate.Errorf(keygate.ECONFLICT, "The refresh token was already used; its grant is revoked.")
-	}
-	return nil
+	return after
 }
 
 // FindOAuthGrant returns a grant, revoked or not; ENOTFOUND when unknown.
@@ -317,8 +311,8 @@ func (s *Store) RevokeOAuthGrant(ctx context.Context, id string, at time.Time) e
 	return affectedOne(res, err, "OAuth grant")
 }
 
-func revokeGrant(ctx context.Context, tx *sql.Tx, id string, at time.Time) error {
-	_, err := tx.ExecContext(ctx,
+func (o oauthTx) RevokeGrant(ctx context.Context, id string, at time.Time) error {
+	_, err := o.tx.ExecContext(ctx,
 		`UPDATE oauth_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, millis(at), id)
 	return dbError(err)
 }
