@@ -43,6 +43,9 @@ type InvitationFilter struct {
 	OrganizationID string
 	// PendingAt, when set, keeps only the invitations pending at that time.
 	PendingAt time.Time
+	// CreatedSince, when set, keeps only the invitations created at or
+	// after it, whatever became of them.
+	CreatedSince time.Time
 }
 
 // InvitationStore keeps invitations to organizations.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -33,6 +34,23 @@ func LinkBase(publicURL, host string, overTLS bool) string {
 	}
 	return "http://" + host
 }
+
+// Bounds on the invitations of one organization, for callers other than
+// site administrators and the CLI: each may be an email keygate sends and
+// a row it keeps, so an owner can neither fill the outbox and the
+// database nor flood one inbox by inviting it again and again (each new
+// invitation revokes the last one and sends a new link). Both count every
+// invitation created in the last 24 hours, whatever became of it.
+const (
+	MaxInvitationsPerDay         = 100
+	MaxInvitationsPerEmailPerDay = 5
+)
+
+// inviting serializes the check of those bounds and the insert that
+// follows it on this instance, so invitations sent at once cannot all
+// pass a bound each would pass alone. Instances check on their own: N
+// instances may let N-1 more through.
+var inviting sync.Mutex
 
 // InvitationPathPrefix is where invitation links point on the dashboard's
 // listener: InvitationPathPrefix + secret.
@@ -103,6 +121,13 @@ func (i Invitations) Invite(ctx context.Context, c Caller, org *keygate.Organiza
 	if err != nil {
 		return nil, err
 	}
+	if c.User != nil && !c.IsAdmin() {
+		inviting.Lock()
+		defer inviting.Unlock()
+		if err := i.checkBounds(ctx, org, email, now); err != nil {
+			return nil, err
+		}
+	}
 	pending, err := i.Store.ListInvitations(ctx, keygate.InvitationFilter{OrganizationID: org.ID, PendingAt: now})
 	if err != nil {
 		return nil, err
@@ -150,6 +175,28 @@ func (i Invitations) Invite(ctx context.Context, c Caller, org *keygate.Organiza
 		}
 	}
 	return &CreatedInvitation{Invitation: inv, Link: link}, nil
+}
+
+// checkBounds returns ECONFLICT when org has had MaxInvitationsPerDay
+// invitations in the last 24 hours, or email MaxInvitationsPerEmailPerDay.
+func (i Invitations) checkBounds(ctx context.Context, org *keygate.Organization, email string, now time.Time) error {
+	recent, err := i.Store.ListInvitations(ctx, keygate.InvitationFilter{OrganizationID: org.ID, CreatedSince: now.Add(-24 * time.Hour)})
+	if err != nil {
+		return err
+	}
+	if len(recent) >= MaxInvitationsPerDay {
+		return keygate.Errorf(keygate.ECONFLICT, "This organization sent %d invitations in the last 24 hours, the most allowed. Try again later, or ask a site administrator.", MaxInvitationsPerDay)
+	}
+	same := 0
+	for _, inv := range recent {
+		if inv.Email == email {
+			same++
+		}
+	}
+	if same >= MaxInvitationsPerEmailPerDay {
+		return keygate.Errorf(keygate.ECONFLICT, "%s was invited %d times in the last 24 hours, the most allowed; its latest link still works. Try again tomorrow.", email, MaxInvitationsPerEmailPerDay)
+	}
+	return nil
 }
 
 func (i Invitations) logger() *slog.Logger {

@@ -2,8 +2,10 @@ package manage_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,5 +81,82 @@ func TestInvitationIsAcceptedOnlyByTheInvitedAddress(t *testing.T) {
 	secret := created.Link[strings.LastIndexByte(created.Link, '/')+1:]
 	if _, added, err := manage.AcceptInvitation(ctx, store, sam, secret, now); err != nil || !added {
 		t.Errorf("the invited address: added %v, %v", added, err)
+	}
+}
+
+// An owner invites at most MaxInvitationsPerDay people a day, and the same
+// email at most MaxInvitationsPerEmailPerDay times: every invitation may be
+// an email keygate sends, so without a bound an owner could fill the
+// outbox and the database, or flood one inbox by inviting it again and
+// again (each new invitation revokes the last and sends a new link).
+// Invitations sent at once count as exactly that many. Site
+// administrators, who run keygate, are not limited.
+func TestInvitationsPerOrganizationAreBounded(t *testing.T) {
+	ctx := context.Background()
+	store, org := invitationStore(t)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	owner, err := manage.CreateUser(ctx, store, manage.NewUser{Email: "owner@example.com", Password: "correct horse battery"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invitations := manage.Invitations{Store: store}
+	invite := func(c manage.Caller, email string, at time.Time) error {
+		_, err := invitations.Invite(ctx, c, org, manage.NewInvitation{Email: email, Role: keygate.RoleMember}, "http://keygate.test", at)
+		return err
+	}
+	byOwner := manage.Caller{User: owner}
+
+	// One inbox, again and again.
+	for i := range manage.MaxInvitationsPerEmailPerDay {
+		if err := invite(byOwner, "victim@example.com", now.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatalf("invitation %d of one email: %v", i+1, err)
+		}
+	}
+	err = invite(byOwner, "Victim@Example.com", now.Add(time.Hour))
+	if keygate.ErrorCode(err) != keygate.ECONFLICT || keygate.ErrorMessage(err) != fmt.Sprintf(
+		"victim@example.com was invited %d times in the last 24 hours, the most allowed; its latest link still works. Try again tomorrow.", manage.MaxInvitationsPerEmailPerDay) {
+		t.Fatalf("one more invitation of one email: %v", err)
+	}
+
+	// Many inboxes, all at once.
+	var wg sync.WaitGroup
+	errs := make(chan error, manage.MaxInvitationsPerDay+50)
+	for i := range manage.MaxInvitationsPerDay + 50 {
+		wg.Go(func() { errs <- invite(byOwner, fmt.Sprintf("person%d@example.com", i), now.Add(2*time.Hour)) })
+	}
+	wg.Wait()
+	close(errs)
+	codes := map[string]int{}
+	for err := range errs {
+		codes[keygate.ErrorCode(err)]++
+	}
+	wantCreated := manage.MaxInvitationsPerDay - manage.MaxInvitationsPerEmailPerDay
+	if codes[""] != wantCreated || codes[keygate.ECONFLICT] != 50+manage.MaxInvitationsPerEmailPerDay {
+		t.Fatalf("%d invitations at once after %d: %v, want %d created and the rest refused", manage.MaxInvitationsPerDay+50,
+			manage.MaxInvitationsPerEmailPerDay, codes, wantCreated)
+	}
+	err = invite(byOwner, "late@example.com", now.Add(3*time.Hour))
+	if keygate.ErrorCode(err) != keygate.ECONFLICT || keygate.ErrorMessage(err) != fmt.Sprintf(
+		"This organization sent %d invitations in the last 24 hours, the most allowed. Try again later, or ask a site administrator.", manage.MaxInvitationsPerDay) {
+		t.Fatalf("invitation past the daily bound: %v", err)
+	}
+	all, err := store.ListInvitations(ctx, keygate.InvitationFilter{OrganizationID: org.ID})
+	if err != nil || len(all) != manage.MaxInvitationsPerDay {
+		t.Fatalf("%d invitations stored (%v), want %d", len(all), err, manage.MaxInvitationsPerDay)
+	}
+
+	// A site administrator is not limited; the owner is again a day later.
+	admin, err := manage.CreateUser(ctx, store, manage.NewUser{Email: "admin@example.com", Password: "correct horse battery", IsAdmin: true}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := invite(manage.Caller{User: admin}, "victim@example.com", now.Add(4*time.Hour)); err != nil {
+		t.Errorf("a site administrator's invitation: %v", err)
+	}
+	if err := invite(manage.Caller{}, "cli@example.com", now.Add(4*time.Hour)); err != nil {
+		t.Errorf("the CLI's invitation: %v", err)
+	}
+	if err := invite(byOwner, "victim@example.com", now.Add(24*time.Hour+5*time.Minute)); err != nil {
+		t.Errorf("the owner's invitation a day later: %v", err)
 	}
 }

@@ -53,6 +53,9 @@ func (s *Store) ListInvitations(ctx context.Context, filter keygate.InvitationFi
 	if !filter.PendingAt.IsZero() {
 		w.add("accepted_at IS NULL AND revoked_at IS NULL AND expires_at > %s", ts(filter.PendingAt))
 	}
+	if !filter.CreatedSince.IsZero() {
+		w.add("created_at >= %s", ts(filter.CreatedSince))
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+invitationColumns+` FROM invitations`+w.String()+
 		` ORDER BY created_at DESC, pos DESC`, w.args...)
 	if err != nil {

@@ -47,10 +47,15 @@ func (s *Store) ListInvitations(ctx context.Context, filter keygate.InvitationFi
 	if !filter.PendingAt.IsZero() {
 		pending = millis(filter.PendingAt)
 	}
+	since := int64(-1)
+	if !filter.CreatedSince.IsZero() {
+		since = millis(filter.CreatedSince)
+	}
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+invitationColumns+` FROM invitations
 		WHERE (?1 = '' OR organization_id = ?1)
 		AND (?2 < 0 OR (accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?2))
-		ORDER BY created_at DESC, rowid DESC`, filter.OrganizationID, pending)
+		AND (?3 < 0 OR created_at >= ?3)
+		ORDER BY created_at DESC, rowid DESC`, filter.OrganizationID, pending, since)
 	if err != nil {
 		return nil, dbError(err)
 	}

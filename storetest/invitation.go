@@ -283,6 +283,12 @@ func testInvitationList(t *testing.T, e *env) {
 	everything, err := e.store.ListInvitations(e.ctx, keygate.InvitationFilter{PendingAt: e.now})
 	must(t, "ListInvitations(every organization)", err)
 	equal(t, "ListInvitations(pending anywhere)", ids(everything), []string{theirs.ID, second.ID, first.ID})
+	recent, err := e.store.ListInvitations(e.ctx, keygate.InvitationFilter{OrganizationID: acme.ID, CreatedSince: e.at(-2 * time.Hour)})
+	must(t, "ListInvitations(created since)", err)
+	equal(t, "ListInvitations(acme, created in the last 2 hours)", ids(recent), []string{second.ID, first.ID, revoked.ID})
+	recentPending, err := e.store.ListInvitations(e.ctx, keygate.InvitationFilter{OrganizationID: acme.ID, PendingAt: e.now, CreatedSince: e.at(-2 * time.Hour)})
+	must(t, "ListInvitations(pending, created since)", err)
+	equal(t, "ListInvitations(acme, pending, created in the last 2 hours)", ids(recentPending), []string{second.ID, first.ID})
 }
 
 func testInvitationOrganizationDeleted(t *testing.T, e *env) {
