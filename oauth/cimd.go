@@ -232,7 +232,9 @@ func cacheTTL(cacheControl string) time.Duration {
 			if err != nil || n < 0 {
 				return 0
 			}
-			ttl = time.Duration(n) * time.Second
+			// Bounded before it becomes a Duration, which a huge number
+			// of seconds would overflow.
+			ttl = time.Duration(min(n, int(metadataMaxTTL/time.Second))) * time.Second
 		}
 	}
 	return min(ttl, metadataMaxTTL)

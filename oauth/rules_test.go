@@ -116,6 +116,11 @@ func TestCacheTTL(t *testing.T) {
 		"no-cache, max-age=600": 0,
 		"max-age=nonsense":      0,
 		`max-age="120"`:         2 * time.Minute,
+		// Seconds that would overflow a Duration into a negative or short
+		// one are still "longer than a day".
+		"max-age=9223372037":          24 * time.Hour,
+		"max-age=18446744073709551":   24 * time.Hour,
+		"max-age=9223372036854775807": 24 * time.Hour,
 	} {
 		if got := cacheTTL(header); got != want {
 			t.Errorf("cacheTTL(%q) = %v, want %v", header, got, want)

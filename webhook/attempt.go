@@ -166,16 +166,21 @@ func cleanExcerpt(b []byte) string {
 	return string(b)
 }
 
+// maxRetryAfter bounds what a receiver's Retry-After is read as; the
+// dispatcher caps it at its last delay anyway. Bounding it first keeps a
+// huge number of seconds from overflowing into a negative wait.
+const maxRetryAfter = 365 * 24 * time.Hour
+
 // retryAfter reads a Retry-After header: seconds or an HTTP date.
 func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
 	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
+		return time.Duration(min(s, int(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }
