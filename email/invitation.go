@@ -82,7 +82,10 @@ func isUnsendable(err error) bool {
 // pending is not sent; one whose link the key cannot rebuild (the key
 // changed since) fails with what to do.
 func (o *Outbox) renderInvitation(ctx context.Context, e *keygate.Email, now time.Time) error {
-	list, err := o.store.ListInvitations(ctx, keygate.InvitationFilter{OrganizationID: e.OrganizationID})
+	// Only pending invitations can be sent: listing those alone keeps each
+	// send's read to the organization's pending invitations, not every
+	// invitation it ever had.
+	list, err := o.store.ListInvitations(ctx, keygate.InvitationFilter{OrganizationID: e.OrganizationID, PendingAt: now})
 	if err != nil {
 		return err
 	}
@@ -92,7 +95,7 @@ func (o *Outbox) renderInvitation(ctx context.Context, e *keygate.Email, now tim
 			inv = i
 		}
 	}
-	if inv == nil || !inv.PendingAt(now) {
+	if inv == nil {
 		return &unsendable{"the invitation was accepted, revoked or has expired (or its organization deleted); not sent"}
 	}
 	secret := keygate.InvitationSecret(o.linkKey, inv.ID)
