@@ -41,14 +41,8 @@ type tokenResponse struct {
 // refresh_token. No other grant exists, so nothing turns an API token or
 // anything else into an OAuth token.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	form, aerr := readTokenForm(w, r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	client, aerr := s.clientOf(r, form)
-	if aerr != nil {
-		writeClientError(w, r, aerr)
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	s.maybePurge()
@@ -62,6 +56,23 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, &authError{code: "unsupported_grant_type", description: "Only authorization_code and refresh_token are supported."})
 	}
+}
+
+// clientRequest reads the form a client POSTs to the token and revocation
+// endpoints and authenticates the client, answering itself when either
+// fails.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *keygate.OAuthClient, bool) {
+	form, aerr := readTokenForm(w, r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return nil, nil, false
+	}
+	client, aerr := s.clientOf(r, form)
+	if aerr != nil {
+		writeClientError(w, r, aerr)
+		return nil, nil, false
+	}
+	return form, client, true
 }
 
 // readTokenForm reads a POSTed form body (RFC 6749 §3.2: parameters in the
@@ -361,14 +372,8 @@ func notUnreserved(r rune) bool {
 // and tokens of other clients get the same 200, so the endpoint tells a
 // caller nothing about tokens it does not hold.
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	form, aerr := readTokenForm(w, r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	client, aerr := s.clientOf(r, form)
-	if aerr != nil {
-		writeClientError(w, r, aerr)
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	raw := form.Get("token")
