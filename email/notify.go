@@ -176,9 +176,19 @@ func (o *Outbox) memberAdded(ctx context.Context, e *keygate.AuditEntry) error {
 	return o.enqueue(ctx, nil, []*keygate.Email{m})
 }
 
-// people returns the token's creator, when it was made by a user, and
-// with owners the organization's owners, each once.
+// people returns the token's creator, when it was made by a user who is
+// still a member of the organization or a site administrator (someone
+// removed from it hears nothing more of its tokens), and with owners the
+// organization's owners, each once.
 func (o *Outbox) people(ctx context.Context, orgID, creatorID string, owners bool) ([]*keygate.User, error) {
+	ms, err := o.store.ListMemberships(ctx, keygate.MembershipFilter{OrganizationID: orgID})
+	if err != nil {
+		return nil, err
+	}
+	member := map[string]bool{}
+	for _, m := range ms {
+		member[m.UserID] = true
+	}
 	var out []*keygate.User
 	seen := map[string]bool{}
 	add := func(id string) error {
@@ -192,17 +202,15 @@ func (o *Outbox) people(ctx context.Context, orgID, creatorID string, owners boo
 		} else if err != nil {
 			return err
 		}
-		out = append(out, u)
+		if member[u.ID] || u.IsAdmin {
+			out = append(out, u)
+		}
 		return nil
 	}
 	if err := add(creatorID); err != nil {
 		return nil, err
 	}
 	if owners {
-		ms, err := o.store.ListMemberships(ctx, keygate.MembershipFilter{OrganizationID: orgID})
-		if err != nil {
-			return nil, err
-		}
 		for _, m := range ms {
 			if m.Role == keygate.RoleOwner {
 				if err := add(m.UserID); err != nil {

@@ -221,6 +221,40 @@ func TestNotices(t *testing.T) {
 	f.noPassword()
 }
 
+// A token's creator hears of its expiry only while they are a member of
+// its organization (or a site administrator): someone removed from it
+// learns nothing more of its tokens by email. Its owners still do.
+func TestExpiryNoticesSkipACreatorNoLongerAMember(t *testing.T) {
+	cert, key, roots := smtptest.Certificate(t)
+	srv := smtptest.Start(t, smtptest.Options{CertFile: cert, KeyFile: key, User: "keygate", Password: smtpPassword})
+	f := newOutboxFixture(t)
+	o := f.outbox(f.store, fmt.Sprintf("smtp://keygate:%s@127.0.0.1:%d", smtpPassword, srv.Port), roots)
+	now := f.clock.Now()
+	p := addPeople(t, f.ctx, f.store, now)
+	admin := &keygate.User{Email: "root@example.com", Name: "Root", PasswordHash: "x", IsAdmin: true, CreatedAt: now}
+	if err := f.store.CreateUser(f.ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	ts := &tokens{t: t, ctx: f.ctx, store: f.store, org: p.org}
+	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
+	ts.create("Cat's script", p.cat, now.Add(-25*day), at(5*day))
+	ts.create("Root's script", admin, now.Add(-25*day), at(5*day))
+	if err := f.store.DeleteMembership(f.ctx, p.org.ID, p.cat.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.ScanExpiring(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.sendDue(o)
+	equalList(t, "expiry notices", arrived(t, srv, ts.secrets), []string{
+		`ann@example.com: Your API token "Cat's script" expires in 7 days`,
+		`bob@example.com: Your API token "Cat's script" expires in 7 days`,
+		`root@example.com: Your API token "Root's script" expires in 7 days`,
+		`ann@example.com: Your API token "Root's script" expires in 7 days`,
+		`bob@example.com: Your API token "Root's script" expires in 7 days`,
+	})
+}
+
 // TestTwoInstancesOnPostgreSQL runs the expiry scan and the senders of two
 // instances on one PostgreSQL database at once: every expiry email arrives
 // exactly once.
