@@ -106,13 +106,13 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		f.proxy.ServeHTTP(w, r)
 		return
 	}
-	h := r.Header.Clone()
+	h := cloneHeader(r.Header, forwardHeaderRoom)
 	removeHopByHopHeaders(h)
 	// keygate sends the body without waiting for a 100 Continue; the
 	// client's server already asked for it.
 	delete(h, "Expect")
 	setForwardedHeaders(h, r)
-	f.identify(h, id, signed, client)
+	f.identify(h, id, signed, client, r.RemoteAddr)
 	var span trace.Span
 	if f.tracer != nil {
 		span = f.startUpstreamSpan(r, h)
@@ -129,12 +129,12 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		span.AddEvent("response headers")
 		defer endUpstreamSpan(span, resp.StatusCode, nil)
 	}
-	copyResponse(w, resp)
+	copyResponse(w, &resp)
 }
 
 func (f *Forwarder) rewriteHeaders(out *http.Request) {
 	fwd, _ := out.Context().Value(forwardedContextKey{}).(forwarded)
-	f.identify(out.Header, fwd.identity, fwd.signed, fwd.client)
+	f.identify(out.Header, fwd.identity, fwd.signed, fwd.client, out.RemoteAddr)
 	if f.tracer != nil {
 		injectTraceContext(out.Context(), out.Header)
 	}
@@ -143,9 +143,12 @@ func (f *Forwarder) rewriteHeaders(out *http.Request) {
 // identify applies keygate's header rules to an outbound header: the
 // client's claims removed, then keygate's word on the client's address and
 // on who the request acts for.
-func (f *Forwarder) identify(h http.Header, id *keygate.Identity, signed *signedIdentity, client netip.Addr) {
+//
+// peer is the request's RemoteAddr, whose text X-Real-IP reuses when it is
+// the client's.
+func (f *Forwarder) identify(h http.Header, id *keygate.Identity, signed *signedIdentity, client netip.Addr, peer string) {
 	f.headers.scrub(h)
-	setClientAddress(h, client)
+	setClientAddress(h, client, peer)
 	if id == nil {
 		return
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/base64"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -26,6 +27,9 @@ var clientAddressHeaders = []string{"X-Real-IP", "True-Client-IP", "CF-Connectin
 // headerRealIP carries the client's address as keygate resolved it
 // (trusted_proxies honoured).
 const headerRealIP = "X-Real-IP"
+
+// realIPKey is headerRealIP as http.Header keys it ("X-Real-Ip").
+var realIPKey = http.CanonicalHeaderKey(headerRealIP)
 
 // upstreamHeaders keeps the header rules of one API.
 type upstreamHeaders struct {
@@ -110,10 +114,24 @@ func isBase62(c byte) bool {
 
 // setClientAddress tells the upstream the client's address as keygate
 // resolved it, after scrub removed whatever the client claimed.
-func setClientAddress(h http.Header, client netip.Addr) {
-	if client.IsValid() {
-		h.Set(headerRealIP, client.String())
+//
+// When the client is the peer (no trusted proxy in between), the address
+// text is taken from peer, the request's RemoteAddr, instead of formatting
+// it again.
+func setClientAddress(h http.Header, client netip.Addr, peer string) {
+	if !client.IsValid() {
+		return
 	}
+	addr := ""
+	if host, _, err := net.SplitHostPort(peer); err == nil && client.Is4() {
+		if a, err := netip.ParseAddr(host); err == nil && a == client {
+			addr = host
+		}
+	}
+	if addr == "" {
+		addr = client.String()
+	}
+	h[realIPKey] = []string{addr}
 }
 
 // headerNameIs compares header names folding ASCII case and "_" to "-".

@@ -41,17 +41,49 @@ func isUpgrade(h http.Header) bool {
 // with what keygate saw, as httputil.ProxyRequest.SetXForwarded does.
 func setForwardedHeaders(h http.Header, r *http.Request) {
 	delete(h, "Forwarded")
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	// One array holds the three values: a request's headers are built
+	// with as few allocations as they can be.
+	v := [...]string{"", r.Host, proto}
+	vs := v[:]
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		h["X-Forwarded-For"] = []string{ip}
+		vs[0] = ip
+		h["X-Forwarded-For"] = vs[0:1:1]
 	} else {
 		delete(h, "X-Forwarded-For")
 	}
-	h["X-Forwarded-Host"] = []string{r.Host}
-	if r.TLS != nil {
-		h["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
+	h["X-Forwarded-Host"] = vs[1:2:2]
+	h["X-Forwarded-Proto"] = vs[2:3:3]
+}
+
+// forwardHeaderRoom is how many headers keygate may add to a client's
+// request on its way upstream: the X-Forwarded trio, X-Real-IP, the four
+// identity headers, TE and trace context.
+const forwardHeaderRoom = 11
+
+// cloneHeader is http.Header.Clone with room for extra more names, so
+// adding keygate's headers does not grow the map: the values share one
+// array, as Clone's do.
+func cloneHeader(h http.Header, extra int) http.Header {
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
 	}
+	all := make([]string, n)
+	out := make(http.Header, len(h)+extra)
+	for k, vv := range h {
+		if vv == nil {
+			out[k] = nil
+			continue
+		}
+		n := copy(all, vv)
+		out[k] = all[:n:n]
+		all = all[n:]
+	}
+	return out
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -66,7 +98,12 @@ func copyResponse(w http.ResponseWriter, resp *upstreamResponse) {
 	removeHopByHopHeaders(resp.Header)
 	delete(resp.Header, "Te") // a request header: "TE: trailers" passes only that way
 	for name, values := range resp.Header {
-		h[name] = append(h[name], values...)
+		if prev, ok := h[name]; ok {
+			h[name] = append(prev, values...)
+		} else {
+			// The response's own slice: nothing else holds it.
+			h[name] = values
+		}
 	}
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))

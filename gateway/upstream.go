@@ -59,7 +59,13 @@ type upstreamConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	// abort ends the wait of the request on the connection: its method
+	// value, made once rather than once per request.
+	abort func()
 }
+
+// pastDeadline makes every read and write on a connection fail at once.
+var pastDeadline = time.Unix(1, 0)
 
 func newUpstreamClient(target *url.URL) *upstreamClient {
 	c := &upstreamClient{target: target, host: target.Host, timeouts: defaultUpstreamTimeouts(), maxIdle: maxIdleUpstreamConns}
@@ -113,7 +119,9 @@ func (c *upstreamClient) dial(ctx context.Context) (*upstreamConn, error) {
 		}
 		conn = tc
 	}
-	return &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 16<<10)}, nil
+	pc := &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 16<<10)}
+	pc.abort = func() { pc.SetDeadline(pastDeadline) }
+	return pc, nil
 }
 
 // release keeps pc for the next request, or closes it when the pool is
@@ -155,30 +163,30 @@ func (r *upstreamResponse) finish(bodyDone bool) {
 // A request without a body that fails on a reused connection before an
 // answer (the upstream closed it while idle) is sent once more on a new
 // one, as http.Transport does.
-func (c *upstreamClient) do(in *http.Request, h http.Header) (*upstreamResponse, error) {
+func (c *upstreamClient) do(in *http.Request, h http.Header) (upstreamResponse, error) {
 	ctx := in.Context()
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := c.conn(ctx)
 		if err != nil {
-			return nil, err
+			return upstreamResponse{}, err
 		}
 		resp, err := c.roundTrip(ctx, pc, in, h)
 		if err == nil {
-			return &upstreamResponse{Response: resp, conn: pc, client: c}, nil
+			return upstreamResponse{Response: resp, conn: pc, client: c}, nil
 		}
 		pc.Close()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return upstreamResponse{}, ctx.Err()
 		}
 		if !reused || attempt > 0 || !replayable(in) || !closedWhileIdle(err) || ctx.Err() != nil {
-			return nil, err
+			return upstreamResponse{}, err
 		}
 	}
 }
 
 func (c *upstreamClient) roundTrip(ctx context.Context, pc *upstreamConn, in *http.Request, h http.Header) (*http.Response, error) {
 	// A client that goes away stops the wait for the upstream.
-	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, pc.abort)
 	resp, err := c.exchange(pc, in, h)
 	if !stop() && err == nil {
 		// Cancelled after the answer came: the connection's deadline is
@@ -239,7 +247,7 @@ func upstreamTimedOut(err error) bool {
 func (c *upstreamClient) writeRequest(bw *bufio.Writer, in *http.Request, h http.Header) error {
 	bw.WriteString(in.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(c.requestURI(in.URL))
+	c.writeRequestURI(bw, in.URL)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(c.host)
 	bw.WriteString("\r\n")
@@ -290,25 +298,28 @@ func methodHasBody(method string) bool {
 	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
 }
 
-// requestURI joins the upstream URL's path and query with the request's,
-// as httputil.ProxyRequest.SetURL does.
-func (c *upstreamClient) requestURI(in *url.URL) string {
+// writeRequestURI writes the upstream URL's path and query joined with
+// the request's, as httputil.ProxyRequest.SetURL does, in pieces rather
+// than as one string built per request.
+func (c *upstreamClient) writeRequestURI(bw *bufio.Writer, in *url.URL) {
 	path := joinURLPath(c.target, in)
-	query := in.RawQuery
-	switch {
-	case c.target.RawQuery == "":
-	case query == "":
-		query = c.target.RawQuery
-	default:
-		query = c.target.RawQuery + "&" + query
-	}
 	if path == "" {
 		path = "/"
 	}
-	if query != "" {
-		return path + "?" + query
+	bw.WriteString(path)
+	switch {
+	case c.target.RawQuery != "" && in.RawQuery != "":
+		bw.WriteByte('?')
+		bw.WriteString(c.target.RawQuery)
+		bw.WriteByte('&')
+		bw.WriteString(in.RawQuery)
+	case c.target.RawQuery != "":
+		bw.WriteByte('?')
+		bw.WriteString(c.target.RawQuery)
+	case in.RawQuery != "":
+		bw.WriteByte('?')
+		bw.WriteString(in.RawQuery)
 	}
-	return path
 }
 
 func joinURLPath(target, in *url.URL) string {
