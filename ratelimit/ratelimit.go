@@ -77,19 +77,31 @@ func (r Result) ResetUnix() int64 {
 // are case-insensitive, but clients and tests written against those APIs
 // sometimes compare bytes.
 func (r Result) SetHeaders(h http.Header) {
-	setExact(h, "X-RateLimit-Limit", strconv.Itoa(r.Limit))
-	setExact(h, "X-RateLimit-Remaining", strconv.Itoa(r.Remaining))
-	setExact(h, "X-RateLimit-Reset", strconv.FormatInt(r.ResetUnix(), 10))
+	// Every limited request sets these: the three numbers are formatted
+	// into one string and the three values share one array.
+	var buf [3 * 20]byte
+	b := strconv.AppendInt(buf[:0], int64(r.Limit), 10)
+	l := len(b)
+	b = strconv.AppendInt(b, int64(r.Remaining), 10)
+	m := len(b)
+	b = strconv.AppendInt(b, r.ResetUnix(), 10)
+	s := string(b)
+	v := [...]string{s[:l], s[l:m], s[m:]}
+	vs := v[:]
+	for i, name := range rateLimitHeaders {
+		// Any other spelling goes: a canonical one the upstream sent.
+		delete(h, canonicalRateLimitHeaders[i])
+		h[name] = vs[i : i+1 : i+1]
+	}
 	if !r.Allowed {
 		h.Set("Retry-After", strconv.FormatInt(int64(r.RetryAfter/time.Second), 10))
 	}
 }
 
-// setExact replaces any spelling of name in h with name as given.
-func setExact(h http.Header, name, value string) {
-	h.Del(name)
-	h[name] = []string{value}
-}
+var (
+	rateLimitHeaders          = [3]string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+	canonicalRateLimitHeaders = [3]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
+)
 
 // Validate reports whether limit and period describe a usable limit.
 // Every Limiter calls it first so that all backends refuse the same input.

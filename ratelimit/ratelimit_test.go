@@ -21,8 +21,12 @@ func TestSetHeaders(t *testing.T) {
 			map[string]string{"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1767225600", "Retry-After": "42"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := http.Header{}
+			// A canonical spelling already there is replaced, not doubled.
+			h := http.Header{"X-Ratelimit-Limit": {"1"}, "X-Ratelimit-Remaining": {"1"}}
 			tt.res.SetHeaders(h)
+			if len(h["X-Ratelimit-Limit"])+len(h["X-Ratelimit-Remaining"])+len(h["X-Ratelimit-Reset"]) != 0 {
+				t.Errorf("canonical spellings left: %v", h)
+			}
 			// Looked up by exact spelling: the seeds send X-RateLimit-*.
 			for k, v := range tt.want {
 				got := ""
