@@ -3,6 +3,8 @@ package gateway
 import (
 	"crypto/x509"
 	"time"
+
+	"github.com/keygate/keygate"
 )
 
 // SetUpstreamTLSHandshakeTimeout lets tests wait for a stalled handshake
@@ -31,4 +33,13 @@ func WrittenMarks(u *Usage) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.written)
+}
+
+// LimitKeys returns the bucket d counts in under rule as the gateway
+// names it for a request (a token's own keys made once with its
+// identity), and as it is spelled out without them.
+func LimitKeys(g *Gateway, d Decision, rule *keygate.RateLimit, req Request) (used, spelled string) {
+	used = g.limitKey(rule, &d, req)
+	d.signed = nil
+	return used, g.limitKey(rule, &d, req)
 }

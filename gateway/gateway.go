@@ -229,7 +229,7 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 	if err := g.limit(ctx, &d, g.tokenLimit(d.Route), req); err != nil {
 		return d, err
 	}
-	return d, checkRules(d.Route, tok, org, req.URL.Query())
+	return d, checkRules(d.Route, tok, org, req.URL)
 }
 
 // AuthenticateToken verifies the API's token header alone, without route
@@ -305,14 +305,17 @@ func (g *Gateway) accepts(tok *keygate.Token, hash string) error {
 }
 
 // checkRules applies the route's scope, plan and entitlement rules.
-func checkRules(route *keygate.Route, tok *keygate.Token, org *keygate.Organization, query url.Values) error {
+func checkRules(route *keygate.Route, tok *keygate.Token, org *keygate.Organization, u *url.URL) error {
 	if !tok.HasScopes(route.Scopes) {
 		return errScope
 	}
 	if len(route.Plans) > 0 && !contains(route.Plans, org.Plan) {
 		return errPlan
 	}
-	return checkEntitlements(route, org.Entitlements, query)
+	if len(route.Entitlements) == 0 {
+		return nil // the query need not be parsed
+	}
+	return checkEntitlements(route, org.Entitlements, u.Query())
 }
 
 // checkEntitlements refuses the first requested value outside the
@@ -424,6 +427,15 @@ func (g *Gateway) limit(ctx context.Context, d *Decision, rule *keygate.RateLimi
 // MCP endpoint has no API token: "per token" then means per client and
 // user, the OAuth counterpart of one token.
 func (g *Gateway) limitKey(rule *keygate.RateLimit, d *Decision, req Request) string {
+	// A token's own keys are made once with its identity (identities.go).
+	if s := d.signed; s != nil && s.id == d.Identity && rule != g.api.FailedAuthRateLimit && (d.Route == nil || d.Route.RateLimit != rule) {
+		switch rule.Key {
+		case keygate.LimitByToken:
+			return s.tokenKey
+		case keygate.LimitByOrganization:
+			return s.orgKey
+		}
+	}
 	var b strings.Builder
 	b.WriteString(g.api.Name)
 	if rule == g.api.FailedAuthRateLimit {

@@ -44,6 +44,9 @@ type signedIdentity struct {
 	scopes string // X-Keygate-Scopes
 	jwt    string // X-Keygate-Identity; "" without a signer
 	until  time.Time
+	// tokenKey and orgKey name the token's and its organization's rate
+	// limit buckets for the API's own rules (Gateway.limitKey).
+	tokenKey, orgKey string
 }
 
 // maxIdentities bounds the entries kept; when full, expired ones go, and
@@ -75,11 +78,15 @@ func (c *identities) of(tok *keygate.Token, org *keygate.Organization) *signedId
 		OrganizationID: org.ID, OrganizationSlug: org.Slug, Plan: org.Plan,
 		Entitlements: org.Entitlements, TokenID: tok.ID, Scopes: tok.Scopes, API: c.api,
 	}
-	e = &signedIdentity{id: id, scopes: strings.Join(id.Scopes, " "), until: now.Add(keygate.IdentityLifetime / 2)}
+	e = &signedIdentity{
+		id: id, scopes: strings.Join(id.Scopes, " "), until: now.Add(keygate.IdentityLifetime / 2),
+		tokenKey: c.api + ":token:" + tok.ID, orgKey: c.api + ":org:" + org.ID,
+	}
 	if c.signer != nil {
 		jwt, until, err := c.signer.SignReusable(id)
 		if err != nil {
-			return &signedIdentity{id: id}
+			e.until = time.Time{} // not kept
+			return e
 		}
 		e.jwt, e.until = jwt, until
 	}

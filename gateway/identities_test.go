@@ -3,10 +3,15 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/gateway"
 )
 
 // identitySent forwards one request with secret and returns the identity
@@ -66,4 +71,41 @@ func TestIdentityIsReusedPerTokenAndFollowsChanges(t *testing.T) {
 		}
 		return id.Plan == "pro" && strings.Join(id.Entitlements.States, ",") == "California"
 	})
+}
+
+// A token's rate limit buckets, named once with its identity, are the
+// ones the gateway spells out for any other request: per token, per
+// organization, and a route's own rule in a bucket of its own.
+func TestTokenLimitKeysAreTheSpelledOutOnes(t *testing.T) {
+	f := newFixture(t)
+	tok, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
+	u, _ := url.Parse("/api/v1/attendees")
+	req := gateway.Request{Method: "GET", URL: u, Header: http.Header{"Authorization": {"Bearer " + secret}}, ClientIP: netip.MustParseAddr("203.0.113.7")}
+	d, err := f.eventsGW.Authorize(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byToken := &keygate.RateLimit{Key: keygate.LimitByToken, Limit: 10, Period: time.Minute}
+	byOrg := &keygate.RateLimit{Key: keygate.LimitByOrganization, Limit: 10, Period: time.Minute}
+	for _, tc := range []struct {
+		name string
+		rule *keygate.RateLimit
+		want string
+	}{
+		{"token", byToken, "canskan:token:" + tok.ID},
+		{"organization", byOrg, "canskan:org:" + f.org.ID},
+		{"failed auth", f.events.FailedAuthRateLimit, "canskan:failed_auth:ip:203.0.113.7"},
+	} {
+		used, spelled := gateway.LimitKeys(f.eventsGW, d, tc.rule, req)
+		if used != spelled || used != tc.want {
+			t.Errorf("%s: bucket %q, spelled out %q, want %q", tc.name, used, spelled, tc.want)
+		}
+	}
+	route := *d.Route
+	route.RateLimit = byToken
+	d.Route = &route
+	used, spelled := gateway.LimitKeys(f.eventsGW, d, byToken, req)
+	if used != spelled || !strings.HasPrefix(used, "canskan:route:") {
+		t.Errorf("route rule: bucket %q, spelled out %q", used, spelled)
+	}
 }
