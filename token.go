@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -316,6 +317,25 @@ func NewTokenSecret(policy TokenPolicy, tok *Token, grace RotationGrace, now tim
 	}, secret, nil
 }
 
+// HasHiddenCharacters reports whether s, a name someone typed, holds a
+// character that would let it pose as something else where keygate shows
+// it to other people: a control character (a line break starts a line of
+// its own in a plain-text email or a log read as text, an escape drives
+// the terminal the CLI prints to) or a mark that reorders text on screen
+// (Unicode's bidirectional overrides, embeddings, isolates and marks).
+func HasHiddenCharacters(s string) bool {
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r),
+			r >= '\u202a' && r <= '\u202e', // embeddings and overrides
+			r >= '\u2066' && r <= '\u2069', // isolates
+			r == '\u200e', r == '\u200f', r == '\u061c': // directional marks
+			return true
+		}
+	}
+	return false
+}
+
 // CheckRotatable returns why tok cannot be rotated at now, or nil: a
 // deleted token is ENOTFOUND (as everywhere a deleted token is looked up),
 // an expired one ECONFLICT, since a new secret would not work either.
@@ -363,6 +383,8 @@ func NewToken(policy TokenPolicy, req TokenRequest, now time.Time) (*Token, stri
 		return nil, "", Errorf(EINVALID, "Token name is required.")
 	} else if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxTokenNameLength {
 		return nil, "", Errorf(EINVALID, "Token name must be 1 to %d characters.", MaxTokenNameLength)
+	} else if HasHiddenCharacters(name) {
+		return nil, "", Errorf(EINVALID, "Token name must not hold control characters (line breaks, tabs, escapes) or marks that reorder text.")
 	}
 	env := req.Environment
 	if env == "" {

@@ -72,6 +72,7 @@ func TestCreateTokenRefusesBadInput(t *testing.T) {
 	f := newFixture(t)
 	owner := f.login(f.owner)
 	long := strings.Repeat("é", 101)
+	const hiddenInName = "Token name must not hold control characters (line breaks, tabs, escapes) or marks that reorder text."
 	for _, tc := range []struct {
 		name, body, contentType string
 		status                  int
@@ -87,6 +88,11 @@ func TestCreateTokenRefusesBadInput(t *testing.T) {
 		{"missing name", `{"api": "menus"}`, "", 400, "invalid", "Token name is required."},
 		{"blank name", `{"name": "   ", "api": "menus"}`, "", 400, "invalid", "Token name is required."},
 		{"over-long name", `{"name": "` + long + `", "api": "menus"}`, "", 400, "invalid", "Token name must be 1 to 100 characters."},
+		{"name with line breaks", `{"name": "CI\r\n\r\nYour password expired: reset it at https://evil.example/", "api": "menus"}`, "", 400, "invalid", hiddenInName},
+		{"name with a terminal escape", `{"name": "x\u001b[2J", "api": "menus"}`, "", 400, "invalid", hiddenInName},
+		{"name with a tab", `{"name": "a\tb", "api": "menus"}`, "", 400, "invalid", hiddenInName},
+		{"name with a right-to-left override", `{"name": "report\u202excod.exe", "api": "menus"}`, "", 400, "invalid", hiddenInName},
+		{"name with a directional isolate", `{"name": "a\u2067b", "api": "menus"}`, "", 400, "invalid", hiddenInName},
 		{"unknown expiry", `{"name": "x", "api": "menus", "expires_in": "2w"}`, "", 400, "invalid", `Unknown expiration "2w": choose one of 7d, 30d, 90d, 1y, never.`},
 		{"never forbidden", `{"name": "x", "api": "menus", "expires_in": "never"}`, "", 400, "invalid", "This API does not allow tokens that never expire."},
 		{"unknown scope", `{"name": "x", "api": "menus", "scopes": ["attendees:read"]}`, "", 400, "invalid", `Unknown scope "attendees:read".`},

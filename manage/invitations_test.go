@@ -160,3 +160,35 @@ func TestInvitationsPerOrganizationAreBounded(t *testing.T) {
 		t.Errorf("the owner's invitation a day later: %v", err)
 	}
 }
+
+// The name chosen when an invitation's link creates the account is shown
+// to other people (in the emails the new user's invitations send, on
+// pages, in the CLI's lists): it may not hold line breaks, escapes or
+// marks that reorder text, and nothing is created when it does.
+func TestInvitationAccountNameHoldsNoHiddenCharacters(t *testing.T) {
+	ctx := context.Background()
+	store, org := invitationStore(t)
+	now := time.Now()
+	created, err := manage.Invitations{Store: store}.Invite(ctx, manage.Caller{}, org,
+		manage.NewInvitation{Email: "new@example.com", Role: keygate.RoleOwner}, "http://keygate.test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := created.Link[strings.LastIndexByte(created.Link, '/')+1:]
+	for _, name := range []string{
+		"Ann\r\n\r\nYour keygate password expired: reset it at https://evil.example/",
+		"Ann\x1b]8;;https://evil.example/\x1b\\",
+		"Ann \u202eevil",
+	} {
+		_, _, err := manage.AcceptInvitationAsNewUser(ctx, store, secret, name, "correct horse battery", now)
+		if keygate.ErrorCode(err) != keygate.EINVALID || keygate.ErrorMessage(err) != "Name must not hold control characters (line breaks, tabs, escapes) or marks that reorder text." {
+			t.Errorf("account named %q: %v", name, err)
+		}
+	}
+	if _, err := store.FindUserByEmail(ctx, "new@example.com"); keygate.ErrorCode(err) != keygate.ENOTFOUND {
+		t.Fatalf("an account was created: %v", err)
+	}
+	if _, _, err := manage.AcceptInvitationAsNewUser(ctx, store, secret, "Ann Ünal", "correct horse battery", now); err != nil {
+		t.Errorf("a plain name: %v", err)
+	}
+}

@@ -37,6 +37,9 @@ func CreateUser(ctx context.Context, users keygate.UserService, u NewUser, now t
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxUserNameLength {
 		return nil, keygate.Errorf(keygate.EINVALID, "Name must be at most %d characters.", MaxUserNameLength)
 	}
+	if keygate.HasHiddenCharacters(name) {
+		return nil, keygate.Errorf(keygate.EINVALID, "Name must not hold control characters (line breaks, tabs, escapes) or marks that reorder text.")
+	}
 	if err := password.CheckPolicy(u.Password); err != nil {
 		return nil, err
 	}

@@ -148,7 +148,21 @@ var badInputs = []badInput{
 	{name: "invitation accepted without a session", api: "admin", request: "POST /invitations/{INVITATION}/accept HTTP/1.1\r\nContent-Length: 0", status: 303, location: "/login"},
 	{name: "invitation account form without the login form's token", api: "admin", request: "POST /invitations/{INVITATION}/signup HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 53", body: "password=plum+orchard+42&password_confirm=plum+orchar", status: 403, contains: "This form expired. Please try again."},
 	{name: "invitation accepted through the API without a session", api: "admin", request: "POST /api/v1/me/invitations/accept HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2", body: "{}", status: 401, contains: "Log in to the dashboard or send an admin key"},
+	{name: "invitation account named with a line break", api: "admin", request: fmt.Sprintf("POST /invitations/{INVITATION}/signup HTTP/1.1\r\nCookie: keygate_login=f0rm\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d", len(badSignupName)), body: badSignupName, status: 400, contains: "Name must not hold control characters (line breaks, tabs, escapes) or marks that reorder text."},
+
+	// Names people type are shown to others (emails, the CLI, pages):
+	// no line breaks, escapes or text-reordering marks.
+	{name: "token name with a line break, through the management API", api: "admin", request: fmt.Sprintf("POST /api/v1/orgs/acme/tokens HTTP/1.1\r\nAuthorization: Bearer {ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: %d", len(badTokenName)), body: badTokenName, status: 400, contains: "Token name must not hold control characters (line breaks, tabs, escapes) or marks that reorder text."},
+	{name: "token name with a terminal escape, through the management API", api: "admin", request: fmt.Sprintf("POST /api/v1/orgs/acme/tokens HTTP/1.1\r\nAuthorization: Bearer {ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: %d", len(escapeTokenName)), body: escapeTokenName, status: 400, contains: "Token name must not hold control characters (line breaks, tabs, escapes) or marks that reorder text."},
+	{name: "token name with a right-to-left override, through the management API", api: "admin", request: fmt.Sprintf("POST /api/v1/orgs/acme/tokens HTTP/1.1\r\nAuthorization: Bearer {ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: %d", len(rtlTokenName)), body: rtlTokenName, status: 400, contains: "Token name must not hold control characters (line breaks, tabs, escapes) or marks that reorder text."},
 }
+
+const (
+	badSignupName   = "csrf_token=f0rm&name=Ann%0D%0A%0D%0AYour+password+expired%3A+https%3A%2F%2Fevil.example%2F&password=plum+orchard+42&password_confirm=plum+orchard+42"
+	badTokenName    = `{"name": "CI\r\n\r\nYour password expired: https://evil.example/", "api": "menus"}`
+	escapeTokenName = `{"name": "CI\u001b]8;;https://evil.example/\u001b\\", "api": "menus"}`
+	rtlTokenName    = `{"name": "report\u202excod.exe", "api": "menus"}`
+)
 
 const invitationNotValid = "This invitation is not valid: it may have been used, revoked or have expired."
 
@@ -285,6 +299,11 @@ func (b *badInputServer) tokens(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	v["{INVITATION}"] = strings.TrimPrefix(created.Link, manage.InvitationPathPrefix)
+	_, adminKey, err := manage.CreateAdminKey(ctx, st, "bad inputs", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v["{ADMIN_KEY}"] = adminKey
 	return v
 }
 
