@@ -327,8 +327,8 @@ func HasHiddenCharacters(s string) bool {
 	for _, r := range s {
 		switch {
 		case unicode.IsControl(r),
-			r >= '\u202a' && r <= '\u202e', // embeddings and overrides
-			r >= '\u2066' && r <= '\u2069', // isolates
+			r >= '\u202a' && r <= '\u202e',              // embeddings and overrides
+			r >= '\u2066' && r <= '\u2069',              // isolates
 			r == '\u200e', r == '\u200f', r == '\u061c': // directional marks
 			return true
 		}
