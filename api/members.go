@@ -77,7 +77,7 @@ func (h *Handler) setMemberRole(w http.ResponseWriter, r *http.Request, c manage
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	m, err := manage.SetRole(r.Context(), h.d.Store, a.Organization, r.PathValue("user"), req.Role)
+	m, err := manage.SetRole(r.Context(), h.d.Store, a.Organization, r.PathValue("user"), req.Role, h.d.Now())
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func (h *Handler) setMemberRole(w http.ResponseWriter, r *http.Request, f *frame
 		h.showError(w, r, f, err)
 		return
 	}
-	m, err := manage.SetRole(r.Context(), h.d.Store, a.Organization, r.PathValue("user"), r.PostFormValue("role"))
+	m, err := manage.SetRole(r.Context(), h.d.Store, a.Organization, r.PathValue("user"), r.PostFormValue("role"), h.d.Now())
 	if err != nil {
 		if status, msg, ok := formError(err); ok {
 			h.renderMembers(w, r, f, a, status, manage.NewMember{Role: keygate.RoleMember}, msg)

@@ -192,3 +192,50 @@ func TestInvitationAccountNameHoldsNoHiddenCharacters(t *testing.T) {
 		t.Errorf("a plain name: %v", err)
 	}
 }
+
+// An owner removed from an organization, or made a member, leaves no
+// pending invitation behind: otherwise an owner about to be removed could
+// invite an address of their own as an owner and come back through it
+// after the removal. Other owners' invitations stay.
+func TestInvitationsOfAnOwnerRemovedOrDemotedAreRevoked(t *testing.T) {
+	ctx := context.Background()
+	store, org := invitationStore(t)
+	now := time.Now()
+	user := func(email string) *keygate.User {
+		u, err := manage.CreateUser(ctx, store, manage.NewUser{Email: email, Password: "correct horse battery"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SetMembership(ctx, &keygate.Membership{OrganizationID: org.ID, UserID: u.ID, Role: keygate.RoleOwner, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	ann, mallory, eve := user("ann@example.com"), user("mallory@example.com"), user("eve@example.com")
+	invite := func(by *keygate.User, email string) string {
+		created, err := manage.Invitations{Store: store}.Invite(ctx, manage.Caller{User: by}, org,
+			manage.NewInvitation{Email: email, Role: keygate.RoleOwner}, "http://keygate.test", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return created.Link[strings.LastIndexByte(created.Link, '/')+1:]
+	}
+	annsInvitation := invite(ann, "bob@example.com")
+	mallorysInvitation := invite(mallory, "mallory.again@example.net")
+	evesInvitation := invite(eve, "eve.again@example.net")
+
+	if err := manage.RemoveMember(ctx, store, org, mallory.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := manage.SetRole(ctx, store, org, eve.ID, keygate.RoleMember, now); err != nil {
+		t.Fatal(err)
+	}
+	for name, secret := range map[string]string{"the removed owner's": mallorysInvitation, "the demoted owner's": evesInvitation} {
+		if _, err := manage.FindInvitation(ctx, store, secret, now); keygate.ErrorCode(err) != keygate.ENOTFOUND {
+			t.Errorf("%s invitation still opens: %v", name, err)
+		}
+	}
+	if _, err := manage.FindInvitation(ctx, store, annsInvitation, now); err != nil {
+		t.Errorf("another owner's invitation: %v", err)
+	}
+}

@@ -153,8 +153,10 @@ func AddMember(ctx context.Context, users keygate.UserService, org *keygate.Orga
 }
 
 // SetRole changes a member's role. Demoting the last owner is refused so
-// an organization is never left without someone to manage it.
-func SetRole(ctx context.Context, users keygate.UserService, org *keygate.Organization, userID, role string) (*Member, error) {
+// an organization is never left without someone to manage it. An owner
+// made a member loses the invitations they sent that are still pending
+// (revoked at now), as they could no longer send them.
+func SetRole(ctx context.Context, users MemberStore, org *keygate.Organization, userID, role string, now time.Time) (*Member, error) {
 	if err := validRole(role); err != nil {
 		return nil, err
 	}
@@ -169,21 +171,30 @@ func SetRole(ctx context.Context, users keygate.UserService, org *keygate.Organi
 	if err := users.SetMembership(ctx, ms); err != nil {
 		return nil, err
 	}
+	if member.Role == keygate.RoleOwner && role != keygate.RoleOwner {
+		if err := revokeInvitationsBy(ctx, users, org.ID, userID, now); err != nil {
+			return nil, err
+		}
+	}
 	member.Role = role
 	return member, nil
 }
 
-// MemberStore is what removing a member needs: the memberships, and the
-// OAuth grants the member made for the organization.
+// MemberStore is what changing and removing a member needs: the
+// memberships, and the OAuth grants and invitations the member made for
+// the organization.
 type MemberStore interface {
 	keygate.UserService
+	keygate.InvitationStore
 	ListOAuthGrants(ctx context.Context, filter keygate.OAuthGrantFilter) ([]*keygate.OAuthGrant, error)
 	RevokeOAuthGrant(ctx context.Context, id string, at time.Time) error
 }
 
 // RemoveMember takes a user out of org and revokes the OAuth grants they
 // made for it, so their MCP clients lose access at once and adding them
-// again later does not bring that access back without a new consent.
+// again later does not bring that access back without a new consent, and
+// the invitations they sent that are still pending, so that no address
+// of theirs joins after they are gone.
 // Their tokens stay, as they belong to the organization. Removing the last
 // owner is refused.
 func RemoveMember(ctx context.Context, store MemberStore, org *keygate.Organization, userID string, now time.Time) error {
@@ -203,7 +214,28 @@ func RemoveMember(ctx context.Context, store MemberStore, org *keygate.Organizat
 	if err := store.DeleteMembership(ctx, org.ID, userID); err != nil {
 		return err
 	}
+	if err := revokeInvitationsBy(ctx, store, org.ID, userID, now); err != nil {
+		return err
+	}
 	return revokeMemberGrants(ctx, store, org.ID, userID, now)
+}
+
+// revokeInvitationsBy revokes the organization's pending invitations that
+// the user sent.
+func revokeInvitationsBy(ctx context.Context, store keygate.InvitationStore, orgID, userID string, now time.Time) error {
+	pending, err := store.ListInvitations(ctx, keygate.InvitationFilter{OrganizationID: orgID, PendingAt: now})
+	if err != nil {
+		return err
+	}
+	for _, inv := range pending {
+		if inv.InvitedBy != userID {
+			continue
+		}
+		if err := store.RevokeInvitation(ctx, orgID, inv.ID, now.UTC()); err != nil && keygate.ErrorCode(err) != keygate.ENOTFOUND {
+			return err
+		}
+	}
+	return nil
 }
 
 func revokeMemberGrants(ctx context.Context, store MemberStore, orgID, userID string, now time.Time) error {
