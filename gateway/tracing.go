@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -89,10 +90,15 @@ func (g *Gateway) startSpan(r *http.Request, name, mode string, peerTrusted bool
 		return r, nil
 	}
 	ctx := r.Context()
+	method := spanMethod(r.Method)
+	if method != r.Method {
+		// name starts with the client's method (see the callers).
+		name = method + strings.TrimPrefix(name, r.Method)
+	}
 	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(t.attrs...),
-		trace.WithAttributes(AttrMode.String(mode), attribute.String("http.request.method", r.Method)),
+		trace.WithAttributes(AttrMode.String(mode), attribute.String("http.request.method", method)),
 	}
 	if incoming := trace.SpanContextFromContext(traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))); incoming.IsValid() {
 		accepted := t.accept == "all" || (t.accept == "trusted_proxies" && peerTrusted)
@@ -104,6 +110,20 @@ func (g *Gateway) startSpan(r *http.Request, name, mode string, peerTrusted bool
 	}
 	ctx, span := t.tracer.Start(ctx, name, opts...)
 	return r.WithContext(ctx), span
+}
+
+// spanMethod is a request's method as spans record it: HTTP's own as
+// they are, anything else "_OTHER", as OpenTelemetry's conventions say.
+// A client may send any token as its method, up to the header limit;
+// recorded as sent, it would put kilobytes of the client's choosing into
+// every span and give each span a name of its own.
+func spanMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch:
+		return m
+	}
+	return "_OTHER"
 }
 
 // peerTrusted reports whether r comes from a trusted proxy, or, for
@@ -129,6 +149,7 @@ func (g *Gateway) endSpan(span trace.Span, d Decision, status int, err error, me
 	}
 	if d.Route != nil {
 		pattern := g.routes.patternOf(d.Route)
+		method = spanMethod(method)
 		attrs = append(attrs, AttrRoute.String(pattern), AttrRequestMethod.String(method))
 		if renameByRoute {
 			attrs = append(attrs, attribute.String("http.route", pattern))
@@ -165,10 +186,11 @@ func (g *Gateway) endSpan(span trace.Span, d Decision, status int, err error, me
 func (f *Forwarder) startUpstreamSpan(r *http.Request, h http.Header) trace.Span {
 	host, port, _ := net.SplitHostPort(f.client.address)
 	n, _ := strconv.Atoi(port)
-	ctx, span := f.tracer.Start(r.Context(), "upstream "+r.Method,
+	method := spanMethod(r.Method)
+	ctx, span := f.tracer.Start(r.Context(), "upstream "+method,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
-			attribute.String("http.request.method", r.Method),
+			attribute.String("http.request.method", method),
 			attribute.String("server.address", host),
 			attribute.Int("server.port", n),
 		))

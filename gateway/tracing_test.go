@@ -352,3 +352,35 @@ func TestTracingForwardedMCPCall(t *testing.T) {
 	}
 	noSecretIn(t, spans, accessToken)
 }
+
+// A client may send any method, as long as the header limit allows: spans
+// record HTTP's own methods as they are and any other as "_OTHER" (as
+// OpenTelemetry's conventions say), so that no client writes kilobytes of
+// its choosing into every span's name and attributes, or gives each span
+// a name of its own.
+func TestTracingRecordsAnUnknownMethodAsOther(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	g, rec := tracedGateway(t, f, "trusted_proxies")
+	for _, method := range []string{strings.Repeat("X", 8000), "get", "PROPFIND"} {
+		got := serveFrom(g, "203.0.113.7:40000", method, "/v2/products?states=California", http.Header{"X-Token": {secret}})
+		if got.status != 404 {
+			t.Fatalf("%.20s: status %d %s", method, got.status, got.body)
+		}
+	}
+	spans := rec.Ended()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want one per request", len(spans))
+	}
+	for _, s := range spans {
+		if s.Name() != "_OTHER" {
+			t.Errorf("span named %.40q, want _OTHER", s.Name())
+		}
+		wantAttrs(t, s, map[string]string{"http.request.method": "_OTHER"})
+		for _, kv := range s.Attributes() {
+			if v := kv.Value.Emit(); len(v) > 100 {
+				t.Errorf("span attribute %s holds %d bytes", kv.Key, len(v))
+			}
+		}
+	}
+}
