@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -304,4 +305,56 @@ func TestForwardUpstreamTimeoutIsConfiguredPerAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, "refused connection", serve(gw, "GET", "/v2/products?states=California", headers), 502, `{"detail": "Bad Gateway"}`)
+}
+
+// An upstream that writes after its response ended (a bug, or a
+// compromised upstream) does not get those bytes taken for the answer to
+// the next request, which may be another client's: a connection on which
+// anything arrived while idle is closed, and the request goes out on a
+// fresh one. Each connection here answers its first request and then,
+// while idle, sends a whole forged response.
+func TestForwardNeverReusesAConnectionThatSpokeWhileIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				body := fmt.Sprintf("answer from connection %d", n)
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				time.Sleep(50 * time.Millisecond)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+				// Keep the connection open: only its bytes give it away.
+				http.ReadRequest(br)
+			}()
+		}
+	}()
+	p := proxyTo(t, "http://"+ln.Addr().String())
+	for i := 1; i <= 3; i++ {
+		resp, err := http.DefaultClient.Do(p.request(t, "GET", "/v2/products", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("answer from connection %d", i); resp.StatusCode != 200 || string(b) != want {
+			t.Errorf("request %d: %d %q, want 200 %q", i, resp.StatusCode, b, want)
+		}
+		time.Sleep(150 * time.Millisecond) // the forged response arrives while idle
+	}
 }

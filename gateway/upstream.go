@@ -62,6 +62,23 @@ type upstreamConn struct {
 	// abort ends the wait of the request on the connection: its method
 	// value, made once rather than once per request.
 	abort func()
+	// idle checks the TCP socket under the connection (and under its
+	// TLS) for anything that arrived while it was idle; nil where the
+	// platform offers no such check.
+	idle *idlePeek
+}
+
+// quiet reports whether nothing arrived on an idle connection since its
+// last response was read: no bytes (which would be taken for the next
+// request's answer, a response meant for nobody, or for another client)
+// and no close. http.Transport learns the same from a goroutine reading
+// every idle connection; here it is one non-blocking peek when the
+// connection is taken.
+func (pc *upstreamConn) quiet() bool {
+	if pc.br.Buffered() > 0 {
+		return false
+	}
+	return pc.idle == nil || pc.idle.socketQuiet()
 }
 
 // pastDeadline makes every read and write on a connection fail at once.
@@ -87,17 +104,20 @@ func newUpstreamClient(target *url.URL) *upstreamClient {
 // conn returns an idle connection, or dials one. reused says which.
 func (c *upstreamClient) conn(ctx context.Context) (pc *upstreamConn, reused bool, err error) {
 	now := time.Now()
-	c.mu.Lock()
-	for len(c.idle) > 0 {
+	for {
+		c.mu.Lock()
+		if len(c.idle) == 0 {
+			c.mu.Unlock()
+			break
+		}
 		pc = c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]
-		if now.Sub(pc.idleSince) < c.timeouts.idle {
-			c.mu.Unlock()
+		c.mu.Unlock()
+		if now.Sub(pc.idleSince) < c.timeouts.idle && pc.quiet() {
 			return pc, true, nil
 		}
 		pc.Close()
 	}
-	c.mu.Unlock()
 	pc, err = c.dial(ctx)
 	return pc, false, err
 }
@@ -107,6 +127,12 @@ func (c *upstreamClient) dial(ctx context.Context) (*upstreamConn, error) {
 	conn, err := d.DialContext(ctx, "tcp", c.address)
 	if err != nil {
 		return nil, err
+	}
+	var idle *idlePeek
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			idle = newIdlePeek(raw)
+		}
 	}
 	if c.tls != nil {
 		hctx, cancel := context.WithTimeout(ctx, c.timeouts.tlsHandshake)
@@ -119,7 +145,7 @@ func (c *upstreamClient) dial(ctx context.Context) (*upstreamConn, error) {
 		}
 		conn = tc
 	}
-	pc := &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 16<<10)}
+	pc := &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 16<<10), idle: idle}
 	pc.abort = func() { pc.SetDeadline(pastDeadline) }
 	return pc, nil
 }
