@@ -206,7 +206,10 @@ func (g *Gateway) ForwardAs(upstream *url.URL) func(http.ResponseWriter, *http.R
 	f.tracer = g.forward.tracer
 	return func(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
 		start := g.now()
-		r, span := g.startSpan(r, r.Method+" "+r.URL.Path, modeMCP, g.peerTrusted(r, false))
+		var span trace.Span
+		if g.tracing != nil {
+			r, span = g.startSpan(r, r.Method+" "+r.URL.Path, modeMCP, g.peerTrusted(r, false))
+		}
 		req := g.requestOf(r)
 		d := Decision{Identity: id, ClientIP: req.ClientIP}
 		err := g.limit(r.Context(), &d, g.api.TokenRateLimit, req)

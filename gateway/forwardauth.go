@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/clientip"
 )
@@ -26,7 +28,10 @@ import (
 // is refused.
 func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 	start := g.now()
-	r, span := g.startSpan(r, r.Method+" /_keygate/auth", modeForwardAuth, g.peerTrusted(r, true))
+	var span trace.Span
+	if g.tracing != nil { // the span's name is not built when off
+		r, span = g.startSpan(r, r.Method+" /_keygate/auth", modeForwardAuth, g.peerTrusted(r, true))
+	}
 	req, err := g.forwardedRequest(r)
 	var d Decision
 	if err == nil {
@@ -73,7 +78,9 @@ func (p *forwardAuthPeers) contains(addr netip.Addr) bool {
 // The header families proxies use to name the request they ask about.
 var (
 	forwardedFamily = headerFamily{method: "X-Forwarded-Method", uri: []string{"X-Forwarded-Uri"}}
-	originalFamily  = headerFamily{method: "X-Original-Method", uri: []string{"X-Original-URI", "X-Original-Url"}}
+	// Canonical spellings (X-Original-Uri for nginx's X-Original-URI):
+	// looked up as they are, with no name to canonicalise per request.
+	originalFamily = headerFamily{method: "X-Original-Method", uri: []string{"X-Original-Uri", "X-Original-Url"}}
 )
 
 type headerFamily struct {
@@ -91,8 +98,12 @@ type target struct {
 // once, or two URI headers that differ, is EINVALID.
 func (f headerFamily) read(h http.Header) (target, error) {
 	var t target
-	for _, name := range append([]string{f.method}, f.uri...) {
-		switch v := h.Values(name); {
+	for i := -1; i < len(f.uri); i++ {
+		name := f.method
+		if i >= 0 {
+			name = f.uri[i]
+		}
+		switch v := h[name]; {
 		case len(v) > 1:
 			return target{}, errForwardedHeaders
 		case len(v) == 0:
