@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -115,6 +116,25 @@ func BenchmarkProxyTracing(b *testing.B) {
 			benchmarkProxyTo(b, g, secret)
 		})
 	}
+}
+
+// BenchmarkProxyObserved is BenchmarkProxy with what `keygate serve`
+// adds to every request: Prometheus metrics and usage counts (written
+// once, after the run). The difference to BenchmarkProxy is their cost.
+func BenchmarkProxyObserved(b *testing.B) {
+	f := newFixture(b)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	metrics, err := gateway.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	usage := gateway.NewUsage(f.store, gateway.UsageOptions{LastUsedInterval: time.Hour, CountsInterval: time.Hour})
+	defer usage.Close(context.Background())
+	g, err := gateway.New(gateway.Config{API: f.menus, Tokens: f.tokens, Signer: f.signer, Metrics: metrics, Usage: usage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkProxyTo(b, g, secret)
 }
 
 func benchmarkProxyTo(b *testing.B, h http.Handler, secret string) {
