@@ -62,8 +62,8 @@ type Gateway struct {
 	// forwardAuthPeers may ask forward-auth besides trusted proxies.
 	forwardAuthPeers *forwardAuthPeers
 	usage            *Usage
-	metrics          *Metrics
-	tracing          *tracing // nil: off
+	metrics          *apiMetrics // nil: none
+	tracing          *tracing    // nil: off
 	logger           *slog.Logger
 	now              func() time.Time
 	maxBody          int64
@@ -88,13 +88,16 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		api: cfg.API, preset: cfg.API.Preset, prefixes: cfg.API.TokenPrefixes(),
 		tokens: cfg.Tokens, limiter: cfg.Limiter, clientIP: cfg.ClientIP,
-		usage: cfg.Usage, metrics: cfg.Metrics, logger: cfg.Logger, now: cfg.Now,
+		usage: cfg.Usage, logger: cfg.Logger, now: cfg.Now,
 		maxBody: cfg.MaxBodyBytes, routes: routes, failures: newSpentBudgets(), mounts: http.NewServeMux(),
 	}
 	if g.logger == nil {
 		g.logger = slog.Default()
 	}
 	g.logger = g.logger.With("api", cfg.API.Name)
+	if cfg.Metrics != nil {
+		g.metrics = cfg.Metrics.forAPI(cfg.API.Name)
+	}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -485,7 +488,7 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (g *Gateway) observe(d Decision, status int, err error, start time.Time) {
 	code := keygate.ErrorCode(err)
 	if g.metrics != nil {
-		g.metrics.observe(g.api.Name, code, g.now().Sub(start))
+		g.metrics.observe(code, g.now().Sub(start))
 	}
 	if g.usage != nil && d.Identity != nil {
 		g.usage.Record(d.Identity.OrganizationID, d.Identity.TokenID, status, start)

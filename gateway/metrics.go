@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,13 +35,37 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) observe(api, code string, d time.Duration) {
-	outcome := code
-	if outcome == "" {
-		outcome = "ok"
+// apiMetrics are one API's series, resolved once: a request looks up no
+// label values, only its outcome's counter (kept after first use).
+type apiMetrics struct {
+	duration prometheus.Observer
+	requests *prometheus.CounterVec // curried with the API's name
+	ok       prometheus.Counter
+	refused  sync.Map // error code -> prometheus.Counter
+}
+
+// forAPI returns the series of the API named api.
+func (m *Metrics) forAPI(api string) *apiMetrics {
+	requests := m.requests.MustCurryWith(prometheus.Labels{"api": api})
+	return &apiMetrics{
+		duration: m.duration.WithLabelValues(api),
+		requests: requests,
+		ok:       requests.WithLabelValues("ok"),
 	}
-	m.requests.WithLabelValues(api, outcome).Inc()
-	m.duration.WithLabelValues(api).Observe(d.Seconds())
+}
+
+// observe counts one request by outcome (code; "" is ok) and its time.
+func (m *apiMetrics) observe(code string, d time.Duration) {
+	counter := m.ok
+	if code != "" {
+		c, ok := m.refused.Load(code)
+		if !ok {
+			c, _ = m.refused.LoadOrStore(code, m.requests.WithLabelValues(code))
+		}
+		counter = c.(prometheus.Counter)
+	}
+	counter.Inc()
+	m.duration.Observe(d.Seconds())
 }
 
 // RegisterTokenCacheMetrics exports the token cache's lookups by result
