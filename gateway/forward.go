@@ -106,7 +106,8 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		f.proxy.ServeHTTP(w, r)
 		return
 	}
-	h := cloneHeader(r.Header, forwardHeaderRoom)
+	out := cloneHeader(r.Header)
+	h := out.h
 	removeHopByHopHeaders(h)
 	// keygate sends the body without waiting for a 100 Continue; the
 	// client's server already asked for it.
@@ -118,6 +119,8 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		span = f.startUpstreamSpan(r, h)
 	}
 	resp, err := f.client.do(r, h)
+	// The request's head is written: nothing reads h after this.
+	out.release()
 	if err != nil {
 		if span != nil {
 			endUpstreamSpan(span, 0, err)

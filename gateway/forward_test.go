@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -356,5 +357,31 @@ func TestForwardNeverReusesAConnectionThatSpokeWhileIdle(t *testing.T) {
 			t.Errorf("request %d: %d %q, want 200 %q", i, resp.StatusCode, b, want)
 		}
 		time.Sleep(150 * time.Millisecond) // the forged response arrives while idle
+	}
+}
+
+// The header maps of requests on their way upstream are reused: nothing
+// one request sent may reach the upstream with the next.
+func TestForwardedHeadersDoNotCarryOverBetweenRequests(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	for i := range 20 {
+		h := map[string][]string{"X-Token": {secret}}
+		if i%2 == 0 {
+			h["X-Only-Even"] = []string{"even", "twice"}
+			h["Accept-Language"] = []string{"de"}
+		}
+		got := serve(f.menusGW, "GET", "/v2/products", h)
+		var seen upstreamSeen
+		if err := json.Unmarshal([]byte(got.body), &seen); err != nil {
+			t.Fatalf("request %d: %d %s", i, got.status, got.body)
+		}
+		want := 0
+		if i%2 == 0 {
+			want = 2
+		}
+		if n := len(seen.Header.Values("X-Only-Even")); n != want || (want == 0) != (seen.Header.Get("Accept-Language") == "") {
+			t.Errorf("request %d: upstream saw %v", i, seen.Header)
+		}
 	}
 }

@@ -61,29 +61,64 @@ func setForwardedHeaders(h http.Header, r *http.Request) {
 
 // forwardHeaderRoom is how many headers keygate may add to a client's
 // request on its way upstream: the X-Forwarded trio, X-Real-IP, the four
-// identity headers, TE and trace context.
+// identity headers, TE and trace context. Pooled header maps are made
+// with room for them beside the client's own.
 const forwardHeaderRoom = 11
 
-// cloneHeader is http.Header.Clone with room for extra more names, so
-// adding keygate's headers does not grow the map: the values share one
-// array, as Clone's do.
-func cloneHeader(h http.Header, extra int) http.Header {
+// outHeader is the header of one request on its way upstream: a copy of
+// the client's that keygate's rules then edit. Its map and the array of
+// its values are pooled, since every forwarded request needs them only
+// until its head is written.
+type outHeader struct {
+	h      http.Header
+	values []string
+}
+
+var outHeaders = sync.Pool{New: func() any { return &outHeader{h: make(http.Header, 16+forwardHeaderRoom)} }}
+
+// Pooled headers larger than these are left to the garbage collector, so
+// one request with many headers does not keep a large map alive.
+const (
+	maxPooledHeaderNames  = 64
+	maxPooledHeaderValues = 256
+)
+
+// cloneHeader copies h into a pooled outHeader, as http.Header.Clone
+// would; release returns it once nothing reads it any more.
+func cloneHeader(h http.Header) *outHeader {
+	o := outHeaders.Get().(*outHeader)
 	n := 0
 	for _, vv := range h {
 		n += len(vv)
 	}
-	all := make([]string, n)
-	out := make(http.Header, len(h)+extra)
+	if cap(o.values) < n {
+		o.values = make([]string, n)
+	}
+	o.values = o.values[:n]
+	all := o.values
 	for k, vv := range h {
 		if vv == nil {
-			out[k] = nil
+			o.h[k] = nil
 			continue
 		}
+		// Capped: an append (by any later rule) copies rather than
+		// writing over the next name's values.
 		n := copy(all, vv)
-		out[k] = all[:n:n]
+		o.h[k] = all[:n:n]
 		all = all[n:]
 	}
-	return out
+	return o
+}
+
+// release empties o (no header of this request stays reachable from the
+// pool) and returns it to the pool.
+func (o *outHeader) release() {
+	if len(o.h) > maxPooledHeaderNames || cap(o.values) > maxPooledHeaderValues {
+		return
+	}
+	clear(o.h)
+	clear(o.values)
+	outHeaders.Put(o)
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
