@@ -105,3 +105,45 @@ func TestInvitationEmailCarriesALinkTheDatabaseNeverHolds(t *testing.T) {
 		}
 	}
 }
+
+// A server that refuses an invitation email quoting its link (as some
+// content filters do) does not get the link's secret into the database
+// or the log through its reply: the attempt's error keeps the reply with
+// the secret left out.
+func TestInvitationEmailRefusalQuotingTheLinkKeepsItsSecretOut(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{RefuseLinks: true})
+	f := newOutboxFixture(t)
+	o := f.outbox(f.store, fmt.Sprintf("smtp://127.0.0.1:%d", srv.Port), nil)
+	org := &keygate.Organization{Slug: "acme", Name: "Acme Corp"}
+	if err := manage.CreateOrganization(f.ctx, f.store, org, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := manage.Invitations{Store: f.store, Notifier: o}.Invite(f.ctx, manage.Caller{}, org,
+		manage.NewInvitation{Email: "dev@acme.test", Role: keygate.RoleMember}, "https://keygate.example.com", f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sendDue(o); n != 1 || len(srv.Messages()) != 0 {
+		t.Fatalf("%d attempts, %d messages; want one refused", n, len(srv.Messages()))
+	}
+	failed, err := f.store.ListEmails(f.ctx, keygate.EmailFilter{State: keygate.EmailFailed})
+	if err != nil || len(failed) != 1 {
+		t.Fatalf("failed emails %v, %v; want the refused one", failed, err)
+	}
+	if !strings.Contains(failed[0].LastError, "Message refused: it links to https://keygate.example.com/invitations/…") {
+		t.Errorf("the refusal's error %q, want the reply with the secret left out", failed[0].LastError)
+	}
+	secret := c.Link[strings.LastIndexByte(c.Link, '/')+1:]
+	var db []byte
+	files, _ := filepath.Glob(f.path + "*")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db = append(db, b...)
+	}
+	if bytes.Contains(db, []byte(secret)) || strings.Contains(f.log.String(), secret) || strings.Contains(failed[0].LastError, secret) {
+		t.Errorf("the link's secret is in the database or the log:\n%s", failed[0].LastError)
+	}
+}

@@ -331,6 +331,12 @@ func (o *Outbox) attempt(ctx context.Context, e *keygate.Email) {
 	permanent := false
 	if err != nil {
 		a.Error = err.Error()
+		if e.InvitationID != "" && len(o.linkKey) > 0 {
+			// A server's reply may quote the message, link included (some
+			// content filters do): the secret must not reach the
+			// database or the log through it.
+			a.Error = strings.ReplaceAll(a.Error, keygate.InvitationSecret(o.linkKey, e.InvitationID), "…")
+		}
 		if se, ok := err.(*SendError); ok {
 			permanent = se.Permanent
 		}

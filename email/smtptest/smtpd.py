@@ -1,19 +1,22 @@
 """A real SMTP server for keygate's email tests (aiosmtpd).
 
 Usage: smtpd.py OUTDIR PORT [--cert CERT --key KEY] [--implicit-tls]
-                [--user USER --password PASSWORD]
+                [--user USER --password PASSWORD] [--refuse-links]
 
 Binds 127.0.0.1:PORT (0: any free port), prints "PORT <n>" once listening,
 and writes each message it accepts to OUTDIR as JSON: envelope sender,
 recipients, whether the session was TLS and authenticated, and the raw
 message. With a certificate it offers STARTTLS and requires it (or, with
 --implicit-tls, speaks TLS from the first byte); with a user it requires
-AUTH over TLS.
+AUTH over TLS. With --refuse-links it refuses every message that holds a
+link, quoting the link in its reply, as some content filters do.
 """
 import argparse
 import asyncio
+import email
 import json
 import os
+import re
 import socket
 import ssl
 import sys
@@ -31,6 +34,7 @@ def main():
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--user")
     p.add_argument("--password")
+    p.add_argument("--refuse-links", action="store_true")
     a = p.parse_args()
 
     tls = None
@@ -40,6 +44,13 @@ def main():
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
+            if a.refuse_links:
+                msg = email.message_from_bytes(envelope.content)
+                for part in msg.walk():
+                    body = part.get_payload(decode=True) or b""
+                    m = re.search(rb"https?://[^\s<>\"]+", body)
+                    if m:
+                        return "550 5.7.1 Message refused: it links to " + m.group(0).decode()
             rec = {
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,

@@ -50,6 +50,9 @@ type Options struct {
 	ImplicitTLS       bool
 	// User and Password require AUTH (over TLS unless ImplicitTLS).
 	User, Password string
+	// RefuseLinks refuses every message holding a link with a 550 reply
+	// that quotes the link, as some content filters do.
+	RefuseLinks bool
 }
 
 // python returns a python3 that has aiosmtpd: skipped locally without
@@ -86,6 +89,9 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	if o.User != "" {
 		args = append(args, "--user", o.User, "--password", o.Password)
+	}
+	if o.RefuseLinks {
+		args = append(args, "--refuse-links")
 	}
 	cmd := exec.Command(py, args...)
 	cmd.Stderr = io.Discard
