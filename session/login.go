@@ -125,7 +125,8 @@ func (l *LoginLimiter) record(ctx context.Context, action, email string, user *k
 
 func looksLikeEmail(s string) bool {
 	at := strings.IndexByte(s, '@')
-	return at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t") && strings.Contains(s[at:], ".")
+	return at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t") && strings.Contains(s[at:], ".") &&
+		!keygate.HasHiddenCharacters(s)
 }
 
 var errWrongPassword = keygate.Errorf(keygate.EUNAUTHORIZED, "Wrong email or password.")

@@ -261,3 +261,22 @@ func allAuditEntries(t *testing.T, store *sqlite.Store, action string) []*keygat
 		f.Before = page[len(page)-1].Seq
 	}
 }
+
+// An "email" holding a control character or a text-reordering mark is not
+// kept in the audit log: whoever reads the log (a terminal, a SIEM) must
+// not get an escape sequence from the login page.
+func TestLoginLimiterKeepsNoControlCharactersInTheLog(t *testing.T) {
+	ctx := context.Background()
+	store := loginStore(t)
+	l := &session.LoginLimiter{Audit: &audit.Log{Store: store}}
+	for _, email := range []string{"x\x1b]52;c;cm0gLXJmIH4=\x07@evil.example", "x\u009b31m@evil.example", "moc.elpmaxe\u202e@evil.example"} {
+		if _, err := l.CheckPassword(ctx, store, email, "bad", "10.0.0.1"); keygate.ErrorCode(err) != keygate.EUNAUTHORIZED {
+			t.Fatalf("%q: %v", email, err)
+		}
+	}
+	for _, e := range allAuditEntries(t, store, keygate.AuditLoginFailed) {
+		if e.Actor.Name != "" {
+			t.Errorf("login.failed keeps the typed email %q", e.Actor.Name)
+		}
+	}
+}

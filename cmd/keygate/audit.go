@@ -46,8 +46,8 @@ func newAuditListCommand(g *globals) *cobra.Command {
 				if e.Actor.Name != "" {
 					actor += ":" + e.Actor.Name
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339), e.Action, actor,
-					e.Actor.Address, e.OrganizationID, e.TargetID, e.Details)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339), e.Action, printable(actor),
+					printable(e.Actor.Address), printable(e.OrganizationID), printable(e.TargetID), printable(string(e.Details)))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,7 +67,7 @@ func newEmailOutboxCommand(g *globals) *cobra.Command {
 					next = e.NextAttemptAt.Format(time.RFC3339)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.State, e.Kind,
-					strings.Join(e.To, ","), e.Attempts, next, oneLine(e.LastError))
+					printable(strings.Join(e.To, ",")), e.Attempts, next, printable(oneLine(e.LastError)))
 			}
 			return tw.Flush()
 		}),
@@ -109,3 +110,26 @@ func newEmailTestCommand(g *globals) *cobra.Command {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// printable returns s with every control character and text-reordering
+// mark (keygate.HasHiddenCharacters) written as a Go escape: \x1b, \t,
+// \u202e. The CLI prints what others wrote (an email typed on the login
+// page, a user agent, a mail server's reply) through it, so none of it
+// reaches the operator's terminal as a control sequence, which could
+// retitle the window, rewrite the lines above or set the clipboard, nor
+// breaks a table's columns.
+func printable(s string) string {
+	if !keygate.HasHiddenCharacters(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if keygate.HasHiddenCharacters(string(r)) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
