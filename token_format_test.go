@@ -1,6 +1,8 @@
 package keygate_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"hash/crc32"
 	"strings"
 	"testing"
@@ -109,4 +111,23 @@ func base62Fixed6(n uint32) string {
 		v /= 62
 	}
 	return string(out)
+}
+
+// Stored tokens are found by this hash: it must stay the hex SHA-256 of
+// the whole secret, for secrets of any length.
+func TestHashTokenIsHexSHA256(t *testing.T) {
+	for _, secret := range []string{
+		"cm_live_0123456789ABCDEFGHIJKLMNOPQRST4Lk9xP",
+		"",
+		strings.Repeat("x", 300),
+	} {
+		sum := sha256.Sum256([]byte(secret))
+		if got, want := keygate.HashToken(secret), hex.EncodeToString(sum[:]); got != want {
+			t.Errorf("HashToken of %d bytes = %s, want %s", len(secret), got, want)
+		}
+	}
+	const known = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // sha256("test")
+	if got := keygate.HashToken("test"); got != known {
+		t.Errorf("HashToken(test) = %s", got)
+	}
 }
