@@ -136,8 +136,8 @@ type API struct {
 	// UpstreamTimeout bounds the wait for the upstream's response head
 	// once the request is sent; past it the client gets the preset's 504.
 	UpstreamTimeout time.Duration
-	Tokens    TokenPolicy
-	Routes    []Route
+	Tokens          TokenPolicy
+	Routes          []Route
 	// PublicRateLimit and TokenRateLimit are the API's defaults, starting
 	// from the preset's; nil: no limit.
 	PublicRateLimit *RateLimit

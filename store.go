@@ -185,7 +185,7 @@ type UsageQuery struct {
 
 // Change kinds published by stores.
 const (
-	ChangeToken        = "token"        // ID is a token id: rotated or revoked
+	ChangeToken = "token" // ID is a token id: rotated or revoked
 	// ChangeTokenCreated: ID is a new token's id. Nothing cached of it can
 	// be stale, but its hash may be cached as unknown. Instances that do
 	// not know the kind drop their whole cache, which is safe.

@@ -1,8 +1,8 @@
 package dashboard_test
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -90,7 +90,7 @@ func TestInvitationNotValidPageIsOne(t *testing.T) {
 	f.now = f.now.Add(keygate.InvitationLifetime)
 
 	visitor := f.browser()
-	want := visitor.get("/invitations/" + strings.Repeat("A", 43)).expect(t, http.StatusNotFound, "This invitation is not valid").Body
+	want := visitor.get("/invitations/"+strings.Repeat("A", 43)).expect(t, http.StatusNotFound, "This invitation is not valid").Body
 	for name, path := range map[string]string{"used": used, "declined": declined, "revoked": revoked, "expired": expired, "malformed": "/invitations/x"} {
 		got := visitor.get(path).expect(t, http.StatusNotFound)
 		if got.Body != want {
@@ -110,19 +110,19 @@ func TestInvitationPagesLimitedPerAddress(t *testing.T) {
 	f := newFixture(t)
 	guesser := f.browserFrom("198.51.100.7")
 	for i := range 30 {
-		guesser.get("/invitations/" + strings.Repeat(string(rune('a'+i%26)), 43)).expect(t, http.StatusNotFound)
+		guesser.get("/invitations/"+strings.Repeat(string(rune('a'+i%26)), 43)).expect(t, http.StatusNotFound)
 	}
-	limited := guesser.get("/invitations/" + strings.Repeat("z", 43)).expect(t, http.StatusTooManyRequests, "Too many requests from your address")
+	limited := guesser.get("/invitations/"+strings.Repeat("z", 43)).expect(t, http.StatusTooManyRequests, "Too many requests from your address")
 	if limited.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
 	// Another address is not affected.
-	f.browserFrom("198.51.100.8").get("/invitations/" + strings.Repeat("z", 43)).expect(t, http.StatusNotFound)
+	f.browserFrom("198.51.100.8").get("/invitations/"+strings.Repeat("z", 43)).expect(t, http.StatusNotFound)
 
 	// An IPv6 client is its /64, whichever of its addresses it uses.
 	for i := range 30 {
-		f.browserFrom(fmt.Sprintf("2001:db8:5:5::%x", i+1)).get("/invitations/" + strings.Repeat("y", 43)).expect(t, http.StatusNotFound)
+		f.browserFrom(fmt.Sprintf("2001:db8:5:5::%x", i+1)).get("/invitations/"+strings.Repeat("y", 43)).expect(t, http.StatusNotFound)
 	}
-	f.browserFrom("2001:db8:5:5:ffff::1").get("/invitations/" + strings.Repeat("y", 43)).expect(t, http.StatusTooManyRequests, "Too many requests from your address")
-	f.browserFrom("2001:db8:5:6::1").get("/invitations/" + strings.Repeat("y", 43)).expect(t, http.StatusNotFound)
+	f.browserFrom("2001:db8:5:5:ffff::1").get("/invitations/"+strings.Repeat("y", 43)).expect(t, http.StatusTooManyRequests, "Too many requests from your address")
+	f.browserFrom("2001:db8:5:6::1").get("/invitations/"+strings.Repeat("y", 43)).expect(t, http.StatusNotFound)
 }

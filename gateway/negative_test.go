@@ -364,3 +364,30 @@ func TestLateCreationChangeKeepsTheTokensOwnEntry(t *testing.T) {
 		t.Errorf("after a rotation or revocation change: %d cached, want %d", f.tokens.Len(), cached-1)
 	}
 }
+
+// A full negative cache frees a whole tenth when it makes room, even when
+// expiry frees only one entry: a steady flood of fresh unknown tokens
+// (one entry expiring per guess) must not make every guess scan the whole
+// cache under its lock.
+func TestFullNegativeCacheFreesATenthAtOnce(t *testing.T) {
+	st, _ := newStallingStore(t)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	const size, ttl = 100, 100 * time.Millisecond
+	tokens := gateway.NewTokens(st, gateway.TokensOptions{NegativeTTL: ttl, MaxNegativeEntries: size, Now: clock})
+	ctx := context.Background()
+	guess := func() {
+		now = now.Add(ttl / size) // the oldest entry expires as each guess comes
+		tokens.Lookup(ctx, keygate.HashToken(keygate.GenerateTokenSecret("csk_")))
+	}
+	for range size {
+		guess()
+	}
+	if n := tokens.UnknownLen(); n != size {
+		t.Fatalf("%d unknown hashes after %d guesses, want %d", n, size, size)
+	}
+	guess()
+	if n := tokens.UnknownLen(); n > size-size/10+1 {
+		t.Errorf("%d unknown hashes after the cache made room, want at most %d: room was made one entry at a time", n, size-size/10+1)
+	}
+}
