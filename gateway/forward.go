@@ -207,11 +207,17 @@ func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 func (g *Gateway) ForwardAs(upstream *url.URL) func(http.ResponseWriter, *http.Request, *keygate.Identity) {
 	f := NewForwarder(g.api, upstream, g.forward.signer, g.fail, g.logger)
 	f.tracer = g.forward.tracer
+	// Spans are named by the endpoint, not by the path the client chose
+	// below it (/mcp/<anything>), as routes are named by their pattern.
+	endpoint := "/mcp"
+	if g.api.MCP != nil && g.api.MCP.Path != "" {
+		endpoint = g.api.MCP.Path
+	}
 	return func(w http.ResponseWriter, r *http.Request, id *keygate.Identity) {
 		start := g.now()
 		var span trace.Span
 		if g.tracing != nil {
-			r, span = g.startSpan(r, r.Method+" "+r.URL.Path, modeMCP, g.peerTrusted(r, false))
+			r, span = g.startSpan(r, r.Method+" "+endpoint, modeMCP, g.peerTrusted(r, false))
 		}
 		req := g.requestOf(r)
 		d := Decision{Identity: id, ClientIP: req.ClientIP}

@@ -316,14 +316,15 @@ func TestTracingVerifyCall(t *testing.T) {
 }
 
 // Calls forwarded to the MCP upstream after OAuth get the same spans, with
-// the OAuth client instead of a token, and never the access token.
+// the OAuth client instead of a token, and never the access token; the
+// span is named by the endpoint, not by a path the client chose below it.
 func TestTracingForwardedMCPCall(t *testing.T) {
 	f := newFixture(t)
 	g, rec := tracedGateway(t, f, "")
 	u, _ := url.Parse(f.upstream.URL)
 	forward := g.ForwardAs(u)
 	id := &keygate.Identity{OrganizationID: f.org.ID, Plan: "free", ClientID: "kgc_1", UserID: "usr_a", Scopes: []string{"products:read"}, API: "cannmenus"}
-	req := httptest.NewRequest("POST", "/mcp", strings.NewReader(`{}`))
+	req := httptest.NewRequest("POST", "/mcp/chosen-by-the-client-1234", strings.NewReader(`{}`))
 	req.RemoteAddr = "203.0.113.9:5000"
 	const accessToken = "kgo_at_secretsecretsecret"
 	req.Header.Set("Authorization", "Bearer "+accessToken)
