@@ -137,6 +137,10 @@ type Request struct {
 	URL      *url.URL
 	Header   http.Header
 	ClientIP netip.Addr
+	// forwardsCleanQuery: keygate itself forwards the request, with the
+	// query pairs Go cannot parse dropped (cleanQuery); otherwise the
+	// upstream may read the query as sent.
+	forwardsCleanQuery bool
 }
 
 // Decision is the outcome of Authorize: the matched route, who the request
@@ -167,7 +171,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := g.now()
 	r, span := g.startSpan(r, r.Method, modeProxy, g.peerTrusted(r, false))
-	d, err := g.Authorize(r.Context(), g.requestOf(r))
+	req := g.requestOf(r)
+	req.forwardsCleanQuery = true
+	d, err := g.Authorize(r.Context(), req)
 	g.respond(w, r, d, err, g.forward, start, span)
 }
 
@@ -232,7 +238,7 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 	if err := g.limit(ctx, &d, g.tokenLimit(d.Route), req); err != nil {
 		return d, err
 	}
-	return d, checkRules(d.Route, tok, org, req.URL)
+	return d, checkRules(d.Route, tok, org, req)
 }
 
 // AuthenticateToken verifies the API's token header alone, without route
@@ -308,7 +314,7 @@ func (g *Gateway) accepts(tok *keygate.Token, hash string) error {
 }
 
 // checkRules applies the route's scope, plan and entitlement rules.
-func checkRules(route *keygate.Route, tok *keygate.Token, org *keygate.Organization, u *url.URL) error {
+func checkRules(route *keygate.Route, tok *keygate.Token, org *keygate.Organization, req Request) error {
 	if !tok.HasScopes(route.Scopes) {
 		return errScope
 	}
@@ -318,8 +324,25 @@ func checkRules(route *keygate.Route, tok *keygate.Token, org *keygate.Organizat
 	if len(route.Entitlements) == 0 {
 		return nil // the query need not be parsed
 	}
-	return checkEntitlements(route, org.Entitlements, u.Query())
+	// The query checked must be the query the upstream reads. One that
+	// Go's parser reads only in part (a ";" separator, a bad escape, more
+	// parameters than it reads) may hold a value another parser reads,
+	// e.g. states=Oregon;x=1 split at the ";", or the first thousand of
+	// ten thousand parameters (PHP's max_input_vars). The proxy forwards
+	// the pairs Go read and drops the others (cleanQuery), so it checks
+	// those; where the query goes on as sent (forward-auth, the verify
+	// API) such a query is refused, as is one too long to read at all.
+	query, err := url.ParseQuery(req.URL.RawQuery)
+	if err != nil && req.forwardsCleanQuery {
+		query, err = url.ParseQuery(cleanQuery(req.URL.RawQuery))
+	}
+	if err != nil {
+		return errMalformedQuery
+	}
+	return checkEntitlements(route, org.Entitlements, query)
 }
+
+var errMalformedQuery = keygate.Errorf(keygate.EINVALID, "Malformed query string.")
 
 // checkEntitlements refuses the first requested value outside the
 // organization's entitlements. Parameters may repeat and hold

@@ -889,3 +889,44 @@ func TestSpentFailedAuthBudgetIsRefusedWithoutAStoreLookup(t *testing.T) {
 		t.Errorf("another address: %d %s", got.status, got.body)
 	}
 }
+
+// On a route with entitlement rules the query keygate checks must be the
+// query the upstream reads. The proxy forwards only the pairs Go's parser
+// reads (and checks those); forward-auth, whose proxy sends the query on
+// as it came, refuses a query Go reads only in part; a query with more
+// parameters than Go reads is refused by both.
+func TestEntitlementRouteChecksTheQueryTheUpstreamReads(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
+	h := map[string][]string{"X-Token": {secret}}
+	for _, tc := range []struct{ query, forwarded string }{
+		{"states=Oregon;x=1", "/v2/products"},
+		{"x=1;states=Oregon", "/v2/products"},
+		{"states=Ore%zzgon", "/v2/products"},
+		{"states=California&states=Oregon%", "/v2/products?states=California"},
+		{"states=California&brands=Acme%20Co", "/v2/products?states=California&brands=Acme%20Co"},
+	} {
+		got := serve(f.menusGW, "GET", "/v2/products?"+tc.query, h)
+		var seen upstreamSeen
+		if got.status != 200 || json.Unmarshal([]byte(got.body), &seen) != nil || seen.Path != tc.forwarded {
+			t.Errorf("proxy, ?%s: %d %.120s; want 200 and the upstream asked for %s", tc.query, got.status, got.body, tc.forwarded)
+		}
+		auth := serveFrom(f.menusGW, "127.0.0.1:40000", "GET", "/_keygate/auth", map[string][]string{
+			"X-Token": {secret}, "X-Original-Method": {"GET"}, "X-Original-URI": {"/v2/products?" + tc.query},
+		})
+		want := 400 // nginx sends the query on as it came
+		if tc.forwarded == "/v2/products?"+tc.query {
+			want = 200
+		}
+		if auth.status != want {
+			t.Errorf("forward-auth, ?%s: %d %s, want %d", tc.query, auth.status, auth.body, want)
+		}
+	}
+	many := "states=Oregon&" + strings.Repeat("a&", 10001)
+	expect(t, "proxy, 10,002 parameters", serve(f.menusGW, "GET", "/v2/products?"+many, h), 400, `{"detail": "Bad Request"}`)
+	// Routes without entitlement rules read no query and refuse none.
+	_, attendees := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
+	if got := serve(f.eventsGW, "GET", "/api/v1/attendees?x=1;y=2", map[string][]string{"Authorization": {"Bearer " + attendees}}); got.status != 200 {
+		t.Errorf("no entitlement rules: %d %s", got.status, got.body)
+	}
+}

@@ -333,19 +333,51 @@ func (c *upstreamClient) writeRequestURI(bw *bufio.Writer, in *url.URL) {
 		path = "/"
 	}
 	bw.WriteString(path)
+	query := cleanQuery(in.RawQuery)
 	switch {
-	case c.target.RawQuery != "" && in.RawQuery != "":
+	case c.target.RawQuery != "" && query != "":
 		bw.WriteByte('?')
 		bw.WriteString(c.target.RawQuery)
 		bw.WriteByte('&')
-		bw.WriteString(in.RawQuery)
+		bw.WriteString(query)
 	case c.target.RawQuery != "":
 		bw.WriteByte('?')
 		bw.WriteString(c.target.RawQuery)
-	case in.RawQuery != "":
+	case query != "":
 		bw.WriteByte('?')
-		bw.WriteString(in.RawQuery)
+		bw.WriteString(query)
 	}
+}
+
+// cleanQuery is the query keygate forwards: as sent, unless Go's parser
+// cannot read all of it (a ";" separator, a bad escape), in which case
+// the pairs it read, encoded again, and none of the rest, as
+// httputil.ReverseProxy forwards it. Route rules check the same pairs
+// (checkRules), so nothing unchecked reaches the upstream.
+func cleanQuery(s string) string {
+	for i := 0; i < len(s); {
+		switch s[i] {
+		case ';':
+			return reencodeQuery(s)
+		case '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return reencodeQuery(s)
+			}
+			i += 3
+		default:
+			i++
+		}
+	}
+	return s
+}
+
+func reencodeQuery(s string) string {
+	v, _ := url.ParseQuery(s)
+	return v.Encode()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func joinURLPath(target, in *url.URL) string {
