@@ -332,6 +332,9 @@ func checkRules(route *keygate.Route, tok *keygate.Token, org *keygate.Organizat
 	// the pairs Go read and drops the others (cleanQuery), so it checks
 	// those; where the query goes on as sent (forward-auth, the verify
 	// API) such a query is refused, as is one too long to read at all.
+	if err, decided := checkEntitlementsInQuery(route, org.Entitlements, req.URL.RawQuery); decided {
+		return err
+	}
 	query, err := url.ParseQuery(req.URL.RawQuery)
 	if err != nil && req.forwardsCleanQuery {
 		query, err = url.ParseQuery(cleanQuery(req.URL.RawQuery))
@@ -357,16 +360,90 @@ func checkEntitlements(route *keygate.Route, ent keygate.Entitlements, query url
 			for _, v := range strings.Split(raw, ",") {
 				v = strings.TrimSpace(v)
 				if v != "" && !ent.Allows(kind, v) {
-					return &keygate.Error{
-						Code:    keygate.EENTITLEMENT,
-						Message: "Your organization does not have access to " + keygate.EntitlementNoun(kind) + " " + v + ".",
-						Kind:    kind, Value: v,
-					}
+					return unentitled(kind, v)
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// checkEntitlementsInQuery is checkEntitlements read straight from the
+// raw query, without building url.Values, for the usual query: one Go
+// parses whole, naming each entitlement parameter in one spelling. It
+// decides nothing (decided is false) for any other, which the caller
+// checks through url.ParseQuery: then the same values are checked in the
+// same order, so the answer is the same either way.
+func checkEntitlementsInQuery(route *keygate.Route, ent keygate.Entitlements, raw string) (err error, decided bool) {
+	if strings.Count(raw, "&") >= maxQueryParams {
+		return nil, false
+	}
+	for rest := raw; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if strings.Contains(pair, ";") {
+			return nil, false
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if _, err := url.QueryUnescape(k); err != nil {
+			return nil, false
+		}
+		if _, err := url.QueryUnescape(v); err != nil {
+			return nil, false
+		}
+	}
+	for _, kind := range [...]string{keygate.EntitlementStates, keygate.EntitlementBrands, keygate.EntitlementDispensaries} {
+		param, ok := route.Entitlements[kind]
+		if !ok {
+			continue
+		}
+		// One spelling only: several are checked in sorted order of
+		// their names (entitlementValues), which needs url.Values.
+		name := ""
+		for rest := raw; rest != ""; {
+			var pair string
+			pair, rest, _ = strings.Cut(rest, "&")
+			k, _, _ := strings.Cut(pair, "=")
+			key, _ := url.QueryUnescape(k)
+			if base, _, _ := strings.Cut(key, "["); pair == "" || !strings.EqualFold(base, param) {
+				continue
+			}
+			if name != "" && key != name {
+				return nil, false
+			}
+			name = key
+		}
+		if name == "" {
+			continue
+		}
+		for rest := raw; rest != ""; {
+			var pair string
+			pair, rest, _ = strings.Cut(rest, "&")
+			k, v, _ := strings.Cut(pair, "=")
+			if key, _ := url.QueryUnescape(k); pair == "" || key != name {
+				continue
+			}
+			value, _ := url.QueryUnescape(v)
+			for item := range strings.SplitSeq(value, ",") {
+				if item = strings.TrimSpace(item); item != "" && !ent.Allows(kind, item) {
+					return unentitled(kind, item), true
+				}
+			}
+		}
+	}
+	return nil, true
+}
+
+// maxQueryParams is how many parameters url.ParseQuery reads at most
+// (net/url's default); a longer query reads as none.
+const maxQueryParams = 10000
+
+func unentitled(kind, v string) error {
+	return &keygate.Error{
+		Code:    keygate.EENTITLEMENT,
+		Message: "Your organization does not have access to " + keygate.EntitlementNoun(kind) + " " + v + ".",
+		Kind:    kind, Value: v,
+	}
 }
 
 // entitlementValues returns what the query asks for with param under
