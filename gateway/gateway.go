@@ -205,7 +205,9 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, er
 	case err != nil:
 		g.fail(rec, r, err)
 	default:
-		r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+		if r.Body != http.NoBody { // the server's body of a request without one
+			r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+		}
 		f.forward(rec, r, d.Identity, d.signed, d.ClientIP)
 		if rec.code == 0 && r.Context().Err() != nil {
 			err = canceled(r.Context()) // left before the upstream answered

@@ -289,7 +289,8 @@ func (c *upstreamClient) writeRequest(bw *bufio.Writer, in *http.Request, h http
 		}
 	}
 	// The server gives a request without a body ContentLength 0 and a
-	// chunked one -1; the body itself is always set (a MaxBytesReader).
+	// chunked one -1; a body is always set (http.NoBody, or a
+	// MaxBytesReader around the client's).
 	body := in.Body
 	switch {
 	case in.ContentLength == 0 || body == nil || body == http.NoBody:
