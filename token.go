@@ -163,7 +163,7 @@ func WellFormedToken(secret string, prefixes ...string) bool {
 			return false
 		}
 		for i := 0; i < len(tail); i++ {
-			if strings.IndexByte(base62Alphabet, tail[i]) < 0 {
+			if c := tail[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') { // base62Alphabet
 				return false
 			}
 		}
