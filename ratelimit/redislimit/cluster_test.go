@@ -153,8 +153,13 @@ func (c *redisCluster) replicasInSync() bool {
 // TestRedisClusterContract runs the limiter contract on a real three-master
 // Redis Cluster.
 func TestRedisClusterContract(t *testing.T) {
-	cluster := startRedisCluster(t)
-	client := cluster.client()
+	runContractOnRealClock(t, startRedisCluster(t).client())
+}
+
+// runContractOnRealClock runs the limiter contract through client on the
+// wall clock (a multi-node Redis cannot share a test's fake one), each
+// limiter under a prefix of its own.
+func runContractOnRealClock(t *testing.T, client redis.UniversalClient) {
 	limitertest.Run(t, limitertest.Backend{
 		New: func(t *testing.T) (ratelimit.Limiter, limitertest.Clock) {
 			return redislimit.New(client, redislimit.Options{Prefix: clusterPrefix()}), limitertest.RealClock{}

@@ -15,8 +15,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/keygate/keygate/ratelimit"
-	"github.com/keygate/keygate/ratelimit/limitertest"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 )
 
@@ -160,18 +158,7 @@ func (s *redisSentinel) master() string {
 // TestRedisSentinelContract runs the limiter contract through Redis
 // Sentinel: a master found by asking three sentinels.
 func TestRedisSentinelContract(t *testing.T) {
-	sentinel := startRedisSentinel(t)
-	client := sentinel.client()
-	limitertest.Run(t, limitertest.Backend{
-		New: func(t *testing.T) (ratelimit.Limiter, limitertest.Clock) {
-			return redislimit.New(client, redislimit.Options{Prefix: clusterPrefix()}), limitertest.RealClock{}
-		},
-		NewAt: func(t *testing.T, now func() time.Time) ratelimit.Limiter {
-			return redislimit.New(client, redislimit.Options{Prefix: clusterPrefix(), Now: now})
-		},
-		Period:    time.Second,
-		Tolerance: 100 * time.Millisecond,
-	})
+	runContractOnRealClock(t, startRedisSentinel(t).client())
 }
 
 // TestRedisSentinelMasterFailover kills the master while requests keep
