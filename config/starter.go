@@ -44,13 +44,41 @@ func Starter(p StarterParams) []byte {
 
 // yamlQuote writes a value as a YAML double-quoted scalar; JSON strings
 // are exactly that.
+// CommonSections are the log, email and tracing settings with their
+// comments, as every config keygate writes shows them (keygate init here,
+// keygate demo in package demo): one text, so the two cannot drift.
+const CommonSections = `log:
+  level: info   # debug, info, warn or error
+  format: text  # text or json
+
+# Email: invitations, tokens about to expire, new-token notices, members added
+# (docs/email.md). Off while smtp_url is empty; e.g.
+# smtp://user:password@mail.example.com:587 (STARTTLS when offered) or
+# smtps://…:465. The password is never logged.
+email:
+  smtp_url: ""
+  from: ""      # required with smtp_url, e.g. keygate@example.com
+  # Required with smtp_url: a secret (at least 32 characters, e.g. from
+  # openssl rand -base64 32), the same on every instance, that the links
+  # in invitation emails are derived from; it is not in the database.
+  link_key: ""
+
+# OpenTelemetry traces, a span per request (never a token), sent over
+# OTLP/HTTP to e.g. http://otel-collector:4318; off while empty
+# (docs/deployment.md#tracing).
+tracing:
+  otlp_endpoint: ""
+  sample_ratio: 1                   # share of new traces recorded
+  accept_incoming: trusted_proxies  # whose traceparent is continued: trusted_proxies, all, none
+`
+
 func yamlQuote(v string) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
 
 var starterTemplate = template.Must(template.New("keygate.yaml").
-	Funcs(template.FuncMap{"quote": yamlQuote}).
+	Funcs(template.FuncMap{"quote": yamlQuote, "commonSections": func() string { return CommonSections }}).
 	Parse(`# keygate configuration written by ` + "`keygate init`" + `.
 # Every setting left out has its default; the reference is
 # docs/configuration.md, and ` + "`keygate demo`" + ` writes a file with every setting.
@@ -101,30 +129,7 @@ last_used:
 usage:
   flush_interval: 1s
 
-log:
-  level: info   # debug, info, warn or error
-  format: text  # text or json
-
-# Email: invitations, tokens about to expire, new-token notices, members added
-# (docs/email.md). Off while smtp_url is empty; e.g.
-# smtp://user:password@mail.example.com:587 (STARTTLS when offered) or
-# smtps://…:465. The password is never logged.
-email:
-  smtp_url: ""
-  from: ""      # required with smtp_url, e.g. keygate@example.com
-  # Required with smtp_url: a secret (at least 32 characters, e.g. from
-  # openssl rand -base64 32), the same on every instance, that the links
-  # in invitation emails are derived from; it is not in the database.
-  link_key: ""
-
-# OpenTelemetry traces, a span per request (never a token), sent over
-# OTLP/HTTP to e.g. http://otel-collector:4318; off while empty
-# (docs/deployment.md#tracing).
-tracing:
-  otlp_endpoint: ""
-  sample_ratio: 1                   # share of new traces recorded
-  accept_incoming: trusted_proxies  # whose traceparent is continued: trusted_proxies, all, none
-
+{{commonSections}}
 # The APIs keygate guards. Each gets its own listener and forwards allowed
 # requests to its upstream.
 apis:

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"text/template"
+
+	"github.com/keygate/keygate/config"
 )
 
 // ConfigParams are the parts of the demo's config that `keygate demo`
@@ -97,7 +99,7 @@ func list(values []string) string {
 }
 
 var configTemplate = template.Must(template.New("keygate.yaml").
-	Funcs(template.FuncMap{"quote": quote, "list": list}).
+	Funcs(template.FuncMap{"quote": quote, "list": list, "commonSections": func() string { return config.CommonSections }}).
 	Parse(`# keygate configuration written by ` + "`keygate demo`" + `. Every setting is shown;
 # edit it and run ` + "`keygate serve --config <this file>`" + ` to keep the demo going.
 # Reference with defaults: docs/configuration.md. keygate refuses to start on
@@ -187,30 +189,7 @@ oauth:
   access_token_ttl: 1h
   refresh_token_ttl: 720h
 
-log:
-  level: info   # debug, info, warn or error
-  format: text  # text or json
-
-# Email: invitations, tokens about to expire, new-token notices, members added
-# (docs/email.md). Off while smtp_url is empty; e.g.
-# smtp://user:password@mail.example.com:587 (STARTTLS when offered) or
-# smtps://…:465. The password is never logged.
-email:
-  smtp_url: ""
-  from: ""      # required with smtp_url, e.g. keygate@example.com
-  # Required with smtp_url: a secret (at least 32 characters, e.g. from
-  # openssl rand -base64 32), the same on every instance, that the links
-  # in invitation emails are derived from; it is not in the database.
-  link_key: ""
-
-# OpenTelemetry traces, a span per request (never a token), sent over
-# OTLP/HTTP to e.g. http://otel-collector:4318; off while empty
-# (docs/deployment.md#tracing).
-tracing:
-  otlp_endpoint: ""
-  sample_ratio: 1                   # share of new traces recorded
-  accept_incoming: trusted_proxies  # whose traceparent is continued: trusted_proxies, all, none
-
+{{commonSections}}
 apis:
   # The demo menus API, answering like CannMenus: token in X-Token, every
   # token problem a 404 {"detail": "Not Found"}, two active tokens at most.
