@@ -133,13 +133,16 @@ func (r *Resolver) ClientIP(req *http.Request) netip.Addr {
 	values := req.Header.Values("X-Forwarded-For")
 	// Proxies append: the last header's last entry is the nearest hop.
 	for i := len(values) - 1; i >= 0; i-- {
-		rest := values[i]
-		for rest != "" {
+		// An empty header value has no entries; in any other, an empty
+		// entry (",10.0.0.1", "a,,b") is malformed like any other and
+		// stops the reading, wherever it stands.
+		rest, more := values[i], values[i] != ""
+		for more {
 			var entry string
 			if j := strings.LastIndexByte(rest, ','); j >= 0 {
 				rest, entry = rest[:j], rest[j+1:]
 			} else {
-				rest, entry = "", rest
+				rest, entry, more = "", rest, false
 			}
 			addr := parseHop(entry)
 			if !addr.IsValid() {
