@@ -26,6 +26,12 @@ func compose(from *mail.Address, e *keygate.Email, now time.Time) ([]byte, error
 	var b bytes.Buffer
 	to := make([]string, len(e.To))
 	for i, addr := range e.To {
+		// Addresses are checked where they are typed; a control
+		// character here (a line break ends the header) is refused
+		// rather than written, whatever let it through.
+		if strings.IndexFunc(addr, isControl) >= 0 {
+			return nil, fmt.Errorf("email: recipient %q holds a control character", addr)
+		}
 		to[i] = (&mail.Address{Address: addr}).String()
 	}
 	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
@@ -62,7 +68,7 @@ func compose(from *mail.Address, e *keygate.Email, now time.Time) ([]byte, error
 			return nil, err
 		}
 		qp := quotedprintable.NewWriter(w)
-		if _, err := qp.Write([]byte(strings.ReplaceAll(part.body, "\r\n", "\n"))); err != nil {
+		if _, err := qp.Write([]byte(lineBreaks.Replace(part.body))); err != nil {
 			return nil, err
 		}
 		if err := qp.Close(); err != nil {
@@ -143,3 +149,10 @@ func headerToken(s string) string {
 	}
 	return s
 }
+
+// lineBreaks makes every line break (CRLF, a lone CR, LF) a LF, which the
+// quoted-printable writer puts on the wire as CRLF: a lone CR would
+// otherwise vanish into the CRLF after it.
+var lineBreaks = strings.NewReplacer("\r\n", "\n", "\r", "\n")
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -35,7 +35,10 @@ func FuzzCompose(f *testing.F) {
 		e := &keygate.Email{ID: "eml_1", Kind: kind, To: []string{to, "bob@example.com"}, Subject: subject, Text: text}
 		raw, err := compose(from, e, base)
 		if err != nil {
-			t.Fatalf("compose: %v", err)
+			if strings.IndexFunc(to, isControl) < 0 {
+				t.Fatalf("compose: %v", err)
+			}
+			return // a recipient with a control character is refused
 		}
 		msg, err := mail.ReadMessage(bytes.NewReader(raw))
 		if err != nil {
