@@ -29,7 +29,8 @@ func FuzzParse(f *testing.F) {
 			t.Skip()
 		}
 		cfg, err := parseWithin(t, data, 10*time.Second)
-		lines := strings.Count(string(data), "\n") + 1
+		// YAML breaks lines at CRLF, a lone CR and LF alike.
+		lines := strings.Count(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(string(data)), "\n") + 1
 		if err != nil {
 			if cfg != nil {
 				t.Fatal("both a config and an error")
