@@ -132,7 +132,7 @@ func FuzzParseServer(f *testing.F) {
 		}
 		s, err := ParseServer(raw)
 		if err != nil {
-			if strings.Contains(err.Error(), secret) {
+			if strings.Contains(err.Error(), secret) && !fromElsewhere(raw, secret) {
 				t.Fatalf("ParseServer(%q): error %q shows the password", raw, err)
 			}
 			return
@@ -141,6 +141,19 @@ func FuzzParseServer(f *testing.F) {
 			t.Fatalf("ParseServer(%q).String() = %q shows the password", raw, s)
 		}
 	})
+}
+
+// fromElsewhere reports whether the secret in ParseServer's error for raw
+// comes from the rest of the URL, not the password: with the password
+// replaced by other characters the error still holds it (a host whose
+// escaped form spells it, say).
+func fromElsewhere(raw, secret string) bool {
+	other := strings.Replace(raw, secret, strings.Repeat("q", len(secret)), 1)
+	if other == raw {
+		return false // written escaped: no telling, so it counts as the password
+	}
+	_, err := ParseServer(other)
+	return err != nil && strings.Contains(err.Error(), secret)
 }
 
 // password is what stands between the first ':' after "//" and the last
