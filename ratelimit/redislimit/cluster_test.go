@@ -184,46 +184,19 @@ func TestRedisClusterMasterFailover(t *testing.T) {
 	ctx := context.Background()
 	const limit, period = 1_000_000, time.Minute
 
-	var allowed, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := limiter.Allow(ctx, "busy", limit, period); err != nil {
-					failed.Add(1)
-					time.Sleep(10 * time.Millisecond)
-				} else {
-					allowed.Add(1)
-				}
-			}
-		}()
-	}
-	for deadline := time.Now().Add(10 * time.Second); allowed.Load() < 100; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests allowed in 10s before the failover (%d failed)", allowed.Load(), failed.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	load := startBusyKey(t, limiter, "busy", limit, period)
 	// Let the replica receive what was counted so far.
 	waitReplicated(t, cluster.addrs)
-	before := allowed.Load()
+	before := load.allowed.Load()
 	killed := cluster.killMasterOf(client, prefix+"busy")
 	killedAt := time.Now()
 
 	// Once the replica is promoted, decisions succeed again.
 	var recovered time.Duration
 	for {
-		n := allowed.Load()
+		n := load.allowed.Load()
 		time.Sleep(200 * time.Millisecond)
-		if allowed.Load() > n+10 && time.Since(killedAt) > time.Second {
+		if load.allowed.Load() > n+10 && time.Since(killedAt) > time.Second {
 			recovered = time.Since(killedAt)
 			break
 		}
@@ -237,11 +210,10 @@ func TestRedisClusterMasterFailover(t *testing.T) {
 			}
 			_, err := limiter.Allow(ctx, "busy", limit, period)
 			t.Logf("last error: %v", err)
-			t.Fatalf("no decision succeeded within 30s of killing master %s (%d failed)", killed, failed.Load())
+			t.Fatalf("no decision succeeded within 30s of killing master %s (%d failed)", killed, load.failed.Load())
 		}
 	}
-	close(stop)
-	wg.Wait()
+	load.halt()
 
 	// The key's window survived on the promoted replica: what was counted
 	// before the kill (less what had not reached the replica) is still
@@ -259,7 +231,7 @@ func TestRedisClusterMasterFailover(t *testing.T) {
 		}
 	}
 	t.Logf("master %s killed: decisions failed for %s (%d failures), %d allowed before the kill, %d still counted after",
-		killed, recovered.Round(10*time.Millisecond), failed.Load(), before, counted)
+		killed, recovered.Round(10*time.Millisecond), load.failed.Load(), before, counted)
 }
 
 // allowEventually retries a decision that fails for up to 5 s.
@@ -335,4 +307,49 @@ func freeLowPort(t *testing.T) int {
 	}
 	t.Fatal("no free port found")
 	return 0
+}
+
+// busyKey is traffic on one key through a failover: four clients asking
+// the limiter without pause, counting the decisions allowed and those that
+// failed (a failed one waits 10ms before the next).
+type busyKey struct {
+	allowed, failed atomic.Int64
+	stop            chan struct{}
+	wg              sync.WaitGroup
+}
+
+// startBusyKey starts the clients and returns once 100 were allowed.
+func startBusyKey(t *testing.T, limiter ratelimit.Limiter, key string, limit int, period time.Duration) *busyKey {
+	t.Helper()
+	b := &busyKey{stop: make(chan struct{})}
+	for range 4 {
+		b.wg.Go(func() {
+			for {
+				select {
+				case <-b.stop:
+					return
+				default:
+				}
+				if _, err := limiter.Allow(context.Background(), key, limit, period); err != nil {
+					b.failed.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				} else {
+					b.allowed.Add(1)
+				}
+			}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); b.allowed.Load() < 100; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests allowed in 10s before the failover (%d failed)", b.allowed.Load(), b.failed.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return b
+}
+
+// halt stops the clients and waits for them.
+func (b *busyKey) halt() {
+	close(b.stop)
+	b.wg.Wait()
 }

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,35 +171,10 @@ func TestRedisSentinelMasterFailover(t *testing.T) {
 	ctx := context.Background()
 	const limit, period = 1_000_000, time.Minute
 
-	var allowed, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := limiter.Allow(ctx, "busy", limit, period); err != nil {
-					failed.Add(1)
-					time.Sleep(10 * time.Millisecond)
-				} else {
-					allowed.Add(1)
-				}
-			}
-		})
-	}
-	for deadline := time.Now().Add(10 * time.Second); allowed.Load() < 100; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests allowed in 10s before the failover (%d failed)", allowed.Load(), failed.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	load := startBusyKey(t, limiter, "busy", limit, period)
 	old := sentinel.master()
 	// Every request allowed so far reaches the replica before the kill.
-	before := allowed.Load()
+	before := load.allowed.Load()
 	if acked, err := client.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || acked != 1 {
 		t.Fatalf("WAIT for the replica: %d acknowledged, %v", acked, err)
 	}
@@ -215,19 +188,18 @@ func TestRedisSentinelMasterFailover(t *testing.T) {
 
 	var recovered time.Duration
 	for {
-		n := allowed.Load()
+		n := load.allowed.Load()
 		time.Sleep(200 * time.Millisecond)
-		if allowed.Load() > n+10 && time.Since(killedAt) > time.Second {
+		if load.allowed.Load() > n+10 && time.Since(killedAt) > time.Second {
 			recovered = time.Since(killedAt)
 			break
 		}
 		if time.Since(killedAt) > 60*time.Second {
 			_, err := limiter.Allow(ctx, "busy", limit, period)
-			t.Fatalf("no decision succeeded within 60s of killing master %s (%d failed; last error %v)", old, failed.Load(), err)
+			t.Fatalf("no decision succeeded within 60s of killing master %s (%d failed; last error %v)", old, load.failed.Load(), err)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	load.halt()
 	if now := sentinel.master(); now == old {
 		t.Fatalf("decisions succeed again, but the sentinels still name %s master", old)
 	}
@@ -243,5 +215,5 @@ func TestRedisSentinelMasterFailover(t *testing.T) {
 		}
 	}
 	t.Logf("master %s killed: decisions failed for %s (%d failures) until the sentinels promoted %s; %d allowed before the kill, %d counted after",
-		old, recovered.Round(10*time.Millisecond), failed.Load(), sentinel.master(), before, counted)
+		old, recovered.Round(10*time.Millisecond), load.failed.Load(), sentinel.master(), before, counted)
 }
