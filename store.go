@@ -203,10 +203,16 @@ type Change struct {
 // ChangeFeed delivers changes committed by any process sharing the store,
 // so a token deleted through one instance (or the CLI) is refused by all.
 type ChangeFeed interface {
-	// WatchChanges calls fn, in order, for every change committed after the
-	// call began, until ctx ends. It keeps retrying through connection loss
-	// and catches up on what it missed.
-	WatchChanges(ctx context.Context, fn func(Change)) error
+	// WatchChanges calls ready once it knows where it begins, then fn, in
+	// order, for every change committed after ready was called (and none
+	// committed before the call), until ctx ends. It keeps retrying through
+	// connection loss and catches up on what it missed.
+	//
+	// Where it begins is read from the store, which takes a moment (and
+	// longer while the store is away): a cache must not keep anything it
+	// read before ready, since a change committed in between would never
+	// reach it. ready may be nil.
+	WatchChanges(ctx context.Context, ready func(), fn func(Change)) error
 }
 
 // DefaultStoreTimeout bounds one store call on a request's path when

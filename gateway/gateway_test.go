@@ -83,8 +83,8 @@ type recordingFeed struct {
 	applied *appliedChanges
 }
 
-func (r *recordingFeed) WatchChanges(ctx context.Context, fn func(keygate.Change)) error {
-	return r.ChangeFeed.WatchChanges(ctx, func(c keygate.Change) {
+func (r *recordingFeed) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
+	return r.ChangeFeed.WatchChanges(ctx, ready, func(c keygate.Change) {
 		fn(c)
 		r.applied.mu.Lock()
 		if r.applied.n == nil {
@@ -163,15 +163,11 @@ func newFixture(t testing.TB) *fixture {
 	f.signer, f.verifier = signer, identity.NewVerifier(signer.JWKS())
 	f.tokens = gateway.NewTokens(f.store, gateway.TokensOptions{})
 	watch, cancel := context.WithCancel(ctx)
-	followed := make(chan struct{})
-	go func() {
-		defer close(followed)
-		f.tokens.Follow(watch, &recordingFeed{ChangeFeed: st, applied: &f.applied})
-	}()
+	followed := f.tokens.Follow(watch, &recordingFeed{ChangeFeed: st, applied: &f.applied})
 	// Follow must be done with the database before the store closes and
 	// its directory is removed.
 	t.Cleanup(func() { cancel(); <-followed })
-	f.waitUntilFollowing(ctx, st)
+	waitUntilFollowing(t, f.tokens)
 	limiter := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { limiter.Close() })
 	resolver, _ := clientip.New(nil)
@@ -189,25 +185,17 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
-// waitUntilFollowing makes changes until the cache sees one, so later
-// changes cannot slip in before the feed starts. The changes are to an
-// organization of their own: those still on their way when it returns
-// drop nothing a test uses.
-func (f *fixture) waitUntilFollowing(ctx context.Context, st *sqlite.Store) {
-	f.t.Helper()
-	probe := &keygate.Organization{Slug: "probe", Name: "Probe", Plan: "free"}
-	if err := st.CreateOrganization(ctx, probe); err != nil {
-		f.t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.tokens.Invalidations() == 0 {
+// waitUntilFollowing waits until the cache's feed has read where it
+// begins: every change committed from then on reaches the cache, and none
+// committed before does, so nothing still on its way can drop (or keep
+// from being cached) what a test reads next.
+func waitUntilFollowing(t testing.TB, tokens *gateway.Tokens) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !tokens.Following(); {
 		if time.Now().After(deadline) {
-			f.t.Fatal("token cache never started following changes")
+			t.Fatal("the token cache did not start following changes within 10s")
 		}
-		if err := st.UpdateOrganization(ctx, probe); err != nil {
-			f.t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -45,12 +45,9 @@ func newInstance(t *testing.T, st keygate.Store, opts gateway.TokensOptions) *in
 	in := &instance{store: &lookupCounter{Store: st}, api: menusAPI("http://127.0.0.1:1")}
 	in.tokens = gateway.NewTokens(in.store, opts)
 	ctx, cancel := context.WithCancel(context.Background())
-	followed := make(chan struct{})
-	go func() {
-		defer close(followed)
-		in.tokens.Follow(ctx, st)
-	}()
+	followed := in.tokens.Follow(ctx, st)
 	t.Cleanup(func() { cancel(); <-followed })
+	waitUntilFollowing(t, in.tokens)
 	limiter := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { limiter.Close() })
 	resolver, _ := clientip.New(nil)
@@ -77,28 +74,6 @@ func (in *instance) status(secret string) int {
 }
 
 var clientAddr = netip.MustParseAddr("203.0.113.9")
-
-// following waits until the instance's cache applies changes made
-// through other, so later changes cannot slip in before its feed starts.
-// The changes are to an organization of their own (see
-// fixture.waitUntilFollowing).
-func (in *instance) following(t *testing.T, other keygate.Store) {
-	t.Helper()
-	org := &keygate.Organization{Slug: "probe", Name: "Probe", Plan: "free"}
-	if err := other.CreateOrganization(context.Background(), org); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for in.tokens.Invalidations() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the token cache never started following changes")
-		}
-		if err := other.UpdateOrganization(context.Background(), org); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // sharedStores opens two handles on one store: what two keygate instances
 // (or an instance and the CLI) share.
@@ -151,7 +126,6 @@ func TestTokenCreatedElsewhereIsAcceptedDespiteANegativeEntry(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := newInstance(t, stA, gateway.TokensOptions{NegativeTTL: time.Hour})
-			a.following(t, stB)
 
 			tok, secret, err := keygate.NewToken(a.api.Tokens, keygate.TokenRequest{
 				OrganizationID: org.ID, API: a.api.Name, Name: "new", Scopes: []string{"products:read"}, Expiry: keygate.Expiry90Days,

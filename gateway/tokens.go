@@ -43,6 +43,10 @@ type TokenStore interface {
 // token by id and a negative entry knows only a hash: a token created or
 // rotated through any instance is never refused for having been unknown
 // a moment before, beyond the feed's latency.
+//
+// Once Follow is called the cache keeps nothing until the feed has read
+// where it begins: a token read before then could be revoked in between,
+// and that change would never reach this cache.
 type Tokens struct {
 	store        TokenStore
 	ttl          time.Duration
@@ -64,10 +68,12 @@ type Tokens struct {
 	// unknown holds the hashes the store had no token for, and when it
 	// said so.
 	unknown map[string]time.Time
-	// generation counts invalidations; a load that started before one does
-	// not cache its result, so a revoke racing a cache fill cannot leave the
-	// revoked token cached.
+	// generation counts invalidations (and the feed becoming ready); a
+	// load that started before one does not cache its result, so a revoke
+	// racing a cache fill cannot leave the revoked token cached.
 	generation atomic.Uint64
+	// feed says whether reads may be kept (see feedState); guarded by mu.
+	feed feedState
 	// created counts token creations, which leave cached tokens alone
 	// but make a read that began before one unfit to cache as unknown.
 	created atomic.Uint64
@@ -76,6 +82,26 @@ type Tokens struct {
 	// not, for the hit rate operators size max_entries by.
 	hits, misses atomic.Uint64
 	storeDown    atomic.Bool
+}
+
+// feedState is where the cache stands with its change feed.
+type feedState int
+
+const (
+	// noFeed: Follow was never called (a cache of a process that makes
+	// every change itself, or a test); reads are kept for their TTL.
+	noFeed feedState = iota
+	// awaitingFeed: Follow was called and its feed does not yet know where
+	// it begins, or it stopped; nothing read now may be kept.
+	awaitingFeed
+	// following: every change committed from now on will be applied.
+	following
+)
+
+// keepsLocked reports whether a read that began at generation gen may be
+// cached: no change arrived since, and the feed would deliver the next.
+func (t *Tokens) keepsLocked(gen uint64) bool {
+	return t.feed != awaitingFeed && t.generation.Load() == gen
 }
 
 // cached is a value read from the store and when it was read.
@@ -238,7 +264,7 @@ func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organiza
 		org, err := t.store.FindOrganizationByID(ctx, id)
 		if err == nil {
 			t.mu.Lock()
-			if t.generation.Load() == gen {
+			if t.keepsLocked(gen) {
 				t.orgs[id] = &cached[*keygate.Organization]{value: org, fetched: t.now()}
 			}
 			t.mu.Unlock()
@@ -348,7 +374,7 @@ func canceled(ctx context.Context) error {
 func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.generation.Load() != gen {
+	if !t.keepsLocked(gen) {
 		return
 	}
 	if len(t.tokens) >= t.maxEntries {
@@ -370,7 +396,7 @@ func (t *Tokens) storeUnknownIfCurrent(gen, created uint64, hash string) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.generation.Load() != gen || t.created.Load() != created {
+	if !t.keepsLocked(gen) || t.created.Load() != created {
 		return
 	}
 	now := t.now()
@@ -451,11 +477,16 @@ func (t *Tokens) Apply(c keygate.Change) {
 	default:
 		// Unknown kinds come from newer instances; dropping everything is
 		// always safe.
-		t.tokens = map[string]*cached[*keygate.Token]{}
-		t.hashes = map[string][]string{}
-		t.orgs = map[string]*cached[*keygate.Organization]{}
-		clear(t.unknown)
+		t.dropAllLocked()
 	}
+}
+
+// dropAllLocked empties the cache.
+func (t *Tokens) dropAllLocked() {
+	t.tokens = map[string]*cached[*keygate.Token]{}
+	t.hashes = map[string][]string{}
+	t.orgs = map[string]*cached[*keygate.Organization]{}
+	clear(t.unknown)
 }
 
 // dropTokenLocked forgets every cached hash of the token.
@@ -466,12 +497,46 @@ func (t *Tokens) dropTokenLocked(id string) {
 	delete(t.hashes, id)
 }
 
-// Follow applies the feed's changes until ctx ends. Run it in a goroutine.
-func (t *Tokens) Follow(ctx context.Context, feed keygate.ChangeFeed) {
-	err := feed.WatchChanges(ctx, t.Apply)
-	if err != nil && ctx.Err() == nil {
-		t.logger.Error("token cache stopped following store changes", "error", err)
+// Follow applies the feed's changes in the background until ctx ends, and
+// returns a channel closed when it has stopped. From the call until the
+// feed knows where it begins the cache keeps nothing it reads (each lookup
+// asks the store), and it drops what it held: call it before serving, so
+// no token is cached that a change the feed will never deliver made stale.
+// If the feed stops for any reason, the cache goes back to keeping nothing.
+func (t *Tokens) Follow(ctx context.Context, feed keygate.ChangeFeed) <-chan struct{} {
+	t.setFeed(awaitingFeed)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		err := feed.WatchChanges(ctx, func() { t.setFeed(following) }, t.Apply)
+		t.setFeed(awaitingFeed)
+		if err != nil && ctx.Err() == nil {
+			t.logger.Error("token cache stopped following store changes; every lookup now reads the store", "error", err)
+		}
+	}()
+	return stopped
+}
+
+// setFeed records where the cache stands with its feed. A change of
+// state also counts as an invalidation, so a read that began before it is
+// not kept after it; and a cache that has no feed any more drops what it
+// holds.
+func (t *Tokens) setFeed(s feedState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.feed = s
+	t.generation.Add(1)
+	if s == awaitingFeed {
+		t.dropAllLocked()
 	}
+}
+
+// Following reports whether the feed is delivering changes: every change
+// committed from now on will reach the cache.
+func (t *Tokens) Following() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.feed == following
 }
 
 // UnknownLen returns the number of hashes cached as unknown.
@@ -487,9 +552,6 @@ func (t *Tokens) Len() int {
 	defer t.mu.RUnlock()
 	return len(t.tokens)
 }
-
-// Invalidations counts the changes applied so far.
-func (t *Tokens) Invalidations() uint64 { return t.generation.Load() }
 
 // StoreDown reports whether the last store read failed.
 func (t *Tokens) StoreDown() bool { return t.storeDown.Load() }

@@ -79,7 +79,7 @@ func BenchmarkRevocationToWatcher(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	seen := make(chan string, 16)
-	go s.WatchChanges(ctx, func(c keygate.Change) { seen <- c.ID })
+	go s.WatchChanges(ctx, nil, func(c keygate.Change) { seen <- c.ID })
 	org := &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}
 	if err := other.CreateOrganization(ctx, org); err != nil {
 		b.Fatal(err)

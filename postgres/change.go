@@ -28,9 +28,10 @@ const (
 	maxBackoff = 5 * time.Second
 )
 
-// WatchChanges calls fn, in order, for every change committed after the call
-// began, by any process sharing the database, until ctx ends; it then
-// returns nil.
+// WatchChanges calls ready once it has read where to begin (the newest
+// change committed then, retrying until it can), then fn, in order, for
+// every change committed after that, by any process sharing the database,
+// until ctx ends; it then returns nil.
 //
 // It LISTENs on a connection of its own (not from the pool, so a busy pool
 // never delays it). Each notification, and every poll interval without
@@ -39,10 +40,13 @@ const (
 // connection fails it reconnects with backoff, and reads from the last seq
 // delivered before waiting again: nothing committed during the outage is
 // skipped.
-func (s *Store) WatchChanges(ctx context.Context, fn func(keygate.Change)) error {
+func (s *Store) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
 	w := &watcher{store: s, fn: fn}
 	if !w.start(ctx) {
 		return nil
+	}
+	if ready != nil {
+		ready()
 	}
 	backoff := minBackoff
 	for {

@@ -30,13 +30,21 @@ func watch(t *testing.T, s *postgres.Store) *feed {
 	f := &feed{t: t, changes: make(chan keygate.Change, 10000)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.WatchChanges(ctx, func(c keygate.Change) { f.changes <- c }) }()
+	ready := make(chan struct{})
+	go func() {
+		done <- s.WatchChanges(ctx, func() { close(ready) }, func(c keygate.Change) { f.changes <- c })
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("WatchChanges returned %v", err)
 		}
 	})
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WatchChanges did not read where it begins within 10s")
+	}
 	return f
 }
 

@@ -275,9 +275,12 @@ func (s *Server) Start() error {
 		m := &audit.Maintainer{Store: s.store, Log: s.audit, Retention: s.cfg.Audit.Retention}
 		m.Run(ctx)
 	}()
+	// Before any listener serves: the cache keeps nothing until the feed
+	// knows where it begins.
+	tokensFollowed := s.tokens.Follow(ctx, s.store)
 	go func() {
 		defer s.following.Done()
-		s.tokens.Follow(ctx, s.store)
+		<-tokensFollowed
 	}()
 	s.following.Add(1)
 	go func() {

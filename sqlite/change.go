@@ -18,19 +18,24 @@ const (
 	changeBatch = 500
 )
 
-// WatchChanges calls fn, in order, for every change committed after the call
-// began, by this process or any other sharing the file, until ctx ends; it
-// then returns nil. It polls the changes table every poll interval, so a
-// revocation through the CLI reaches a running server within that interval.
+// WatchChanges calls ready once it has read where to begin (the newest
+// change committed then), then fn, in order, for every change committed
+// after that, by this process or any other sharing the file, until ctx
+// ends; it then returns nil. It polls the changes table every poll
+// interval, so a revocation through the CLI reaches a running server
+// within that interval.
 // A failed poll is logged and retried; the next one resumes after the last
 // change delivered. It fails at once only when it cannot read where to start.
-func (s *Store) WatchChanges(ctx context.Context, fn func(keygate.Change)) error {
+func (s *Store) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
 	var last sql.NullInt64
 	if err := s.reader.QueryRowContext(ctx, `SELECT MAX(seq) FROM changes`).Scan(&last); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return dbError(err)
+	}
+	if ready != nil {
+		ready()
 	}
 	w := &watcher{store: s, last: last.Int64, fn: fn}
 	ticker := time.NewTicker(s.pollInterval)

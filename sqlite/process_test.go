@@ -158,7 +158,7 @@ func TestRevocationInAnotherProcessReachesWatchers(t *testing.T) {
 
 	changes := make(chan keygate.Change, 100)
 	watching := make(chan error, 1)
-	go func() { watching <- s.WatchChanges(ctx, func(c keygate.Change) { changes <- c }) }()
+	go func() { watching <- s.WatchChanges(ctx, nil, func(c keygate.Change) { changes <- c }) }()
 	probes := waitUntilWatching(t, s, org.ID, changes)
 
 	if err := child(t, "revoke", "KEYGATE_SQLITE_PATH="+path, "KEYGATE_SQLITE_TOKEN="+tok.ID).Run(); err != nil {

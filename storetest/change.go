@@ -13,6 +13,7 @@ import (
 
 var changeTests = []test{
 	{"DeliversChangesAfterTheCall", testChangesAfterTheCall},
+	{"DeliversTheFirstChangeAfterReady", testChangesAfterReady},
 	{"FailedMutationsPublishNothing", testChangesFailedMutations},
 	{"DeleteOrganization", testChangesDeleteOrganization},
 	{"AcrossHandles", testChangesAcrossHandles},
@@ -40,6 +41,46 @@ func testChangesAfterTheCall(t *testing.T, e *env) {
 		{Kind: keygate.ChangeOrganization, ID: org.ID},
 		{Kind: keygate.ChangeTokenCreated, ID: created.ID},
 	})
+}
+
+// A cache keeps what it reads once ready has been called, so the first
+// change committed after ready must arrive, with no warm-up.
+func testChangesAfterReady(t *testing.T, e *env) {
+	org := e.createOrganization("acme")
+	tok := e.createToken(org.ID, "cannmenus", e.now)
+	ctx, cancel := context.WithCancel(e.ctx)
+	ready := make(chan struct{})
+	changes := make(chan keygate.Change, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- e.store.WatchChanges(ctx, func() { close(ready) }, func(c keygate.Change) {
+			select {
+			case changes <- c:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("WatchChanges returned %v after its context ended, want nil", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case c := <-changes:
+		t.Fatalf("WatchChanges delivered %+v before calling ready", c)
+	case <-time.After(changeTimeout):
+		t.Fatalf("WatchChanges did not call ready within %s", changeTimeout)
+	}
+	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, tok.ID, e.now))
+	select {
+	case c := <-changes:
+		c.Seq = 0
+		equal(t, "the first change after ready", c, keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID})
+	case <-time.After(changeTimeout):
+		t.Fatalf("the revocation committed after ready did not arrive within %s", changeTimeout)
+	}
 }
 
 func testChangesFailedMutations(t *testing.T, e *env) {
@@ -144,7 +185,7 @@ func (e *env) watch(s, probeVia keygate.Store) *watch {
 		probes:   map[string]bool{},
 	}
 	go func() {
-		w.done <- s.WatchChanges(ctx, func(c keygate.Change) {
+		w.done <- s.WatchChanges(ctx, nil, func(c keygate.Change) {
 			select {
 			case w.changes <- c:
 			case <-ctx.Done():

@@ -1,0 +1,122 @@
+package gateway_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/sqlite"
+)
+
+// lateFeed is a store's change feed that reads where it begins only once
+// start is closed, as a feed whose first query waits on a busy database
+// (or a goroutine not yet scheduled) does.
+type lateFeed struct {
+	keygate.ChangeFeed
+	start chan struct{}
+}
+
+func (f *lateFeed) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
+	select {
+	case <-f.start:
+	case <-ctx.Done():
+		return nil
+	}
+	return f.ChangeFeed.WatchChanges(ctx, ready, fn)
+}
+
+// followLate makes tokens follow st's changes through a lateFeed and
+// returns the function that lets the feed begin.
+func followLate(t *testing.T, tokens *gateway.Tokens, st keygate.ChangeFeed) (begin func()) {
+	t.Helper()
+	feed := &lateFeed{ChangeFeed: st, start: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	followed := tokens.Follow(ctx, feed)
+	t.Cleanup(func() { cancel(); <-followed })
+	return func() {
+		close(feed.start)
+		waitUntilFollowing(t, tokens)
+	}
+}
+
+// A token looked up while the feed has not yet read where it begins, then
+// revoked before it does: the feed never delivers that revocation (it was
+// committed before the feed's start), so the cache must not have kept the
+// token.
+func TestTokenReadBeforeTheFeedBeginsIsNotKept(t *testing.T) {
+	st, org := newStallingStore(t)
+	hash := createToken(t, st.Store, org)
+	tokens := gateway.NewTokens(st, gateway.TokensOptions{})
+	begin := followLate(t, tokens, st.Store)
+	ctx := context.Background()
+
+	tok, _, err := tokens.Lookup(ctx, hash)
+	if err != nil || tok.RevokedAt != nil {
+		t.Fatalf("Lookup before the revocation = %+v, %v; want the active token", tok, err)
+	}
+	if err := st.RevokeToken(ctx, tok.ID, tok.CreatedAt); err != nil {
+		t.Fatal(err)
+	}
+	begin()
+	if tok, _, err := tokens.Lookup(ctx, hash); err != nil || tok.RevokedAt == nil {
+		t.Fatalf("Lookup after the revocation = %+v, %v; want the revoked token", tok, err)
+	}
+}
+
+// readThenWait answers a token lookup with what the store said when asked,
+// but only once released: a read that began before a revocation and ends
+// after it.
+type readThenWait struct {
+	*sqlite.Store
+	read    chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *readThenWait) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
+	tok, err := s.Store.FindTokenByHash(ctx, hash)
+	s.once.Do(func() {
+		close(s.read)
+		<-s.release
+	})
+	return tok, err
+}
+
+// A lookup that read the token before the feed began, and answers after
+// the feed began, is not kept either: the revocation committed in between
+// is before the feed's start.
+func TestTokenReadAcrossTheFeedsBeginningIsNotKept(t *testing.T) {
+	sst, org := newStallingStore(t)
+	hash := createToken(t, sst.Store, org)
+	st := &readThenWait{Store: sst.Store, read: make(chan struct{}), release: make(chan struct{})}
+	tokens := gateway.NewTokens(st, gateway.TokensOptions{})
+	begin := followLate(t, tokens, st.Store)
+	ctx := context.Background()
+
+	first := make(chan *keygate.Token, 1)
+	go func() {
+		tok, _, err := tokens.Lookup(ctx, hash)
+		if err != nil {
+			t.Errorf("Lookup during the revocation: %v", err)
+		}
+		first <- tok
+	}()
+	<-st.read
+	tok, err := st.Store.FindTokenByHash(ctx, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeToken(ctx, tok.ID, tok.CreatedAt); err != nil {
+		t.Fatal(err)
+	}
+	begin()
+	close(st.release)
+	if tok := <-first; tok == nil || tok.RevokedAt != nil {
+		t.Fatalf("the lookup that read before the revocation answered %+v; want the active token it read", tok)
+	}
+	if tok, _, err := tokens.Lookup(ctx, hash); err != nil || tok.RevokedAt == nil {
+		t.Fatalf("Lookup after the revocation = %+v, %v; want the revoked token", tok, err)
+	}
+}
