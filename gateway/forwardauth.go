@@ -40,18 +40,20 @@ func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if d.RateLimit != nil {
 		d.RateLimit.SetHeaders(w.Header())
 	}
-	rec := &statusRecorder{ResponseWriter: w}
+	// Each answer knows its status: no recorder to allocate per check.
+	var status int
 	switch {
 	case keygate.ErrorCode(err) == keygate.ECANCELED:
 		// The proxy asking is gone: nobody reads an answer.
+		status = keygate.StatusClientClosedRequest
 	case err != nil && wantsRefusalInHeaders(r):
-		rec.code = g.failInHeaders(rec, err)
+		status = g.failInHeaders(w, err)
 	case err != nil:
-		g.fail(rec, r, err)
+		status = g.refuse(w, r, err)
 	default:
-		g.pass(rec, d)
+		g.pass(w, d)
+		status = http.StatusOK
 	}
-	status := rec.statusOr(err)
 	g.observe(d, status, err, start)
 	g.endSpan(span, d, status, err, req.Method, false)
 }
@@ -179,7 +181,7 @@ func (g *Gateway) warnUntrustedForwardAuth(peer netip.Addr) {
 
 func (g *Gateway) pass(w http.ResponseWriter, d Decision) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = noStore
 	if d.Identity != nil && !(d.signed != nil && d.signed.id == d.Identity && d.signed.set(h, g.forward.signer)) {
 		if err := SetIdentityHeaders(h, d.Identity, g.forward.signer); err != nil {
 			g.logger.Error("signing identity failed", "error", err)

@@ -30,7 +30,7 @@ func (g *Gateway) failInHeaders(w http.ResponseWriter, err error) int {
 	h := w.Header()
 	h.Set(HeaderRefusalStatus, strconv.Itoa(status))
 	h.Set(HeaderRefusalBody, string(body))
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = noStore
 	h.Set("Content-Length", "0")
 	if status == http.StatusUnauthorized {
 		w.WriteHeader(http.StatusUnauthorized)

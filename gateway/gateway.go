@@ -575,16 +575,29 @@ func (g *Gateway) requestOf(r *http.Request) Request {
 
 // fail answers err in the preset's shape.
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
+	g.refuse(w, r, err)
+}
+
+// refuse is fail, returning the status it wrote.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, err error) int {
 	status, body := g.preset.Render(err)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonType
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+	return status
 }
+
+// Header values of keygate's own answers, shared by every response header
+// that sets them: never written in place (and an append copies).
+var (
+	noStore  = []string{"no-store"}
+	jsonType = []string{"application/json"}
+)
 
 // observe records metrics, usage and a debug log line for one request.
 func (g *Gateway) observe(d Decision, status int, err error, start time.Time) {

@@ -40,9 +40,12 @@ type identityKey struct {
 // signedIdentity is an identity and the header values that say it. It is
 // shared by every request of its token until replaced: read only.
 type signedIdentity struct {
-	id     *keygate.Identity
-	scopes string // X-Keygate-Scopes
-	jwt    string // X-Keygate-Identity; "" without a signer
+	id *keygate.Identity
+	// values are the header values: the organization, the token's id,
+	// the scopes joined, the signed JWT ("" without a signer). Headers
+	// are given slices of it, so it is never written after the entry is
+	// made.
+	values [4]string
 	until  time.Time
 	// tokenKey and orgKey name the token's and its organization's rate
 	// limit buckets for the API's own rules (Gateway.limitKey).
@@ -79,7 +82,9 @@ func (c *identities) of(tok *keygate.Token, org *keygate.Organization) *signedId
 		Entitlements: org.Entitlements, TokenID: tok.ID, Scopes: tok.Scopes, API: c.api,
 	}
 	e = &signedIdentity{
-		id: id, scopes: strings.Join(id.Scopes, " "), until: now.Add(keygate.IdentityLifetime / 2),
+		id:       id,
+		values:   [4]string{id.OrganizationID, id.TokenID, strings.Join(id.Scopes, " ")},
+		until:    now.Add(keygate.IdentityLifetime / 2),
 		tokenKey: c.api + ":token:" + tok.ID, orgKey: c.api + ":org:" + org.ID,
 	}
 	if c.signer != nil {
@@ -88,7 +93,7 @@ func (c *identities) of(tok *keygate.Token, org *keygate.Organization) *signedId
 			e.until = time.Time{} // not kept
 			return e
 		}
-		e.jwt, e.until = jwt, until
+		e.values[3], e.until = jwt, until
 	}
 	c.mu.Lock()
 	if len(c.byKey) >= maxIdentities {
@@ -110,12 +115,12 @@ func (c *identities) of(tok *keygate.Token, org *keygate.Organization) *signedId
 // a fresh identity; ok is false when e carries no JWT its signer should
 // have made, and SetIdentityHeaders must sign.
 func (e *signedIdentity) set(h http.Header, signer *identity.Signer) (ok bool) {
-	if e == nil || signer != nil && e.jwt == "" {
+	if e == nil || signer != nil && e.values[3] == "" {
 		return false
 	}
-	// One array holds the four values (the names are canonical already).
-	v := [...]string{e.id.OrganizationID, e.id.TokenID, e.scopes, e.jwt}
-	vs := v[:]
+	// The entry's own array holds the values (the names are canonical
+	// already), each slice capped so that an append copies.
+	vs := e.values[:]
 	h[keygate.HeaderOrganization] = vs[0:1:1]
 	if e.id.TokenID != "" {
 		h[keygate.HeaderTokenID] = vs[1:2:2]
