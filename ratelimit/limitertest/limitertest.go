@@ -4,6 +4,7 @@ package limitertest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -84,98 +85,204 @@ func allow(t *testing.T, l ratelimit.Limiter, key string, limit int, period time
 	return res
 }
 
-// mustAllow asserts n requests in a row pass.
-func mustAllow(t *testing.T, l ratelimit.Limiter, key string, limit, n int, period time.Duration) {
+// A test on the wall clock can assert only what its timing allows: a
+// request meant to meet another in the window has to reach the limiter
+// before that one leaves, which a loaded machine (a goroutine not
+// scheduled for a while, a slow round trip) may miss. So each such step
+// names its deadline. A step whose outcome is wrong fails the test if it
+// was answered before its deadline, exactly as without one; answered
+// after, the limiter may have decided after the window moved, so the
+// attempt proves nothing and runs again on a fresh limiter, up to
+// attempts times. On a FakeClock time moves only by Sleep and no deadline
+// is missed.
+const attempts = 3
+
+// never is the deadline of a step whose outcome does not depend on time.
+var never time.Time
+
+// scene is one attempt of a timed test: its limiter and clock, and
+// whether the last step ended past its deadline.
+type scene struct {
+	t    *testing.T
+	b    Backend
+	l    ratelimit.Limiter
+	c    Clock
+	late *tooSlow
+}
+
+// tooSlow is why an attempt was given up: a step whose outcome was wrong
+// ended late past its deadline.
+type tooSlow struct {
+	step string
+	late time.Duration
+}
+
+// timed runs scenario on a fresh limiter until an attempt keeps to its
+// deadlines, and fails when none of attempts did.
+func timed(t *testing.T, b Backend, scenario func(s *scene)) {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		l, c := b.New(t)
+		slow, ok := play(&scene{t: t, b: b, l: l, c: c}, scenario)
+		if ok {
+			return
+		}
+		if attempt == attempts {
+			t.Fatalf("%d attempts each took too long to assert anything; the last: %s ended %s past its deadline",
+				attempts, slow.step, slow.late)
+		}
+		t.Logf("attempt %d: %s ended %s past its deadline; trying again on a fresh limiter", attempt, slow.step, slow.late)
+	}
+}
+
+// play runs one attempt; ok is false when a step missed its deadline.
+func play(s *scene, scenario func(s *scene)) (slow tooSlow, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if slow, ok = r.(tooSlow); !ok {
+				panic(r)
+			}
+			ok = false
+		}
+	}()
+	scenario(s)
+	return tooSlow{}, true
+}
+
+// counted is the deadline for a request to meet, in the window, one sent
+// at or after at: its period less the tolerance between the clocks.
+func (s *scene) counted(at time.Time) time.Time {
+	return at.Add(s.b.Period - s.b.Tolerance)
+}
+
+// ended records whether the step just done ended before deadline (a zero
+// deadline is always met).
+func (s *scene) ended(deadline time.Time, step string) {
+	s.late = nil
+	if now := s.c.Now(); !deadline.IsZero() && !now.Before(deadline) {
+		s.late = &tooSlow{step: step, late: now.Sub(deadline)}
+	}
+}
+
+// fatalf fails the test over the outcome of the last step, unless that
+// step ended past its deadline: then the attempt is given up.
+func (s *scene) fatalf(format string, args ...any) {
+	s.t.Helper()
+	if s.late != nil {
+		panic(*s.late)
+	}
+	s.t.Fatalf(format, args...)
+}
+
+// one sends one request, due by deadline.
+func (s *scene) one(key string, limit int, deadline time.Time) ratelimit.Result {
+	s.t.Helper()
+	res := allow(s.t, s.l, key, limit, s.b.Period)
+	s.ended(deadline, fmt.Sprintf("a request on %q", key))
+	return res
+}
+
+// allow asserts n requests in a row pass, each due by deadline.
+func (s *scene) allow(key string, limit, n int, deadline time.Time) {
+	s.t.Helper()
 	for i := range n {
-		if res := allow(t, l, key, limit, period); !res.Allowed {
-			t.Fatalf("request %d of %d on %q refused, want allowed (%+v)", i+1, n, key, res)
+		if res := s.one(key, limit, deadline); !res.Allowed {
+			s.fatalf("request %d of %d on %q refused, want allowed (%+v)", i+1, n, key, res)
 		}
 	}
 }
 
-// mustRefuse asserts n requests in a row are refused.
-func mustRefuse(t *testing.T, l ratelimit.Limiter, key string, limit, n int, period time.Duration) {
-	t.Helper()
+// refuse asserts n requests in a row are refused, each due by deadline.
+func (s *scene) refuse(key string, limit, n int, deadline time.Time) {
+	s.t.Helper()
 	for i := range n {
-		res := allow(t, l, key, limit, period)
+		res := s.one(key, limit, deadline)
 		if res.Allowed {
-			t.Fatalf("request %d of %d on %q allowed, want refused (%+v)", i+1, n, key, res)
+			s.fatalf("request %d of %d on %q allowed, want refused (%+v)", i+1, n, key, res)
 		}
 		if res.Remaining != 0 {
-			t.Fatalf("refused request on %q: Remaining = %d, want 0", key, res.Remaining)
+			s.fatalf("refused request on %q: Remaining = %d, want 0", key, res.Remaining)
 		}
 	}
 }
 
 func testAllowsExactlyLimit(t *testing.T, b Backend) {
-	l, _ := b.New(t)
-	mustAllow(t, l, "ip:192.0.2.1", 5, 5, b.Period)
-	mustRefuse(t, l, "ip:192.0.2.1", 5, 3, b.Period)
+	timed(t, b, func(s *scene) {
+		first := s.c.Now()
+		s.allow("ip:192.0.2.1", 5, 5, s.counted(first))
+		s.refuse("ip:192.0.2.1", 5, 3, s.counted(first))
+	})
 }
 
 func testRemainingCountsDown(t *testing.T, b Backend) {
-	l, _ := b.New(t)
-	for want := 9; want >= 0; want-- {
-		res := allow(t, l, "ip:192.0.2.1", 10, b.Period)
-		if !res.Allowed || res.Remaining != want {
-			t.Fatalf("got Allowed=%v Remaining=%d, want true %d", res.Allowed, res.Remaining, want)
+	timed(t, b, func(s *scene) {
+		first := s.c.Now()
+		for want := 9; want >= 0; want-- {
+			res := s.one("ip:192.0.2.1", 10, s.counted(first))
+			if !res.Allowed || res.Remaining != want {
+				s.fatalf("got Allowed=%v Remaining=%d, want true %d", res.Allowed, res.Remaining, want)
+			}
 		}
-	}
-	res := allow(t, l, "ip:192.0.2.1", 10, b.Period)
-	if res.Allowed || res.Remaining != 0 || res.RetryAfter <= 0 {
-		t.Fatalf("11th request: %+v, want refused with Remaining 0 and a RetryAfter", res)
-	}
+		res := s.one("ip:192.0.2.1", 10, s.counted(first))
+		if res.Allowed || res.Remaining != 0 || res.RetryAfter <= 0 {
+			s.fatalf("11th request: %+v, want refused with Remaining 0 and a RetryAfter", res)
+		}
+	})
 }
 
 func testResetAtAndRetryAfter(t *testing.T, b Backend) {
-	l, c := b.New(t)
-	before := c.Now()
-	first := allow(t, l, "tok:1", 3, b.Period)
-	after := c.Now()
-	within(t, "first request's ResetAt", first.ResetAt, before.Add(b.Period), after.Add(b.Period+b.slack()), b.Tolerance)
+	timed(t, b, func(s *scene) {
+		before := s.c.Now()
+		first := s.one("tok:1", 3, never)
+		after := s.c.Now()
+		within(s.fatalf, "first request's ResetAt", first.ResetAt, before.Add(b.Period), after.Add(b.Period+b.slack()), b.Tolerance)
 
-	// Later requests do not move ResetAt: the window frees a request when
-	// the oldest one leaves it.
-	c.Sleep(b.Period / 4)
-	for range 2 {
-		if res := allow(t, l, "tok:1", 3, b.Period); !res.ResetAt.Equal(first.ResetAt) {
-			t.Fatalf("ResetAt moved from %s to %s", first.ResetAt, res.ResetAt)
+		// Later requests do not move ResetAt: the window frees a request
+		// when the oldest one leaves it.
+		s.c.Sleep(b.Period / 4)
+		for range 2 {
+			if res := s.one("tok:1", 3, s.counted(before)); !res.ResetAt.Equal(first.ResetAt) {
+				s.fatalf("ResetAt moved from %s to %s", first.ResetAt, res.ResetAt)
+			}
 		}
-	}
 
-	now := c.Now()
-	refused := allow(t, l, "tok:1", 3, b.Period)
-	if refused.Allowed {
-		t.Fatal("4th request of 3 allowed")
-	}
-	if !refused.ResetAt.Equal(first.ResetAt) {
-		t.Fatalf("refusal ResetAt = %s, want the oldest request's %s", refused.ResetAt, first.ResetAt)
-	}
-	if refused.RetryAfter%time.Second != 0 || refused.RetryAfter < time.Second {
-		t.Fatalf("RetryAfter = %s, want whole seconds, at least 1", refused.RetryAfter)
-	}
-	wait := refused.ResetAt.Sub(now)
-	if refused.RetryAfter < wait-b.Tolerance || refused.RetryAfter >= wait+time.Second+b.Tolerance {
-		t.Fatalf("RetryAfter = %s, want %s rounded up to seconds", refused.RetryAfter, wait)
-	}
+		now := s.c.Now()
+		refused := s.one("tok:1", 3, s.counted(before))
+		if refused.Allowed {
+			s.fatalf("4th request of 3 allowed")
+		}
+		if !refused.ResetAt.Equal(first.ResetAt) {
+			s.fatalf("refusal ResetAt = %s, want the oldest request's %s", refused.ResetAt, first.ResetAt)
+		}
+		if refused.RetryAfter%time.Second != 0 || refused.RetryAfter < time.Second {
+			s.fatalf("RetryAfter = %s, want whole seconds, at least 1", refused.RetryAfter)
+		}
+		wait := refused.ResetAt.Sub(now)
+		if refused.RetryAfter < wait-b.Tolerance || refused.RetryAfter >= wait+time.Second+b.Tolerance {
+			s.fatalf("RetryAfter = %s, want %s rounded up to seconds", refused.RetryAfter, wait)
+		}
+	})
 }
 
 func testWindowFreesARequestAtResetAt(t *testing.T, b Backend) {
-	l, c := b.New(t)
-	mustAllow(t, l, "tok:1", 2, 1, b.Period)
-	c.Sleep(b.Period / 4)
-	mustAllow(t, l, "tok:1", 2, 1, b.Period)
-	refused := allow(t, l, "tok:1", 2, b.Period)
-	if refused.Allowed {
-		t.Fatal("3rd request of 2 allowed")
-	}
-	sleepUntil(c, refused.ResetAt.Add(-max(b.Tolerance, time.Nanosecond)))
-	mustRefuse(t, l, "tok:1", 2, 1, b.Period)
-	// The oldest request leaves; the one a quarter period younger stays.
-	sleepUntil(c, refused.ResetAt.Add(b.Tolerance))
-	mustAllow(t, l, "tok:1", 2, 1, b.Period)
-	mustRefuse(t, l, "tok:1", 2, 1, b.Period)
+	timed(t, b, func(s *scene) {
+		first := s.c.Now()
+		s.allow("tok:1", 2, 1, never)
+		s.c.Sleep(b.Period / 4)
+		second := s.c.Now()
+		s.allow("tok:1", 2, 1, never)
+		refused := s.one("tok:1", 2, s.counted(first))
+		if refused.Allowed {
+			s.fatalf("3rd request of 2 allowed")
+		}
+		sleepUntil(s.c, refused.ResetAt.Add(-max(b.Tolerance, time.Nanosecond)))
+		// Answered before ResetAt, the oldest request still counts.
+		s.refuse("tok:1", 2, 1, refused.ResetAt)
+		// The oldest request leaves; the one a quarter period younger stays.
+		sleepUntil(s.c, refused.ResetAt.Add(b.Tolerance))
+		s.allow("tok:1", 2, 1, never)
+		s.refuse("tok:1", 2, 1, s.counted(second))
+	})
 }
 
 // testSlidingWindow tells a sliding window from a fixed window (which
@@ -183,109 +290,122 @@ func testWindowFreesARequestAtResetAt(t *testing.T, b Backend) {
 // with a burst of limit (which would regain half the limit in half a
 // period on top of what is left).
 func testSlidingWindow(t *testing.T, b Backend) {
-	l, c := b.New(t)
-	key := "ip:2001:db8::1"
-	mustAllow(t, l, key, 4, 2, b.Period)
-	c.Sleep(b.Period / 2)
-	mustAllow(t, l, key, 4, 2, b.Period)
-	mustRefuse(t, l, key, 4, 1, b.Period)
+	timed(t, b, func(s *scene) {
+		key := "ip:2001:db8::1"
+		first := s.c.Now()
+		s.allow(key, 4, 2, never)
+		s.c.Sleep(b.Period / 2)
+		half := s.c.Now()
+		s.allow(key, 4, 2, never)
+		s.refuse(key, 4, 1, s.counted(first))
 
-	// The first two leave the window (a bucket late at most); the two
-	// from half a period ago stay.
-	c.Sleep(b.Period/2 + b.slack() + b.Tolerance)
-	mustAllow(t, l, key, 4, 2, b.Period)
-	mustRefuse(t, l, key, 4, 1, b.Period)
+		// The first two leave the window (a bucket late at most); the two
+		// from half a period ago stay.
+		s.c.Sleep(b.Period/2 + b.slack() + b.Tolerance)
+		s.allow(key, 4, 2, never)
+		s.refuse(key, 4, 1, s.counted(half))
+	})
 }
 
 func testRejectedRequestsDoNotConsume(t *testing.T, b Backend) {
-	l, c := b.New(t)
-	mustAllow(t, l, "ip:192.0.2.1", 2, 2, b.Period)
-	c.Sleep(b.Period / 2)
-	mustRefuse(t, l, "ip:192.0.2.1", 2, 20, b.Period)
-	// The refusals half a period ago must not keep the client out.
-	c.Sleep(b.Period/2 + b.slack() + b.Tolerance)
-	mustAllow(t, l, "ip:192.0.2.1", 2, 2, b.Period)
-	mustRefuse(t, l, "ip:192.0.2.1", 2, 1, b.Period)
+	timed(t, b, func(s *scene) {
+		first := s.c.Now()
+		s.allow("ip:192.0.2.1", 2, 2, never)
+		s.c.Sleep(b.Period / 2)
+		s.refuse("ip:192.0.2.1", 2, 20, s.counted(first))
+		// The refusals half a period ago must not keep the client out.
+		s.c.Sleep(b.Period/2 + b.slack() + b.Tolerance)
+		s.allow("ip:192.0.2.1", 2, 2, never)
+		s.refuse("ip:192.0.2.1", 2, 1, never)
+	})
 }
 
 func testKeysAreIndependent(t *testing.T, b Backend) {
-	l, _ := b.New(t)
-	mustAllow(t, l, "ip:192.0.2.1", 2, 2, b.Period)
-	mustRefuse(t, l, "ip:192.0.2.1", 2, 1, b.Period)
-	for _, key := range []string{"ip:192.0.2.2", "tok:192.0.2.1", "org:ünïcode key with spaces"} {
-		if res := allow(t, l, key, 2, b.Period); !res.Allowed || res.Remaining != 1 {
-			t.Fatalf("first request on %q: %+v, want allowed with Remaining 1", key, res)
+	timed(t, b, func(s *scene) {
+		first := s.c.Now()
+		s.allow("ip:192.0.2.1", 2, 2, never)
+		s.refuse("ip:192.0.2.1", 2, 1, s.counted(first))
+		for _, key := range []string{"ip:192.0.2.2", "tok:192.0.2.1", "org:ünïcode key with spaces"} {
+			if res := s.one(key, 2, never); !res.Allowed || res.Remaining != 1 {
+				s.fatalf("first request on %q: %+v, want allowed with Remaining 1", key, res)
+			}
 		}
-	}
-	mustRefuse(t, l, "ip:192.0.2.1", 2, 1, b.Period)
+		s.refuse("ip:192.0.2.1", 2, 1, s.counted(first))
+	})
 }
 
 // testLimitChangedForAKey covers an organization changing plans: the
 // requests already allowed count against the new limit.
 func testLimitChangedForAKey(t *testing.T, b Backend) {
-	l, c := b.New(t)
-	key := "org:acme"
-	mustAllow(t, l, key, 5, 1, b.Period)
-	c.Sleep(b.Period / 10)
-	before := c.Now()
-	mustAllow(t, l, key, 5, 1, b.Period)
-	after := c.Now()
-	c.Sleep(b.Period / 10)
-	mustAllow(t, l, key, 5, 1, b.Period)
+	timed(t, b, func(s *scene) {
+		key := "org:acme"
+		first := s.c.Now()
+		s.allow(key, 5, 1, never)
+		s.c.Sleep(b.Period / 10)
+		before := s.c.Now()
+		s.allow(key, 5, 1, never)
+		after := s.c.Now()
+		s.c.Sleep(b.Period / 10)
+		s.allow(key, 5, 1, never)
 
-	// Three in the window, limit now 2: refused until the second oldest
-	// leaves and only one is left.
-	res := allow(t, l, key, 2, b.Period)
-	if res.Allowed {
-		t.Fatalf("request over a lowered limit allowed: %+v", res)
-	}
-	within(t, "ResetAt after lowering the limit", res.ResetAt, before.Add(b.Period), after.Add(b.Period+b.slack()), b.Tolerance)
+		// Three in the window, limit now 2: refused until the second
+		// oldest leaves and only one is left.
+		res := s.one(key, 2, s.counted(before))
+		if res.Allowed {
+			s.fatalf("request over a lowered limit allowed: %+v", res)
+		}
+		within(s.fatalf, "ResetAt after lowering the limit", res.ResetAt, before.Add(b.Period), after.Add(b.Period+b.slack()), b.Tolerance)
 
-	if res := allow(t, l, key, 10, b.Period); !res.Allowed || res.Remaining != 6 {
-		t.Fatalf("after raising the limit to 10: %+v, want allowed with Remaining 6", res)
-	}
+		if res := s.one(key, 10, s.counted(first)); !res.Allowed || res.Remaining != 6 {
+			s.fatalf("after raising the limit to 10: %+v, want allowed with Remaining 6", res)
+		}
+	})
 }
 
 func testConcurrent(t *testing.T, b Backend) {
-	l, _ := b.New(t)
-	const limit, workers, each = 37, 50, 8
-	var (
-		mu        sync.Mutex
-		remaining = map[int]int{}
-		errs      []error
-		wg        sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for range each {
-				res, err := l.Allow(context.Background(), "tok:busy", limit, b.Period)
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err)
-				} else if res.Allowed {
-					remaining[res.Remaining]++
+	timed(t, b, func(s *scene) {
+		const limit, workers, each = 37, 50, 8
+		var (
+			mu        sync.Mutex
+			remaining = map[int]int{}
+			errs      []error
+			wg        sync.WaitGroup
+		)
+		first := s.c.Now()
+		for range workers {
+			wg.Go(func() {
+				for range each {
+					res, err := s.l.Allow(context.Background(), "tok:busy", limit, b.Period)
+					mu.Lock()
+					if err != nil {
+						errs = append(errs, err)
+					} else if res.Allowed {
+						remaining[res.Remaining]++
+					}
+					mu.Unlock()
 				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("%d errors, first: %v", len(errs), errs[0])
-	}
-	allowed := 0
-	for _, n := range remaining {
-		allowed += n
-	}
-	if allowed != limit {
-		t.Fatalf("%d goroutines: allowed %d of %d attempts, want exactly %d", workers, allowed, workers*each, limit)
-	}
-	// Each allowed request saw its own place in the window.
-	for r := range limit {
-		if remaining[r] != 1 {
-			t.Fatalf("Remaining %d reported %d times, want once (%v)", r, remaining[r], remaining)
+			})
 		}
-	}
+		wg.Wait()
+		if len(errs) > 0 {
+			t.Fatalf("%d errors, first: %v", len(errs), errs[0])
+		}
+		// Every request within one period of the first: one window.
+		s.ended(s.counted(first), "the concurrent requests")
+		allowed := 0
+		for _, n := range remaining {
+			allowed += n
+		}
+		if allowed != limit {
+			s.fatalf("%d goroutines: allowed %d of %d attempts, want exactly %d", workers, allowed, workers*each, limit)
+		}
+		// Each allowed request saw its own place in the window.
+		for r := range limit {
+			if remaining[r] != 1 {
+				s.fatalf("Remaining %d reported %d times, want once (%v)", r, remaining[r], remaining)
+			}
+		}
+	})
 }
 
 func testInvalidLimit(t *testing.T, b Backend) {
@@ -301,10 +421,9 @@ func testInvalidLimit(t *testing.T, b Backend) {
 	}
 }
 
-func within(t *testing.T, what string, got, lo, hi time.Time, tolerance time.Duration) {
-	t.Helper()
+func within(fatalf func(string, ...any), what string, got, lo, hi time.Time, tolerance time.Duration) {
 	if got.Before(lo.Add(-tolerance)) || got.After(hi.Add(tolerance)) {
-		t.Fatalf("%s = %s, want between %s and %s (±%s)", what, got.Format(time.RFC3339Nano), lo.Format(time.RFC3339Nano), hi.Format(time.RFC3339Nano), tolerance)
+		fatalf("%s = %s, want between %s and %s (±%s)", what, got.Format(time.RFC3339Nano), lo.Format(time.RFC3339Nano), hi.Format(time.RFC3339Nano), tolerance)
 	}
 }
 
