@@ -26,10 +26,9 @@ const DefaultPrefix = "keygate:rl:"
 
 // slidingWindow records one request in KEYS[1] if the window has room.
 //
-//	ARGV[1] limit, ARGV[2] bucket width in microseconds, ARGV[3] the key's
-//	expiry in milliseconds, ARGV[4] the counters a window keeps,
-//	ARGV[5] the time in microseconds, or -1 for the server's clock,
-//	ARGV[6] 0 to decide, or a number of requests to add regardless.
+//	ARGV[1] limit, ARGV[2] bucket width in microseconds, ARGV[3] the time
+//	in microseconds, or -1 for the server's clock, ARGV[4] 0 to decide, or
+//	a number of requests to add regardless.
 //
 // Returns {allowed 0|1, requests in the window, time µs, reset µs}.
 //
@@ -37,6 +36,13 @@ const DefaultPrefix = "keygate:rl:"
 var slidingWindowLua string
 
 var slidingWindow = redis.NewScript(slidingWindowLua)
+
+// The arguments every decision shares, boxed once rather than per call.
+var (
+	slidingWindowSHA any = slidingWindow.Hash()
+	slidingWindowSrc any = slidingWindowLua
+	serverClock      any = int64(-1)
+)
 
 // Options configures a Limiter.
 type Options struct {
@@ -171,14 +177,18 @@ func (l *Limiter) Ping(ctx context.Context) error {
 	return nil
 }
 
+// processor is a client that runs any command (go-redis's *Client,
+// *ClusterClient and *AutoPipeliner): the window script then goes as a
+// command whose reply is read straight into integers.
+type processor interface {
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
 // run runs the window script once for key: a decision (seed 0) or seed
 // requests added.
 func (l *Limiter) run(ctx context.Context, key string, limit int, period time.Duration, seed int) ([]int64, error) {
 	width := ratelimit.BucketWidth(period.Microseconds())
-	// Every counter has left the window one full window after the last
-	// request; the key then expires.
-	ttlMs := (width*ratelimit.Buckets+width)/1000 + 1
-	now := int64(-1)
+	now := serverClock
 	if l.now != nil {
 		now = l.now().UnixMicro()
 	}
@@ -186,8 +196,7 @@ func (l *Limiter) run(ctx context.Context, key string, limit int, period time.Du
 	if !l.loaded.Load() {
 		via = l.client
 	}
-	reply, err := slidingWindow.Run(ctx, via, []string{l.prefix + key},
-		limit, width, ttlMs, ratelimit.Buckets+1, now, seed).Int64Slice()
+	reply, err := runScript(ctx, via, l.prefix+key, limit, width, now, seed)
 	if err != nil {
 		return nil, fmt.Errorf("redislimit: %w", err)
 	}
@@ -196,4 +205,21 @@ func (l *Limiter) run(ctx context.Context, key string, limit int, period time.Du
 		return nil, fmt.Errorf("redislimit: unexpected script reply %v", reply)
 	}
 	return reply, nil
+}
+
+// runScript sends EVALSHA, and EVAL once if Redis does not know the
+// script (go-redis's Script.Run does the same, through replies of any
+// type).
+func runScript(ctx context.Context, c redis.Scripter, key string, limit int, width int64, now any, seed int) ([]int64, error) {
+	p, ok := c.(processor)
+	if !ok {
+		return slidingWindow.Run(ctx, c, []string{key}, limit, width, now, seed).Int64Slice()
+	}
+	cmd := redis.NewIntSliceCmd(ctx, "evalsha", slidingWindowSHA, "1", key, limit, width, now, seed)
+	err := p.Process(ctx, cmd)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = redis.NewIntSliceCmd(ctx, "eval", slidingWindowSrc, "1", key, limit, width, now, seed)
+		err = p.Process(ctx, cmd)
+	}
+	return cmd.Val(), err
 }
