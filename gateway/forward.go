@@ -130,9 +130,9 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 	}
 	if span != nil {
 		span.AddEvent("response headers")
-		defer endUpstreamSpan(span, resp.StatusCode, nil)
+		defer endUpstreamSpan(span, resp.status, nil)
 	}
-	copyResponse(w, &resp)
+	copyResponse(w, resp)
 }
 
 func (f *Forwarder) rewriteHeaders(out *http.Request) {

@@ -130,31 +130,18 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // a truncated body for a whole one.
 func copyResponse(w http.ResponseWriter, resp *upstreamResponse) {
 	h := w.Header()
-	removeHopByHopHeaders(resp.Header)
-	delete(resp.Header, "Te") // a request header: "TE: trailers" passes only that way
-	for name, values := range resp.Header {
-		if prev, ok := h[name]; ok {
-			h[name] = append(prev, values...)
-		} else {
-			// The response's own slice: nothing else holds it.
-			h[name] = values
-		}
+	contentType := resp.passHeader(h)
+	if len(resp.trailer) > 0 {
+		h.Add("Trailer", strings.Join(resp.trailer, ", "))
 	}
-	if len(resp.Trailer) > 0 {
-		names := make([]string, 0, len(resp.Trailer))
-		for name := range resp.Trailer {
-			names = append(names, name)
-		}
-		h.Add("Trailer", strings.Join(names, ", "))
-	}
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(resp.status)
 
-	stream := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	stream := resp.contentLength == -1 || strings.HasPrefix(contentType, "text/event-stream")
 	rc := http.NewResponseController(w)
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
 	for {
-		n, err := resp.Body.Read(*buf)
+		n, err := resp.body.Read(*buf)
 		if n > 0 {
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				resp.finish(false)
@@ -172,12 +159,10 @@ func copyResponse(w http.ResponseWriter, resp *upstreamResponse) {
 			panic(http.ErrAbortHandler)
 		}
 	}
-	resp.finish(true)
-	for name, values := range resp.Trailer {
-		for _, v := range values {
-			h.Add(http.TrailerPrefix+name, v)
-		}
+	for _, f := range resp.trailers {
+		h.Add(http.TrailerPrefix+f.name, f.value)
 	}
+	resp.finish(true)
 }
 
 // headerValuesContainToken reports whether the comma-separated values hold

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -66,6 +65,9 @@ type upstreamConn struct {
 	// TLS) for anything that arrived while it was idle; nil where the
 	// platform offers no such check.
 	idle *idlePeek
+	// resp is the response being read on the connection, its buffers
+	// kept for the next one.
+	resp upstreamResponse
 }
 
 // quiet reports whether nothing arrived on an idle connection since its
@@ -147,6 +149,7 @@ func (c *upstreamClient) dial(ctx context.Context) (*upstreamConn, error) {
 	}
 	pc := &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 16<<10), idle: idle}
 	pc.abort = func() { pc.SetDeadline(pastDeadline) }
+	pc.resp.conn, pc.resp.client = pc, c
 	return pc, nil
 }
 
@@ -165,95 +168,66 @@ func (c *upstreamClient) release(pc *upstreamConn) {
 	}
 }
 
-// upstreamResponse is a response whose body is still on the connection.
-type upstreamResponse struct {
-	*http.Response
-	conn   *upstreamConn
-	client *upstreamClient
-}
-
-// finish returns the connection to the pool when the body was read to the
-// end and the upstream keeps the connection open; otherwise closes it.
-// Bytes the upstream sent past the end of its response answer no request:
-// a connection holding them is closed, never pooled, or they would be read
-// as the answer to the next request sent on it, another client's.
-func (r *upstreamResponse) finish(bodyDone bool) {
-	if bodyDone && !r.Close && r.conn.br.Buffered() == 0 {
-		r.client.release(r.conn)
-		return
-	}
-	r.conn.Close()
-}
-
 // do sends in to the upstream with header h and reads the response head.
 // A request without a body that fails on a reused connection before an
 // answer (the upstream closed it while idle) is sent once more on a new
 // one, as http.Transport does.
-func (c *upstreamClient) do(in *http.Request, h http.Header) (upstreamResponse, error) {
+func (c *upstreamClient) do(in *http.Request, h http.Header) (*upstreamResponse, error) {
 	ctx := in.Context()
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := c.conn(ctx)
 		if err != nil {
-			return upstreamResponse{}, err
+			return nil, err
 		}
-		resp, err := c.roundTrip(ctx, pc, in, h)
+		err = c.roundTrip(ctx, pc, in, h)
 		if err == nil {
-			return upstreamResponse{Response: resp, conn: pc, client: c}, nil
+			return &pc.resp, nil
 		}
 		pc.Close()
 		if ctx.Err() != nil {
-			return upstreamResponse{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 		if !reused || attempt > 0 || !replayable(in) || !closedWhileIdle(err) || ctx.Err() != nil {
-			return upstreamResponse{}, err
+			return nil, err
 		}
 	}
 }
 
-func (c *upstreamClient) roundTrip(ctx context.Context, pc *upstreamConn, in *http.Request, h http.Header) (*http.Response, error) {
+func (c *upstreamClient) roundTrip(ctx context.Context, pc *upstreamConn, in *http.Request, h http.Header) error {
 	// A client that goes away stops the wait for the upstream.
 	stop := context.AfterFunc(ctx, pc.abort)
-	resp, err := c.exchange(pc, in, h)
+	err := c.exchange(pc, in, h)
 	if !stop() && err == nil {
 		// Cancelled after the answer came: the connection's deadline is
 		// in the past now, and the client is gone anyway.
-		return nil, context.Canceled
+		return context.Canceled
 	}
-	return resp, err
+	return err
 }
 
-func (c *upstreamClient) exchange(pc *upstreamConn, in *http.Request, h http.Header) (*http.Response, error) {
+// exchange writes the request and reads the response head into pc.resp
+// (upstream_head.go).
+func (c *upstreamClient) exchange(pc *upstreamConn, in *http.Request, h http.Header) error {
 	ctx := in.Context()
 	if err := c.writeRequest(pc.bw, in, h); err != nil {
-		return nil, err
+		return err
 	}
 	pc.SetReadDeadline(time.Now().Add(c.timeouts.responseHeader))
-	resp, err := http.ReadResponse(pc.br, in)
-	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-		// Interim responses (102, 103): the final one follows.
-		resp, err = http.ReadResponse(pc.br, in)
-	}
-	if err == nil && (resp.StatusCode < 100 || resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode > 599) {
-		// Upgrades go through httputil.ReverseProxy, never this client:
-		// a 101 here switches to nothing the client asked for; codes
-		// outside 100-599 are none of HTTP's (RFC 9110 section 15), and
-		// net/http's server panics on one below 100.
-		return nil, fmt.Errorf("upstream answered status %d", resp.StatusCode)
-	}
+	err := pc.resp.read(pc.br, in.Method)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, errUpstreamTimeout
+			return errUpstreamTimeout
 		}
-		return nil, err
+		return err
 	}
 	// Streams (server-sent events) may stay quiet for longer than the
 	// wait for the response head.
 	pc.SetReadDeadline(time.Time{})
-	return resp, nil
+	return nil
 }
 
 var errUpstreamTimeout = errors.New("upstream response header timeout")
