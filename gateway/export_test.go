@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/x509"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -42,4 +46,15 @@ func LimitKeys(g *Gateway, d Decision, rule *keygate.RateLimit, req Request) (us
 	used = g.limitKey(rule, &d, req)
 	d.signed = nil
 	return used, g.limitKey(rule, &d, req)
+}
+
+// ReadUpstreamResponse reads raw as keygate's client reads an upstream's
+// answer to a GET: the head's error, else the body's.
+func ReadUpstreamResponse(raw []byte) (headErr, bodyErr error) {
+	var r upstreamResponse
+	if err := r.read(bufio.NewReaderSize(bytes.NewReader(raw), 16<<10), http.MethodGet); err != nil {
+		return err, nil
+	}
+	_, err := io.Copy(io.Discard, &r.body)
+	return nil, err
 }
