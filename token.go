@@ -44,10 +44,22 @@ type Token struct {
 // at now: the current one, or the one the last rotation replaced while its
 // grace period lasts. Revocation and expiry are checked separately.
 func (t *Token) AcceptsHash(hash string, now time.Time) bool {
-	if hash == t.Hash {
+	return t.accepts(func(h string) bool { return h == hash }, now)
+}
+
+// AcceptsDigest is AcceptsHash for a digest: the gateway holds a request's
+// token as its TokenDigest and needs no hex of it to decide.
+func (t *Token) AcceptsDigest(d TokenDigest, now time.Time) bool {
+	return t.accepts(d.Is, now)
+}
+
+// accepts is AcceptsHash with is telling whether a stored hash is the one
+// presented.
+func (t *Token) accepts(is func(hash string) bool, now time.Time) bool {
+	if is(t.Hash) {
 		return true
 	}
-	return t.PreviousHash != "" && hash == t.PreviousHash &&
+	return t.PreviousHash != "" && is(t.PreviousHash) &&
 		t.PreviousHashExpiresAt != nil && now.Before(*t.PreviousHashExpiresAt)
 }
 
@@ -175,15 +187,37 @@ func WellFormedToken(secret string, prefixes ...string) bool {
 }
 
 // HashToken returns the hex SHA-256 of the whole token, the only form in
-// which a token is stored or used as a cache key.
+// which a token is stored.
 func HashToken(secret string) string {
+	return DigestToken(secret).String()
+}
+
+// TokenDigest is the SHA-256 of a whole token: the form the gateway's
+// token cache is keyed by, 32 bytes compared and hashed in place where
+// the hex (String, the stored form) would be 64 more bytes behind a
+// pointer.
+type TokenDigest [sha256.Size]byte
+
+// DigestToken returns the SHA-256 of the whole token.
+func DigestToken(secret string) TokenDigest {
 	// A token fits the stack buffer: []byte(secret) alone would copy
 	// anything past 32 bytes to the heap, once per request.
 	var buf [128]byte
-	sum := sha256.Sum256(append(buf[:0], secret...))
+	return sha256.Sum256(append(buf[:0], secret...))
+}
+
+// String returns the digest in hex, as HashToken does and the stores keep it.
+func (d TokenDigest) String() string {
 	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], sum[:])
+	hex.Encode(out[:], d[:])
 	return string(out[:])
+}
+
+// Is reports whether hash is d's hex form (HashToken's), without making one.
+func (d TokenDigest) Is(hash string) bool {
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], d[:])
+	return string(out[:]) == hash
 }
 
 // TokenHint returns the display form of a token: its prefix and last four

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate"
 )
@@ -129,5 +130,38 @@ func TestHashTokenIsHexSHA256(t *testing.T) {
 	const known = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // sha256("test")
 	if got := keygate.HashToken("test"); got != known {
 		t.Errorf("HashToken(test) = %s", got)
+	}
+}
+
+// The gateway looks tokens up by digest: a digest must name exactly the
+// stored hash HashToken makes, and accept a rotated token's secrets as
+// AcceptsHash does.
+func TestTokenDigestIsTheStoredHash(t *testing.T) {
+	const known = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // sha256("test")
+	d := keygate.DigestToken("test")
+	if d.String() != known || !d.Is(known) {
+		t.Fatalf("DigestToken(test) = %s", d)
+	}
+	for _, other := range []string{strings.ToUpper(known), known[:63], known + "0", keygate.HashToken("tesT"), ""} {
+		if d.Is(other) {
+			t.Errorf("DigestToken(test).Is(%q) = true", other)
+		}
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	graceEnds := now.Add(time.Hour)
+	tok := &keygate.Token{Hash: keygate.HashToken("new"), PreviousHash: keygate.HashToken("old"), PreviousHashExpiresAt: &graceEnds}
+	for _, c := range []struct {
+		secret string
+		at     time.Time
+		want   bool
+	}{
+		{"new", now, true}, {"new", graceEnds.Add(time.Hour), true},
+		{"old", now, true}, {"old", graceEnds, false},
+		{"other", now, false},
+	} {
+		byHash, byDigest := tok.AcceptsHash(keygate.HashToken(c.secret), c.at), tok.AcceptsDigest(keygate.DigestToken(c.secret), c.at)
+		if byHash != c.want || byDigest != c.want {
+			t.Errorf("secret %q at %s: AcceptsHash %v, AcceptsDigest %v, want %v", c.secret, c.at, byHash, byDigest, c.want)
+		}
 	}
 }

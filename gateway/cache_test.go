@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"runtime"
 	"testing"
@@ -47,15 +48,24 @@ func (s *mapStore) FindOrganizationByID(context.Context, string) (*keygate.Organ
 	return s.org, nil
 }
 
-func newMapStore(n int) (*mapStore, []string) {
+func newMapStore(n int) (*mapStore, []keygate.TokenDigest) {
 	s := &mapStore{tokens: make(map[string]*keygate.Token, n), org: &keygate.Organization{ID: "org_bench", Slug: "bench", Plan: "free"}}
-	hashes := make([]string, n)
+	digests := make([]keygate.TokenDigest, n)
 	for i := range n {
 		tok := storetest.BenchToken(s.org.ID, i)
 		s.tokens[tok.Hash] = tok
-		hashes[i] = tok.Hash
+		digests[i] = digestOf(tok.Hash)
 	}
-	return s, hashes
+	return s, digests
+}
+
+// digestOf is the digest whose hex is hash.
+func digestOf(hash string) keygate.TokenDigest {
+	var d keygate.TokenDigest
+	if n, err := hex.Decode(d[:], []byte(hash)); err != nil || n != len(d) {
+		panic("not a token hash: " + hash)
+	}
+	return d
 }
 
 // BenchmarkTokenCacheBytesPerEntry fills a cache with 100,000 tokens (the
@@ -113,11 +123,11 @@ func liveHeap() uint64 {
 }
 
 // tokenBytes estimates one stored token's heap: its struct and strings.
-func tokenBytes(s *mapStore, hashes []string) uint64 {
+func tokenBytes(s *mapStore, digests []keygate.TokenDigest) uint64 {
 	before := liveHeap()
-	copies := make([]*keygate.Token, len(hashes))
-	for i, h := range hashes {
-		tok := *s.tokens[h]
+	copies := make([]*keygate.Token, len(digests))
+	for i, d := range digests {
+		tok := *s.tokens[d.String()]
 		tok.ID, tok.Hash, tok.Name, tok.Hint = clone(tok.ID), clone(tok.Hash), clone(tok.Name), clone(tok.Hint)
 		tok.Scopes = append([]string(nil), tok.Scopes...)
 		copies[i] = &tok

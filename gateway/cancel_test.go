@@ -100,7 +100,7 @@ func TestClientLeavingDuringARateLimitCallIsACancelNotAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, _, err := f.tokens.Lookup(context.Background(), keygate.HashToken(secret)); err != nil {
+	if _, _, err := f.tokens.Lookup(context.Background(), keygate.DigestToken(secret)); err != nil {
 		t.Fatal(err) // cached, so the request's only wait is Redis
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -104,7 +104,7 @@ func TestTokenReadAcrossTheFeedsBeginningIsNotKept(t *testing.T) {
 		first <- tok
 	}()
 	<-st.read
-	tok, err := st.Store.FindTokenByHash(ctx, hash)
+	tok, err := st.Store.FindTokenByHash(ctx, hash.String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -283,17 +283,17 @@ func (g *Gateway) authenticate(ctx context.Context, d *Decision, req Request) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	hash := keygate.HashToken(secret)
-	tok, org, cached, err := g.tokens.Cached(hash)
+	digest := keygate.DigestToken(secret)
+	tok, org, cached, err := g.tokens.Cached(digest)
 	if cached && err == nil {
-		err = g.accepts(tok, hash)
+		err = g.accepts(tok, digest)
 	}
 	if (!cached || err != nil) && g.budgetSpent(d, req) {
 		return nil, nil, errBudgetSpent
 	}
 	if !cached {
-		if tok, org, err = g.tokens.Lookup(ctx, hash); err == nil {
-			err = g.accepts(tok, hash)
+		if tok, org, err = g.tokens.Lookup(ctx, digest); err == nil {
+			err = g.accepts(tok, digest)
 		}
 	}
 	if err != nil {
@@ -302,12 +302,12 @@ func (g *Gateway) authenticate(ctx context.Context, d *Decision, req Request) (*
 	return tok, org, nil
 }
 
-// accepts says whether tok, found by hash, authenticates a request now.
-func (g *Gateway) accepts(tok *keygate.Token, hash string) error {
+// accepts says whether tok, found by digest, authenticates a request now.
+func (g *Gateway) accepts(tok *keygate.Token, digest keygate.TokenDigest) error {
 	switch now := g.now(); {
 	// A rotated token's old secret fails here once its grace period ends,
 	// on every instance at the same moment, cached or not.
-	case tok.API != g.api.Name || tok.RevokedAt != nil || !tok.AcceptsHash(hash, now):
+	case tok.API != g.api.Name || tok.RevokedAt != nil || !tok.AcceptsDigest(digest, now):
 		return errTokenInvalid
 	case tok.Expired(now):
 		return errTokenExpired

@@ -263,7 +263,7 @@ func TestNegativeEntriesExpireAndAreBounded(t *testing.T) {
 	clock := func() time.Time { return now }
 	tokens := gateway.NewTokens(st, gateway.TokensOptions{NegativeTTL: 5 * time.Second, MaxNegativeEntries: 100, Now: clock})
 	ctx := context.Background()
-	hash := keygate.HashToken(keygate.GenerateTokenSecret("csk_"))
+	hash := keygate.DigestToken(keygate.GenerateTokenSecret("csk_"))
 	for range 3 {
 		if _, _, err := tokens.Lookup(ctx, hash); keygate.ErrorCode(err) != keygate.ETOKENINVALID {
 			t.Fatalf("Lookup(unknown) = %v, want ETOKENINVALID", err)
@@ -278,7 +278,7 @@ func TestNegativeEntriesExpireAndAreBounded(t *testing.T) {
 		t.Fatalf("%d store lookups after the negative TTL, want 2", n)
 	}
 	for range 1000 {
-		tokens.Lookup(ctx, keygate.HashToken(keygate.GenerateTokenSecret("csk_")))
+		tokens.Lookup(ctx, keygate.DigestToken(keygate.GenerateTokenSecret("csk_")))
 	}
 	if n := tokens.UnknownLen(); n > 100 || n < 90 {
 		t.Errorf("%d unknown hashes cached after 1000 guesses, want at most 100 and more than 90", n)
@@ -287,7 +287,7 @@ func TestNegativeEntriesExpireAndAreBounded(t *testing.T) {
 	// neither refusal outlives the other.
 	tokens = gateway.NewTokens(st, gateway.TokensOptions{NegativeTTL: 5 * time.Second, Now: clock})
 	deleted := createToken(t, st.Store, org) // its hash
-	tok, err := st.FindTokenByHash(ctx, deleted)
+	tok, err := st.FindTokenByHash(ctx, deleted.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestFullNegativeCacheFreesATenthAtOnce(t *testing.T) {
 	ctx := context.Background()
 	guess := func() {
 		now = now.Add(ttl / size) // the oldest entry expires as each guess comes
-		tokens.Lookup(ctx, keygate.HashToken(keygate.GenerateTokenSecret("csk_")))
+		tokens.Lookup(ctx, keygate.DigestToken(keygate.GenerateTokenSecret("csk_")))
 	}
 	for range size {
 		guess()

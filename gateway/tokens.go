@@ -58,16 +58,22 @@ type Tokens struct {
 	now          func() time.Time
 	logger       *slog.Logger
 
-	mu     sync.RWMutex
-	tokens map[string]*cached[*keygate.Token] // by token hash
-	// hashes maps a token id to the hashes it is cached under (a rotated
+	mu sync.RWMutex
+	// tokens holds each entry in the map itself, keyed by the 32-byte
+	// digest: a hit reads the map's slot and the organization's slot and
+	// nothing else, where a map of hex strings to pointers read the key's
+	// 64 bytes, the entry and the token behind three pointers. With the
+	// default 100,000 entries the cache is far larger than the CPU's
+	// caches, so each pointer followed is a likely miss to memory.
+	tokens map[keygate.TokenDigest]tokenEntry
+	// hashes maps a token id to the digests it is cached under (a rotated
 	// token has two while its old secret's grace lasts), for invalidation
 	// by id.
-	hashes map[string][]string
-	orgs   map[string]*cached[*keygate.Organization] // by organization id
-	// unknown holds the hashes the store had no token for, and when it
+	hashes map[string][]keygate.TokenDigest
+	orgs   map[string]*orgSlot // by organization id
+	// unknown holds the digests the store had no token for, and when it
 	// said so.
-	unknown map[string]time.Time
+	unknown map[keygate.TokenDigest]time.Time
 	// generation counts invalidations (and the feed becoming ready); a
 	// load that started before one does not cache its result, so a revoke
 	// racing a cache fill cannot leave the revoked token cached.
@@ -110,6 +116,25 @@ type cached[T any] struct {
 	fetched time.Time
 }
 
+// tokenEntry is a cached token with what a hit needs beside it: when it
+// was read, whether it is revoked (which shortens its TTL) and its
+// organization's slot, so one map lookup answers.
+type tokenEntry struct {
+	tok     *keygate.Token
+	org     *orgSlot
+	fetched time.Time
+	revoked bool
+}
+
+// orgSlot holds an organization as cached: every cached token of the
+// organization points at it. A read replaces its value, a change empties
+// it (value nil), and the slot itself stays, the one for its id, until
+// the whole cache is dropped, so the tokens' pointers never go stale.
+// Its fields are read and written under Tokens.mu.
+type orgSlot struct {
+	cached[*keygate.Organization]
+}
+
 // TokensOptions tunes the cache; zero values take the defaults.
 type TokensOptions struct {
 	TTL          time.Duration // default 30s
@@ -146,8 +171,8 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 		store: store, ttl: opts.TTL, staleIfError: opts.StaleIfError, storeTimeout: opts.StoreTimeout,
 		maxEntries: opts.MaxEntries, negativeTTL: opts.NegativeTTL, maxNegative: opts.MaxNegativeEntries,
 		now: opts.Now, logger: opts.Logger,
-		tokens: map[string]*cached[*keygate.Token]{}, hashes: map[string][]string{}, orgs: map[string]*cached[*keygate.Organization]{},
-		unknown: map[string]time.Time{},
+		tokens: map[keygate.TokenDigest]tokenEntry{}, hashes: map[string][]keygate.TokenDigest{}, orgs: map[string]*orgSlot{},
+		unknown: map[keygate.TokenDigest]time.Time{},
 	}
 	if t.negativeTTL == 0 {
 		t.negativeTTL = DefaultNegativeTTL
@@ -176,12 +201,26 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 	return t
 }
 
-// Lookup returns the token with the given hash and its organization.
+// Lookup returns the token with the given digest and its organization.
 // Unknown tokens are ETOKENINVALID; a store failure with nothing usable in
 // the cache is EUNAVAILABLE; a caller whose ctx ended first gets
 // ECANCELED. Revocation and expiry are the caller's checks.
-func (t *Tokens) Lookup(ctx context.Context, hash string) (*keygate.Token, *keygate.Organization, error) {
-	tok, err := t.token(ctx, hash)
+func (t *Tokens) Lookup(ctx context.Context, d keygate.TokenDigest) (*keygate.Token, *keygate.Organization, error) {
+	now := t.now()
+	v := t.peek(d, now)
+	tokFresh := v.found && now.Sub(v.entry.fetched) < t.tokenTTL(v.entry)
+	if v.unknown || tokFresh {
+		t.hits.Add(1)
+	} else {
+		t.misses.Add(1)
+	}
+	if v.unknown {
+		return nil, nil, errTokenInvalid
+	}
+	if tokFresh && v.orgFresh(now, t.ttl) {
+		return v.entry.tok, v.org.value, nil
+	}
+	tok, err := t.token(ctx, d, v)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -193,70 +232,88 @@ func (t *Tokens) Lookup(ctx context.Context, hash string) (*keygate.Token, *keyg
 }
 
 // Cached answers from the cache alone, without asking the store: the
-// token with the given hash and its organization when both are cached and
-// fresh, or ETOKENINVALID when the hash is cached as unknown; ok is false
-// when the store would have to be asked. It is how a client address that
-// has spent its failed-authentication budget can still use a token this
-// instance already verified, and why an unknown token and a deleted one
-// take the same path.
-func (t *Tokens) Cached(hash string) (tok *keygate.Token, org *keygate.Organization, ok bool, err error) {
+// token with the given digest and its organization when both are cached
+// and fresh, or ETOKENINVALID when the digest is cached as unknown; ok is
+// false when the store would have to be asked. It is how a client address
+// that has spent its failed-authentication budget can still use a token
+// this instance already verified, and why an unknown token and a deleted
+// one take the same path.
+func (t *Tokens) Cached(d keygate.TokenDigest) (tok *keygate.Token, org *keygate.Organization, ok bool, err error) {
 	now := t.now()
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.knownUnknownLocked(hash, now) {
+	v := t.peek(d, now)
+	if v.unknown {
 		t.hits.Add(1)
 		return nil, nil, true, errTokenInvalid
 	}
-	entry := t.tokens[hash]
-	if entry == nil || now.Sub(entry.fetched) >= t.tokenTTL(entry) {
-		return nil, nil, false, nil
-	}
-	orgEntry := t.orgs[entry.value.OrganizationID]
-	if orgEntry == nil || now.Sub(orgEntry.fetched) >= t.ttl {
+	if !v.found || now.Sub(v.entry.fetched) >= t.tokenTTL(v.entry) || !v.orgFresh(now, t.ttl) {
 		return nil, nil, false, nil
 	}
 	t.hits.Add(1)
-	return entry.value, orgEntry.value, true, nil
+	return v.entry.tok, v.org.value, true, nil
 }
 
-// knownUnknownLocked reports whether the store said hash is unknown less
+// view is what the cache holds for a digest, read in one critical
+// section: whether the store called it unknown less than NegativeTTL ago,
+// its entry if any, and the entry's organization as cached then.
+type view struct {
+	unknown bool
+	found   bool
+	entry   tokenEntry
+	org     cached[*keygate.Organization]
+}
+
+func (t *Tokens) peek(d keygate.TokenDigest, now time.Time) view {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var v view
+	if v.unknown = t.knownUnknownLocked(d, now); v.unknown {
+		return v
+	}
+	if v.entry, v.found = t.tokens[d]; v.found {
+		v.org = v.entry.org.cached
+	}
+	return v
+}
+
+// orgFresh reports whether the view's organization is cached and younger
+// than ttl.
+func (v *view) orgFresh(now time.Time, ttl time.Duration) bool {
+	return v.org.value != nil && now.Sub(v.org.fetched) < ttl
+}
+
+// knownUnknownLocked reports whether the store said d is unknown less
 // than NegativeTTL ago.
-func (t *Tokens) knownUnknownLocked(hash string, now time.Time) bool {
-	at, ok := t.unknown[hash]
+func (t *Tokens) knownUnknownLocked(d keygate.TokenDigest, now time.Time) bool {
+	at, ok := t.unknown[d]
 	return ok && now.Sub(at) < t.negativeTTL
 }
 
-func (t *Tokens) token(ctx context.Context, hash string) (*keygate.Token, error) {
-	now := t.now()
-	t.mu.RLock()
-	entry := t.tokens[hash]
-	unknown := t.knownUnknownLocked(hash, now)
-	t.mu.RUnlock()
-	ttl := t.tokenTTL(entry)
-	if unknown || entry != nil && now.Sub(entry.fetched) < ttl {
-		t.hits.Add(1)
-	} else {
-		t.misses.Add(1)
+// token answers from the entry v found while it is fresh, and otherwise
+// reads the store (see cachedRead).
+func (t *Tokens) token(ctx context.Context, d keygate.TokenDigest, v view) (*keygate.Token, error) {
+	var entry *cached[*keygate.Token]
+	if v.found {
+		entry = &cached[*keygate.Token]{value: v.entry.tok, fetched: v.entry.fetched}
 	}
-	if unknown {
-		return nil, errTokenInvalid
-	}
-	return cachedRead(t, ctx, "t"+hash, entry, ttl, func(ctx context.Context, gen uint64) (*keygate.Token, error) {
+	return cachedRead(t, ctx, "t"+string(d[:]), entry, t.tokenTTL(v.entry), func(ctx context.Context, gen uint64) (*keygate.Token, error) {
 		created := t.created.Load()
-		tok, err := t.store.FindTokenByHash(ctx, hash)
+		tok, err := t.store.FindTokenByHash(ctx, d.String())
 		switch {
 		case err == nil:
-			t.storeTokenIfCurrent(gen, hash, tok)
+			t.storeTokenIfCurrent(gen, d, tok)
 		case keygate.ErrorCode(err) == keygate.ENOTFOUND:
-			t.storeUnknownIfCurrent(gen, created, hash)
+			t.storeUnknownIfCurrent(gen, created, d)
 		}
 		return tok, err
 	})
 }
 
 func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organization, error) {
+	var entry *cached[*keygate.Organization]
 	t.mu.RLock()
-	entry := t.orgs[id]
+	if slot := t.orgs[id]; slot != nil && slot.value != nil {
+		entry = &cached[*keygate.Organization]{value: slot.value, fetched: slot.fetched}
+	}
 	t.mu.RUnlock()
 	// A token whose organization is gone is as good as deleted: ENOTFOUND
 	// answers as an invalid token, like an unknown one.
@@ -265,7 +322,7 @@ func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organiza
 		if err == nil {
 			t.mu.Lock()
 			if t.keepsLocked(gen) {
-				t.orgs[id] = &cached[*keygate.Organization]{value: org, fetched: t.now()}
+				t.orgSlotLocked(id).cached = cached[*keygate.Organization]{value: org, fetched: t.now()}
 			}
 			t.mu.Unlock()
 		}
@@ -273,12 +330,23 @@ func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organiza
 	})
 }
 
+// orgSlotLocked returns the slot of the organization with id, making an
+// empty one if there is none.
+func (t *Tokens) orgSlotLocked(id string) *orgSlot {
+	slot := t.orgs[id]
+	if slot == nil {
+		slot = &orgSlot{}
+		t.orgs[id] = slot
+	}
+	return slot
+}
+
 // tokenTTL is how long entry answers without asking the store: a deleted
 // token no longer than an unknown one (NegativeTTL), so that neither
 // refusal outlives the other and how long a refusal takes cannot tell a
 // token that existed once from one that never did; any other for TTL.
-func (t *Tokens) tokenTTL(entry *cached[*keygate.Token]) time.Duration {
-	if entry != nil && entry.value.RevokedAt != nil && t.negativeTTL > 0 && t.negativeTTL < t.ttl {
+func (t *Tokens) tokenTTL(entry tokenEntry) time.Duration {
+	if entry.revoked && t.negativeTTL > 0 && t.negativeTTL < t.ttl {
 		return t.negativeTTL
 	}
 	return t.ttl
@@ -371,7 +439,7 @@ func (t *Tokens) detached(parent context.Context, load func(context.Context, uin
 func canceled(ctx context.Context) error {
 	return fmt.Errorf("%w: %w", errCanceled, ctx.Err())
 }
-func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token) {
+func (t *Tokens) storeTokenIfCurrent(gen uint64, d keygate.TokenDigest, tok *keygate.Token) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.keepsLocked(gen) {
@@ -380,17 +448,17 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, hash string, tok *keygate.Token
 	if len(t.tokens) >= t.maxEntries {
 		t.evictLocked()
 	}
-	if _, cached := t.tokens[hash]; !cached {
-		t.hashes[tok.ID] = append(t.hashes[tok.ID], hash)
+	if _, cached := t.tokens[d]; !cached {
+		t.hashes[tok.ID] = append(t.hashes[tok.ID], d)
 	}
-	t.tokens[hash] = &cached[*keygate.Token]{value: tok, fetched: t.now()}
+	t.tokens[d] = tokenEntry{tok: tok, org: t.orgSlotLocked(tok.OrganizationID), fetched: t.now(), revoked: tok.RevokedAt != nil}
 }
 
 // storeUnknownIfCurrent remembers that the store has no token with hash,
 // unless a change or a creation arrived since the read began (gen and
 // created, read then): it may be this token's. When full, expired entries
 // go first, then a random tenth.
-func (t *Tokens) storeUnknownIfCurrent(gen, created uint64, hash string) {
+func (t *Tokens) storeUnknownIfCurrent(gen, created uint64, d keygate.TokenDigest) {
 	if t.negativeTTL <= 0 {
 		return
 	}
@@ -403,7 +471,7 @@ func (t *Tokens) storeUnknownIfCurrent(gen, created uint64, hash string) {
 	if len(t.unknown) >= t.maxNegative {
 		t.shrinkUnknownLocked(now)
 	}
-	t.unknown[hash] = now
+	t.unknown[d] = now
 }
 
 // shrinkUnknownLocked makes room in a full negative cache: expired entries
@@ -443,7 +511,7 @@ func (t *Tokens) evictLocked() {
 		n = 1
 	}
 	for _, e := range t.tokens {
-		t.dropTokenLocked(e.value.ID)
+		t.dropTokenLocked(e.tok.ID)
 		n--
 		if n == 0 {
 			return
@@ -473,7 +541,10 @@ func (t *Tokens) Apply(c keygate.Change) {
 		// known here.
 		clear(t.unknown)
 	case keygate.ChangeOrganization:
-		delete(t.orgs, c.ID)
+		// Emptied, not deleted: its tokens' entries point at the slot.
+		if slot := t.orgs[c.ID]; slot != nil {
+			slot.cached = cached[*keygate.Organization]{}
+		}
 	default:
 		// Unknown kinds come from newer instances; dropping everything is
 		// always safe.
@@ -483,16 +554,16 @@ func (t *Tokens) Apply(c keygate.Change) {
 
 // dropAllLocked empties the cache.
 func (t *Tokens) dropAllLocked() {
-	t.tokens = map[string]*cached[*keygate.Token]{}
-	t.hashes = map[string][]string{}
-	t.orgs = map[string]*cached[*keygate.Organization]{}
+	t.tokens = map[keygate.TokenDigest]tokenEntry{}
+	t.hashes = map[string][]keygate.TokenDigest{}
+	t.orgs = map[string]*orgSlot{}
 	clear(t.unknown)
 }
 
 // dropTokenLocked forgets every cached hash of the token.
 func (t *Tokens) dropTokenLocked(id string) {
-	for _, hash := range t.hashes[id] {
-		delete(t.tokens, hash)
+	for _, d := range t.hashes[id] {
+		delete(t.tokens, d)
 	}
 	delete(t.hashes, id)
 }

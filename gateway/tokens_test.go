@@ -72,7 +72,7 @@ func newStallingStore(t *testing.T) (*stallingStore, *keygate.Organization) {
 	return &stallingStore{Store: st}, org
 }
 
-func createToken(t *testing.T, st keygate.Store, org *keygate.Organization) string {
+func createToken(t *testing.T, st keygate.Store, org *keygate.Organization) keygate.TokenDigest {
 	t.Helper()
 	policy := keygate.TokenPolicy{BasePrefix: "csk_", AllowNever: true}
 	tok, secret, err := keygate.NewToken(policy, keygate.TokenRequest{OrganizationID: org.ID, API: "canskan", Name: "t", Expiry: keygate.ExpiryNever}, time.Now())
@@ -82,7 +82,7 @@ func createToken(t *testing.T, st keygate.Store, org *keygate.Organization) stri
 	if err := st.CreateToken(context.Background(), tok, 0); err != nil {
 		t.Fatal(err)
 	}
-	return keygate.HashToken(secret)
+	return keygate.DigestToken(secret)
 }
 
 // Requests for one token share one store read; the first of them going away
