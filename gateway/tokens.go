@@ -57,6 +57,9 @@ type Tokens struct {
 	maxNegative  int
 	now          func() time.Time
 	logger       *slog.Logger
+	// epoch is when the cache was made, by its clock: token entries say
+	// when they were read as time since then.
+	epoch time.Time
 
 	mu sync.RWMutex
 	// tokens holds each entry in the map itself, keyed by the 32-byte
@@ -66,11 +69,13 @@ type Tokens struct {
 	// default 100,000 entries the cache is far larger than the CPU's
 	// caches, so each pointer followed is a likely miss to memory.
 	tokens map[keygate.TokenDigest]tokenEntry
-	// hashes maps a token id to the digests it is cached under (a rotated
-	// token has two while its old secret's grace lasts), for invalidation
-	// by id.
-	hashes map[string][]keygate.TokenDigest
-	orgs   map[string]*orgSlot // by organization id
+	// hashes and rotated map a token id to the digests it is cached
+	// under, for invalidation by id: hashes the first, held in the map as
+	// almost every token has one, rotated any more (a rotated token has
+	// two while its old secret's grace lasts).
+	hashes  map[string]keygate.TokenDigest
+	rotated map[string][]keygate.TokenDigest
+	orgs    map[string]*orgSlot // by organization id
 	// unknown holds the digests the store had no token for, and when it
 	// said so.
 	unknown map[keygate.TokenDigest]time.Time
@@ -120,9 +125,12 @@ type cached[T any] struct {
 // was read, whether it is revoked (which shortens its TTL) and its
 // organization's slot, so one map lookup answers.
 type tokenEntry struct {
-	tok     *keygate.Token
-	org     *orgSlot
-	fetched time.Time
+	tok *keygate.Token
+	org *orgSlot
+	// fetched is when the token was read, as time since Tokens.epoch:
+	// 8 bytes where a time.Time takes 24, in every one of the map's slots,
+	// and as monotonic as the clock's readings.
+	fetched time.Duration
 	revoked bool
 }
 
@@ -171,7 +179,8 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 		store: store, ttl: opts.TTL, staleIfError: opts.StaleIfError, storeTimeout: opts.StoreTimeout,
 		maxEntries: opts.MaxEntries, negativeTTL: opts.NegativeTTL, maxNegative: opts.MaxNegativeEntries,
 		now: opts.Now, logger: opts.Logger,
-		tokens: map[keygate.TokenDigest]tokenEntry{}, hashes: map[string][]keygate.TokenDigest{}, orgs: map[string]*orgSlot{},
+		tokens: map[keygate.TokenDigest]tokenEntry{}, hashes: map[string]keygate.TokenDigest{}, rotated: map[string][]keygate.TokenDigest{},
+		orgs:    map[string]*orgSlot{},
 		unknown: map[keygate.TokenDigest]time.Time{},
 	}
 	if t.negativeTTL == 0 {
@@ -195,6 +204,7 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 	if t.now == nil {
 		t.now = time.Now
 	}
+	t.epoch = t.now()
 	if t.logger == nil {
 		t.logger = slog.Default()
 	}
@@ -208,7 +218,7 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 func (t *Tokens) Lookup(ctx context.Context, d keygate.TokenDigest) (*keygate.Token, *keygate.Organization, error) {
 	now := t.now()
 	v := t.peek(d, now)
-	tokFresh := v.found && now.Sub(v.entry.fetched) < t.tokenTTL(v.entry)
+	tokFresh := v.found && t.age(v.entry, now) < t.tokenTTL(v.entry)
 	if v.unknown || tokFresh {
 		t.hits.Add(1)
 	} else {
@@ -245,7 +255,7 @@ func (t *Tokens) Cached(d keygate.TokenDigest) (tok *keygate.Token, org *keygate
 		t.hits.Add(1)
 		return nil, nil, true, errTokenInvalid
 	}
-	if !v.found || now.Sub(v.entry.fetched) >= t.tokenTTL(v.entry) || !v.orgFresh(now, t.ttl) {
+	if !v.found || t.age(v.entry, now) >= t.tokenTTL(v.entry) || !v.orgFresh(now, t.ttl) {
 		return nil, nil, false, nil
 	}
 	t.hits.Add(1)
@@ -275,6 +285,11 @@ func (t *Tokens) peek(d keygate.TokenDigest, now time.Time) view {
 	return v
 }
 
+// age is how long before now the entry's token was read.
+func (t *Tokens) age(e tokenEntry, now time.Time) time.Duration {
+	return now.Sub(t.epoch) - e.fetched
+}
+
 // orgFresh reports whether the view's organization is cached and younger
 // than ttl.
 func (v *view) orgFresh(now time.Time, ttl time.Duration) bool {
@@ -293,7 +308,7 @@ func (t *Tokens) knownUnknownLocked(d keygate.TokenDigest, now time.Time) bool {
 func (t *Tokens) token(ctx context.Context, d keygate.TokenDigest, v view) (*keygate.Token, error) {
 	var entry *cached[*keygate.Token]
 	if v.found {
-		entry = &cached[*keygate.Token]{value: v.entry.tok, fetched: v.entry.fetched}
+		entry = &cached[*keygate.Token]{value: v.entry.tok, fetched: t.epoch.Add(v.entry.fetched)}
 	}
 	return cachedRead(t, ctx, "t"+string(d[:]), entry, t.tokenTTL(v.entry), func(ctx context.Context, gen uint64) (*keygate.Token, error) {
 		created := t.created.Load()
@@ -449,9 +464,13 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, d keygate.TokenDigest, tok *key
 		t.evictLocked()
 	}
 	if _, cached := t.tokens[d]; !cached {
-		t.hashes[tok.ID] = append(t.hashes[tok.ID], d)
+		if _, has := t.hashes[tok.ID]; !has {
+			t.hashes[tok.ID] = d
+		} else {
+			t.rotated[tok.ID] = append(t.rotated[tok.ID], d)
+		}
 	}
-	t.tokens[d] = tokenEntry{tok: tok, org: t.orgSlotLocked(tok.OrganizationID), fetched: t.now(), revoked: tok.RevokedAt != nil}
+	t.tokens[d] = tokenEntry{tok: tok, org: t.orgSlotLocked(tok.OrganizationID), fetched: t.now().Sub(t.epoch), revoked: tok.RevokedAt != nil}
 }
 
 // storeUnknownIfCurrent remembers that the store has no token with hash,
@@ -555,17 +574,22 @@ func (t *Tokens) Apply(c keygate.Change) {
 // dropAllLocked empties the cache.
 func (t *Tokens) dropAllLocked() {
 	t.tokens = map[keygate.TokenDigest]tokenEntry{}
-	t.hashes = map[string][]keygate.TokenDigest{}
+	t.hashes = map[string]keygate.TokenDigest{}
+	t.rotated = map[string][]keygate.TokenDigest{}
 	t.orgs = map[string]*orgSlot{}
 	clear(t.unknown)
 }
 
 // dropTokenLocked forgets every cached hash of the token.
 func (t *Tokens) dropTokenLocked(id string) {
-	for _, d := range t.hashes[id] {
+	if d, ok := t.hashes[id]; ok {
+		delete(t.tokens, d)
+	}
+	for _, d := range t.rotated[id] {
 		delete(t.tokens, d)
 	}
 	delete(t.hashes, id)
+	delete(t.rotated, id)
 }
 
 // Follow applies the feed's changes in the background until ctx ends, and
