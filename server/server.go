@@ -252,6 +252,9 @@ func (s *Server) Store() keygate.Store { return s.store }
 // APIs returns the configured APIs.
 func (s *Server) APIs() []*keygate.API { return s.apis }
 
+// TokenCache returns the token cache every API of the server shares.
+func (s *Server) TokenCache() *gateway.Tokens { return s.tokens }
+
 // Gateway returns the gateway of the named API, or nil.
 func (s *Server) Gateway(api string) *gateway.Gateway { return s.gateways[api] }
 

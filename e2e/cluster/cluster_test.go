@@ -201,6 +201,14 @@ func (c *cluster) startOne(s settings, dbURL string) *instance {
 	})
 	in := &instance{name: name, server: srv, base: "http://" + srv.Addr(api), admin: "http://" + srv.Addr("admin")}
 	c.instances = append(c.instances, in)
+	// Until its change feed has read where it begins, an instance caches
+	// nothing: the tests count on its cache from the first request.
+	for deadline := time.Now().Add(10 * time.Second); !srv.TokenCache().Following(); {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: the token cache did not start following changes within 10s", name)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return in
 }
 
