@@ -65,24 +65,9 @@ func (s *Store) EnqueueEmails(ctx context.Context, n *keygate.TokenNotice, email
 }
 
 // ClaimEmails takes due pending emails, skipping rows another claimer
-// holds.
+// holds (outbox).
 func (s *Store) ClaimEmails(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*keygate.Email, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, err := s.pool.Query(ctx, `WITH claimed AS (
-			UPDATE emails SET attempts = attempts + 1, next_attempt_at = $1
-			WHERE id IN (
-				SELECT id FROM emails WHERE state = 'pending' AND next_attempt_at <= $2
-				ORDER BY next_attempt_at, pos LIMIT $3
-				FOR UPDATE SKIP LOCKED)
-			RETURNING pos, `+emailColumns+`)
-		SELECT `+emailColumns+` FROM claimed ORDER BY created_at, pos`,
-		ts(now.Add(lease)), ts(now), limit)
-	if err != nil {
-		return nil, dbError(err)
-	}
-	return collect(rows, scanEmail)
+	return emailOutbox.claim(ctx, s, now, lease, limit)
 }
 
 // RecordEmailAttempt updates the email if the claim that made the attempt
@@ -105,13 +90,7 @@ func (s *Store) RecordEmailAttempt(ctx context.Context, a *keygate.EmailAttempt)
 	} else if tag.RowsAffected() == 1 {
 		return nil
 	}
-	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM emails WHERE id = $1`, a.EmailID).Scan(&n); err != nil {
-		return dbError(err)
-	} else if n == 0 {
-		return keygate.Errorf(keygate.ENOTFOUND, "Email not found.")
-	}
-	return keygate.Errorf(keygate.ECONFLICT, "The email is no longer held by this attempt.")
+	return emailOutbox.claimLost(ctx, s.pool, a.EmailID)
 }
 
 // ListEmails returns matching emails newest first, at most filter.Limit

@@ -168,27 +168,10 @@ func (s *Store) insertDeliveries(ctx context.Context, tx pgx.Tx, deliveries []*k
 	return nil
 }
 
-// ClaimWebhookDeliveries takes due pending deliveries of enabled endpoints.
-// The selection locks its rows and skips rows another claimer holds, and
-// re-checks each row it locks, so no delivery is claimed twice.
+// ClaimWebhookDeliveries takes due pending deliveries of enabled
+// endpoints, skipping rows another claimer holds (outbox).
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*keygate.WebhookDelivery, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, err := s.pool.Query(ctx, `WITH claimed AS (
-			UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $1
-			WHERE id IN (
-				SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-				WHERE d.state = 'pending' AND d.next_attempt_at <= $2 AND NOT w.disabled
-				ORDER BY d.next_attempt_at, d.pos LIMIT $3
-				FOR UPDATE OF d SKIP LOCKED)
-			RETURNING pos, `+deliveryColumns+`)
-		SELECT `+deliveryColumns+` FROM claimed ORDER BY created_at, pos`,
-		ts(now.Add(lease)), ts(now), limit)
-	if err != nil {
-		return nil, dbError(err)
-	}
-	return collect(rows, scanDelivery)
+	return deliveryOutbox.claim(ctx, s, now, lease, limit)
 }
 
 // RecordWebhookAttempt stores the attempt and the delivery's new state if
@@ -217,7 +200,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a *keygate.WebhookAtte
 		if err != nil {
 			return dbError(err)
 		} else if tag.RowsAffected() == 0 {
-			return deliveryClaimLost(ctx, tx, a.DeliveryID)
+			return deliveryOutbox.claimLost(ctx, tx, a.DeliveryID)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO webhook_attempts (`+attemptColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -225,17 +208,6 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a *keygate.WebhookAtte
 			a.Delivered, nullTS(next))
 		return dbError(err)
 	})
-}
-
-// deliveryClaimLost explains why an attempt could not be recorded.
-func deliveryClaimLost(ctx context.Context, tx pgx.Tx, id string) error {
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1)`, id).Scan(&exists); err != nil {
-		return dbError(err)
-	} else if !exists {
-		return keygate.Errorf(keygate.ENOTFOUND, "Webhook delivery not found.")
-	}
-	return keygate.Errorf(keygate.ECONFLICT, "The webhook delivery is no longer held by this attempt.")
 }
 
 // RedeliverWebhook makes a finished delivery pending again, due at at.

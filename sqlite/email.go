@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -70,38 +69,9 @@ func (s *Store) EnqueueEmails(ctx context.Context, n *keygate.TokenNotice, email
 	})
 }
 
-// ClaimEmails takes due pending emails under the write lock.
+// ClaimEmails takes due pending emails under the write lock (outbox).
 func (s *Store) ClaimEmails(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*keygate.Email, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	var out []*keygate.Email
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE emails
-			SET attempts = attempts + 1, next_attempt_at = ?1
-			WHERE id IN (
-				SELECT id FROM emails WHERE state = 'pending' AND next_attempt_at <= ?2
-				ORDER BY next_attempt_at, rowid LIMIT ?3)
-			RETURNING `+emailColumns,
-			millis(now.Add(lease)), millis(now), limit)
-		if err != nil {
-			return dbError(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanEmail(rows)
-			if err != nil {
-				return dbError(err)
-			}
-			out = append(out, e)
-		}
-		return dbError(rows.Err())
-	})
-	if err != nil {
-		return nil, err
-	}
-	slices.SortStableFunc(out, func(a, b *keygate.Email) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	return out, nil
+	return emailOutbox.claim(ctx, s, now, lease, limit)
 }
 
 // RecordEmailAttempt updates the email if the claim that made the attempt
@@ -128,13 +98,7 @@ func (s *Store) RecordEmailAttempt(ctx context.Context, a *keygate.EmailAttempt)
 		} else if n == 1 {
 			return nil
 		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM emails WHERE id = ?`, a.EmailID).Scan(&n); err != nil {
-			return dbError(err)
-		} else if n == 0 {
-			return keygate.Errorf(keygate.ENOTFOUND, "Email not found.")
-		}
-		return keygate.Errorf(keygate.ECONFLICT, "The email is no longer held by this attempt.")
+		return emailOutbox.claimLost(ctx, tx, a.EmailID)
 	})
 }
 

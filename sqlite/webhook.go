@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"slices"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -192,44 +191,9 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, deliveries []*
 }
 
 // ClaimWebhookDeliveries takes due pending deliveries of enabled endpoints
-// under the write lock: the selection and the lease are one statement in
-// one BEGIN IMMEDIATE transaction.
+// under the write lock (outbox).
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*keygate.WebhookDelivery, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	var out []*keygate.WebhookDelivery
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries
-			SET attempts = attempts + 1, next_attempt_at = ?1
-			WHERE id IN (
-				SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-				WHERE d.state = 'pending' AND d.next_attempt_at <= ?2 AND NOT w.disabled
-				ORDER BY d.next_attempt_at, d.rowid LIMIT ?3)
-			RETURNING `+deliveryColumns,
-			millis(now.Add(lease)), millis(now), limit)
-		if err != nil {
-			return dbError(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDelivery(rows)
-			if err != nil {
-				return dbError(err)
-			}
-			out = append(out, d)
-		}
-		return dbError(rows.Err())
-	})
-	if err != nil {
-		return nil, err
-	}
-	// RETURNING does not keep the subquery's order. Oldest first, so an
-	// organization's events tend to go out in the order they happened.
-	slices.SortStableFunc(out, func(a, b *keygate.WebhookDelivery) int {
-		return a.CreatedAt.Compare(b.CreatedAt)
-	})
-	return out, nil
+	return deliveryOutbox.claim(ctx, s, now, lease, limit)
 }
 
 // RecordWebhookAttempt stores the attempt and the delivery's new state if
@@ -261,7 +225,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a *keygate.WebhookAtte
 		if n, err := res.RowsAffected(); err != nil {
 			return dbError(err)
 		} else if n == 0 {
-			return deliveryClaimLost(ctx, tx, a.DeliveryID)
+			return deliveryOutbox.claimLost(ctx, tx, a.DeliveryID)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_attempts (`+attemptColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -269,17 +233,6 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a *keygate.WebhookAtte
 			a.Delivered, nullMillis(next))
 		return dbError(err)
 	})
-}
-
-// deliveryClaimLost explains why an attempt could not be recorded.
-func deliveryClaimLost(ctx context.Context, tx *sql.Tx, id string) error {
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_deliveries WHERE id = ?`, id).Scan(&n); err != nil {
-		return dbError(err)
-	} else if n == 0 {
-		return keygate.Errorf(keygate.ENOTFOUND, "Webhook delivery not found.")
-	}
-	return keygate.Errorf(keygate.ECONFLICT, "The webhook delivery is no longer held by this attempt.")
 }
 
 // RedeliverWebhook makes a finished delivery pending again, due at at.
