@@ -128,6 +128,7 @@ type upstreamResponse struct {
 func (r *upstreamResponse) finish(bodyDone bool) {
 	// No field of this response stays reachable from the pool.
 	clear(r.fields)
+	clear(r.trailer)
 	clear(r.trailers)
 	if bodyDone && !r.close && r.conn.br.Buffered() == 0 {
 		r.client.release(r.conn)
