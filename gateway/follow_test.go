@@ -2,7 +2,7 @@ package gateway_test
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/keygate/keygate"
@@ -68,19 +68,20 @@ func TestTokenReadBeforeTheFeedBeginsIsNotKept(t *testing.T) {
 // readThenWait answers a token lookup with what the store said when asked,
 // but only once released: a read that began before a revocation and ends
 // after it.
+// Only the first lookup waits.
 type readThenWait struct {
 	*sqlite.Store
 	read    chan struct{}
 	release chan struct{}
-	once    sync.Once
+	waited  atomic.Bool
 }
 
 func (s *readThenWait) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
 	tok, err := s.Store.FindTokenByHash(ctx, hash)
-	s.once.Do(func() {
+	if s.waited.CompareAndSwap(false, true) {
 		close(s.read)
 		<-s.release
-	})
+	}
 	return tok, err
 }
 
@@ -118,5 +119,47 @@ func TestTokenReadAcrossTheFeedsBeginningIsNotKept(t *testing.T) {
 	}
 	if tok, _, err := tokens.Lookup(ctx, hash); err != nil || tok.RevokedAt == nil {
 		t.Fatalf("Lookup after the revocation = %+v, %v; want the revoked token", tok, err)
+	}
+}
+
+// A lookup that starts after this instance applied a revocation does not
+// take the answer of a read that began before it: that read may have seen
+// the token active.
+func TestLookupAfterAnInvalidationDoesNotShareAnEarlierRead(t *testing.T) {
+	sst, org := newStallingStore(t)
+	hash := createToken(t, sst.Store, org)
+	st := &readThenWait{Store: sst.Store, read: make(chan struct{}), release: make(chan struct{})}
+	tokens := gateway.NewTokens(st, gateway.TokensOptions{})
+	ctx := context.Background()
+
+	first := make(chan *keygate.Token, 1)
+	go func() {
+		tok, _, _ := tokens.Lookup(ctx, hash) // the store timeout may end it
+		first <- tok
+	}()
+	<-st.read
+	tok, err := st.Store.FindTokenByHash(ctx, hash.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeToken(ctx, tok.ID, tok.CreatedAt); err != nil {
+		t.Fatal(err)
+	}
+	tokens.Apply(keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID})
+	second := make(chan *keygate.Token, 1)
+	go func() {
+		tok, _, err := tokens.Lookup(ctx, hash)
+		if err != nil {
+			t.Errorf("Lookup after the revocation: %v", err)
+		}
+		second <- tok
+	}()
+	// Had it joined the read that began before the revocation, it would
+	// wait for that read until the store timeout.
+	after := <-second
+	close(st.release)
+	<-first
+	if after == nil || after.RevokedAt == nil {
+		t.Fatalf("a lookup that began after the revocation was applied answered %+v; want the revoked token", after)
 	}
 }

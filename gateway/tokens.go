@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -410,8 +411,14 @@ var (
 // StoreTimeout, whichever comes first: no caller waits longer than
 // StoreTimeout however long the store takes to give up, and a caller that
 // leaves fails no one else.
+//
+// Callers share a read only within one generation: a caller that comes
+// after an invalidation (a revocation applied here) starts a read of its
+// own instead of taking the answer of one that may have read the store
+// before the change.
 func (t *Tokens) read(ctx context.Context, key string, load func(context.Context, uint64) (any, error)) (any, error) {
-	result := t.loads.DoChan(key, t.detached(ctx, load))
+	gen := t.generation.Load()
+	result := t.loads.DoChan(loadKey(key, gen), t.detached(ctx, gen, load))
 	timeout := time.NewTimer(t.storeTimeout)
 	defer timeout.Stop()
 	select {
@@ -425,19 +432,25 @@ func (t *Tokens) read(ctx context.Context, key string, load func(context.Context
 	}
 }
 
-// refresh starts load for key in the background unless one is running.
+// refresh starts load for key in the background unless one of this
+// generation is running.
 func (t *Tokens) refresh(key string, load func(context.Context, uint64) (any, error)) {
-	t.loads.DoChan(key, t.detached(context.Background(), load))
+	gen := t.generation.Load()
+	t.loads.DoChan(loadKey(key, gen), t.detached(context.Background(), gen, load))
+}
+
+// loadKey names the read of key begun at generation gen.
+func loadKey(key string, gen uint64) string {
+	return string(strconv.AppendUint(append([]byte(key), '@'), gen, 36))
 }
 
 // detached wraps load for the singleflight group: it runs under parent's
 // values without its cancellation, ends after StoreTimeout, and records
 // whether the store answered.
-func (t *Tokens) detached(parent context.Context, load func(context.Context, uint64) (any, error)) func() (any, error) {
+func (t *Tokens) detached(parent context.Context, gen uint64, load func(context.Context, uint64) (any, error)) func() (any, error) {
 	return func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), t.storeTimeout)
 		defer cancel()
-		gen := t.generation.Load()
 		v, err := load(ctx, gen)
 		if err == nil || keygate.ErrorCode(err) == keygate.ENOTFOUND {
 			t.markStoreUp()
