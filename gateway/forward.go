@@ -40,11 +40,14 @@ type Forwarder struct {
 }
 
 // forwarded is what Forward hands to the header rewrite through the
-// request's context: who the request acts for and the client's address.
+// request's context: who the request acts for and the client's address;
+// and to the response's, the client's response header, which holds only
+// what keygate set until the upstream's header is copied in.
 type forwarded struct {
 	identity *keygate.Identity
 	signed   *signedIdentity
 	client   netip.Addr
+	header   http.Header
 }
 
 type forwardedContextKey struct{}
@@ -64,8 +67,9 @@ func NewForwarder(api *keygate.API, upstream *url.URL, signer *identity.Signer, 
 			pr.SetXForwarded()
 			f.rewriteHeaders(pr.Out)
 		},
-		Transport:    transport,
-		ErrorHandler: f.upstreamError,
+		ModifyResponse: keygateHeadersWin,
+		Transport:      transport,
+		ErrorHandler:   f.upstreamError,
 	}
 	return f
 }
@@ -102,7 +106,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.
 // forward is Forward with id's header values ready when signed is set.
 func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, signed *signedIdentity, client netip.Addr) {
 	if isUpgrade(r.Header) {
-		r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, signed: signed, client: client}))
+		r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, signed: signed, client: client, header: w.Header()}))
 		f.proxy.ServeHTTP(w, r)
 		return
 	}
@@ -133,6 +137,19 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		defer endUpstreamSpan(span, resp.status, nil)
 	}
 	copyResponse(w, resp)
+}
+
+// keygateHeadersWin removes from an upgrade's answer the fields that
+// keygate set on the client's response, as passHeader leaves them out.
+func keygateHeadersWin(res *http.Response) error {
+	fwd, _ := res.Request.Context().Value(forwardedContextKey{}).(forwarded)
+	set := keygateSet(fwd.header, nil)
+	for name := range res.Header {
+		if yieldsToKeygate(set, name) {
+			delete(res.Header, name)
+		}
+	}
+	return nil
 }
 
 func (f *Forwarder) rewriteHeaders(out *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // proxied is keygate's cannmenus gateway in front of upstream, served by a
@@ -382,6 +384,69 @@ func TestForwardedHeadersDoNotCarryOverBetweenRequests(t *testing.T) {
 		}
 		if n := len(seen.Header.Values("X-Only-Even")); n != want || (want == 0) != (seen.Header.Get("Accept-Language") == "") {
 			t.Errorf("request %d: upstream saw %v", i, seen.Header)
+		}
+	}
+}
+
+// keygate's rate limit headers are the client's only ones: an upstream's
+// fields of the same names, in any spelling, are not passed beside them,
+// on the proxy's own path or an upgrade's.
+func TestKeygatesRateLimitHeadersReplaceTheUpstreams(t *testing.T) {
+	upstreamLimits := func(h http.Header) {
+		h["X-RateLimit-Limit"] = []string{"5000"}
+		h["X-Ratelimit-Remaining"] = []string{"4999", "4998"}
+		h["x-ratelimit-reset"] = []string{"1"}
+		h["Vary"] = []string{"Accept-Encoding"}
+		h["X-Upstream"] = []string{"kept"}
+	}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			upstreamLimits(w.Header())
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		h := http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
+		upstreamLimits(h)
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+		h.Write(brw)
+		brw.WriteString("\r\n")
+		brw.Flush()
+	}))
+	defer upstream.Close()
+	limiter := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	defer limiter.Close()
+	f := newFixture(t)
+	gw, err := gateway.New(gateway.Config{API: eventsAPI(upstream.URL), Tokens: f.tokens, Limiter: limiter, MaxBodyBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+
+	for i, upgrade := range []bool{false, true} {
+		req, _ := http.NewRequest("GET", srv.URL+"/p/abc123def456", nil)
+		if upgrade {
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := map[string]string{"X-Ratelimit-Limit": "10", "X-Ratelimit-Remaining": strconv.Itoa(9 - i), "Vary": "Accept-Encoding", "X-Upstream": "kept"}
+		for name, v := range want {
+			if got := resp.Header[name]; len(got) != 1 || got[0] != v {
+				t.Errorf("upgrade %v: %s %q, want only %q", upgrade, name, got, v)
+			}
+		}
+		if got := resp.Header["X-Ratelimit-Reset"]; len(got) != 1 || got[0] == "1" {
+			t.Errorf("upgrade %v: X-RateLimit-Reset %q, want only keygate's", upgrade, got)
 		}
 	}
 }

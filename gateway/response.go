@@ -177,3 +177,44 @@ func headerValuesContainToken(values []string, token string) bool {
 	}
 	return false
 }
+
+// A header keygate sets on a response it forwards is keygate's word: the
+// X-RateLimit-* of the limit it applied, the MCP endpoint's
+// Access-Control-Allow-Origin. The upstream's fields of the same name, in
+// any spelling, are not passed beside it: a client reading two
+// X-RateLimit-Remaining values (or a browser two Access-Control-Allow-
+// Origin values, which fails CORS) could not tell which is keygate's.
+//
+// keygateSet lists, into names, the names keygate set in the client's
+// header h before any of the upstream's fields were added.
+func keygateSet(h http.Header, names []string) []string {
+	for name := range h {
+		names = append(names, name)
+	}
+	return names
+}
+
+// yieldsToKeygate reports whether the upstream's field name is left out
+// because keygate set it (set is from keygateSet).
+func yieldsToKeygate(set []string, name string) bool {
+	for _, s := range set {
+		if asciiEqualFold(s, name) {
+			return !combinedFields[http.CanonicalHeaderKey(name)]
+		}
+	}
+	return false
+}
+
+// combinedFields are lists to which keygate adds members and the upstream
+// others, all of which the client needs: keygate's value does not replace
+// the upstream's. The MCP endpoint exposes its headers to browsers and
+// the upstream may expose more (Access-Control-Expose-Headers); keygate
+// sets no Vary or Set-Cookie on forwarded responses today, but should it,
+// the upstream's must stay, or caches serve the wrong variant and clients
+// lose their sessions. Cache-Control is not here: keygate would set it
+// only to forbid storing, which the upstream must not loosen.
+var combinedFields = map[string]bool{
+	"Access-Control-Expose-Headers": true,
+	"Set-Cookie":                    true,
+	"Vary":                          true,
+}

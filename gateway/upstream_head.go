@@ -459,11 +459,12 @@ func (r *upstreamResponse) readTrailers(br *bufio.Reader) error {
 // passHeader adds the response's end-to-end fields to h, the client's
 // header: not the hop-by-hop ones (RFC 9110 section 7.6.1), nor those
 // Connection names, nor TE (a request field: "TE: trailers" passes only
-// that way).
+// that way), nor those keygate already set in h (see keygateSet).
 func (r *upstreamResponse) passHeader(h http.Header) (contentType string) {
 	values := make([]string, len(r.fields))
+	set := keygateSet(h, make([]string, 0, 8))
 	for i, f := range r.fields {
-		if f.dropped || r.hopByHop(f.name) {
+		if f.dropped || r.hopByHop(f.name) || yieldsToKeygate(set, f.name) {
 			continue
 		}
 		if f.name == "Content-Type" && contentType == "" {

@@ -333,3 +333,30 @@ func BenchmarkUpstreamResponseHead(b *testing.B) {
 		}
 	})
 }
+
+// The upstream's fields yield to those keygate set on the client's
+// response, in any spelling, except lists both add members to.
+func TestPassHeaderKeepsKeygatesFields(t *testing.T) {
+	const raw = "HTTP/1.1 200 OK\r\nX-Ratelimit-Remaining: 4999\r\nAccess-Control-Allow-Origin: https://a.example\r\n" +
+		"Access-Control-Expose-Headers: X-Page\r\nX-Page: 2\r\nX-Page: 3\r\nContent-Length: 0\r\n\r\n"
+	var r upstreamResponse
+	if err := r.read(bufio.NewReader(strings.NewReader(raw)), http.MethodGet); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{
+		"X-RateLimit-Remaining":         {"9"},
+		"Access-Control-Allow-Origin":   {"*"},
+		"Access-Control-Expose-Headers": {"WWW-Authenticate"},
+	}
+	r.passHeader(h)
+	want := http.Header{
+		"X-RateLimit-Remaining":         {"9"},
+		"Access-Control-Allow-Origin":   {"*"},
+		"Access-Control-Expose-Headers": {"WWW-Authenticate", "X-Page"},
+		"X-Page":                        {"2", "3"},
+		"Content-Length":                {"0"},
+	}
+	if !equalHeaders(h, want) {
+		t.Errorf("client's header %v, want %v", h, want)
+	}
+}
