@@ -64,6 +64,22 @@ type Email struct {
 	InvitationID string
 }
 
+// Queue gives the email what it has on entering the outbox: an id unless
+// it has one, createdAt, pending, and due at createdAt unless it is already
+// scheduled. Stores call it on enqueue with createdAt at their own
+// precision, so every store queues an email alike.
+func (e *Email) Queue(createdAt time.Time) {
+	if e.ID == "" {
+		e.ID = NewID("eml")
+	}
+	e.CreatedAt = createdAt
+	if e.NextAttemptAt == nil {
+		due := createdAt
+		e.NextAttemptAt = &due
+	}
+	e.State = EmailPending
+}
+
 // EmailAttempt is the outcome of one attempt to send an email: Sent, or
 // another attempt at NextAttemptAt, or neither, which fails the email.
 type EmailAttempt struct {

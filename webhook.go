@@ -203,6 +203,26 @@ type WebhookDelivery struct {
 	CreatedAt     time.Time
 }
 
+// Queue gives the delivery what it has on entering the queue: an id unless
+// it has one, createdAt, pending, due at createdAt unless it is already
+// scheduled, and an empty payload rather than none. Stores call it on
+// enqueue with createdAt at their own precision, so every store queues a
+// delivery alike.
+func (d *WebhookDelivery) Queue(createdAt time.Time) {
+	if d.ID == "" {
+		d.ID = NewID("msg")
+	}
+	d.CreatedAt = createdAt
+	if d.NextAttemptAt == nil {
+		due := createdAt
+		d.NextAttemptAt = &due
+	}
+	d.State = DeliveryPending
+	if d.Payload == nil {
+		d.Payload = []byte{}
+	}
+}
+
 // WebhookAttempt is the outcome of one delivery attempt. It also says what
 // happens next: Delivered, another attempt at NextAttemptAt, or neither,
 // which fails the delivery.

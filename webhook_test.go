@@ -70,3 +70,32 @@ func TestNewWebhook(t *testing.T) {
 		t.Errorf("unknown event: %v, want EINVALID", err)
 	}
 }
+
+func TestQueueFillsOnlyWhatIsMissing(t *testing.T) {
+	created := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	later := created.Add(time.Hour)
+
+	var d keygate.WebhookDelivery
+	d.Queue(created)
+	if !strings.HasPrefix(d.ID, "msg_") || !d.CreatedAt.Equal(created) || d.State != keygate.DeliveryPending ||
+		d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(created) || d.Payload == nil || len(d.Payload) != 0 {
+		t.Errorf("new delivery queued as %+v", d)
+	}
+	kept := keygate.WebhookDelivery{ID: "msg_given", State: keygate.DeliveryFailed, NextAttemptAt: &later, Payload: []byte("{}")}
+	kept.Queue(created)
+	if kept.ID != "msg_given" || kept.State != keygate.DeliveryPending || kept.NextAttemptAt != &later || string(kept.Payload) != "{}" {
+		t.Errorf("scheduled delivery queued as %+v", kept)
+	}
+
+	var e keygate.Email
+	e.Queue(created)
+	if !strings.HasPrefix(e.ID, "eml_") || !e.CreatedAt.Equal(created) || e.State != keygate.EmailPending ||
+		e.NextAttemptAt == nil || !e.NextAttemptAt.Equal(created) {
+		t.Errorf("new email queued as %+v", e)
+	}
+	keptEmail := keygate.Email{ID: "eml_given", State: keygate.EmailFailed, NextAttemptAt: &later}
+	keptEmail.Queue(created)
+	if keptEmail.ID != "eml_given" || keptEmail.State != keygate.EmailPending || keptEmail.NextAttemptAt != &later {
+		t.Errorf("scheduled email queued as %+v", keptEmail)
+	}
+}

@@ -41,15 +41,7 @@ func (s *Store) EnqueueEmails(ctx context.Context, n *keygate.TokenNotice, email
 			}
 		}
 		for _, e := range emails {
-			if e.ID == "" {
-				e.ID = keygate.NewID("eml")
-			}
-			e.CreatedAt = s.createdAt(e.CreatedAt)
-			if e.NextAttemptAt == nil {
-				due := e.CreatedAt
-				e.NextAttemptAt = &due
-			}
-			e.State = keygate.EmailPending
+			e.Queue(s.createdAt(e.CreatedAt))
 			_, err := tx.Exec(ctx, `INSERT INTO emails (`+emailColumns+`)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 				e.ID, e.OrganizationID, e.Kind, nonNil(e.To), e.Subject, e.Text, e.HTML, e.State, e.Attempts,

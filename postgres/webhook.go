@@ -138,18 +138,7 @@ func (s *Store) EnqueueTokenNotice(ctx context.Context, n *keygate.TokenNotice, 
 
 func (s *Store) insertDeliveries(ctx context.Context, tx pgx.Tx, deliveries []*keygate.WebhookDelivery) error {
 	for _, d := range deliveries {
-		if d.ID == "" {
-			d.ID = keygate.NewID("msg")
-		}
-		d.CreatedAt = s.createdAt(d.CreatedAt)
-		if d.NextAttemptAt == nil {
-			due := d.CreatedAt
-			d.NextAttemptAt = &due
-		}
-		d.State = keygate.DeliveryPending
-		if d.Payload == nil {
-			d.Payload = []byte{}
-		}
+		d.Queue(s.createdAt(d.CreatedAt))
 		_, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (`+deliveryColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			d.ID, d.WebhookID, d.OrganizationID, d.Event, d.Payload, d.State,

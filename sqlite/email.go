@@ -42,15 +42,7 @@ func (s *Store) EnqueueEmails(ctx context.Context, n *keygate.TokenNotice, email
 			}
 		}
 		for _, e := range emails {
-			if e.ID == "" {
-				e.ID = keygate.NewID("eml")
-			}
-			e.CreatedAt = s.createdAt(e.CreatedAt)
-			if e.NextAttemptAt == nil {
-				due := e.CreatedAt
-				e.NextAttemptAt = &due
-			}
-			e.State = keygate.EmailPending
+			e.Queue(s.createdAt(e.CreatedAt))
 			to, err := encodeStrings(e.To)
 			if err != nil {
 				return err

@@ -162,18 +162,7 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, deliveries []*
 	}
 	defer stmt.Close()
 	for _, d := range deliveries {
-		if d.ID == "" {
-			d.ID = keygate.NewID("msg")
-		}
-		d.CreatedAt = s.createdAt(d.CreatedAt)
-		if d.NextAttemptAt == nil {
-			due := d.CreatedAt
-			d.NextAttemptAt = &due
-		}
-		d.State = keygate.DeliveryPending
-		if d.Payload == nil {
-			d.Payload = []byte{}
-		}
+		d.Queue(s.createdAt(d.CreatedAt))
 		_, err := stmt.ExecContext(ctx, d.ID, d.WebhookID, d.OrganizationID, d.Event, d.Payload, d.State,
 			d.Attempts, nullMillis(d.NextAttemptAt), nullMillis(d.LastAttemptAt), d.LastStatus, d.LastError,
 			d.LastResponse, nullMillis(d.DeliveredAt), millis(d.CreatedAt))
