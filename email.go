@@ -91,6 +91,18 @@ type EmailAttempt struct {
 	NextAttemptAt *time.Time
 }
 
+// Result is what the attempt leaves the email as: sent at At and due no
+// more, pending until NextAttemptAt, or failed. Every store records it so.
+func (a *EmailAttempt) Result() (state string, next, sentAt *time.Time) {
+	switch {
+	case a.Sent:
+		return EmailSent, nil, &a.At
+	case a.NextAttemptAt != nil:
+		return EmailPending, a.NextAttemptAt, nil
+	}
+	return EmailFailed, nil, nil
+}
+
 // EmailFilter selects outbox emails; empty fields match everything.
 type EmailFilter struct {
 	OrganizationID string

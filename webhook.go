@@ -239,6 +239,19 @@ type WebhookAttempt struct {
 	NextAttemptAt *time.Time
 }
 
+// Result is what the attempt leaves the delivery as: delivered at At and
+// due no more, pending until NextAttemptAt, or failed. Every store records
+// it so.
+func (a *WebhookAttempt) Result() (state string, next, deliveredAt *time.Time) {
+	switch {
+	case a.Delivered:
+		return DeliveryDelivered, nil, &a.At
+	case a.NextAttemptAt != nil:
+		return DeliveryPending, a.NextAttemptAt, nil
+	}
+	return DeliveryFailed, nil, nil
+}
+
 // WebhookDeliveryFilter selects deliveries for the log; empty fields match
 // everything.
 type WebhookDeliveryFilter struct {

@@ -99,3 +99,41 @@ func TestQueueFillsOnlyWhatIsMissing(t *testing.T) {
 		t.Errorf("scheduled email queued as %+v", keptEmail)
 	}
 }
+
+func TestAttemptResult(t *testing.T) {
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	retry := at.Add(time.Minute)
+
+	for _, c := range []struct {
+		a            keygate.WebhookAttempt
+		state        string
+		next, doneAt *time.Time
+	}{
+		{keygate.WebhookAttempt{At: at, Delivered: true, NextAttemptAt: &retry}, keygate.DeliveryDelivered, nil, &at},
+		{keygate.WebhookAttempt{At: at, NextAttemptAt: &retry}, keygate.DeliveryPending, &retry, nil},
+		{keygate.WebhookAttempt{At: at}, keygate.DeliveryFailed, nil, nil},
+	} {
+		state, next, doneAt := c.a.Result()
+		if state != c.state || !sameTime(next, c.next) || !sameTime(doneAt, c.doneAt) {
+			t.Errorf("%+v.Result() = %s, %v, %v; want %s, %v, %v", c.a, state, next, doneAt, c.state, c.next, c.doneAt)
+		}
+	}
+	for _, c := range []struct {
+		a            keygate.EmailAttempt
+		state        string
+		next, doneAt *time.Time
+	}{
+		{keygate.EmailAttempt{At: at, Sent: true, NextAttemptAt: &retry}, keygate.EmailSent, nil, &at},
+		{keygate.EmailAttempt{At: at, NextAttemptAt: &retry}, keygate.EmailPending, &retry, nil},
+		{keygate.EmailAttempt{At: at}, keygate.EmailFailed, nil, nil},
+	} {
+		state, next, doneAt := c.a.Result()
+		if state != c.state || !sameTime(next, c.next) || !sameTime(doneAt, c.doneAt) {
+			t.Errorf("%+v.Result() = %s, %v, %v; want %s, %v, %v", c.a, state, next, doneAt, c.state, c.next, c.doneAt)
+		}
+	}
+}
+
+func sameTime(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
+}

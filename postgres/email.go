@@ -65,14 +65,7 @@ func (s *Store) ClaimEmails(ctx context.Context, now time.Time, lease time.Durat
 // RecordEmailAttempt updates the email if the claim that made the attempt
 // still holds.
 func (s *Store) RecordEmailAttempt(ctx context.Context, a *keygate.EmailAttempt) error {
-	state, next := keygate.EmailFailed, a.NextAttemptAt
-	var sentAt *time.Time
-	switch {
-	case a.Sent:
-		state, next, sentAt = keygate.EmailSent, nil, &a.At
-	case next != nil:
-		state = keygate.EmailPending
-	}
+	state, next, sentAt := a.Result()
 	tag, err := s.pool.Exec(ctx, `UPDATE emails
 		SET state = $1, next_attempt_at = $2, last_attempt_at = $3, last_error = $4, sent_at = $5
 		WHERE id = $6 AND state = 'pending' AND attempts = $7`,

@@ -167,18 +167,7 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, now time.Time, lease
 // the claim that made the attempt still holds: the delivery is pending with
 // exactly a.Attempt attempts.
 func (s *Store) RecordWebhookAttempt(ctx context.Context, a *keygate.WebhookAttempt) error {
-	state := keygate.DeliveryFailed
-	var deliveredAt *time.Time
-	switch {
-	case a.Delivered:
-		state, deliveredAt = keygate.DeliveryDelivered, &a.At
-	case a.NextAttemptAt != nil:
-		state = keygate.DeliveryPending
-	}
-	next := a.NextAttemptAt
-	if a.Delivered {
-		next = nil
-	}
+	state, next, deliveredAt := a.Result()
 	return s.write(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE webhook_deliveries
 			SET state = $1, next_attempt_at = $2, last_attempt_at = $3, last_status = $4,

@@ -69,14 +69,7 @@ func (s *Store) ClaimEmails(ctx context.Context, now time.Time, lease time.Durat
 // RecordEmailAttempt updates the email if the claim that made the attempt
 // still holds.
 func (s *Store) RecordEmailAttempt(ctx context.Context, a *keygate.EmailAttempt) error {
-	state, next := keygate.EmailFailed, a.NextAttemptAt
-	var sentAt *time.Time
-	switch {
-	case a.Sent:
-		state, next, sentAt = keygate.EmailSent, nil, &a.At
-	case next != nil:
-		state = keygate.EmailPending
-	}
+	state, next, sentAt := a.Result()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE emails
 			SET state = ?, next_attempt_at = ?, last_attempt_at = ?, last_error = ?, sent_at = ?

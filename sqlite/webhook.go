@@ -189,18 +189,7 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, now time.Time, lease
 // the claim that made the attempt still holds: the delivery is pending with
 // exactly a.Attempt attempts.
 func (s *Store) RecordWebhookAttempt(ctx context.Context, a *keygate.WebhookAttempt) error {
-	state := keygate.DeliveryFailed
-	var deliveredAt *time.Time
-	switch {
-	case a.Delivered:
-		state, deliveredAt = keygate.DeliveryDelivered, &a.At
-	case a.NextAttemptAt != nil:
-		state = keygate.DeliveryPending
-	}
-	next := a.NextAttemptAt
-	if a.Delivered {
-		next = nil
-	}
+	state, next, deliveredAt := a.Result()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries
 			SET state = ?, next_attempt_at = ?, last_attempt_at = ?, last_status = ?,
