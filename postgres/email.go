@@ -32,12 +32,8 @@ func (s *Store) EnqueueEmails(ctx context.Context, n *keygate.TokenNotice, email
 	}
 	return s.write(ctx, func(tx pgx.Tx) error {
 		if n != nil {
-			tag, err := tx.Exec(ctx, `INSERT INTO token_notices (token_id, event, created_at)
-				VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, n.TokenID, n.Event, n.CreatedAt)
-			if err != nil {
-				return dbError(err)
-			} else if tag.RowsAffected() == 0 {
-				return keygate.Errorf(keygate.ECONFLICT, "The %s notice for this token was already sent.", n.Event)
+			if err := insertNotice(ctx, tx, n); err != nil {
+				return err
 			}
 		}
 		for _, e := range emails {

@@ -125,15 +125,24 @@ func (s *Store) EnqueueWebhookDeliveries(ctx context.Context, deliveries []*keyg
 func (s *Store) EnqueueTokenNotice(ctx context.Context, n *keygate.TokenNotice, deliveries []*keygate.WebhookDelivery) error {
 	n.CreatedAt = s.createdAt(n.CreatedAt)
 	return s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO token_notices (token_id, event, created_at)
-			VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, n.TokenID, n.Event, n.CreatedAt)
-		if err != nil {
-			return dbError(err)
-		} else if tag.RowsAffected() == 0 {
-			return keygate.Errorf(keygate.ECONFLICT, "The %s notice for this token was already sent.", n.Event)
+		if err := insertNotice(ctx, tx, n); err != nil {
+			return err
 		}
 		return s.insertDeliveries(ctx, tx, deliveries)
 	})
+}
+
+// insertNotice records the notice once: ECONFLICT when it is already
+// recorded, so the emails or deliveries queued with it are not.
+func insertNotice(ctx context.Context, tx pgx.Tx, n *keygate.TokenNotice) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO token_notices (token_id, event, created_at)
+		VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, n.TokenID, n.Event, n.CreatedAt)
+	if err != nil {
+		return dbError(err)
+	} else if tag.RowsAffected() == 0 {
+		return keygate.Errorf(keygate.ECONFLICT, "The %s notice for this token was already sent.", n.Event)
+	}
+	return nil
 }
 
 func (s *Store) insertDeliveries(ctx context.Context, tx pgx.Tx, deliveries []*keygate.WebhookDelivery) error {

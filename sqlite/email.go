@@ -30,15 +30,8 @@ func (s *Store) EnqueueEmails(ctx context.Context, n *keygate.TokenNotice, email
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if n != nil {
-			res, err := tx.ExecContext(ctx, `INSERT INTO token_notices (token_id, event, created_at)
-				VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, n.TokenID, n.Event, millis(n.CreatedAt))
-			if err != nil {
-				return dbError(err)
-			}
-			if inserted, err := res.RowsAffected(); err != nil {
-				return dbError(err)
-			} else if inserted == 0 {
-				return keygate.Errorf(keygate.ECONFLICT, "The %s notice for this token was already sent.", n.Event)
+			if err := insertNotice(ctx, tx, n); err != nil {
+				return err
 			}
 		}
 		for _, e := range emails {

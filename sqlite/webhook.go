@@ -140,18 +140,27 @@ func (s *Store) EnqueueWebhookDeliveries(ctx context.Context, deliveries []*keyg
 func (s *Store) EnqueueTokenNotice(ctx context.Context, n *keygate.TokenNotice, deliveries []*keygate.WebhookDelivery) error {
 	n.CreatedAt = s.createdAt(n.CreatedAt)
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO token_notices (token_id, event, created_at)
-			VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, n.TokenID, n.Event, millis(n.CreatedAt))
-		if err != nil {
-			return dbError(err)
-		}
-		if inserted, err := res.RowsAffected(); err != nil {
-			return dbError(err)
-		} else if inserted == 0 {
-			return keygate.Errorf(keygate.ECONFLICT, "The %s notice for this token was already sent.", n.Event)
+		if err := insertNotice(ctx, tx, n); err != nil {
+			return err
 		}
 		return s.insertDeliveries(ctx, tx, deliveries)
 	})
+}
+
+// insertNotice records the notice once: ECONFLICT when it is already
+// recorded, so the emails or deliveries queued with it are not.
+func insertNotice(ctx context.Context, tx *sql.Tx, n *keygate.TokenNotice) error {
+	res, err := tx.ExecContext(ctx, `INSERT INTO token_notices (token_id, event, created_at)
+		VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, n.TokenID, n.Event, millis(n.CreatedAt))
+	if err != nil {
+		return dbError(err)
+	}
+	if inserted, err := res.RowsAffected(); err != nil {
+		return dbError(err)
+	} else if inserted == 0 {
+		return keygate.Errorf(keygate.ECONFLICT, "The %s notice for this token was already sent.", n.Event)
+	}
+	return nil
 }
 
 func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, deliveries []*keygate.WebhookDelivery) error {
