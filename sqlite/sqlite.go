@@ -122,7 +122,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 }
 
 // dsn builds the driver's connection string. The path is escaped so a file
-// name containing '?' or '#' is not read as URI syntax.
+// name containing '?' or '#' is not read as URI syntax, and an absolute
+// path gets the URI's empty authority ("file:///…"), so one starting with
+// "//" is not read as a host.
 func (s *Store) dsn(readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", s.busyTimeout.Milliseconds()))
@@ -136,7 +138,11 @@ func (s *Store) dsn(readOnly bool) string {
 	} else {
 		q.Set("_txlock", "immediate")
 	}
-	return "file:" + (&url.URL{Path: s.path}).EscapedPath() + "?" + q.Encode()
+	prefix := "file:"
+	if strings.HasPrefix(s.path, "/") {
+		prefix = "file://"
+	}
+	return prefix + (&url.URL{Path: s.path}).EscapedPath() + "?" + q.Encode()
 }
 
 // Path returns the database file's path.

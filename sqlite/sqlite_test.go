@@ -73,6 +73,19 @@ func TestOpenOddPath(t *testing.T) {
 	}
 }
 
+// A configured absolute path may start with "//" (POSIX reads it as "/");
+// it names a file, not a URI authority.
+func TestOpenPathStartingWithTwoSlashes(t *testing.T) {
+	path := "/" + filepath.Join(t.TempDir(), "keygate.db")
+	s := open(t, path)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database file not at %q: %v", path, err)
+	}
+}
+
 func TestOpenRefusesMemory(t *testing.T) {
 	for _, path := range []string{"", ":memory:"} {
 		if s, err := sqlite.Open(context.Background(), path); err == nil {
