@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,7 +146,7 @@ func (c *checker) oneOf(path, got, def string, allowed ...string) string {
 	if got == "" {
 		return def
 	}
-	if !contains(allowed, got) {
+	if !slices.Contains(allowed, got) {
 		c.fail(path, "must be %s, got %q", orList(allowed), got)
 		return def
 	}

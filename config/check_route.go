@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/keygate/keygate"
@@ -94,7 +95,7 @@ func (c *checker) route(path string, f *fileRoute, apiScopes []string) keygate.R
 	}
 	if len(apiScopes) > 0 {
 		for i, s := range r.Scopes {
-			if !contains(apiScopes, s) {
+			if !slices.Contains(apiScopes, s) {
 				c.fail(fmt.Sprintf("%s.scopes[%d]", path, i), "%q is not one of the API's scopes (%s)", s, strings.Join(apiScopes, ", "))
 			}
 		}
@@ -130,9 +131,9 @@ func (c *checker) methods(path string, list []string) []string {
 		mp := fmt.Sprintf("%s[%d]", path, i)
 		up := strings.ToUpper(m)
 		switch {
-		case !contains(httpMethods, up):
+		case !slices.Contains(httpMethods, up):
 			c.fail(mp, "must be an HTTP method (%s), got %q", strings.Join(httpMethods, ", "), m)
-		case contains(out, up):
+		case slices.Contains(out, up):
 			c.fail(mp, "%q is listed twice", up)
 		default:
 			out = append(out, up)
@@ -215,7 +216,7 @@ func (c *checker) entitlements(path string, m map[string]string) map[string]stri
 		param := m[kind]
 		kp := path + "." + kind
 		switch {
-		case !contains(kinds, kind):
+		case !slices.Contains(kinds, kind):
 			c.fail(kp, "must be an entitlement kind, %s, got %q", orList(kinds), kind)
 		case !queryParamRe.MatchString(param):
 			c.fail(kp, "must be the name of the query parameter that carries %s, got %q", kind, param)

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -212,7 +213,7 @@ func (s *rateLimitSetting) UnmarshalYAML(n *yaml.Node) error {
 	knownOnly := *n
 	knownOnly.Content = nil
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; !contains(known, k.Value) {
+		if k := n.Content[i]; !slices.Contains(known, k.Value) {
 			unknown = append(unknown, fmt.Sprintf("line %d: field %s not found in type config.rateLimitSetting", k.Line, k.Value))
 		} else {
 			knownOnly.Content = append(knownOnly.Content, k, n.Content[i+1])
@@ -241,15 +242,6 @@ func wrongTypeMessage(n *yaml.Node, goType string) string {
 		value = " `" + n.Value + "`"
 	}
 	return fmt.Sprintf("line %d: cannot unmarshal %s%s into %s", n.Line, n.ShortTag(), value, goType)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func init() {

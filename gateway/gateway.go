@@ -320,7 +320,7 @@ func checkRules(route *keygate.Route, tok *keygate.Token, org *keygate.Organizat
 	if !tok.HasScopes(route.Scopes) {
 		return errScope
 	}
-	if len(route.Plans) > 0 && !contains(route.Plans, org.Plan) {
+	if len(route.Plans) > 0 && !slices.Contains(route.Plans, org.Plan) {
 		return errPlan
 	}
 	if len(route.Entitlements) == 0 {
@@ -470,15 +470,6 @@ func entitlementValues(query url.Values, param string) []string {
 		values = append(values, query[name]...)
 	}
 	return values
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (g *Gateway) identityOf(tok *keygate.Token, org *keygate.Organization) *keygate.Identity {

@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // keygate reads an upstream's response head itself rather than with
@@ -422,21 +425,12 @@ func (r *upstreamResponse) announcedTrailers() error {
 			case "Transfer-Encoding", "Trailer", "Content-Length":
 				return errTrailerNames
 			}
-			if !containsString(r.trailer, name) {
+			if !slices.Contains(r.trailer, name) {
 				r.trailer = append(r.trailer, name)
 			}
 		}
 	}
 	return nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // readTrailers reads the trailer section after a chunked body's last
@@ -493,10 +487,8 @@ func (r *upstreamResponse) hopByHop(name string) bool {
 		if f.name != "Connection" {
 			continue
 		}
-		for token := range strings.SplitSeq(f.value, ",") {
-			if asciiEqualFold(strings.TrimSpace(token), name) {
-				return true
-			}
+		if valueHasToken(f.value, name) {
+			return true
 		}
 	}
 	return false
@@ -577,14 +569,9 @@ func parseContentLength(s string) (int64, bool) {
 }
 
 // valueHasToken reports whether the comma-separated value v holds token,
-// ASCII case folded, as httpguts.HeaderValuesContainsToken does.
+// ASCII case folded, as net/http reads Connection.
 func valueHasToken(v, token string) bool {
-	for t := range strings.SplitSeq(v, ",") {
-		if asciiEqualFold(strings.Trim(t, " \t"), token) {
-			return true
-		}
-	}
-	return false
+	return httpguts.HeaderValuesContainsToken([]string{v}, token)
 }
 
 func asciiEqualFold(a, b string) bool {
