@@ -1,12 +1,15 @@
 // Command keygate-bench measures keygate side by side with what it is
 // compared to: the upstream alone, a bare httputil.ReverseProxy, and nginx
-// doing the same job (token check, rate limit, keepalive proxy). It builds
-// keygate, starts every server on this machine, runs wrk against each in
-// interleaved rounds and prints one table.
+// doing the same job (token check, rate limit, keepalive proxy), and
+// keygate's forward-auth behind nginx beside the two ceilings of any
+// forward-auth there (nginx answering its own auth subrequest, and a bare
+// Go handler answering it). It builds keygate, starts every server on this
+// machine, runs wrk against each in interleaved rounds and prints one table.
 //
 //	go run ./cmd/keygate-bench run            # what the README's table comes from
 //	go run ./cmd/keygate-bench upstream -listen 127.0.0.1:19100
 //	go run ./cmd/keygate-bench proxy -listen 127.0.0.1:19101 -upstream http://127.0.0.1:19100
+//	go run ./cmd/keygate-bench auth -listen 127.0.0.1:19109
 //
 // It needs Debian's nginx and wrk (bench/run.sh installs them). Numbers
 // are printed, never judged: nothing here fails on a figure.
@@ -35,6 +38,8 @@ func main() {
 		err = upstreamCommand(os.Args[2:])
 	case "proxy":
 		err = proxyCommand(os.Args[2:])
+	case "auth":
+		err = authCommand(os.Args[2:])
 	default:
 		usage()
 	}
@@ -45,7 +50,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: keygate-bench run|upstream|proxy [flags]")
+	fmt.Fprintln(os.Stderr, "usage: keygate-bench run|upstream|proxy|auth [flags]")
 	os.Exit(2)
 }
 
@@ -84,4 +89,21 @@ func proxyCommand(args []string) error {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return http.ListenAndServe(*listen, proxy)
+}
+
+// authCommand is the cheapest forward-auth answer a Go net/http server can
+// give: 200 with the headers keygate's answer carries, for every request.
+// Behind nginx's auth_request it shows what the subrequest costs before
+// keygate checks anything.
+func authCommand(args []string) error {
+	fs := flag.NewFlagSet("auth", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:19109", "address to listen on")
+	fs.Parse(args)
+	return http.ListenAndServe(*listen, http.HandlerFunc(allowEveryone))
+}
+
+func allowEveryone(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Keygate-Org", "bench")
+	w.WriteHeader(http.StatusOK)
 }

@@ -29,6 +29,9 @@ const (
 	portAdmin           = 19190
 	portAdminRedis      = 19191
 	portKeygateBaseline = 19106
+	portNginxAuthNginx  = 19107
+	portNginxAuthGo     = 19108
+	portGoAuth          = 19109
 	portAdminBaseline   = 19192
 	benchPath           = "/v2/products?page=1"
 	benchTokenLimit     = 1_000_000_000 // per minute: computed on every request, never reached
@@ -108,10 +111,17 @@ func runCommand(args []string) error {
 	if o.baseline != "" {
 		targets = append(targets, target{"baseline keygate proxy, memory limiter", targetURL(portKeygateBaseline), true})
 	}
-	targets = append(targets, target{"nginx auth_request → keygate /_keygate/auth", targetURL(portNginxAuth), true})
+	targets = append(targets,
+		target{"nginx auth_request → keygate /_keygate/auth", targetURL(portNginxAuth), true},
+		// The two ceilings for the row above: nginx's subrequest when the
+		// answer costs nothing, and when a Go net/http server gives it.
+		target{"nginx auth_request → nginx return 200 (the cheapest auth answer)", targetURL(portNginxAuthNginx), true},
+		target{"nginx auth_request → bare Go net/http handler", targetURL(portNginxAuthGo), true},
+	)
 
 	procs.start(ctx, self, "upstream", "-listen", addr(portUpstream))
 	procs.start(ctx, self, "proxy", "-listen", addr(portBareProxy), "-upstream", "http://"+addr(portUpstream))
+	procs.start(ctx, self, "auth", "-listen", addr(portGoAuth))
 	procs.start(ctx, keygateBin, "serve", "--config", filepath.Join(o.dir, "memory.yaml"))
 	if o.redisURL != "" {
 		procs.start(ctx, keygateBin, "serve", "--config", filepath.Join(o.dir, "redis.yaml"))
@@ -144,7 +154,7 @@ func runCommand(args []string) error {
 				return err
 			}
 			results[t.name] = append(results[t.name], res)
-			fmt.Fprintf(os.Stderr, "round %d  %-48s %8.0f req/s  p99 %s\n", round, t.name, res.rps, res.p99)
+			fmt.Fprintf(os.Stderr, "round %d  %-64s %8.0f req/s  p99 %s\n", round, t.name, res.rps, res.p99)
 		}
 	}
 	printTable(os.Stdout, targets, results, o)
@@ -232,10 +242,12 @@ apis:
 
 // writeNginxConfig is nginx doing keygate's job as closely as nginx can:
 // the token looked up in a map (404 when unknown), a limit_req per token,
-// and a keepalive pool to the upstream; and, on a second port, nginx
-// asking keygate's forward-auth endpoint before proxying.
+// and a keepalive pool to the upstream; and, on three more ports, nginx
+// asking for a forward-auth answer before proxying: from keygate's
+// /_keygate/auth, from nginx itself, and from a bare Go handler.
 func writeNginxConfig(dir, token string) (string, error) {
-	conf := fmt.Sprintf(`worker_processes auto;
+	var conf strings.Builder
+	fmt.Fprintf(&conf, `worker_processes auto;
 error_log %[1]s/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
@@ -258,8 +270,12 @@ http {
     server %[5]s;
     keepalive 64;
   }
+  upstream go_auth {
+    server %[6]s;
+    keepalive 64;
+  }
   server {
-    listen %[6]s;
+    listen %[7]s;
     location / {
       if ($token_org = "") { return 404 '{"detail": "Not Found"}'; }
       limit_req zone=per_token burst=1000000 nodelay;
@@ -270,8 +286,35 @@ http {
       proxy_pass http://api;
     }
   }
-  server {
-    listen %[7]s;
+`, dir, token, nginxRatePerMin, addr(portUpstream), addr(portKeygate), addr(portGoAuth), addr(portNginx))
+	for _, s := range []struct {
+		listen int
+		answer string
+	}{
+		{portNginxAuth, authProxy("keygate")},
+		// nginx applies no add_header to a subrequest, so this one's
+		// upstream gets no X-Keygate-Org: a header less to proxy.
+		{portNginxAuthNginx, "      add_header X-Keygate-Org bench;\n      return 200;\n"},
+		{portNginxAuthGo, authProxy("go_auth")},
+	} {
+		conf.WriteString(authRequestServer(s.listen, s.answer))
+	}
+	conf.WriteString("}\n")
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "nginx.conf")
+	return path, os.WriteFile(path, []byte(conf.String()), 0o600)
+}
+
+// authRequestServer is one nginx forward-auth server block: every request
+// first goes to the internal /_keygate/auth location, whose body (answer)
+// says who decides, then to the upstream with the identity headers that
+// answer set. The forward-auth targets differ only in answer, so their
+// ratios to each other are the price of who answers.
+func authRequestServer(listen int, answer string) string {
+	return fmt.Sprintf(`  server {
+    listen %s;
     location / {
       auth_request /_keygate/auth;
       auth_request_set $keygate_org $upstream_http_x_keygate_org;
@@ -285,22 +328,21 @@ http {
     }
     location = /_keygate/auth {
       internal;
-      proxy_http_version 1.1;
+%s    }
+  }
+`, addr(listen), answer)
+}
+
+// authProxy is an auth location's body that asks the named nginx upstream,
+// as keygate's docs tell nginx to ask keygate.
+func authProxy(upstream string) string {
+	return `      proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Original-Method $request_method;
-      proxy_pass http://keygate;
-    }
-  }
-}
-`, dir, token, nginxRatePerMin, addr(portUpstream), addr(portKeygate), addr(portNginx), addr(portNginxAuth))
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "nginx.conf")
-	return path, os.WriteFile(path, []byte(conf), 0o600)
+      proxy_pass http://` + upstream + ";\n"
 }
 
 // processes are the servers the harness started; stopAll ends them.
