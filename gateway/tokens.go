@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,9 +46,12 @@ type TokenStore interface {
 // rotated through any instance is never refused for having been unknown
 // a moment before, beyond the feed's latency.
 //
-// Once Follow is called the cache keeps nothing until the feed has read
-// where it begins: a token read before then could be revoked in between,
-// and that change would never reach this cache.
+// Once Follow is called, entries answer only while the feed follows: a
+// token read before the feed has read where it begins, or while a stopped
+// feed is being started again, could be revoked by a change that feed
+// never delivers. Until then every lookup reads the store, and what it
+// reads is kept only as stale_if_error's answer for when the store fails;
+// where the feed begins (again), everything cached before is dropped.
 type Tokens struct {
 	store        TokenStore
 	ttl          time.Duration
@@ -84,8 +88,15 @@ type Tokens struct {
 	// load that started before one does not cache its result, so a revoke
 	// racing a cache fill cannot leave the revoked token cached.
 	generation atomic.Uint64
-	// feed says whether reads may be kept (see feedState); guarded by mu.
-	feed feedState
+	// feed says whether entries may answer (see feedState); guarded by
+	// mu, with feedDownSince (when the feed last stopped, zero while it
+	// follows or has not stopped yet) and followingSince (when it began
+	// following last).
+	feed           feedState
+	feedDownSince  time.Time
+	followingSince time.Time
+	// feedRestarts counts the feed's restarts after it stopped.
+	feedRestarts atomic.Uint64
 	// created counts token creations, which leave cached tokens alone
 	// but make a read that began before one unfit to cache as unknown.
 	created atomic.Uint64
@@ -101,19 +112,48 @@ type feedState int
 
 const (
 	// noFeed: Follow was never called (a cache of a process that makes
-	// every change itself, or a test); reads are kept for their TTL.
+	// every change itself, or a test); entries answer for their TTL.
 	noFeed feedState = iota
-	// awaitingFeed: Follow was called and its feed does not yet know where
-	// it begins, or it stopped; nothing read now may be kept.
-	awaitingFeed
+	// feedStarting: Follow was called and its feed does not yet know
+	// where it begins.
+	feedStarting
 	// following: every change committed from now on will be applied.
 	following
+	// feedRestarting: the feed stopped while Follow's context lasts; it
+	// is started again, with backoff, until it knows where it begins.
+	feedRestarting
+	// feedStopped: Follow's context ended.
+	feedStopped
 )
 
+// String names the state as /readyz reports it.
+func (s feedState) String() string {
+	switch s {
+	case feedStarting:
+		return "starting"
+	case following:
+		return "following"
+	case feedRestarting:
+		return "restarting"
+	case feedStopped:
+		return "stopped"
+	}
+	return "none"
+}
+
+// answersLocked reports whether cached entries may answer without asking
+// the store: only while every change committed from now on reaches the
+// cache. Otherwise a change may go by unseen, so every lookup reads the
+// store and entries only stand in for it when it fails (stale_if_error).
+func (t *Tokens) answersLocked() bool {
+	return t.feed == noFeed || t.feed == following
+}
+
 // keepsLocked reports whether a read that began at generation gen may be
-// cached: no change arrived since, and the feed would deliver the next.
+// cached: no change arrived since, and the feed did not begin (again),
+// which drops everything read before.
 func (t *Tokens) keepsLocked(gen uint64) bool {
-	return t.feed != awaitingFeed && t.generation.Load() == gen
+	return t.generation.Load() == gen
 }
 
 // cached is a value read from the store and when it was read.
@@ -219,7 +259,7 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 func (t *Tokens) Lookup(ctx context.Context, d keygate.TokenDigest) (*keygate.Token, *keygate.Organization, error) {
 	now := t.now()
 	v := t.peek(d, now)
-	tokFresh := v.found && t.age(v.entry, now) < t.tokenTTL(v.entry)
+	tokFresh := v.answers && v.found && t.age(v.entry, now) < t.tokenTTL(v.entry)
 	if v.unknown || tokFresh {
 		t.hits.Add(1)
 	} else {
@@ -256,7 +296,7 @@ func (t *Tokens) Cached(d keygate.TokenDigest) (tok *keygate.Token, org *keygate
 		t.hits.Add(1)
 		return nil, nil, true, errTokenInvalid
 	}
-	if !v.found || t.age(v.entry, now) >= t.tokenTTL(v.entry) || !v.orgFresh(now, t.ttl) {
+	if !v.answers || !v.found || t.age(v.entry, now) >= t.tokenTTL(v.entry) || !v.orgFresh(now, t.ttl) {
 		return nil, nil, false, nil
 	}
 	t.hits.Add(1)
@@ -264,9 +304,11 @@ func (t *Tokens) Cached(d keygate.TokenDigest) (tok *keygate.Token, org *keygate
 }
 
 // view is what the cache holds for a digest, read in one critical
-// section: whether the store called it unknown less than NegativeTTL ago,
-// its entry if any, and the entry's organization as cached then.
+// section: whether entries may answer without the store (answersLocked),
+// whether the store called it unknown less than NegativeTTL ago, its
+// entry if any, and the entry's organization as cached then.
 type view struct {
+	answers bool
 	unknown bool
 	found   bool
 	entry   tokenEntry
@@ -276,8 +318,8 @@ type view struct {
 func (t *Tokens) peek(d keygate.TokenDigest, now time.Time) view {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	var v view
-	if v.unknown = t.knownUnknownLocked(d, now); v.unknown {
+	v := view{answers: t.answersLocked()}
+	if v.unknown = v.answers && t.knownUnknownLocked(d, now); v.unknown {
 		return v
 	}
 	if v.entry, v.found = t.tokens[d]; v.found {
@@ -291,10 +333,10 @@ func (t *Tokens) age(e tokenEntry, now time.Time) time.Duration {
 	return now.Sub(t.epoch) - e.fetched
 }
 
-// orgFresh reports whether the view's organization is cached and younger
-// than ttl.
+// orgFresh reports whether the view's organization is cached, younger
+// than ttl, and may answer.
 func (v *view) orgFresh(now time.Time, ttl time.Duration) bool {
-	return v.org.value != nil && now.Sub(v.org.fetched) < ttl
+	return v.answers && v.org.value != nil && now.Sub(v.org.fetched) < ttl
 }
 
 // knownUnknownLocked reports whether the store said d is unknown less
@@ -304,41 +346,69 @@ func (t *Tokens) knownUnknownLocked(d keygate.TokenDigest, now time.Time) bool {
 	return ok && now.Sub(at) < t.negativeTTL
 }
 
-// token answers from the entry v found while it is fresh, and otherwise
-// reads the store (see cachedRead).
+// token answers from the entry v found while it is fresh and may answer,
+// and otherwise reads the store (see cachedRead).
 func (t *Tokens) token(ctx context.Context, d keygate.TokenDigest, v view) (*keygate.Token, error) {
 	var entry *cached[*keygate.Token]
 	if v.found {
 		entry = &cached[*keygate.Token]{value: v.entry.tok, fetched: t.epoch.Add(v.entry.fetched)}
 	}
-	return cachedRead(t, ctx, "t"+string(d[:]), entry, t.tokenTTL(v.entry), func(ctx context.Context, gen uint64) (*keygate.Token, error) {
+	ttl := t.tokenTTL(v.entry)
+	if !v.answers {
+		ttl = 0
+	}
+	return cachedRead(t, ctx, "t"+string(d[:]), entry, ttl, func(ctx context.Context, gen uint64) (*keygate.Token, error) {
 		created := t.created.Load()
 		tok, err := t.store.FindTokenByHash(ctx, d.String())
 		switch {
 		case err == nil:
 			t.storeTokenIfCurrent(gen, d, tok)
 		case keygate.ErrorCode(err) == keygate.ENOTFOUND:
+			t.forgetDigest(d)
 			t.storeUnknownIfCurrent(gen, created, d)
 		}
 		return tok, err
 	})
 }
 
+// forgetDigest drops the token cached under d, which the store just said
+// it has no token for: while the feed is down no change would drop it,
+// and stale_if_error must not answer with it in a later outage.
+func (t *Tokens) forgetDigest(d keygate.TokenDigest) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.tokens[d]; ok {
+		t.dropTokenLocked(e.tok.ID)
+	}
+}
+
 func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organization, error) {
 	var entry *cached[*keygate.Organization]
+	ttl := t.ttl
 	t.mu.RLock()
 	if slot := t.orgs[id]; slot != nil && slot.value != nil {
 		entry = &cached[*keygate.Organization]{value: slot.value, fetched: slot.fetched}
 	}
+	if !t.answersLocked() {
+		ttl = 0
+	}
 	t.mu.RUnlock()
 	// A token whose organization is gone is as good as deleted: ENOTFOUND
 	// answers as an invalid token, like an unknown one.
-	return cachedRead(t, ctx, "o"+id, entry, t.ttl, func(ctx context.Context, gen uint64) (*keygate.Organization, error) {
+	return cachedRead(t, ctx, "o"+id, entry, ttl, func(ctx context.Context, gen uint64) (*keygate.Organization, error) {
 		org, err := t.store.FindOrganizationByID(ctx, id)
-		if err == nil {
+		switch {
+		case err == nil:
 			t.mu.Lock()
 			if t.keepsLocked(gen) {
 				t.orgSlotLocked(id).cached = cached[*keygate.Organization]{value: org, fetched: t.now()}
+			}
+			t.mu.Unlock()
+		case keygate.ErrorCode(err) == keygate.ENOTFOUND:
+			// As forgetDigest: no stale answer for a deleted organization.
+			t.mu.Lock()
+			if slot := t.orgs[id]; slot != nil {
+				slot.cached = cached[*keygate.Organization]{}
 			}
 			t.mu.Unlock()
 		}
@@ -488,15 +558,17 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, d keygate.TokenDigest, tok *key
 
 // storeUnknownIfCurrent remembers that the store has no token with hash,
 // unless a change or a creation arrived since the read began (gen and
-// created, read then): it may be this token's. When full, expired entries
-// go first, then a random tenth.
+// created, read then): it may be this token's. Nor while entries do not
+// answer: a token created meanwhile would never clear it, and an unknown
+// hash is no stale answer. When full, expired entries go first, then a
+// random tenth.
 func (t *Tokens) storeUnknownIfCurrent(gen, created uint64, d keygate.TokenDigest) {
 	if t.negativeTTL <= 0 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.keepsLocked(gen) || t.created.Load() != created {
+	if !t.answersLocked() || !t.keepsLocked(gen) || t.created.Load() != created {
 		return
 	}
 	now := t.now()
@@ -607,37 +679,136 @@ func (t *Tokens) dropTokenLocked(id string) {
 
 // Follow applies the feed's changes in the background until ctx ends, and
 // returns a channel closed when it has stopped. From the call until the
-// feed knows where it begins the cache keeps nothing it reads (each lookup
-// asks the store), and it drops what it held: call it before serving, so
-// no token is cached that a change the feed will never deliver made stale.
-// If the feed stops for any reason, the cache goes back to keeping nothing.
+// feed knows where it begins no entry answers (each lookup asks the
+// store); where it begins, everything cached before is dropped: call it
+// before serving, so no token answers that a change the feed will never
+// deliver made stale.
+//
+// A feed that stops while ctx lasts (an error, or a return it should not
+// make) is started again with capped exponential backoff and jitter, from
+// FeedRestartMin to FeedRestartMax, until ctx ends: an instance never
+// stops caching for good. While it is down the cache is as it was before
+// the feed began: every lookup reads the store, what it holds answers only
+// when the store fails, and the restarted feed's beginning drops it all,
+// since the changes committed in between are never delivered. The first
+// stop of an outage is logged at warn level, the retries at debug, and
+// the recovery at info.
 func (t *Tokens) Follow(ctx context.Context, feed keygate.ChangeFeed) <-chan struct{} {
-	t.setFeed(awaitingFeed)
+	t.setFeed(feedStarting, nil)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		err := feed.WatchChanges(ctx, func() { t.setFeed(following) }, t.Apply)
-		t.setFeed(awaitingFeed)
-		if err != nil && ctx.Err() == nil {
-			t.logger.Error("token cache stopped following store changes; every lookup now reads the store", "error", err)
-		}
+		t.follow(ctx, feed)
+		t.setFeed(feedStopped, nil)
 	}()
 	return stopped
 }
 
-// setFeed records where the cache stands with its feed. A change of
-// state also counts as an invalidation, so a read that began before it is
-// not kept after it; and a cache that has no feed any more drops what it
-// holds.
-func (t *Tokens) setFeed(s feedState) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.feed = s
-	t.generation.Add(1)
-	if s == awaitingFeed {
-		t.dropAllLocked()
+// Bounds of the wait before a stopped feed is started again: it doubles
+// from FeedRestartMin on each stop up to FeedRestartMax, and a feed that
+// followed for FeedRestartMax before it stopped starts over at
+// FeedRestartMin.
+const (
+	FeedRestartMin = 100 * time.Millisecond
+	FeedRestartMax = 30 * time.Second
+)
+
+// follow runs feed until ctx ends, starting it again whenever it stops.
+func (t *Tokens) follow(ctx context.Context, feed keygate.ChangeFeed) {
+	wait, attempt := FeedRestartMin, 0
+	for {
+		err := feed.WatchChanges(ctx, func() { t.setFeed(following, nil) }, t.Apply)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("the change feed returned while it should have kept following")
+		}
+		var followed time.Duration
+		first := t.setFeed(feedRestarting, &followed)
+		if followed >= FeedRestartMax {
+			wait = FeedRestartMin
+		}
+		if first {
+			attempt = 1
+		} else {
+			attempt++
+		}
+		// Equal jitter: instances that lost one database together do
+		// not come back to it in step, and no wait is shorter than half.
+		sleep := wait/2 + rand.N(wait/2+1)
+		if first {
+			t.logger.Warn("token cache's change feed stopped; every lookup reads the store until it follows again",
+				"error", err, "retry_in", sleep.Round(time.Millisecond))
+		} else {
+			t.logger.Debug("token cache's change feed stopped again",
+				"error", err, "attempt", attempt, "retry_in", sleep.Round(time.Millisecond))
+		}
+		timer := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		wait = min(2*wait, FeedRestartMax)
+		t.feedRestarts.Add(1)
 	}
 }
+
+// setFeed records where the cache stands with its feed. Every change of
+// state counts as an invalidation, so a read that began before it is not
+// kept after it; the feed beginning drops everything cached before (a
+// change may have gone by unseen), and the feed stopping forgets the
+// unknown hashes, which no creation would clear while it is down.
+//
+// Stopping (feedRestarting) reports whether this begins an outage and
+// sets *followed to how long the feed had followed, if it had; following
+// after an outage logs the recovery.
+func (t *Tokens) setFeed(s feedState, followed *time.Duration) (first bool) {
+	t.mu.Lock()
+	now := t.now()
+	prev, downSince := t.feed, t.feedDownSince
+	t.feed = s
+	t.generation.Add(1)
+	switch s {
+	case following:
+		t.dropAllLocked()
+		t.followingSince, t.feedDownSince = now, time.Time{}
+	case feedRestarting:
+		clear(t.unknown)
+		if prev == following && followed != nil {
+			*followed = now.Sub(t.followingSince)
+		}
+		if first = downSince.IsZero(); first {
+			t.feedDownSince = now
+		}
+	default:
+		clear(t.unknown)
+	}
+	t.mu.Unlock()
+	if s == following && !downSince.IsZero() {
+		t.logger.Info("token cache's change feed follows again; entries answer again",
+			"down_for", now.Sub(downSince).Round(time.Millisecond), "restarts", t.feedRestarts.Load())
+	}
+	return first
+}
+
+// FeedState says where the cache stands with its change feed: "following"
+// (entries answer), "starting" (Follow was called, the feed does not yet
+// know where it begins), "restarting" (the feed stopped and is being
+// started again), "stopped" (Follow's context ended) or "none" (Follow
+// was never called: entries answer for their TTL). Only while following,
+// or with none, does a hit spare the store a read.
+func (t *Tokens) FeedState() string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.feed.String()
+}
+
+// FeedRestarts counts the times the change feed was started again after
+// it stopped.
+func (t *Tokens) FeedRestarts() uint64 { return t.feedRestarts.Load() }
 
 // Following reports whether the feed is delivering changes: every change
 // committed from now on will reach the cache.
