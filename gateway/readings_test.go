@@ -1,0 +1,131 @@
+package gateway_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/gateway"
+)
+
+// rawExchange sends req as it is on a new connection to addr and returns
+// the status line and the body of the answer.
+func rawExchange(t *testing.T, addr, req string) (status, body string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	head, body, _ := strings.Cut(string(b), "\r\n\r\n")
+	status, _, _ = strings.Cut(head, "\r\n")
+	return status, body
+}
+
+// pathsUpstream records the request targets it is asked for.
+type pathsUpstream struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (p *pathsUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	p.seen = append(p.seen, r.Method+" "+r.RequestURI)
+	p.mu.Unlock()
+	_, _ = io.WriteString(w, "upstream")
+}
+
+func (p *pathsUpstream) saw(target string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.seen {
+		if strings.HasSuffix(s, " "+target) {
+			return true
+		}
+	}
+	return false
+}
+
+// A public wildcard or subtree route beside a token route: a path Go
+// matches to the public route, but that a lenient upstream framework
+// reads as the token route (Express and ASP.NET fold case, Tomcat and
+// Spring drop ";" parameters, Express ignores a trailing slash, IIS trims
+// trailing dots and takes "\" for "/", C code stops at NUL), is the
+// preset's 404 on the proxy and on forward-auth, and never reaches the
+// upstream without a token.
+func TestPathsALenientUpstreamReadsAsATokenRouteAreNotFound(t *testing.T) {
+	f := newFixture(t)
+	up := &pathsUpstream{}
+	upstream := httptest.NewServer(up)
+	defer upstream.Close()
+	api := eventsAPI(upstream.URL)
+	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
+	api.Routes = append(api.Routes,
+		keygate.Route{Methods: []string{"GET"}, Path: "/v1/{name}", Access: keygate.AccessPublic},
+		keygate.Route{Methods: []string{"GET"}, Path: "/v1/secret", Access: keygate.AccessToken, Scopes: []string{"attendees:read"}},
+		keygate.Route{Methods: []string{"GET"}, Path: "/docs/", Access: keygate.AccessPublic},
+		keygate.Route{Methods: []string{"GET"}, Path: "/docs/admin", Access: keygate.AccessToken, Scopes: []string{"webhooks:manage"}},
+		keygate.Route{Methods: []string{"GET"}, Path: "/docs/Internal/", Access: keygate.AccessToken, Scopes: []string{"webhooks:manage"}},
+	)
+	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	const notFound = `{"message": "Not Found."}`
+
+	for _, target := range []string{
+		"/v1/SECRET",            // case folded
+		"/V1/Secret",            // case folded
+		"/v1/secret;jsessionid", // ";" parameter dropped
+		"/v1;x/secret",          // ";" parameter dropped from an earlier segment
+		"/v1/secret.",           // trailing dot trimmed
+		"/v1/secret%20",         // trailing space trimmed
+		"/v1/secret%00",         // NUL ends the path
+		"/v1/secret%09",         // a control byte
+		"/v1/x%5C..%5Csecret",   // "\" read as "/"
+		"/docs/admin/",          // trailing slash dropped
+		"/docs/Admin;a/",        // all of them at once
+		"/docs/internal",        // case folded, slash added: /docs/Internal/
+	} {
+		status, body := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 404 Not Found" || body != notFound {
+			t.Errorf("proxy GET %s: %s %q, want 404 %q", target, status, body, notFound)
+		}
+		if up.saw(target) {
+			t.Errorf("proxy GET %s reached the upstream", target)
+		}
+		status, body = rawExchange(t, addr, "GET /_keygate/auth HTTP/1.1\r\nHost: api.example\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Uri: "+target+"\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 404 Not Found" || body != notFound {
+			t.Errorf("forward-auth %s: %s %q, want 404 %q", target, status, body, notFound)
+		}
+	}
+
+	// Paths that every reading takes to the public route still pass, and
+	// the token route itself still asks for a token.
+	for _, target := range []string{"/v1/products", "/v1/Products", "/v1/secretary", "/v1/a;b", "/docs/guide/", "/docs/Guide.md", "/p/abc"} {
+		status, body := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 200 OK" || body != "upstream" || !up.saw(target) {
+			t.Errorf("proxy GET %s: %s %q, want the upstream's 200", target, status, body)
+		}
+	}
+	for _, target := range []string{"/v1/secret", "/docs/admin", "/docs/Internal/x"} {
+		status, body := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n")
+		if want := `{"message": "API token required."}`; status != "HTTP/1.1 401 Unauthorized" || body != want {
+			t.Errorf("proxy GET %s: %s %q, want 401 %q", target, status, body, want)
+		}
+	}
+}
