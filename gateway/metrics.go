@@ -68,8 +68,9 @@ func (m *apiMetrics) observe(code string, d time.Duration) {
 	m.duration.Observe(d.Seconds())
 }
 
-// RegisterTokenCacheMetrics exports the token cache's lookups by result
-// and its size on reg: the hit rate is hits / (hits + misses).
+// RegisterTokenCacheMetrics exports the token cache's lookups by result,
+// its size and its change feed on reg: the hit rate is hits / (hits +
+// misses), and while following is 0 every lookup is a miss.
 func RegisterTokenCacheMetrics(reg prometheus.Registerer, t *Tokens) error {
 	collectors := []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -84,6 +85,19 @@ func RegisterTokenCacheMetrics(reg prometheus.Registerer, t *Tokens) error {
 			Name: "keygate_token_cache_entries",
 			Help: "Verified tokens the cache holds (at most cache.max_entries).",
 		}, func() float64 { _, _, n := t.CacheStats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keygate_token_cache_following",
+			Help: "1 while the cache follows the store's change feed and cached tokens answer; 0 while the feed starts or is being restarted, when every lookup reads the store.",
+		}, func() float64 {
+			if t.Following() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keygate_token_cache_feed_restarts_total",
+			Help: "Times the cache's change feed was started again after it stopped.",
+		}, func() float64 { return float64(t.FeedRestarts()) }),
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {

@@ -57,11 +57,13 @@ func withDeadline(h http.Handler, writeTimeout time.Duration) http.Handler {
 
 // readyz answers 200 when the database answers, 503 otherwise, with each
 // dependency's state in the body. A degraded rate limiter in local mode is
-// reported but still ready: requests are served.
+// reported but still ready: requests are served. So is a token cache whose
+// change feed is not following: every lookup then reads the database,
+// slower but not wrong.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"database": "ok", "rate_limiter": s.limiter.Status()}
+	checks := map[string]string{"database": "ok", "rate_limiter": s.limiter.Status(), "token_cache": s.tokens.FeedState()}
 	status := http.StatusOK
 	if err := s.store.Ping(ctx); err != nil {
 		checks["database"] = "unreachable"

@@ -1,0 +1,127 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"regexp"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/server"
+)
+
+// unsteadyFeed is a real store whose change feed waits until released,
+// then fails while failing is set, as a feed whose store is slow to answer
+// and then fails it does.
+type unsteadyFeed struct {
+	keygate.Store
+	release chan struct{}
+	failing atomic.Bool
+}
+
+func (s *unsteadyFeed) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil
+	}
+	if s.failing.Load() {
+		return errors.New("the changes table cannot be read")
+	}
+	return s.Store.WatchChanges(ctx, ready, fn)
+}
+
+// /readyz says where the token cache stands with its change feed, and
+// stays ready whatever it says: a cache that is not following makes
+// lookups slower, not wrong. The metrics say it too.
+func TestReadyzReportsTheTokenCachesFeed(t *testing.T) {
+	admin := freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+admin+`}
+apis:
+  - name: events
+    preset: canskan
+    listen: `+freeAddr(t)+`
+    upstream: http://127.0.0.1:1
+    token_prefix: ev_
+    routes:
+      - {methods: [GET], path: '/p/{code}', access: public}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := server.OpenStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	feed := &unsteadyFeed{Store: st, release: make(chan struct{})}
+	feed.failing.Store(true)
+	srv, err := server.New(context.Background(), cfg, server.Options{Store: feed, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+
+	readyz := func() (int, map[string]any) {
+		t.Helper()
+		status, body, _ := fetch(t, "http://"+admin+"/readyz")
+		var got map[string]any
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("readyz body %q: %v", body, err)
+		}
+		return status, got
+	}
+	waitFor := func(state string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			status, got := readyz()
+			checks, _ := got["checks"].(map[string]any)
+			if checks["token_cache"] == state {
+				if status != 200 || got["status"] != "ok" || checks["database"] != "ok" {
+					t.Errorf("readyz with the token cache %s: %d %v; want 200 and status ok", state, status, got)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("readyz: %v after 10s, want token_cache %q", got, state)
+			}
+		}
+	}
+	metric := func(name string) string {
+		t.Helper()
+		_, body, _ := fetch(t, "http://"+admin+"/metrics")
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no %s in /metrics", name)
+		}
+		return m[1]
+	}
+
+	waitFor("starting")
+	if v := metric("keygate_token_cache_following"); v != "0" {
+		t.Errorf("keygate_token_cache_following = %s while the feed starts, want 0", v)
+	}
+	close(feed.release)
+	waitFor("restarting")
+	for deadline := time.Now().Add(10 * time.Second); metric("keygate_token_cache_feed_restarts_total") == "0"; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("keygate_token_cache_feed_restarts_total still 0 10s after the feed failed")
+		}
+	}
+	feed.failing.Store(false)
+	waitFor("following")
+	if v := metric("keygate_token_cache_following"); v != "1" {
+		t.Errorf("keygate_token_cache_following = %s while the feed follows, want 1", v)
+	}
+}
