@@ -34,7 +34,8 @@ import (
 const DatabaseURLEnv = "KEYGATE_DATABASE_URL"
 
 // DefaultUpstreamTimeout is apis[].upstream_timeout's default: how long
-// keygate waits for an upstream's response head, as nginx's
+// keygate waits for an upstream's response head, and then for each next
+// piece of a body that is not server-sent events, as nginx's
 // proxy_read_timeout does.
 const DefaultUpstreamTimeout = 60 * time.Second
 

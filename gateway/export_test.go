@@ -58,3 +58,9 @@ func ReadUpstreamResponse(raw []byte) (headErr, bodyErr error) {
 	_, err := io.Copy(io.Discard, &r.body)
 	return nil, err
 }
+
+// SetUpstreamDialTimeout shortens g's wait for a connection to its
+// upstream, name resolution included.
+func SetUpstreamDialTimeout(g *Gateway, d time.Duration) {
+	g.forward.client.timeouts.dial = d
+}

@@ -136,7 +136,27 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		span.AddEvent("response headers")
 		defer endUpstreamSpan(span, resp.status, nil)
 	}
-	copyResponse(w, resp)
+	if err := copyResponse(w, resp); err != nil {
+		f.bodyBrokeOff(r, err)
+		// The status is sent: closing the connection short (or without
+		// the last chunk) is how the client learns the body is not whole.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// bodyBrokeOff logs an upstream body that ended before its end: reset,
+// closed short, or quiet past upstream_timeout. A client that left is no
+// upstream failure.
+func (f *Forwarder) bodyBrokeOff(r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		f.logger.Debug("client left during the response body", "method", r.Method, "path", r.URL.Path)
+		return
+	}
+	if upstreamTimedOut(err) {
+		f.logger.Warn("upstream stopped sending the response body in time; response cut short", "method", r.Method, "path", r.URL.Path, "error", err)
+		return
+	}
+	f.logger.Warn("upstream response body broke off; response cut short", "method", r.Method, "path", r.URL.Path, "error", err)
 }
 
 // keygateHeadersWin removes from an upgrade's answer the fields that

@@ -127,8 +127,10 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // headers, the body as it arrives (flushed at once for streams: server-sent
 // events and bodies of unknown length), then trailers. A body the upstream
 // breaks off aborts the client's response too, so the client does not take
-// a truncated body for a whole one.
-func copyResponse(w http.ResponseWriter, resp *upstreamResponse) {
+// a truncated body for a whole one: copyResponse then returns the
+// upstream's error, for the caller to log before it aborts. A client that
+// stops reading is not an error.
+func copyResponse(w http.ResponseWriter, resp *upstreamResponse) error {
 	h := w.Header()
 	contentType := resp.passHeader(h)
 	if len(resp.trailer) > 0 {
@@ -145,7 +147,7 @@ func copyResponse(w http.ResponseWriter, resp *upstreamResponse) {
 		if n > 0 {
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				resp.finish(false)
-				return
+				return nil
 			}
 			if stream {
 				rc.Flush()
@@ -156,13 +158,14 @@ func copyResponse(w http.ResponseWriter, resp *upstreamResponse) {
 		}
 		if err != nil {
 			resp.finish(false)
-			panic(http.ErrAbortHandler)
+			return err
 		}
 	}
 	for _, f := range resp.trailers {
 		h.Add(http.TrailerPrefix+f.name, f.value)
 	}
 	resp.finish(true)
+	return nil
 }
 
 // headerValuesContainToken reports whether the comma-separated values hold

@@ -194,15 +194,17 @@ func (c *upstreamClient) do(in *http.Request, h http.Header) (*upstreamResponse,
 }
 
 func (c *upstreamClient) roundTrip(ctx context.Context, pc *upstreamConn, in *http.Request, h http.Header) error {
-	// A client that goes away stops the wait for the upstream.
+	// A client that goes away stops the wait for the upstream, for the
+	// response head here and for its body until finish: a client that
+	// leaves a body the upstream stalls does not hold the handler.
 	stop := context.AfterFunc(ctx, pc.abort)
 	err := c.exchange(pc, in, h)
-	if !stop() && err == nil {
-		// Cancelled after the answer came: the connection's deadline is
-		// in the past now, and the client is gone anyway.
-		return context.Canceled
+	if err != nil {
+		stop()
+		return err
 	}
-	return err
+	pc.resp.stopAbort = stop
+	return nil
 }
 
 // exchange writes the request and reads the response head into pc.resp
@@ -225,8 +227,16 @@ func (c *upstreamClient) exchange(pc *upstreamConn, in *http.Request, h http.Hea
 		return err
 	}
 	// Streams (server-sent events) may stay quiet for longer than the
-	// wait for the response head.
-	pc.SetReadDeadline(time.Time{})
+	// wait for the response head. Any other body must keep coming: each
+	// next piece within the same timeout, as nginx's proxy_read_timeout,
+	// so an upstream that stalls a body does not hold the client forever.
+	if pc.resp.body.mode == bodyNone || pc.resp.eventStream() {
+		pc.SetReadDeadline(time.Time{})
+		return nil
+	}
+	pc.resp.body.idle = c.timeouts.responseHeader
+	pc.resp.body.extendAt = time.Now().Add(c.timeouts.responseHeader / 4)
+	pc.SetReadDeadline(time.Now().Add(c.timeouts.responseHeader))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -120,6 +121,21 @@ type upstreamResponse struct {
 
 	conn   *upstreamConn
 	client *upstreamClient
+	// stopAbort ends the watch on the client's request that aborts the
+	// connection when the client leaves; false: it had fired.
+	stopAbort func() bool
+}
+
+// eventStream reports whether the body is server-sent events, which may
+// stay quiet between events for as long as the upstream likes.
+func (r *upstreamResponse) eventStream() bool {
+	const es = "text/event-stream"
+	for _, f := range r.fields {
+		if !f.dropped && asciiEqualFold(f.name, "Content-Type") {
+			return len(f.value) >= len(es) && asciiEqualFold(f.value[:len(es)], es)
+		}
+	}
+	return false
 }
 
 // finish returns the connection to the pool when the body was read to the
@@ -133,6 +149,13 @@ func (r *upstreamResponse) finish(bodyDone bool) {
 	clear(r.fields)
 	clear(r.trailer)
 	clear(r.trailers)
+	if r.stopAbort != nil {
+		if !r.stopAbort() {
+			// The client left: the connection's deadline is in the past.
+			bodyDone = false
+		}
+		r.stopAbort = nil
+	}
 	if bodyDone && !r.close && r.conn.br.Buffered() == 0 {
 		r.client.release(r.conn)
 		return
@@ -511,11 +534,22 @@ type responseBody struct {
 	remaining int64 // bodyLength: bytes still to come
 	chunks    io.Reader
 	err       error
+	// idle, when set, is the longest wait for the next bytes; the read
+	// deadline is pushed on once a quarter of it has passed, so a fast
+	// body costs no deadline per read.
+	idle     time.Duration
+	extendAt time.Time
 }
 
 func (b *responseBody) Read(p []byte) (n int, err error) {
 	if b.err != nil {
 		return 0, b.err
+	}
+	if b.idle > 0 && b.br.Buffered() == 0 {
+		if now := time.Now(); now.After(b.extendAt) {
+			b.r.conn.SetReadDeadline(now.Add(b.idle))
+			b.extendAt = now.Add(b.idle / 4)
+		}
 	}
 	switch b.mode {
 	case bodyNone:
