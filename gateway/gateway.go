@@ -225,6 +225,11 @@ func (g *Gateway) Authorize(ctx context.Context, req Request) (Decision, error) 
 	if d.Route == nil {
 		return d, errNotFound
 	}
+	if overridesMethod(req) {
+		// The route was chosen for req.Method; the upstream would serve
+		// the other.
+		return d, errMethodOverride
+	}
 	if d.Route.Access == keygate.AccessPublic {
 		return d, g.limit(ctx, &d, g.publicLimit(d.Route), req)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/keygate/keygate"
@@ -160,4 +161,60 @@ func foldHeaderByte(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// methodOverrideHeaders name, in the spellings frameworks read, a method
+// that replaces the request's: Symfony and so Laravel take
+// X-HTTP-Method-Override on any POST, Express's method-override and
+// ASP.NET's middleware too, Google's front ends X-HTTP-Method.
+var methodOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+// overridesMethod reports whether req asks the upstream for another method
+// than req.Method, which is the one its route was chosen and checked for:
+// by a method override header, in any spelling, or by the _method query
+// parameter that Laravel and Symfony read on a POST (under PHP's names:
+// ".method" and " method" are "_method" too). Naming the request's own
+// method is no override.
+func overridesMethod(req Request) bool {
+	for name, values := range req.Header {
+		if len(name) < len("X-HTTP-Method") || !headerNameHasPrefix(name, "X-") {
+			continue
+		}
+		for _, n := range methodOverrideHeaders {
+			if headerNameIs(name, n) && !allNameMethod(values, req.Method) {
+				return true
+			}
+		}
+	}
+	raw := req.URL.RawQuery
+	if !strings.Contains(raw, "method") && !strings.Contains(raw, "%") {
+		return false
+	}
+	for rest := raw; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.Contains(k, "%") || strings.Contains(k, "+") {
+			if key, err := url.QueryUnescape(k); err == nil {
+				k = key
+			}
+		}
+		if len(k) != len("_method") || k[1:] != "method" || !strings.ContainsRune("_. [", rune(k[0])) {
+			continue
+		}
+		if value, err := url.QueryUnescape(v); err != nil || !allNameMethod([]string{value}, req.Method) {
+			return true
+		}
+	}
+	return false
+}
+
+// allNameMethod reports whether every value names method.
+func allNameMethod(values []string, method string) bool {
+	for _, v := range values {
+		if !strings.EqualFold(strings.TrimSpace(v), method) {
+			return false
+		}
+	}
+	return true
 }

@@ -49,4 +49,7 @@ var (
 	errUpstream     = keygate.Errorf(keygate.EUPSTREAM, "Upstream unreachable.")
 	errUpstreamSlow = keygate.Errorf(keygate.EUPSTREAMSLOW, "Upstream did not answer in time.")
 	errCanceled     = keygate.Errorf(keygate.ECANCELED, "The client went away before an answer.")
+	// errMethodOverride: the request names another method for the
+	// upstream to serve than the one its route was checked for.
+	errMethodOverride = keygate.Errorf(keygate.EINVALID, "Method override names another method.")
 )

@@ -94,6 +94,9 @@ var badInputs = []badInput{
 	{name: "canskan: public route with a slash in its parameter", api: "events", request: "GET /p/a%2Fb HTTP/1.1", status: 404, answer: cskNotFound},
 	{name: "forward-auth with two header families that differ", api: "events", request: "GET /_keygate/auth HTTP/1.1\r\nX-Forwarded-Uri: /p/x\r\nX-Original-URI: /api/v1/webhooks", status: 400, answer: `{"message": "Bad Request."}`},
 	{name: "forward-auth without a forwarded URI", api: "events", request: "GET /_keygate/auth HTTP/1.1", status: 404, answer: cskNotFound},
+	{name: "canskan: NUL byte in a public route's parameter", api: "events", request: "GET /p/abc%00 HTTP/1.1", status: 404, answer: cskNotFound},
+	{name: "method override header naming another method", api: "menus", request: "POST /v2/upload HTTP/1.1\r\nX-Token: {TOKEN}\r\nX-HTTP-Method-Override: DELETE\r\nContent-Length: 0", status: 400, answer: `{"detail": "Bad Request"}`},
+	{name: "_method query parameter naming another method", api: "menus", request: "POST /v2/upload?_method=DELETE HTTP/1.1\r\nX-Token: {TOKEN}\r\nContent-Length: 0", status: 400, answer: `{"detail": "Bad Request"}`},
 
 	// Rules: scopes, plans, entitlements.
 	{name: "cannmenus: token without the route's scope", api: "menus", request: "GET /v2/brands HTTP/1.1\r\nX-Token: {TOKEN}", status: 403, answer: cmScope},
