@@ -64,3 +64,10 @@ func ReadUpstreamResponse(raw []byte) (headErr, bodyErr error) {
 func SetUpstreamDialTimeout(g *Gateway, d time.Duration) {
 	g.forward.client.timeouts.dial = d
 }
+
+// OrgSlots returns how many organizations' slots the cache holds.
+func OrgSlots(t *Tokens) int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.orgs)
+}

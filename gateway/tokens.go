@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -68,11 +69,13 @@ type Tokens struct {
 
 	mu sync.RWMutex
 	// tokens holds each entry in the map itself, keyed by the 32-byte
-	// digest: a hit reads the map's slot and the organization's slot and
-	// nothing else, where a map of hex strings to pointers read the key's
-	// 64 bytes, the entry and the token behind three pointers. With the
-	// default 100,000 entries the cache is far larger than the CPU's
-	// caches, so each pointer followed is a likely miss to memory.
+	// digest: a hit, and the request's checks of the token (CachedFor),
+	// read the map's slot and the organization's slot and nothing else,
+	// where a map of hex strings to pointers read the key's 64 bytes, the
+	// entry and the token behind three pointers, and the checks read the
+	// token again. With the default 100,000 entries the cache is far
+	// larger than the CPU's caches, so each pointer followed is a likely
+	// miss to memory.
 	tokens map[keygate.TokenDigest]tokenEntry
 	// hashes and rotated map a token id to the digests it is cached
 	// under, for invalidation by id: hashes the first, held in the map as
@@ -80,7 +83,15 @@ type Tokens struct {
 	// two while its old secret's grace lasts).
 	hashes  map[string]keygate.TokenDigest
 	rotated map[string][]keygate.TokenDigest
-	orgs    map[string]*orgSlot // by organization id
+	// orgs holds the slot of each organization some entry points at, by
+	// id; a slot goes when its last entry does.
+	orgs map[string]*orgSlot
+	// apis numbers the API names of the tokens cached and of the
+	// gateways that asked (APIRef): an entry carries its token's number,
+	// so a hit compares it without reading the name behind the token. A
+	// number is never reused or dropped, since gateways hold theirs; the
+	// names are those of the APIs configured and stored, a handful.
+	apis map[string]uint32
 	// unknown holds the digests the store had no token for, and when it
 	// said so.
 	unknown map[keygate.TokenDigest]time.Time
@@ -163,8 +174,9 @@ type cached[T any] struct {
 }
 
 // tokenEntry is a cached token with what a hit needs beside it: when it
-// was read, whether it is revoked (which shortens its TTL) and its
-// organization's slot, so one map lookup answers.
+// was read, its organization's slot, and what a request checks of the
+// token (its facts), so one map lookup answers and decides without
+// reading the token.
 type tokenEntry struct {
 	tok *keygate.Token
 	org *orgSlot
@@ -172,16 +184,82 @@ type tokenEntry struct {
 	// 8 bytes where a time.Time takes 24, in every one of the map's slots,
 	// and as monotonic as the clock's readings.
 	fetched time.Duration
+	facts   tokenFacts
+}
+
+// tokenFacts are what a request checks of a token found by a digest,
+// copied from it when it is cached: the token behind the entry's pointer
+// is a miss to memory of its own (and its expiry and stored hash more),
+// which every request paid. The token never changes while cached (a
+// change drops the entry), so neither do they.
+type tokenFacts struct {
+	// expires is the token's expiry, in Unix nanoseconds (MaxInt64:
+	// never); accepted is when the digest it was found by stops being
+	// one of its secrets: never (MaxInt64) for its current one, when the
+	// grace ends for the one the last rotation replaced, at once
+	// (MinInt64) for any other.
+	expires, accepted int64
+	// api is the number of the token's API (Tokens.apis).
+	api     uint32
 	revoked bool
+}
+
+// factsOf returns what a request checks of tok when found by d; api is
+// the number of tok's API.
+func factsOf(tok *keygate.Token, d keygate.TokenDigest, api uint32) tokenFacts {
+	f := tokenFacts{expires: math.MaxInt64, accepted: math.MinInt64, api: api, revoked: tok.RevokedAt != nil}
+	if tok.ExpiresAt != nil {
+		f.expires = unixNanos(*tok.ExpiresAt)
+	}
+	switch {
+	case d.Is(tok.Hash):
+		f.accepted = math.MaxInt64
+	case tok.PreviousHash != "" && d.Is(tok.PreviousHash) && tok.PreviousHashExpiresAt != nil:
+		f.accepted = unixNanos(*tok.PreviousHashExpiresAt)
+	}
+	return f
+}
+
+// unixNanos is t in Unix nanoseconds, held to int64's range (the years
+// 1678 to 2262): a time past either end compares as that end, so a
+// comparison with a time inside the range answers as time.Time's does.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minUnixNanos):
+		return math.MinInt64
+	case t.After(maxUnixNanos):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var minUnixNanos, maxUnixNanos = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+// refusal is why the token with facts f is refused at now (Unix
+// nanoseconds), nil when it is not: revoked, or found by a secret it no
+// longer has (a rotated token's old secret fails once its grace ends, on
+// every instance at the same moment, cached or not), is invalid; past
+// its expiry, expired. Whether it is the API's is the caller's check.
+func (f tokenFacts) refusal(now int64) error {
+	switch {
+	case f.revoked || now >= f.accepted:
+		return errTokenInvalid
+	case now >= f.expires:
+		return errTokenExpired
+	}
+	return nil
 }
 
 // orgSlot holds an organization as cached: every cached token of the
 // organization points at it. A read replaces its value, a change empties
-// it (value nil), and the slot itself stays, the one for its id, until
-// the whole cache is dropped, so the tokens' pointers never go stale.
-// Its fields are read and written under Tokens.mu.
+// it (value nil), and the slot stays while any entry points at it, so
+// the entries' pointers never go stale; the last entry to go takes it
+// along. Its fields are read and written under Tokens.mu.
 type orgSlot struct {
 	cached[*keygate.Organization]
+	id string
+	// entries counts the token entries that point at the slot.
+	entries int
 }
 
 // TokensOptions tunes the cache; zero values take the defaults.
@@ -221,7 +299,7 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 		maxEntries: opts.MaxEntries, negativeTTL: opts.NegativeTTL, maxNegative: opts.MaxNegativeEntries,
 		now: opts.Now, logger: opts.Logger,
 		tokens: map[keygate.TokenDigest]tokenEntry{}, hashes: map[string]keygate.TokenDigest{}, rotated: map[string][]keygate.TokenDigest{},
-		orgs:    map[string]*orgSlot{},
+		orgs: map[string]*orgSlot{}, apis: map[string]uint32{},
 		unknown: map[keygate.TokenDigest]time.Time{},
 	}
 	if t.negativeTTL == 0 {
@@ -282,25 +360,71 @@ func (t *Tokens) Lookup(ctx context.Context, d keygate.TokenDigest) (*keygate.To
 	return tok, org, nil
 }
 
-// Cached answers from the cache alone, without asking the store: the
-// token with the given digest and its organization when both are cached
-// and fresh, or ETOKENINVALID when the digest is cached as unknown; ok is
-// false when the store would have to be asked. It is how a client address
-// that has spent its failed-authentication budget can still use a token
-// this instance already verified, and why an unknown token and a deleted
-// one take the same path.
-func (t *Tokens) Cached(d keygate.TokenDigest) (tok *keygate.Token, org *keygate.Organization, ok bool, err error) {
-	now := t.now()
-	v := t.peek(d, now)
+// APIRef is an API as CachedFor knows it: its name and the number the
+// cache's entries carry for it. The zero APIRef is no API's.
+type APIRef struct {
+	name string
+	n    uint32
+}
+
+// APIRef returns the reference of the API named name, for CachedFor.
+func (t *Tokens) APIRef(name string) APIRef {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return APIRef{name: name, n: t.apiNumberLocked(name)}
+}
+
+// apiNumberLocked returns the number of the API named name, numbering it
+// when it has none.
+func (t *Tokens) apiNumberLocked(name string) uint32 {
+	n, ok := t.apis[name]
+	if !ok {
+		n = uint32(len(t.apis) + 1)
+		t.apis[name] = n
+	}
+	return n
+}
+
+// CachedFor answers from the cache alone, without asking the store, for
+// a request to api at now: the token with the given digest and its
+// organization when both are cached and fresh and the token passes the
+// request's checks; ETOKENINVALID when the digest is cached as unknown,
+// or its token is another API's, revoked, or found by a secret it no
+// longer has; ETOKENEXPIRED when it has expired. ok is false when the
+// store would have to be asked. It is how a client address that has
+// spent its failed-authentication budget can still use a token this
+// instance already verified, and why an unknown token and a deleted one
+// take the same path.
+//
+// The checks read what the entry holds, not the token: a hit reads the
+// map's slot and the organization's and nothing else.
+func (t *Tokens) CachedFor(api APIRef, d keygate.TokenDigest, now time.Time) (tok *keygate.Token, org *keygate.Organization, ok bool, err error) {
+	at := t.now()
+	v := t.peek(d, at)
 	if v.unknown {
 		t.hits.Add(1)
 		return nil, nil, true, errTokenInvalid
 	}
-	if !v.answers || !v.found || t.age(v.entry, now) >= t.tokenTTL(v.entry) || !v.orgFresh(now, t.ttl) {
+	if !v.answers || !v.found || t.age(v.entry, at) >= t.tokenTTL(v.entry) || !v.orgFresh(at, t.ttl) {
 		return nil, nil, false, nil
 	}
 	t.hits.Add(1)
+	if v.entry.facts.api != api.n {
+		return nil, nil, true, errTokenInvalid
+	}
+	if err := v.entry.facts.refusal(now.UnixNano()); err != nil {
+		return nil, nil, true, err
+	}
 	return v.entry.tok, v.org.value, true, nil
+}
+
+// accepts is CachedFor's checks of a token Lookup returned for d: nil
+// when it authenticates a request to api at now.
+func accepts(api APIRef, tok *keygate.Token, d keygate.TokenDigest, now time.Time) error {
+	if tok.API != api.name {
+		return errTokenInvalid
+	}
+	return factsOf(tok, d, 0).refusal(now.UnixNano())
 }
 
 // view is what the cache holds for a digest, read in one critical
@@ -400,8 +524,10 @@ func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organiza
 		switch {
 		case err == nil:
 			t.mu.Lock()
-			if t.keepsLocked(gen) {
-				t.orgSlotLocked(id).cached = cached[*keygate.Organization]{value: org, fetched: t.now()}
+			// Kept only in the slot of a cached token: an organization
+			// no entry points at would never be dropped.
+			if slot := t.orgs[id]; slot != nil && t.keepsLocked(gen) {
+				slot.cached = cached[*keygate.Organization]{value: org, fetched: t.now()}
 			}
 			t.mu.Unlock()
 		case keygate.ErrorCode(err) == keygate.ENOTFOUND:
@@ -416,15 +542,24 @@ func (t *Tokens) organization(ctx context.Context, id string) (*keygate.Organiza
 	})
 }
 
-// orgSlotLocked returns the slot of the organization with id, making an
-// empty one if there is none.
-func (t *Tokens) orgSlotLocked(id string) *orgSlot {
+// holdOrgLocked returns the slot of the organization with id for an entry
+// about to point at it, making an empty one if there is none.
+func (t *Tokens) holdOrgLocked(id string) *orgSlot {
 	slot := t.orgs[id]
 	if slot == nil {
-		slot = &orgSlot{}
+		slot = &orgSlot{id: id}
 		t.orgs[id] = slot
 	}
+	slot.entries++
 	return slot
+}
+
+// releaseOrgLocked is an entry that pointed at slot going: the last one
+// takes the slot along.
+func (t *Tokens) releaseOrgLocked(slot *orgSlot) {
+	if slot.entries--; slot.entries == 0 {
+		delete(t.orgs, slot.id)
+	}
 }
 
 // tokenTTL is how long entry answers without asking the store: a deleted
@@ -432,7 +567,7 @@ func (t *Tokens) orgSlotLocked(id string) *orgSlot {
 // refusal outlives the other and how long a refusal takes cannot tell a
 // token that existed once from one that never did; any other for TTL.
 func (t *Tokens) tokenTTL(entry tokenEntry) time.Duration {
-	if entry.revoked && t.negativeTTL > 0 && t.negativeTTL < t.ttl {
+	if entry.facts.revoked && t.negativeTTL > 0 && t.negativeTTL < t.ttl {
 		return t.negativeTTL
 	}
 	return t.ttl
@@ -546,14 +681,21 @@ func (t *Tokens) storeTokenIfCurrent(gen uint64, d keygate.TokenDigest, tok *key
 	if len(t.tokens) >= t.maxEntries {
 		t.evictLocked()
 	}
-	if _, cached := t.tokens[d]; !cached {
+	old, cached := t.tokens[d]
+	if !cached {
 		if _, has := t.hashes[tok.ID]; !has {
 			t.hashes[tok.ID] = d
 		} else {
 			t.rotated[tok.ID] = append(t.rotated[tok.ID], d)
 		}
 	}
-	t.tokens[d] = tokenEntry{tok: tok, org: t.orgSlotLocked(tok.OrganizationID), fetched: t.now().Sub(t.epoch), revoked: tok.RevokedAt != nil}
+	t.tokens[d] = tokenEntry{
+		tok: tok, org: t.holdOrgLocked(tok.OrganizationID), fetched: t.now().Sub(t.epoch),
+		facts: factsOf(tok, d, t.apiNumberLocked(tok.API)),
+	}
+	if cached {
+		t.releaseOrgLocked(old.org) // after the hold: the same slot stays
+	}
 }
 
 // storeUnknownIfCurrent remembers that the store has no token with hash,
@@ -645,7 +787,8 @@ func (t *Tokens) Apply(c keygate.Change) {
 		// known here.
 		clear(t.unknown)
 	case keygate.ChangeOrganization:
-		// Emptied, not deleted: its tokens' entries point at the slot.
+		// Emptied, not deleted: its tokens' entries point at the slot,
+		// and take it along when the last of them goes.
 		if slot := t.orgs[c.ID]; slot != nil {
 			slot.cached = cached[*keygate.Organization]{}
 		}
@@ -668,13 +811,22 @@ func (t *Tokens) dropAllLocked() {
 // dropTokenLocked forgets every cached hash of the token.
 func (t *Tokens) dropTokenLocked(id string) {
 	if d, ok := t.hashes[id]; ok {
-		delete(t.tokens, d)
+		t.dropEntryLocked(d)
 	}
 	for _, d := range t.rotated[id] {
-		delete(t.tokens, d)
+		t.dropEntryLocked(d)
 	}
 	delete(t.hashes, id)
 	delete(t.rotated, id)
+}
+
+// dropEntryLocked deletes the entry of d and lets go of its
+// organization's slot.
+func (t *Tokens) dropEntryLocked(d keygate.TokenDigest) {
+	if e, ok := t.tokens[d]; ok {
+		delete(t.tokens, d)
+		t.releaseOrgLocked(e.org)
+	}
 }
 
 // Follow applies the feed's changes in the background until ctx ends, and
