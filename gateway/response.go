@@ -33,8 +33,13 @@ func removeHopByHopHeaders(h http.Header) {
 	}
 }
 
+// isUpgrade reports whether the client asks to switch protocols, which
+// hands its connection to the upstream. Never to HTTP/2 cleartext (h2c):
+// every later stream on that connection would reach the upstream
+// unchecked. Such a request goes on as an ordinary one, its Upgrade
+// dropped with the other hop-by-hop headers.
 func isUpgrade(h http.Header) bool {
-	return h.Get("Upgrade") != "" && headerValuesContainToken(h["Connection"], "Upgrade")
+	return h.Get("Upgrade") != "" && headerValuesContainToken(h["Connection"], "Upgrade") && !headerValuesContainToken(h["Upgrade"], "h2c")
 }
 
 // setForwardedHeaders replaces what the client said about earlier hops
