@@ -140,6 +140,11 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		f.bodyBrokeOff(r, err)
 		// The status is sent: closing the connection short (or without
 		// the last chunk) is how the client learns the body is not whole.
+		// The gateway's own chain counts the request first.
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.cut = true
+			return
+		}
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -221,6 +221,11 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, er
 	status := rec.statusOr(err)
 	g.observe(d, status, err, start)
 	g.endSpan(span, d, status, err, r.Method, span != nil && f == g.forward)
+	if rec.cut {
+		// Counted as the status the client got; now its response ends
+		// short, so it is not taken for a whole one.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // Authorize runs the whole chain on req: route, token, limits, rules.
@@ -617,6 +622,8 @@ func tokenID(d Decision) string {
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
+	// cut: the upstream's body broke off after the status was sent.
+	cut bool
 }
 
 func (s *statusRecorder) WriteHeader(code int) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
 )
@@ -35,20 +37,30 @@ func (l *lockedLog) String() string {
 	return l.b.String()
 }
 
-// loggedProxy is proxyTo with the gateway's log lines kept.
+// loggedProxy is proxyTo with the gateway's log lines and metrics kept.
 func loggedProxy(t *testing.T, upstreamURL string) (proxied, *lockedLog) {
+	p, logs, _ := observedProxy(t, upstreamURL)
+	return p, logs
+}
+
+func observedProxy(t *testing.T, upstreamURL string) (proxied, *lockedLog, *prometheus.Registry) {
 	t.Helper()
 	f := newFixture(t)
 	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
 	logs := &lockedLog{}
-	gw, err := gateway.New(gateway.Config{API: menusAPI(upstreamURL), Tokens: f.tokens,
+	reg := prometheus.NewRegistry()
+	metrics, err := gateway.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Config{API: menusAPI(upstreamURL), Tokens: f.tokens, Metrics: metrics,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
-	return proxied{url: srv.URL, secret: secret, gw: gw}, logs
+	return proxied{url: srv.URL, secret: secret, gw: gw}, logs, reg
 }
 
 // scriptedUpstream accepts connections and hands each, its request head read,
@@ -97,6 +109,24 @@ func fetchCut(t *testing.T, p proxied) (int, string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
+}
+
+// requestsCounted is the registry's keygate_requests_total, all outcomes.
+func requestsCounted(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "keygate_requests_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 // warnings returns the log lines at WARN or above.
@@ -170,17 +200,20 @@ func TestEventStreamMayStayQuietLongerThanUpstreamTimeout(t *testing.T) {
 }
 
 // An upstream that resets the connection in the middle of a body: the
-// client's response ends short (not taken for a whole one), and keygate
-// logs one line without the token.
+// client's response ends short (not taken for a whole one), the request
+// is counted, and keygate logs one line without the token.
 func TestUpstreamResetMidBodyCutsTheResponseShort(t *testing.T) {
 	up := scriptedUpstream(t, func(c net.Conn) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\ne\r\n{\"products\": [\r\n")
 		time.Sleep(50 * time.Millisecond)
 		c.(*net.TCPConn).SetLinger(0) // close sends RST
 	})
-	p, logs := loggedProxy(t, up)
+	p, logs, reg := observedProxy(t, up)
 	status, body, err := fetchCut(t, p)
 	t.Logf("reset mid-body: %d, body %q, error %v", status, body, err)
+	if n := requestsCounted(t, reg); n != 1 {
+		t.Errorf("keygate_requests_total %v after one request cut short, want 1", n)
+	}
 	if err == nil || (status != 0 && (status != 200 || body != `{"products": [`)) {
 		t.Errorf("reset mid-body: %d %q %v, want a response that ends with an error", status, body, err)
 	}

@@ -119,11 +119,21 @@ func (b *boundedBody) extend() {
 	_ = b.rc.SetReadDeadline(deadline)
 }
 
+// counted keeps s.inFlight: a Shutdown past its grace waits for the
+// requests it cancelled to be counted.
+func (s *Server) counted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
 // httpServer is an http.Server with the config's listener limits.
 func (s *Server) httpServer(name string, h http.Handler) *http.Server {
 	l := s.cfg.Listeners
 	srv := &http.Server{
-		Handler:           boundBodyReads(h, l.BodyIdleTimeout, l.BodyTimeout),
+		Handler:           s.counted(boundBodyReads(h, l.BodyIdleTimeout, l.BodyTimeout)),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,7 +89,9 @@ type Server struct {
 	version    string
 	emailRoots *x509.CertPool
 
-	servers   []*namedServer
+	servers []*namedServer
+	// inFlight counts the requests being served on every listener.
+	inFlight  atomic.Int64
 	follow    context.CancelFunc
 	following sync.WaitGroup
 	// invitations hears of new invitations (Options.Invitations).
@@ -341,8 +344,17 @@ func (s *Server) Addr(name string) string {
 	return ""
 }
 
+// finalWriteTimeout is how long the last usage and last-used writes may
+// take at shutdown when in-flight requests spent the whole grace.
+const finalWriteTimeout = 5 * time.Second
+
 // Shutdown stops accepting requests, lets in-flight ones finish (until ctx
-// ends), writes pending usage and closes what New opened.
+// ends), writes pending usage and closes what New opened. Requests still
+// in flight when ctx ends (a stream, an upstream that stopped answering)
+// have their connections closed, which cancels them and their upstream
+// calls; the pending writes then get finalWriteTimeout of their own, so a
+// Shutdown returns within ctx's deadline and that, whatever the upstreams
+// and the database do.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	var wg sync.WaitGroup
@@ -352,6 +364,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		go func(ns *namedServer) {
 			defer wg.Done()
 			if err := ns.srv.Shutdown(ctx); err != nil {
+				s.logger.Warn("shutdown grace ended with requests in flight; closing their connections", "listener", ns.name)
+				_ = ns.srv.Close()
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s listener: %w", ns.name, err))
 				mu.Unlock()
@@ -359,8 +373,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}(ns)
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+		defer cancel()
+		// Closing a connection cancels its request; its handler counts
+		// it on the way out, before the last usage is written.
+		s.waitForHandlers(ctx)
+	}
 	errs = append(errs, s.closeResources(ctx))
 	return errors.Join(errs...)
+}
+
+// waitForHandlers returns when no request is being served, or when ctx
+// ends.
+func (s *Server) waitForHandlers(ctx context.Context) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.inFlight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (s *Server) closeResources(ctx context.Context) error {

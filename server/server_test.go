@@ -41,6 +41,8 @@ type running struct {
 	admin  string
 	events string
 	logs   *syncBuffer
+	// dataDir holds the SQLite database.
+	dataDir string
 }
 
 type syncBuffer struct {
@@ -63,9 +65,9 @@ func (s *syncBuffer) String() string {
 // start runs keygate with one canskan API in front of upstream.
 func start(t *testing.T, upstream, rateLimiter string) *running {
 	t.Helper()
-	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}}
+	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}, dataDir: t.TempDir()}
 	cfg, err := config.Parse("test.yaml", []byte(`
-data_dir: `+t.TempDir()+`
+data_dir: `+r.dataDir+`
 admin: {listen: `+r.admin+`}
 rate_limiter: `+rateLimiter+`
 apis:
