@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,16 +166,44 @@ func (f *Forwarder) bodyBrokeOff(r *http.Request, err error) {
 }
 
 // keygateHeadersWin removes from an upgrade's answer the fields that
-// keygate set on the client's response, as passHeader leaves them out.
+// keygate set on the client's response, as passHeader leaves them out,
+// and the trailers of those names, as copyResponse does: announced ones
+// now, those that come unannounced once the body is read. An upstream
+// may answer an upgrade request without upgrading, with a chunked body
+// and trailers, which httputil.ReverseProxy passes on.
 func keygateHeadersWin(res *http.Response) error {
 	fwd, _ := res.Request.Context().Value(forwardedContextKey{}).(forwarded)
 	set := keygateSet(fwd.header, nil)
-	for name := range res.Header {
-		if yieldsToKeygate(set, name) {
-			delete(res.Header, name)
+	dropKeygates := func(h http.Header) {
+		for name := range h {
+			if yieldsToKeygate(set, name) {
+				delete(h, name)
+			}
 		}
 	}
+	dropKeygates(res.Header)
+	dropKeygates(res.Trailer)
+	if res.StatusCode != http.StatusSwitchingProtocols && len(set) > 0 {
+		// A 101's body is the connection, which ReverseProxy takes
+		// as it is; any other body it reads to the end and closes
+		// before it copies res.Trailer.
+		res.Body = &trailerFilter{ReadCloser: res.Body, res: res, drop: dropKeygates}
+	}
 	return nil
+}
+
+// trailerFilter removes from res.Trailer, once the body is closed (the
+// transport fills it in as the body ends), the names drop removes.
+type trailerFilter struct {
+	io.ReadCloser
+	res  *http.Response
+	drop func(http.Header)
+}
+
+func (t *trailerFilter) Close() error {
+	err := t.ReadCloser.Close()
+	t.drop(t.res.Trailer)
+	return err
 }
 
 func (f *Forwarder) rewriteHeaders(out *http.Request) {

@@ -418,35 +418,104 @@ func TestKeygatesRateLimitHeadersReplaceTheUpstreams(t *testing.T) {
 		brw.Flush()
 	}))
 	defer upstream.Close()
-	limiter := ratelimit.NewMemory(ratelimit.MemoryOptions{})
-	defer limiter.Close()
-	f := newFixture(t)
-	gw, err := gateway.New(gateway.Config{API: eventsAPI(upstream.URL), Tokens: f.tokens, Limiter: limiter, MaxBodyBytes: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
+	gw := publicGatewayTo(t, upstream.URL)
 
 	for i, upgrade := range []bool{false, true} {
-		req, _ := http.NewRequest("GET", srv.URL+"/p/abc123def456", nil)
-		if upgrade {
-			req.Header.Set("Connection", "Upgrade")
-			req.Header.Set("Upgrade", "websocket")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := getPublic(t, gw, upgrade)
 		resp.Body.Close()
-		want := map[string]string{"X-Ratelimit-Limit": "10", "X-Ratelimit-Remaining": strconv.Itoa(9 - i), "Vary": "Accept-Encoding", "X-Upstream": "kept"}
-		for name, v := range want {
+		checkKeygatesLimits(t, resp, i, upgrade)
+		for name, v := range map[string]string{"Vary": "Accept-Encoding", "X-Upstream": "kept"} {
 			if got := resp.Header[name]; len(got) != 1 || got[0] != v {
 				t.Errorf("upgrade %v: %s %q, want only %q", upgrade, name, got, v)
 			}
 		}
-		if got := resp.Header["X-Ratelimit-Reset"]; len(got) != 1 || got[0] == "1" {
-			t.Errorf("upgrade %v: X-RateLimit-Reset %q, want only keygate's", upgrade, got)
+	}
+}
+
+// publicGatewayTo serves the canskan API in front of upstream, its public
+// routes limited per client address; it returns the gateway's URL.
+func publicGatewayTo(t *testing.T, upstream string) string {
+	t.Helper()
+	limiter := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { limiter.Close() })
+	f := newFixture(t)
+	gw, err := gateway.New(gateway.Config{API: eventsAPI(upstream), Tokens: f.tokens, Limiter: limiter, MaxBodyBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// getPublic asks gw for a public route, as a WebSocket upgrade when
+// upgrade is set (httputil.ReverseProxy's path).
+func getPublic(t *testing.T, gw string, upgrade bool) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", gw+"/p/abc123def456", nil)
+	if upgrade {
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// checkKeygatesLimits checks that the header of the response to a
+// client's nth request (from 0) holds keygate's X-RateLimit-* fields, once
+// each: the public limit of 10 a minute.
+func checkKeygatesLimits(t *testing.T, resp *http.Response, n int, upgrade bool) {
+	t.Helper()
+	for name, v := range map[string]string{"X-Ratelimit-Limit": "10", "X-Ratelimit-Remaining": strconv.Itoa(9 - n)} {
+		if got := resp.Header[name]; len(got) != 1 || got[0] != v {
+			t.Errorf("upgrade %v: %s %q, want only %q", upgrade, name, got, v)
+		}
+	}
+	if got := resp.Header["X-Ratelimit-Reset"]; len(got) != 1 || got[0] == "1" {
+		t.Errorf("upgrade %v: X-RateLimit-Reset %q, want only keygate's", upgrade, got)
+	}
+}
+
+// An upstream cannot slip its own X-RateLimit-* in as trailers, which a
+// client may merge into the header: trailers of the names keygate set on
+// the response are dropped, announced in Trailer or not, in any spelling,
+// on the proxy's own path and on ReverseProxy's (an upgrade request the
+// upstream answers without upgrading). Other trailers pass.
+func TestUpstreamTrailersCannotSpeakForKeygate(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "x-ratelimit-remaining, X-Checksum")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "body")
+		// Sent now, the body is chunked and the trailers go after it.
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Ratelimit-Remaining", "4999")
+		w.Header().Set("X-Checksum", "c0ffee")
+		w.Header()[http.TrailerPrefix+"x-ratelimit-limit"] = []string{"5000"}
+		w.Header()[http.TrailerPrefix+"X-RATELIMIT-RESET"] = []string{"1"}
+		w.Header()[http.TrailerPrefix+"X-Late"] = []string{"late"}
+	}))
+	defer upstream.Close()
+	gw := publicGatewayTo(t, upstream.URL)
+
+	for i, upgrade := range []bool{false, true} {
+		resp := getPublic(t, gw, upgrade)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || string(body) != "body" {
+			t.Fatalf("upgrade %v: %d %q %v", upgrade, resp.StatusCode, body, err)
+		}
+		checkKeygatesLimits(t, resp, i, upgrade)
+		wantTrailer := http.Header{"X-Checksum": {"c0ffee"}, "X-Late": {"late"}}
+		if len(resp.Trailer) != len(wantTrailer) {
+			t.Errorf("upgrade %v: trailers %q, want %q", upgrade, resp.Trailer, wantTrailer)
+		}
+		for name, v := range wantTrailer {
+			if got := resp.Trailer[name]; len(got) != 1 || got[0] != v[0] {
+				t.Errorf("upgrade %v: trailer %s %q, want %q (all: %q)", upgrade, name, got, v, resp.Trailer)
+			}
 		}
 	}
 }

@@ -137,9 +137,10 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // stops reading is not an error.
 func copyResponse(w http.ResponseWriter, resp *upstreamResponse) error {
 	h := w.Header()
-	contentType := resp.passHeader(h)
-	if len(resp.trailer) > 0 {
-		h.Add("Trailer", strings.Join(resp.trailer, ", "))
+	set := keygateSet(h, make([]string, 0, 8))
+	contentType := resp.passHeader(h, set)
+	if trailer := resp.passedTrailer(set); len(trailer) > 0 {
+		h.Add("Trailer", strings.Join(trailer, ", "))
 	}
 	w.WriteHeader(resp.status)
 
@@ -167,7 +168,9 @@ func copyResponse(w http.ResponseWriter, resp *upstreamResponse) error {
 		}
 	}
 	for _, f := range resp.trailers {
-		h.Add(http.TrailerPrefix+f.name, f.value)
+		if !yieldsToKeygate(set, f.name) {
+			h.Add(http.TrailerPrefix+f.name, f.value)
+		}
 	}
 	resp.finish(true)
 	return nil
@@ -192,6 +195,12 @@ func headerValuesContainToken(values []string, token string) bool {
 // any spelling, are not passed beside it: a client reading two
 // X-RateLimit-Remaining values (or a browser two Access-Control-Allow-
 // Origin values, which fails CORS) could not tell which is keygate's.
+//
+// The same holds for the upstream's trailers, announced in Trailer or
+// not: a client may merge trailer fields into the header (RFC 9110
+// section 6.5.2 lets it when the field's definition allows), and net/http's
+// server sends a name announced in Trailer with whatever the handler's
+// header holds under it, keygate's own value included.
 //
 // keygateSet lists, into names, the names keygate set in the client's
 // header h before any of the upstream's fields were added.

@@ -104,6 +104,10 @@ var serverSetHeaders = map[string]bool{
 	"Transfer-Encoding": true, "Trailer": true,
 }
 
+// keygateLimitHeader is a header keygate sets on a forwarded response,
+// as http.Header spells it.
+const keygateLimitHeader = "X-Ratelimit-Limit"
+
 func FuzzUpstreamResponse(f *testing.F) {
 	for _, s := range []string{
 		okAnswer,
@@ -113,6 +117,8 @@ func FuzzUpstreamResponse(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nProxy-Authenticate: Basic\r\nUpgrade: h2c\r\nTe: trailers\r\nProxy-Connection: keep-alive\r\nContent-Length: 0\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-ratelimit-limit, X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-RateLimit-Limit: 5000\r\nX-Sum: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-ratelimit-LIMIT: 5000\r\nX-Late: 2\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
 		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel",
 		"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: 1\n\n",
@@ -140,6 +146,10 @@ func FuzzUpstreamResponse(f *testing.F) {
 	}, slog.New(slog.DiscardHandler))
 	client := netip.MustParseAddr("203.0.113.7")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// keygate's word on the limit, as the gateway sets it before
+		// forwarding: no header or trailer of the upstream's may add
+		// to it.
+		w.Header().Set(keygateLimitHeader, "10")
 		fw.Forward(w, r, nil, client)
 	}))
 	f.Cleanup(srv.Close)
@@ -191,6 +201,12 @@ func FuzzUpstreamResponse(f *testing.F) {
 			if readErr == nil && !bodyOK && len(wantBody) > 0 && !noBodyAllowed(want.StatusCode) {
 				t.Fatalf("a body the upstream broke off (%q) reached the client as a whole one (%q)", wantBody, got)
 			}
+			if got := resp.Header[keygateLimitHeader]; len(got) != 1 || got[0] != "10" {
+				t.Fatalf("%s reached the client as %q, want only keygate's", keygateLimitHeader, got)
+			}
+			if v, ok := resp.Trailer[keygateLimitHeader]; ok && readErr == nil {
+				t.Fatalf("the upstream's trailer %s: %q reached the client", keygateLimitHeader, v)
+			}
 			for _, name := range []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Upgrade"} {
 				if v, ok := resp.Header[name]; ok {
 					t.Fatalf("hop-by-hop header %s: %q reached the client", name, v)
@@ -199,7 +215,7 @@ func FuzzUpstreamResponse(f *testing.F) {
 			for _, v := range want.Header["Connection"] {
 				for name := range strings.SplitSeq(v, ",") {
 					name = http.CanonicalHeaderKey(strings.TrimSpace(name))
-					if name == "" || serverSetHeaders[name] {
+					if name == "" || serverSetHeaders[name] || name == keygateLimitHeader {
 						continue
 					}
 					if v, ok := resp.Header[name]; ok {

@@ -476,10 +476,10 @@ func (r *upstreamResponse) readTrailers(br *bufio.Reader) error {
 // passHeader adds the response's end-to-end fields to h, the client's
 // header: not the hop-by-hop ones (RFC 9110 section 7.6.1), nor those
 // Connection names, nor TE (a request field: "TE: trailers" passes only
-// that way), nor those keygate already set in h (see keygateSet).
-func (r *upstreamResponse) passHeader(h http.Header) (contentType string) {
+// that way), nor those keygate already set in h, which set lists (see
+// keygateSet).
+func (r *upstreamResponse) passHeader(h http.Header, set []string) (contentType string) {
 	values := make([]string, len(r.fields))
-	set := keygateSet(h, make([]string, 0, 8))
 	for i, f := range r.fields {
 		if f.dropped || r.hopByHop(f.name) || yieldsToKeygate(set, f.name) {
 			continue
@@ -495,6 +495,21 @@ func (r *upstreamResponse) passHeader(h http.Header) (contentType string) {
 		h[f.name] = values[i : i+1 : i+1]
 	}
 	return contentType
+}
+
+// passedTrailer is r.trailer without the names keygate set (set is from
+// keygateSet), in place: the fields the client's Trailer announces.
+func (r *upstreamResponse) passedTrailer(set []string) []string {
+	n := 0
+	for _, name := range r.trailer {
+		if !yieldsToKeygate(set, name) {
+			r.trailer[n] = name
+			n++
+		}
+	}
+	clear(r.trailer[n:])
+	r.trailer = r.trailer[:n]
+	return r.trailer
 }
 
 func (r *upstreamResponse) hopByHop(name string) bool {

@@ -147,7 +147,7 @@ func FuzzUpstreamResponseHead(f *testing.F) {
 		}
 
 		got := http.Header{}
-		r.passHeader(got)
+		r.passHeader(got, nil)
 		want := resp.Header.Clone()
 		removeHopByHopHeaders(want)
 		delete(want, "Te")
@@ -265,7 +265,7 @@ func TestUpstreamResponseHeadFraming(t *testing.T) {
 			continue
 		}
 		h := http.Header{}
-		r.passHeader(h)
+		r.passHeader(h, nil)
 		body, err := io.ReadAll(&r.body)
 		var trailers []string
 		for _, f := range r.trailers {
@@ -296,7 +296,7 @@ func BenchmarkUpstreamResponseHead(b *testing.B) {
 			if err := r.read(br, http.MethodGet); err != nil {
 				b.Fatal(err)
 			}
-			r.passHeader(make(http.Header, 8))
+			r.passHeader(make(http.Header, 8), nil)
 			for {
 				if _, err := r.body.Read(buf); err != nil {
 					if err != io.EOF {
@@ -348,7 +348,7 @@ func TestPassHeaderKeepsKeygatesFields(t *testing.T) {
 		"Access-Control-Allow-Origin":   {"*"},
 		"Access-Control-Expose-Headers": {"WWW-Authenticate"},
 	}
-	r.passHeader(h)
+	r.passHeader(h, keygateSet(h, nil))
 	want := http.Header{
 		"X-RateLimit-Remaining":         {"9"},
 		"Access-Control-Allow-Origin":   {"*"},
