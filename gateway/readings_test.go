@@ -100,6 +100,7 @@ func TestPathsALenientUpstreamReadsAsATokenRouteAreNotFound(t *testing.T) {
 		"/docs/admin/",          // trailing slash dropped
 		"/docs/Admin;a/",        // all of them at once
 		"/docs/internal",        // case folded, slash added: /docs/Internal/
+		"/v1/secret%23x",        // a fragment, as nginx passes it on raw
 	} {
 		status, body := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n")
 		if status != "HTTP/1.1 404 Not Found" || body != notFound {
@@ -112,6 +113,19 @@ func TestPathsALenientUpstreamReadsAsATokenRouteAreNotFound(t *testing.T) {
 		if status != "HTTP/1.1 404 Not Found" || body != notFound {
 			t.Errorf("forward-auth %s: %s %q, want 404 %q", target, status, body, notFound)
 		}
+	}
+
+	// nginx hands forward-auth $request_uri as the client sent it, a raw
+	// fragment included, and routes on the path before it.
+	for _, target := range []string{"/v1/secret#x", "/v1/SECRET#x", "/docs/admin#/../x"} {
+		status, body := rawExchange(t, addr, "GET /_keygate/auth HTTP/1.1\r\nHost: api.example\r\nX-Original-Method: GET\r\nX-Original-URI: "+target+"\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 404 Not Found" || body != notFound {
+			t.Errorf("forward-auth %s: %s %q, want 404 %q", target, status, body, notFound)
+		}
+	}
+	status, _ := rawExchange(t, addr, "GET /_keygate/auth HTTP/1.1\r\nHost: api.example\r\nX-Original-URI: /p/abc#top\r\nConnection: close\r\n\r\n")
+	if status != "HTTP/1.1 200 OK" {
+		t.Errorf("forward-auth /p/abc#top: %s, want 200", status)
 	}
 
 	// Paths that every reading takes to the public route still pass, and

@@ -95,7 +95,17 @@ func (t *routeTable) match(method string, u *url.URL) *keygate.Route {
 // readElsewhere reports whether another reading of p (see routeTable)
 // matches a token route other than route.
 func (t *routeTable) readElsewhere(method, p string, route *keygate.Route) bool {
+	other := func(mux *http.ServeMux, v string) bool {
+		r := t.lookup(mux, method, v)
+		return r != nil && r != route && r.Access == keygate.AccessToken
+	}
+	// A fragment: nginx passes "/v1/secret#x" on to forward-auth and
+	// the upstream as sent, but routes and most upstreams read "/v1/secret".
 	var upper, semicolon, backslash, trailing bool
+	p, _, fragment := strings.Cut(p, "#")
+	if fragment && other(t.mux, p) {
+		return true
+	}
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
 		case 'A' <= c && c <= 'Z':
@@ -108,10 +118,6 @@ func (t *routeTable) readElsewhere(method, p string, route *keygate.Route) bool 
 			trailing = true
 		}
 	}
-	other := func(mux *http.ServeMux, v string) bool {
-		r := t.lookup(mux, method, v)
-		return r != nil && r != route && r.Access == keygate.AccessToken
-	}
 	// Each reading alone, then all of them together; the usual path (no
 	// such byte, no upper-case pattern) costs no lookup here.
 	loose := loosePath(p, semicolon, backslash, trailing)
@@ -121,7 +127,7 @@ func (t *routeTable) readElsewhere(method, p string, route *keygate.Route) bool 
 		backslash && other(t.mux, loosePath(p, false, true, false)),
 		trailing && other(t.mux, loosePath(p, false, false, true)),
 		upper && other(t.folded, strings.ToLower(p)),
-		(all != p || t.upper) && other(t.folded, all):
+		(fragment || all != p || t.upper) && other(t.folded, all):
 		return true
 	}
 	// A trailing slash, dropped or added.
