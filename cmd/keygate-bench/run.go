@@ -32,6 +32,8 @@ const (
 	portNginxAuthNginx  = 19107
 	portNginxAuthGo     = 19108
 	portGoAuth          = 19109
+	portNginxAuthReplay = 19110
+	portGoAuthReplay    = 19111
 	portAdminBaseline   = 19192
 	benchPath           = "/v2/products?page=1"
 	benchTokenLimit     = 1_000_000_000 // per minute: computed on every request, never reached
@@ -117,6 +119,10 @@ func runCommand(args []string) error {
 		// answer costs nothing, and when a Go net/http server gives it.
 		target{"nginx auth_request → nginx return 200 (the cheapest auth answer)", targetURL(portNginxAuthNginx), true},
 		target{"nginx auth_request → bare Go net/http handler", targetURL(portNginxAuthGo), true},
+		// The same handler answering with a copy of keygate's own answer:
+		// what the identity and rate limit headers cost nginx and the
+		// upstream, with keygate's check taken out.
+		target{"nginx auth_request → bare Go handler, keygate's answer copied", targetURL(portNginxAuthReplay), true},
 	)
 
 	procs.start(ctx, self, "upstream", "-listen", addr(portUpstream))
@@ -129,6 +135,15 @@ func runCommand(args []string) error {
 	if o.baseline != "" {
 		procs.start(ctx, o.baseline, "serve", "--config", filepath.Join(o.dir, "baseline.yaml"))
 	}
+	// The replaying handler needs keygate's answer, so keygate first.
+	if err := waitReady(target{"keygate", targetURL(portKeygate), true}, token); err != nil {
+		return err
+	}
+	answer, err := captureAnswer(o.dir, token)
+	if err != nil {
+		return err
+	}
+	procs.start(ctx, self, "auth", "-listen", addr(portGoAuthReplay), "-answer", answer)
 	nginxConf, err := writeNginxConfig(o.dir, token)
 	if err != nil {
 		return err
@@ -159,6 +174,29 @@ func runCommand(args []string) error {
 	}
 	printTable(os.Stdout, targets, results, o)
 	return nil
+}
+
+// captureAnswer asks keygate's /_keygate/auth as nginx would and writes
+// the answer's header lines to a file for the auth command's -answer.
+func captureAnswer(dir, token string) (string, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr(portKeygate)+"/_keygate/auth", nil)
+	req.Header.Set("X-Token", token)
+	req.Header.Set("X-Original-URI", benchPath)
+	req.Header.Set("X-Original-Method", http.MethodGet)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("keygate's forward-auth answered %s", resp.Status)
+	}
+	var b strings.Builder
+	if err := resp.Header.Write(&b); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "keygate-answer.txt")
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 func addr(port int) string      { return "127.0.0.1:" + strconv.Itoa(port) }
@@ -242,9 +280,10 @@ apis:
 
 // writeNginxConfig is nginx doing keygate's job as closely as nginx can:
 // the token looked up in a map (404 when unknown), a limit_req per token,
-// and a keepalive pool to the upstream; and, on three more ports, nginx
+// and a keepalive pool to the upstream; and, on four more ports, nginx
 // asking for a forward-auth answer before proxying: from keygate's
-// /_keygate/auth, from nginx itself, and from a bare Go handler.
+// /_keygate/auth, from nginx itself, from a bare Go handler, and from the
+// same handler answering with keygate's headers.
 func writeNginxConfig(dir, token string) (string, error) {
 	var conf strings.Builder
 	fmt.Fprintf(&conf, `worker_processes auto;
@@ -274,6 +313,10 @@ http {
     server %[6]s;
     keepalive 64;
   }
+  upstream go_auth_replay {
+    server %[8]s;
+    keepalive 64;
+  }
   server {
     listen %[7]s;
     location / {
@@ -286,7 +329,7 @@ http {
       proxy_pass http://api;
     }
   }
-`, dir, token, nginxRatePerMin, addr(portUpstream), addr(portKeygate), addr(portGoAuth), addr(portNginx))
+`, dir, token, nginxRatePerMin, addr(portUpstream), addr(portKeygate), addr(portGoAuth), addr(portNginx), addr(portGoAuthReplay))
 	for _, s := range []struct {
 		listen int
 		answer string
@@ -296,6 +339,7 @@ http {
 		// upstream gets no X-Keygate-Org: a header less to proxy.
 		{portNginxAuthNginx, "      add_header X-Keygate-Org bench;\n      return 200;\n"},
 		{portNginxAuthGo, authProxy("go_auth")},
+		{portNginxAuthReplay, authProxy("go_auth_replay")},
 	} {
 		conf.WriteString(authRequestServer(s.listen, s.answer))
 	}
