@@ -51,7 +51,7 @@ func (e Entitlements) Allows(kind, value string) bool {
 		return true
 	}
 	for _, a := range allowed {
-		if equalFold(a, value) {
+		if EqualFoldASCII(a, value) {
 			return true
 		}
 	}
@@ -72,7 +72,14 @@ func EntitlementNoun(kind string) string {
 	return kind
 }
 
-func equalFold(a, b string) bool {
+// EqualFoldASCII reports whether a and b are equal with ASCII letters
+// compared without case, and every other byte as it is. Names and values
+// that decide access (entitlements, header names, Transfer-Encoding) are
+// compared this way, never with strings.EqualFold's Unicode folding, under
+// which the Kelvin sign "\u212a" equals "k" and the long s "\u017f" equals
+// "s": a value another parser reads byte for byte as something else would
+// match.
+func EqualFoldASCII(a, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/keygate/keygate"
 )
 
 // hopByHopHeaders belong to one connection and are never passed on
@@ -215,7 +217,7 @@ func keygateSet(h http.Header, names []string) []string {
 // because keygate set it (set is from keygateSet).
 func yieldsToKeygate(set []string, name string) bool {
 	for _, s := range set {
-		if asciiEqualFold(s, name) {
+		if keygate.EqualFoldASCII(s, name) {
 			return !combinedFields[http.CanonicalHeaderKey(name)]
 		}
 	}

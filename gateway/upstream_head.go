@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/keygate/keygate"
 )
 
 // keygate reads an upstream's response head itself rather than with
@@ -131,8 +133,8 @@ type upstreamResponse struct {
 func (r *upstreamResponse) eventStream() bool {
 	const es = "text/event-stream"
 	for _, f := range r.fields {
-		if !f.dropped && asciiEqualFold(f.name, "Content-Type") {
-			return len(f.value) >= len(es) && asciiEqualFold(f.value[:len(es)], es)
+		if !f.dropped && keygate.EqualFoldASCII(f.name, "Content-Type") {
+			return len(f.value) >= len(es) && keygate.EqualFoldASCII(f.value[:len(es)], es)
 		}
 	}
 	return false
@@ -378,7 +380,7 @@ func (r *upstreamResponse) frame(method string, http10 bool) error {
 		}
 	}
 	if teFields > 0 {
-		if http10 || teFields > 1 || !asciiEqualFold(te, "chunked") {
+		if http10 || teFields > 1 || !keygate.EqualFoldASCII(te, "chunked") {
 			return errTransferEncoding
 		}
 		r.chunked = true
@@ -621,25 +623,6 @@ func parseContentLength(s string) (int64, bool) {
 // ASCII case folded, as net/http reads Connection.
 func valueHasToken(v, token string) bool {
 	return httpguts.HeaderValuesContainsToken([]string{v}, token)
-}
-
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		if lowerASCII(a[i]) != lowerASCII(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 // canonicalizeName spells a valid field name as http.CanonicalHeaderKey
