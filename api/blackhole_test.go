@@ -22,14 +22,8 @@ import (
 // 503 within it although its own request has no deadline, and the key
 // works again once the database answers.
 func TestAdminKeyLookupIsBoundedWhenTheDatabaseStopsAnswering(t *testing.T) {
-	base := pgtest.NewSchema(t)
-	proxy := pgtest.NewProxy(t, base)
+	st, proxy := pgtest.OpenBehindProxy(t, postgres.Open)
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, proxy.URL(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	_, key, err := manage.CreateAdminKey(ctx, st, "ops", time.Now())
 	if err != nil {
 		t.Fatal(err)

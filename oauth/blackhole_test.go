@@ -25,14 +25,7 @@ import (
 // deadline; when the database answers again the same token works, without
 // a restart.
 func TestAccessTokenCheckIsBoundedWhenTheDatabaseStopsAnswering(t *testing.T) {
-	base := pgtest.NewSchema(t)
-	proxy := pgtest.NewProxy(t, base)
-	ctx := context.Background()
-	st, err := postgres.Open(ctx, proxy.URL(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, proxy := pgtest.OpenBehindProxy(t, postgres.Open)
 
 	const resource = "https://api.example.com/mcp"
 	access := issueAccessToken(t, st, resource)

@@ -18,14 +18,8 @@ import (
 // EUNAVAILABLE (a 503 page) within it although the request itself has no
 // deadline, and the session works again once the database answers.
 func TestSessionLookupIsBoundedWhenTheDatabaseStopsAnswering(t *testing.T) {
-	base := pgtest.NewSchema(t)
-	proxy := pgtest.NewProxy(t, base)
+	st, proxy := pgtest.OpenBehindProxy(t, postgres.Open)
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, proxy.URL(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	user := &keygate.User{ID: keygate.NewID("usr"), Email: "ann@example.com", PasswordHash: "x", CreatedAt: time.Now().UTC()}
 	if err := st.CreateUser(ctx, user); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -211,6 +212,22 @@ func NewProxy(t testing.TB, rawURL string) *Proxy {
 	p.serve(ln)
 	t.Cleanup(p.Cut)
 	return p
+}
+
+// OpenBehindProxy opens a store with open (postgres.Open) on a schema of
+// its own, reached through a Proxy, for tests of what a database that
+// stops answering does to the store's callers. The store is closed when
+// the test ends.
+func OpenBehindProxy[S io.Closer, O any](t testing.TB, open func(context.Context, string, ...O) (S, error), opts ...O) (S, *Proxy) {
+	t.Helper()
+	base := NewSchema(t)
+	p := NewProxy(t, base)
+	st, err := open(context.Background(), p.URL(base), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, p
 }
 
 // URL returns rawURL pointed at the proxy.
