@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/detach"
 )
 
 // DefaultRetention is how long entries are kept unless configured.
@@ -56,7 +57,11 @@ func (l *Log) Record(ctx context.Context, action, organizationID, targetID strin
 			e.Details = b
 		}
 	}
-	ctx = context.WithoutCancel(ctx)
+	// Stored even if the client leaves meanwhile, but not past the
+	// request's deadline: a database that stops answering does not hold
+	// the request beyond it.
+	ctx, cancel := detach.Context(ctx)
+	defer cancel()
 	if err := l.Store.AppendAuditEntry(ctx, e); err != nil {
 		l.logger().ErrorContext(ctx, "audit: entry could not be stored", "action", action,
 			"org_id", organizationID, "target_id", targetID, "error", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/detach"
 )
 
 // threshold is one expiry email: sent when a token's expiry comes within
@@ -115,7 +116,8 @@ func (o *Outbox) NotifyAudit(ctx context.Context, e *keygate.AuditEntry) {
 	if !o.Enabled() || e.OrganizationID == "" {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := detach.Context(ctx)
+	defer cancel()
 	var err error
 	switch e.Action {
 	case keygate.AuditTokenCreated:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/detach"
 )
 
 // FindAPI returns the API named name. With name "" it returns the only
@@ -260,12 +261,15 @@ func (t Tokens) Rotate(ctx context.Context, apis []*keygate.API, org *keygate.Or
 // emit sends a token event. The token change is already committed, so a
 // failure here is logged rather than returned: refusing the action would
 // tell the caller it did not happen when it did. The event is stored even
-// if the caller goes away meanwhile.
+// if the caller goes away meanwhile, but not past the caller's deadline: a
+// database that stops answering does not hold the request beyond it.
 func (t Tokens) emit(ctx context.Context, event string, tok *keygate.Token, org *keygate.Organization) {
 	if t.Events == nil {
 		return
 	}
-	if err := t.Events.EmitToken(context.WithoutCancel(ctx), event, tok, org); err != nil {
+	ctx, cancel := detach.Context(ctx)
+	defer cancel()
+	if err := t.Events.EmitToken(ctx, event, tok, org); err != nil {
 		logger := t.Logger
 		if logger == nil {
 			logger = slog.Default()

@@ -138,3 +138,56 @@ func TestCreateTokenDefaultsToEveryScope(t *testing.T) {
 		}
 	}
 }
+
+// silentEvents is an event queue whose database never answers: each call
+// waits for its context to end.
+type silentEvents struct{}
+
+func (silentEvents) EmitToken(ctx context.Context, _ string, _ *keygate.Token, _ *keygate.Organization) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A token event is stored even if the caller leaves, but a database that
+// stops answering once the token change is committed holds the request no
+// longer than its deadline: the event is given up and logged.
+func TestTokenEventEndsWithTheRequestsDeadline(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	org := &keygate.Organization{ID: keygate.NewID("org"), Slug: "acme"}
+	if err := manage.CreateOrganization(ctx, store, org, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	api := &keygate.API{Name: "menus", Tokens: keygate.TokenPolicy{BasePrefix: "cm_"}}
+	var logs bytes.Buffer
+	tokens := manage.Tokens{Store: store, Events: silentEvents{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	reqCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	type result struct {
+		secret string
+		err    error
+		took   time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		_, secret, err := tokens.Create(reqCtx, api, org, keygate.TokenRequest{Name: "one"}, time.Now())
+		done <- result{secret, err, time.Since(start)}
+	}()
+	select {
+	case r := <-done:
+		t.Logf("event queue silent, request deadline 300ms: create returned after %v", r.took.Round(time.Millisecond))
+		if r.err != nil {
+			t.Errorf("the token was created, yet create returned %v", r.err)
+		}
+		if !strings.Contains(logs.String(), "webhook event could not be stored") || strings.Contains(logs.String(), r.secret) {
+			t.Errorf("want the lost event logged without the token:\n%s", logs.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("create still waiting on a silent event queue 5s after the request's 300ms deadline")
+	}
+}
