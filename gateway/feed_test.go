@@ -373,3 +373,20 @@ func TestFeedStoppedByItsContextIsNotRestarted(t *testing.T) {
 		t.Errorf("warnings when the feed's context ended:\n%s", logs.b.String())
 	}
 }
+
+// A feed that fails every time is started again with backoff, not in a
+// loop: 100 ms doubling (each wait at least half its step) allows at most
+// five restarts in the first second.
+func TestFeedThatKeepsFailingBacksOff(t *testing.T) {
+	st, _ := newStallingStore(t)
+	tokens := gateway.NewTokens(st, gateway.TokensOptions{Logger: slog.New(slog.DiscardHandler)})
+	feed := &breakingFeed{ChangeFeed: st.Store, broken: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	followed := tokens.Follow(ctx, feed)
+	time.Sleep(time.Second)
+	cancel()
+	<-followed
+	if n := feed.calls.Load(); n < 2 || n > 6 {
+		t.Errorf("the feed was started %d times in a second of failing; want 2 to 6", n)
+	}
+}

@@ -281,7 +281,7 @@ func (s *Server) Start() error {
 		m := &audit.Maintainer{Store: s.store, Log: s.audit, Retention: s.cfg.Audit.Retention}
 		m.Run(ctx)
 	}()
-	// Before any listener serves: the cache keeps nothing until the feed
+	// Before any listener serves: no cached token answers until the feed
 	// knows where it begins.
 	tokensFollowed := s.tokens.Follow(ctx, s.store)
 	go func() {
