@@ -85,24 +85,27 @@ func (s *readThenWait) FindTokenByHash(ctx context.Context, hash string) (*keyga
 	return tok, err
 }
 
-// A lookup that read the token before the feed began, and answers after
-// the feed began, is not kept either: the revocation committed in between
-// is before the feed's start.
-func TestTokenReadAcrossTheFeedsBeginningIsNotKept(t *testing.T) {
+// newReadThenWait is a store with one active token, whose first lookup
+// waits; it returns the token's digest.
+func newReadThenWait(t *testing.T) (*readThenWait, keygate.TokenDigest) {
+	t.Helper()
 	sst, org := newStallingStore(t)
 	hash := createToken(t, sst.Store, org)
-	st := &readThenWait{Store: sst.Store, read: make(chan struct{}), release: make(chan struct{})}
-	tokens := gateway.NewTokens(st, gateway.TokensOptions{})
-	begin := followLate(t, tokens, st.Store)
-	ctx := context.Background()
+	return &readThenWait{Store: sst.Store, read: make(chan struct{}), release: make(chan struct{})}, hash
+}
 
-	first := make(chan *keygate.Token, 1)
+// lookupReadBeforeRevoking starts a lookup of hash through tokens, waits
+// until it has read the token from st, then revokes the token in st
+// itself, behind the cache: nothing tells tokens. The lookup's answer
+// comes on the channel once st.release is closed; the revoked token is
+// returned.
+func lookupReadBeforeRevoking(t *testing.T, tokens *gateway.Tokens, st *readThenWait, hash keygate.TokenDigest) (answer <-chan lookupAnswer, revoked *keygate.Token) {
+	t.Helper()
+	ctx := context.Background()
+	first := make(chan lookupAnswer, 1)
 	go func() {
 		tok, _, err := tokens.Lookup(ctx, hash)
-		if err != nil {
-			t.Errorf("Lookup during the revocation: %v", err)
-		}
-		first <- tok
+		first <- lookupAnswer{tok, err}
 	}()
 	<-st.read
 	tok, err := st.Store.FindTokenByHash(ctx, hash.String())
@@ -112,10 +115,28 @@ func TestTokenReadAcrossTheFeedsBeginningIsNotKept(t *testing.T) {
 	if err := st.RevokeToken(ctx, tok.ID, tok.CreatedAt); err != nil {
 		t.Fatal(err)
 	}
+	return first, tok
+}
+
+type lookupAnswer struct {
+	tok *keygate.Token
+	err error
+}
+
+// A lookup that read the token before the feed began, and answers after
+// the feed began, is not kept either: the revocation committed in between
+// is before the feed's start.
+func TestTokenReadAcrossTheFeedsBeginningIsNotKept(t *testing.T) {
+	st, hash := newReadThenWait(t)
+	tokens := gateway.NewTokens(st, gateway.TokensOptions{})
+	begin := followLate(t, tokens, st.Store)
+	ctx := context.Background()
+
+	first, _ := lookupReadBeforeRevoking(t, tokens, st, hash)
 	begin()
 	close(st.release)
-	if tok := <-first; tok == nil || tok.RevokedAt != nil {
-		t.Fatalf("the lookup that read before the revocation answered %+v; want the active token it read", tok)
+	if got := <-first; got.err != nil || got.tok == nil || got.tok.RevokedAt != nil {
+		t.Fatalf("the lookup that read before the revocation answered %+v, %v; want the active token it read", got.tok, got.err)
 	}
 	if tok, _, err := tokens.Lookup(ctx, hash); err != nil || tok.RevokedAt == nil {
 		t.Fatalf("Lookup after the revocation = %+v, %v; want the revoked token", tok, err)
@@ -126,25 +147,13 @@ func TestTokenReadAcrossTheFeedsBeginningIsNotKept(t *testing.T) {
 // take the answer of a read that began before it: that read may have seen
 // the token active.
 func TestLookupAfterAnInvalidationDoesNotShareAnEarlierRead(t *testing.T) {
-	sst, org := newStallingStore(t)
-	hash := createToken(t, sst.Store, org)
-	st := &readThenWait{Store: sst.Store, read: make(chan struct{}), release: make(chan struct{})}
+	st, hash := newReadThenWait(t)
 	tokens := gateway.NewTokens(st, gateway.TokensOptions{})
 	ctx := context.Background()
 
-	first := make(chan *keygate.Token, 1)
-	go func() {
-		tok, _, _ := tokens.Lookup(ctx, hash) // the store timeout may end it
-		first <- tok
-	}()
-	<-st.read
-	tok, err := st.Store.FindTokenByHash(ctx, hash.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.RevokeToken(ctx, tok.ID, tok.CreatedAt); err != nil {
-		t.Fatal(err)
-	}
+	// The store timeout may end the first lookup: its answer is not
+	// judged.
+	first, tok := lookupReadBeforeRevoking(t, tokens, st, hash)
 	tokens.Apply(keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID})
 	second := make(chan *keygate.Token, 1)
 	go func() {
