@@ -71,3 +71,6 @@ func OrgSlots(t *Tokens) int {
 	defer t.mu.RUnlock()
 	return len(t.orgs)
 }
+
+// LoggedPath is the path as keygate's log lines show it.
+func LoggedPath(p string) string { return loggedPath(p) }

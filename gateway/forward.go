@@ -155,14 +155,14 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 // upstream failure.
 func (f *Forwarder) bodyBrokeOff(r *http.Request, err error) {
 	if r.Context().Err() != nil {
-		f.logger.Debug("client left during the response body", "method", r.Method, "path", r.URL.Path)
+		f.logger.Debug("client left during the response body", "method", r.Method, "path", loggedPath(r.URL.Path))
 		return
 	}
 	if upstreamTimedOut(err) {
-		f.logger.Warn("upstream stopped sending the response body in time; response cut short", "method", r.Method, "path", r.URL.Path, "error", err)
+		f.logger.Warn("upstream stopped sending the response body in time; response cut short", "method", r.Method, "path", loggedPath(r.URL.Path), "error", err)
 		return
 	}
-	f.logger.Warn("upstream response body broke off; response cut short", "method", r.Method, "path", r.URL.Path, "error", err)
+	f.logger.Warn("upstream response body broke off; response cut short", "method", r.Method, "path", loggedPath(r.URL.Path), "error", err)
 }
 
 // keygateHeadersWin removes from an upgrade's answer the fields that
@@ -263,11 +263,11 @@ func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		return
 	}
 	if upstreamTimedOut(err) {
-		f.logger.Warn("upstream did not answer in time", "method", r.Method, "path", r.URL.Path, "error", err)
+		f.logger.Warn("upstream did not answer in time", "method", r.Method, "path", loggedPath(r.URL.Path), "error", err)
 		f.fail(w, r, errUpstreamSlow)
 		return
 	}
-	f.logger.Warn("upstream request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	f.logger.Warn("upstream request failed", "method", r.Method, "path", loggedPath(r.URL.Path), "error", err)
 	f.fail(w, r, errUpstream)
 }
 
@@ -295,4 +295,31 @@ func (g *Gateway) ForwardAs(upstream *url.URL) func(http.ResponseWriter, *http.R
 		err := g.limit(r.Context(), &d, g.api.TokenRateLimit, req)
 		g.respond(w, r, d, err, f, start, span)
 	}
+}
+
+// loggedPath is p as log lines show it: every run of 36 or more base62
+// characters, the length of the secret part of every token keygate issues
+// (API tokens, OAuth tokens, admin keys), is replaced, so a client that
+// put a token in the path (a public route's parameter) does not have it
+// logged.
+func loggedPath(p string) string {
+	const secretLength = 36
+	var b strings.Builder
+	done, start := 0, 0
+	for i := 0; i <= len(p); i++ {
+		if i < len(p) && isBase62(p[i]) {
+			continue
+		}
+		if i-start >= secretLength {
+			b.WriteString(p[done:start])
+			b.WriteString("[redacted]")
+			done = i
+		}
+		start = i + 1
+	}
+	if done == 0 {
+		return p
+	}
+	b.WriteString(p[done:])
+	return b.String()
 }
