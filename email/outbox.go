@@ -311,9 +311,12 @@ func (o *Outbox) SendDue(ctx context.Context) (int, error) {
 
 // attempt submits a claimed email and records the outcome: sent, a retry,
 // or failed. It runs to the end even when ctx ends, so an email in flight
-// at shutdown is neither lost nor sent twice.
+// at shutdown is neither lost nor sent twice; but not past the claim's
+// lease, after which another worker may hold the email: a database that
+// stops answering holds neither this worker nor a shutdown for longer.
 func (o *Outbox) attempt(ctx context.Context, e *keygate.Email) {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.lease)
+	defer cancel()
 	at := o.now()
 	a := &keygate.EmailAttempt{EmailID: e.ID, Attempt: e.Attempts, At: at.UTC().Truncate(time.Millisecond)}
 	var err error

@@ -27,9 +27,13 @@ type outcome struct {
 // attempt sends a claimed delivery and records the attempt and what
 // follows: delivered, a retry, or failure. The send and the record are not
 // cut short by ctx ending: an attempt in flight at shutdown completes and
-// is recorded, so it is neither lost nor repeated.
+// is recorded, so it is neither lost nor repeated. They end with the
+// claim's lease, though: past it another worker may hold the delivery, and
+// a database that stops answering holds neither this worker nor a
+// shutdown for longer.
 func (d *Dispatcher) attempt(ctx context.Context, del *keygate.WebhookDelivery) {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.lease)
+	defer cancel()
 	hook, err := d.store.FindWebhook(ctx, del.WebhookID)
 	if keygate.ErrorCode(err) == keygate.ENOTFOUND {
 		return // deleted since the claim, deliveries with it

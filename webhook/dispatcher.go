@@ -342,7 +342,8 @@ func subscribed(hooks []*keygate.Webhook, event string) []*keygate.Webhook {
 
 // Run delivers due deliveries with Concurrency workers, scans for token
 // expiries and purges the log, until ctx ends. Attempts in flight then
-// finish (each within Timeout) and are recorded before Run returns.
+// finish (each within Timeout; within its lease, Timeout + 1 min, when the
+// store stops answering) and are recorded before Run returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range d.concurrency {
