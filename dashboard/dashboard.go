@@ -80,6 +80,9 @@ type Handler struct {
 	mux   *http.ServeMux
 	pages pages
 	forms *usedForms
+	// invitationLimiter logs Limiter's outages as the invitation pages
+	// meet them.
+	invitationLimiter limiterOutage
 }
 
 // New returns the dashboard. Mount it at "/"; it serves "/", /login,

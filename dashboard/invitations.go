@@ -1,11 +1,14 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -93,12 +96,16 @@ func (h *Handler) limitInvitationPages(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := "admin:invitations:ip:" + clientip.BucketOf(h.d.ClientIP(r), h.d.IPv6PrefixLength)
 		res, err := h.d.Limiter.Allow(r.Context(), key, invitationPageLimit.Limit, invitationPageLimit.Period)
-		if err != nil {
-			h.d.Logger.WarnContext(r.Context(), "rate limiter unavailable for invitation pages", "error", err)
-		} else if res.SetHeaders(w.Header()); !res.Allowed {
-			w.Header().Set("Retry-After", strconv.Itoa(int(res.RetryAfter/time.Second)))
-			h.showError(w, r, nil, keygate.Errorf(keygate.ERATELIMITED, "Too many requests from your address; wait a minute and try again."))
-			return
+		h.invitationLimiter.observe(r.Context(), h.d.Logger, err, h.d.Now())
+		// Without the limiter's answer the page is served unlimited:
+		// refusing invitees while Redis is down would take invitations
+		// down with it.
+		if err == nil {
+			if res.SetHeaders(w.Header()); !res.Allowed {
+				w.Header().Set("Retry-After", strconv.Itoa(int(res.RetryAfter/time.Second)))
+				h.showError(w, r, nil, keygate.Errorf(keygate.ERATELIMITED, "Too many requests from your address; wait a minute and try again."))
+				return
+			}
 		}
 		next(w, r)
 	})
@@ -208,4 +215,31 @@ func (h *Handler) invitationSignup(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: h.loginCookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.d.Sessions.Secure, SameSite: http.SameSiteStrictMode})
 	h.d.Logger.InfoContext(r.Context(), "account created from an invitation", "org", org.Slug, "user_id", user.ID)
 	redirect(w, r, "/orgs/"+url.PathEscape(org.Slug)+"/tokens?joined=1")
+}
+
+// limiterOutage logs what the invitation pages' rate limiter does while
+// it fails (Redis down, in the closed mode): a warning when the failures
+// begin, a line at info when it answers again, and only debug lines for
+// the requests in between, so an outage does not log at every visit.
+type limiterOutage struct {
+	mu    sync.Mutex
+	down  bool
+	since time.Time
+}
+
+// observe takes the limiter's answer to one request: err nil, it
+// answered.
+func (o *limiterOutage) observe(ctx context.Context, logger *slog.Logger, err error, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case err != nil && !o.down:
+		o.down, o.since = true, now
+		logger.WarnContext(ctx, "rate limiter unavailable for invitation pages; serving them unlimited until it answers", "error", err)
+	case err != nil:
+		logger.DebugContext(ctx, "rate limiter still unavailable for invitation pages", "error", err)
+	case o.down:
+		o.down = false
+		logger.InfoContext(ctx, "rate limiter answers again for invitation pages", "outage", now.Sub(o.since).Round(time.Millisecond).String())
+	}
 }

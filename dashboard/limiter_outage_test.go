@@ -1,0 +1,136 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/dashboard"
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/ratelimit/redislimit"
+	"github.com/keygate/keygate/session"
+	"github.com/keygate/keygate/sqlite"
+)
+
+// swappedLimiter is whichever limiter the test has put in: Redis that is
+// down, or one that answers.
+type swappedLimiter struct{ l atomic.Pointer[ratelimit.Limiter] }
+
+func (s *swappedLimiter) use(l ratelimit.Limiter) { s.l.Store(&l) }
+
+func (s *swappedLimiter) Allow(ctx context.Context, key string, limit int, period time.Duration) (ratelimit.Result, error) {
+	return (*s.l.Load()).Allow(ctx, key, limit, period)
+}
+
+// While the invitation pages' rate limiter is down (Redis at an address
+// nobody listens on), the pages are served, and the outage is logged once
+// as a warning when it begins and once at info when the limiter answers
+// again; the requests in between log at debug only. A second outage is
+// logged again.
+func TestInvitationPagesLogALimiterOutageOnce(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	client, err := redislimit.Connect(redislimit.Connection{URL: "redis://127.0.0.1:1/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	down := redislimit.New(client, redislimit.Options{})
+	up := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { up.Close() })
+	limiter := &swappedLimiter{}
+	limiter.use(down)
+	logs := &syncBuffer{}
+	now := time.Now()
+	h := dashboard.New(dashboard.Deps{
+		Store: store, Sessions: &session.Manager{Sessions: store, Users: store},
+		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Limiter: limiter, Now: func() time.Time { return now },
+	})
+	secret := strings.Repeat("A", 43)
+	visit := func() *http.Response {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/invitations/"+secret, nil))
+		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "This invitation is not valid") {
+			t.Fatalf("invitation page: %d %.200q", rec.Code, rec.Body)
+		}
+		return rec.Result()
+	}
+	// logged returns, by level, the lines about the limiter logged since
+	// the last call.
+	seen := 0
+	logged := func() map[string][]string {
+		t.Helper()
+		all := logs.String()
+		lines := map[string][]string{}
+		for _, line := range strings.Split(strings.TrimSpace(all[seen:]), "\n") {
+			var rec struct{ Level, Msg string }
+			if line == "" || json.Unmarshal([]byte(line), &rec) != nil || !strings.Contains(rec.Msg, "rate limiter") {
+				continue
+			}
+			lines[rec.Level] = append(lines[rec.Level], rec.Msg)
+		}
+		seen = len(all)
+		return lines
+	}
+	count := func(lines map[string][]string) map[string]int {
+		n := map[string]int{}
+		for level, msgs := range lines {
+			n[level] = len(msgs)
+		}
+		return n
+	}
+	expect := func(what string, want map[string]int) {
+		t.Helper()
+		got := logged()
+		if len(count(got)) != len(want) {
+			t.Errorf("%s: logged %q, want %v lines by level", what, got, want)
+			return
+		}
+		for level, n := range want {
+			if len(got[level]) != n {
+				t.Errorf("%s: logged %q, want %v lines by level", what, got, want)
+			}
+		}
+	}
+
+	for range 3 {
+		if got := visit().Header["X-RateLimit-Limit"]; got != nil {
+			t.Errorf("with the limiter down, X-RateLimit-Limit %q", got)
+		}
+	}
+	expect("three visits, limiter down", map[string]int{"WARN": 1, "DEBUG": 2})
+
+	limiter.use(up)
+	now = now.Add(90 * time.Second)
+	for range 2 {
+		if got := visit().Header["X-RateLimit-Limit"]; len(got) != 1 || got[0] != "30" {
+			t.Errorf("with the limiter back, X-RateLimit-Limit %q, want 30", got)
+		}
+	}
+	all := logs.String()
+	expect("two visits, limiter back", map[string]int{"INFO": 1})
+	if !strings.Contains(all, `"outage":"1m30s"`) {
+		t.Errorf("the line for the limiter's return does not say how long it was down: %s", all)
+	}
+
+	limiter.use(down)
+	visit()
+	visit()
+	expect("a second outage", map[string]int{"WARN": 1, "DEBUG": 1})
+	if all := logs.String(); strings.Contains(all, secret) {
+		t.Errorf("an invitation's secret was logged: %s", all)
+	}
+}
