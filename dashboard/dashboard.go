@@ -78,7 +78,6 @@ type Deps struct {
 type Handler struct {
 	d     Deps
 	mux   *http.ServeMux
-	pages pages
 	forms *usedForms
 	// invitationLimiter logs Limiter's outages as the invitation pages
 	// meet them.
@@ -106,7 +105,7 @@ func New(d Deps) *Handler {
 	if d.Limiter == nil {
 		d.Limiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	}
-	h := &Handler{d: d, mux: http.NewServeMux(), pages: mustParsePages(), forms: newUsedForms(24 * time.Hour)}
+	h := &Handler{d: d, mux: http.NewServeMux(), forms: newUsedForms(24 * time.Hour)}
 	h.routes()
 	return h
 }
