@@ -117,6 +117,10 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 	// keygate sends the body without waiting for a 100 Continue; the
 	// client's server already asked for it.
 	delete(h, "Expect")
+	// keygate frames the body itself (writeRequest): the client's field
+	// beside its own would be a second Content-Length, which Node's
+	// parser refuses and other servers may read otherwise.
+	delete(h, "Content-Length")
 	setForwardedHeaders(h, r)
 	f.identify(h, id, signed, client, r.RemoteAddr)
 	var span trace.Span

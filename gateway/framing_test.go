@@ -1,0 +1,78 @@
+package gateway_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/gateway"
+)
+
+// keygate frames what it forwards itself, so the upstream sees one
+// Content-Length, keygate's, never the client's copy beside it: Node's
+// parser refuses a request with two (even equal), and servers that take
+// the first or the last of two different spellings disagree.
+func TestUpstreamSeesOneContentLength(t *testing.T) {
+	f := newFixture(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	heads := make(chan string, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				var head strings.Builder
+				for {
+					l, err := br.ReadString('\n')
+					head.WriteString(l)
+					if err != nil || l == "\r\n" {
+						break
+					}
+				}
+				heads <- head.String()
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+			}(c)
+		}
+	}()
+	api := eventsAPI("http://" + ln.Addr().String())
+	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
+	api.Routes = append(api.Routes, keygate.Route{Methods: []string{"POST"}, Path: "/in", Access: keygate.AccessPublic})
+	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := newRawServer(t, gw)
+	for _, lengths := range []string{
+		"Content-Length: 5",
+		"Content-Length: 5\r\nContent-Length: 5",
+		"Content-Length: 05",
+		"Content-Length: 5\r\nExpect: 100-continue",
+	} {
+		status, _ := rawExchange(t, addr, "POST /in HTTP/1.1\r\nHost: api.example\r\n"+lengths+"\r\nConnection: close\r\n\r\nhello")
+		if !strings.HasSuffix(status, "200 OK") && !strings.HasSuffix(status, "100 Continue") {
+			t.Errorf("%q: %s, want the upstream's 200", lengths, status)
+			continue
+		}
+		select {
+		case head := <-heads:
+			if n := strings.Count(strings.ToLower(head), "\r\ncontent-length:"); n != 1 || !strings.Contains(head, "\r\nContent-Length: 5\r\n") {
+				t.Errorf("%q: the upstream got %d Content-Length fields:\n%s", lengths, n, head)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%q: the upstream was not reached", lengths)
+		}
+	}
+}
