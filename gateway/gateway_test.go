@@ -374,14 +374,21 @@ func TestPlanGate(t *testing.T) {
 	})
 }
 
+// waitFor polls ok for up to 2s and returns how long it took.
 func waitFor(t *testing.T, what string, ok func() bool) time.Duration {
 	t.Helper()
+	return waitWithin(t, 2*time.Second, what, ok)
+}
+
+// waitWithin polls ok for up to limit and returns how long it took.
+func waitWithin(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
 	start := time.Now()
-	for time.Since(start) < 2*time.Second {
+	for time.Since(start) < limit {
 		if ok() {
 			return time.Since(start)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
 	return 0

@@ -149,7 +149,7 @@ func TestTokenCreatedElsewhereIsAcceptedDespiteANegativeEntry(t *testing.T) {
 			}
 			// Polling with the token would spend the address's budget of
 			// failed authentications while the change is on its way.
-			took := waitUntil(t, "A to apply the token's creation", func() bool { return a.applied.count(tok.ID) == 1 })
+			took := waitWithin(t, 10*time.Second, "A to apply the token's creation", func() bool { return a.applied.count(tok.ID) == 1 })
 			if got := a.status(secret); got != http.StatusOK {
 				t.Fatalf("the token created on B, once A applied its creation: %d, want 200", got)
 			}
@@ -165,27 +165,13 @@ func TestTokenCreatedElsewhereIsAcceptedDespiteANegativeEntry(t *testing.T) {
 			if _, err := stB.RotateToken(ctx, rot); err != nil {
 				t.Fatal(err)
 			}
-			took = waitUntil(t, "A to apply the rotation", func() bool { return a.applied.count(tok.ID) == 2 })
+			took = waitWithin(t, 10*time.Second, "A to apply the rotation", func() bool { return a.applied.count(tok.ID) == 2 })
 			if got := a.status(rotated); got != http.StatusOK {
 				t.Fatalf("the secret rotated on B, once A applied the rotation: %d, want 200", got)
 			}
 			t.Logf("%s: a secret rotated on B, cached as unknown on A, was accepted by A %s later", s.name, took)
 		})
 	}
-}
-
-// waitUntil polls ok for up to 10s and returns how long it took.
-func waitUntil(t *testing.T, what string, ok func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < 10*time.Second {
-		if ok() {
-			return time.Since(start)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-	return 0
 }
 
 // A token created on the same instance, through the dashboard or the

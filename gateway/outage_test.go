@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,35 +18,17 @@ import (
 	"github.com/keygate/keygate/gateway"
 )
 
-// lockedLog collects a gateway's log lines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // loggedProxy is proxyTo with the gateway's log lines and metrics kept.
-func loggedProxy(t *testing.T, upstreamURL string) (proxied, *lockedLog) {
+func loggedProxy(t *testing.T, upstreamURL string) (proxied, *syncBuffer) {
 	p, logs, _ := observedProxy(t, upstreamURL)
 	return p, logs
 }
 
-func observedProxy(t *testing.T, upstreamURL string) (proxied, *lockedLog, *prometheus.Registry) {
+func observedProxy(t *testing.T, upstreamURL string) (proxied, *syncBuffer, *prometheus.Registry) {
 	t.Helper()
 	f := newFixture(t)
 	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
-	logs := &lockedLog{}
+	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	metrics, err := gateway.NewMetrics(reg)
 	if err != nil {
