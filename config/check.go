@@ -40,6 +40,7 @@ const (
 	DefaultBodyIdleTimeout   = 10 * time.Second
 	DefaultBodyTimeout       = 2 * time.Minute
 	DefaultAdminWriteTimeout = time.Minute
+	DefaultShutdownGrace     = 20 * time.Second
 	DefaultFlushInterval     = 10 * time.Second
 	// DefaultUsageFlushInterval bounds what a crash loses of usage counts.
 	DefaultUsageFlushInterval = time.Second
@@ -386,6 +387,7 @@ func (c *checker) listeners(f fileListeners) Listeners {
 		BodyIdleTimeout:   c.duration("listeners.body_idle_timeout", f.BodyIdleTimeout, DefaultBodyIdleTimeout, false),
 		BodyTimeout:       c.duration("listeners.body_timeout", f.BodyTimeout, DefaultBodyTimeout, false),
 		AdminWriteTimeout: c.duration("listeners.admin_write_timeout", f.AdminWriteTimeout, DefaultAdminWriteTimeout, false),
+		ShutdownGrace:     c.duration("listeners.shutdown_grace", f.ShutdownGrace, DefaultShutdownGrace, false),
 	}
 	if f.MaxConnections != nil {
 		if *f.MaxConnections < 0 {

@@ -160,6 +160,9 @@ type Listeners struct {
 	// AdminWriteTimeout bounds a whole response on the admin listener
 	// (API listeners stream, so their responses have none).
 	AdminWriteTimeout time.Duration
+	// ShutdownGrace is how long in-flight requests get to finish on
+	// SIGTERM before their connections are closed.
+	ShutdownGrace time.Duration
 }
 
 // Email configures keygate's emails (package email): off while SMTPURL is

@@ -58,6 +58,7 @@ type fileListeners struct {
 	BodyIdleTimeout   string `yaml:"body_idle_timeout"`
 	BodyTimeout       string `yaml:"body_timeout"`
 	AdminWriteTimeout string `yaml:"admin_write_timeout"`
+	ShutdownGrace     string `yaml:"shutdown_grace"`
 }
 
 type fileCache struct {

@@ -367,7 +367,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				s.logger.Warn("shutdown grace ended with requests in flight; closing their connections", "listener", ns.name)
 				_ = ns.srv.Close()
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s listener: %w", ns.name, err))
+				errs = append(errs, fmt.Errorf("%s listener: requests still in flight when the shutdown grace ended were cut off: %w", ns.name, err))
 				mu.Unlock()
 			}
 		}(ns)

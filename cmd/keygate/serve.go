@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,8 +11,9 @@ import (
 	"github.com/keygate/keygate/server"
 )
 
-// shutdownGrace is how long in-flight requests get to finish on SIGTERM.
-const shutdownGrace = 20 * time.Second
+// shutdownGrace is how long in-flight requests of keygate demo get to
+// finish on SIGTERM; keygate serve takes listeners.shutdown_grace.
+const shutdownGrace = config.DefaultShutdownGrace
 
 func newServeCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -39,7 +39,7 @@ func newServeCommand(g *globals) *cobra.Command {
 			}
 			<-cmd.Context().Done()
 			logger.Info("shutting down; finishing in-flight requests")
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Listeners.ShutdownGrace)
 			defer cancel()
 			return srv.Shutdown(ctx)
 		},
