@@ -61,7 +61,7 @@ type options struct {
 func runCommand(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var o options
-	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; each measures every target once")
+	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; each measures every target once (0: set up and warm up only; with -dir the configs stay)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration per target and round")
 	fs.IntVar(&o.connections, "connections", 32, "wrk connections (one wrk thread)")
 	fs.StringVar(&o.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis for keygate's Redis limiter; empty skips it")
@@ -171,6 +171,12 @@ func runCommand(args []string) error {
 			results[t.name] = append(results[t.name], res)
 			fmt.Fprintf(os.Stderr, "round %d  %-64s %8.0f req/s  p99 %s\n", round, t.name, res.rps, res.p99)
 		}
+	}
+	if o.rounds < 1 {
+		// -rounds 0: the servers were set up and warmed; with -dir their
+		// configs stay for measuring by hand.
+		fmt.Fprintln(os.Stderr, "no rounds: nothing measured")
+		return nil
 	}
 	printTable(os.Stdout, targets, results, o)
 	return nil
