@@ -114,7 +114,7 @@ func (t *routeTable) readElsewhere(method, p string, route *keygate.Route) bool 
 			semicolon = true
 		case c == '\\':
 			backslash = true
-		case (c == '.' || c == ' ') && (i+1 == len(p) || p[i+1] == '/'):
+		case (c == '.' || c == ' ') && (i+1 == len(p) || p[i+1] == '/' || p[i+1] == '\\' || p[i+1] == ';'):
 			trailing = true
 		}
 	}
