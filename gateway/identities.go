@@ -27,6 +27,9 @@ type identities struct {
 	api    string
 	signer *identity.Signer // nil: no identity JWT
 	now    func() time.Time // the signer's clock
+	// sign is the signer's SignReusable (tests count the calls).
+	sign func(*keygate.Identity) (string, time.Time, error)
+	max  int // entries kept at most
 
 	mu    sync.RWMutex
 	byKey map[identityKey]*signedIdentity
@@ -52,14 +55,25 @@ type signedIdentity struct {
 	tokenKey, orgKey string
 }
 
-// maxIdentities bounds the entries kept; when full, expired ones go, and
-// if none has expired it starts over.
-const maxIdentities = 10000
+// maxIdentitiesFor is how many entries a gateway keeps: a fifth of the
+// token cache's cache.max_entries, 20,000 by default. An entry costs
+// about 1.5 KB of heap with a typical identity (a JWT of some 720
+// bytes; BenchmarkIdentityBytesPerEntry), 30 MB at the default, which
+// keeps a million stored tokens with the default cache under the 300 MB
+// RSS goal (docs/performance.md, "Signed identities"). A token beyond the bound
+// costs a signature when it is not among those kept.
+func maxIdentitiesFor(tokens *Tokens) int {
+	n := 100_000 // NewTokens's default
+	if tokens != nil {
+		n = tokens.maxEntries
+	}
+	return max(n/5, 1)
+}
 
-func newIdentities(api string, signer *identity.Signer) *identities {
-	c := &identities{api: api, signer: signer, now: time.Now, byKey: map[identityKey]*signedIdentity{}}
+func newIdentities(api string, signer *identity.Signer, bound int) *identities {
+	c := &identities{api: api, signer: signer, now: time.Now, max: bound, byKey: map[identityKey]*signedIdentity{}}
 	if signer != nil {
-		c.now = signer.Now
+		c.now, c.sign = signer.Now, signer.SignReusable
 	}
 	return c
 }
@@ -88,7 +102,7 @@ func (c *identities) of(tok *keygate.Token, org *keygate.Organization) *signedId
 		tokenKey: c.api + ":token:" + tok.ID, orgKey: c.api + ":org:" + org.ID,
 	}
 	if c.signer != nil {
-		jwt, until, err := c.signer.SignReusable(id)
+		jwt, until, err := c.sign(id)
 		if err != nil {
 			e.until = time.Time{} // not kept
 			return e
@@ -96,19 +110,33 @@ func (c *identities) of(tok *keygate.Token, org *keygate.Organization) *signedId
 		e.values[3], e.until = jwt, until
 	}
 	c.mu.Lock()
-	if len(c.byKey) >= maxIdentities {
-		for k, old := range c.byKey {
-			if !now.Before(old.until) {
-				delete(c.byKey, k)
-			}
-		}
-		if len(c.byKey) >= maxIdentities {
-			clear(c.byKey)
-		}
+	if len(c.byKey) >= c.max {
+		c.makeRoomLocked(now)
 	}
 	c.byKey[key] = e
 	c.mu.Unlock()
 	return e
+}
+
+// makeRoomLocked frees an eighth of a full cache: expired entries first,
+// then random ones (map order, which Go randomises). Freeing a whole
+// eighth keeps the scan to once per eighth of the cache's inserts, a few
+// entries visited per insert, and seven in eight warm entries stay: more
+// active tokens than the bound cost a signature for the few evicted, not
+// for everyone, as starting over did.
+func (c *identities) makeRoomLocked(now time.Time) {
+	for k, e := range c.byKey {
+		if !now.Before(e.until) {
+			delete(c.byKey, k)
+		}
+	}
+	target := c.max - max(c.max/8, 1)
+	for k := range c.byKey {
+		if len(c.byKey) <= target {
+			return
+		}
+		delete(c.byKey, k)
+	}
 }
 
 // set adds the identity headers of e to h, as SetIdentityHeaders does for
