@@ -171,27 +171,31 @@ func (f *Forwarder) bodyBrokeOff(r *http.Request, err error) {
 
 // keygateHeadersWin removes from an upgrade's answer the fields that
 // keygate set on the client's response, as passHeader leaves them out,
-// and the trailers of those names, as copyResponse does: announced ones
-// now, those that come unannounced once the body is read. An upstream
-// may answer an upgrade request without upgrading, with a chunked body
-// and trailers, which httputil.ReverseProxy passes on.
+// and the trailers copyResponse leaves out (see trailerPasses): announced
+// ones now, those that come unannounced once the body is read. An
+// upstream may answer an upgrade request without upgrading, with a
+// chunked body and trailers, which httputil.ReverseProxy passes on.
 func keygateHeadersWin(res *http.Response) error {
 	fwd, _ := res.Request.Context().Value(forwardedContextKey{}).(forwarded)
 	set := keygateSet(fwd.header, nil)
-	dropKeygates := func(h http.Header) {
+	for name := range res.Header {
+		if yieldsToKeygate(set, name) {
+			delete(res.Header, name)
+		}
+	}
+	dropTrailers := func(h http.Header) {
 		for name := range h {
-			if yieldsToKeygate(set, name) {
+			if !trailerPasses(set, name) {
 				delete(h, name)
 			}
 		}
 	}
-	dropKeygates(res.Header)
-	dropKeygates(res.Trailer)
-	if res.StatusCode != http.StatusSwitchingProtocols && len(set) > 0 {
+	dropTrailers(res.Trailer)
+	if res.StatusCode != http.StatusSwitchingProtocols {
 		// A 101's body is the connection, which ReverseProxy takes
 		// as it is; any other body it reads to the end and closes
 		// before it copies res.Trailer.
-		res.Body = &trailerFilter{ReadCloser: res.Body, res: res, drop: dropKeygates}
+		res.Body = &trailerFilter{ReadCloser: res.Body, res: res, drop: dropTrailers}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/keygate/keygate"
+	"golang.org/x/net/http/httpguts"
 )
 
 // hopByHopHeaders belong to one connection and are never passed on
@@ -170,7 +171,7 @@ func copyResponse(w http.ResponseWriter, resp *upstreamResponse) error {
 		}
 	}
 	for _, f := range resp.trailers {
-		if !yieldsToKeygate(set, f.name) {
+		if trailerPasses(set, f.name) {
 			h.Add(http.TrailerPrefix+f.name, f.value)
 		}
 	}
@@ -222,6 +223,30 @@ func yieldsToKeygate(set []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// trailerPasses reports whether the upstream's trailer field name reaches
+// the client, announced in Trailer or sent after the body: not if keygate
+// set the name (set is from keygateSet), nor if RFC 9110 section 6.5.1
+// keeps it out of trailers. Framing, routing, connection management,
+// authentication, request modifiers, response controls and content
+// format must be known before the content; a client that merged such a
+// trailer into the header would take the upstream's late word on how a
+// body it already read was framed, encoded or may be cached. net/http's
+// server does not announce these names itself, but sends the Trailer
+// field as the handler wrote it and sends any name set as a trailer, so
+// they are dropped here: net/http's list (httpguts.ValidTrailerHeader)
+// and keygate's hop-by-hop names.
+func trailerPasses(set []string, name string) bool {
+	if yieldsToKeygate(set, name) || !httpguts.ValidTrailerHeader(name) {
+		return false
+	}
+	for _, n := range hopByHopHeaders {
+		if keygate.EqualFoldASCII(n, name) {
+			return false
+		}
+	}
+	return true
 }
 
 // combinedFields are lists to which keygate adds members and the upstream

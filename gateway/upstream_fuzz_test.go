@@ -10,11 +10,13 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/keygate/keygate/gateway"
+	"golang.org/x/net/http/httpguts"
 )
 
 // A hostile or broken upstream: FuzzUpstreamResponse has a raw TCP
@@ -104,6 +106,13 @@ var serverSetHeaders = map[string]bool{
 	"Transfer-Encoding": true, "Trailer": true,
 }
 
+// hopByHopFields are the hop-by-hop names (RFC 9110 section 7.6.1), as
+// http.Header spells them; none may reach the client as a trailer.
+var hopByHopFields = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
 // keygateLimitHeader is a header keygate sets on a forwarded response,
 // as http.Header spells it.
 const keygateLimitHeader = "X-Ratelimit-Limit"
@@ -119,6 +128,8 @@ func FuzzUpstreamResponse(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-ratelimit-limit, X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-RateLimit-Limit: 5000\r\nX-Sum: 1\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-ratelimit-LIMIT: 5000\r\nX-Late: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: content-type, X-Sum, Authorization, upgrade, If-None-Match\r\n\r\n2\r\nok\r\n0\r\nContent-Type: text/html\r\nX-Sum: 1\r\nAuthorization: Basic eDp5\r\nUpgrade: h2c\r\nIf-None-Match: *\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\ncontent-length: 99\r\nTransfer-Encoding: gzip\r\nTrailer: X-Sum\r\nHost: h\r\nConnection: close\r\nWWW-Authenticate: Basic\r\nCache-Control: public\r\nX-Sum: 1\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
 		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel",
 		"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: 1\n\n",
@@ -206,6 +217,11 @@ func FuzzUpstreamResponse(f *testing.F) {
 			}
 			if v, ok := resp.Trailer[keygateLimitHeader]; ok && readErr == nil {
 				t.Fatalf("the upstream's trailer %s: %q reached the client", keygateLimitHeader, v)
+			}
+			for name, v := range resp.Trailer {
+				if !httpguts.ValidTrailerHeader(name) || slices.Contains(hopByHopFields, name) {
+					t.Fatalf("trailer %s: %q, a name RFC 9110 keeps out of trailers, reached the client", name, v)
+				}
 			}
 			for _, name := range []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Upgrade"} {
 				if v, ok := resp.Header[name]; ok {

@@ -499,12 +499,13 @@ func (r *upstreamResponse) passHeader(h http.Header, set []string) (contentType 
 	return contentType
 }
 
-// passedTrailer is r.trailer without the names keygate set (set is from
-// keygateSet), in place: the fields the client's Trailer announces.
+// passedTrailer is r.trailer without the names trailerPasses leaves out
+// (set is from keygateSet), in place: the fields the client's Trailer
+// announces.
 func (r *upstreamResponse) passedTrailer(set []string) []string {
 	n := 0
 	for _, name := range r.trailer {
-		if !yieldsToKeygate(set, name) {
+		if trailerPasses(set, name) {
 			r.trailer[n] = name
 			n++
 		}
