@@ -129,9 +129,15 @@ func New(cfg Config) (*Gateway, error) {
 func (g *Gateway) API() *keygate.API { return g.api }
 
 // Mount serves h for pattern on this API's listener ahead of the routes,
-// e.g. the MCP endpoint and its protected-resource metadata.
+// e.g. the MCP endpoint and its protected-resource metadata. A path that a
+// lenient upstream reads as pattern ("/MCP", "/mcp;x" for "/mcp") is the
+// preset's 404, not the route it matches (see routeTable), on the proxy
+// and on forward-auth, which also refuses pattern's own paths: they are
+// the mounted endpoint's, not the API's. Mount is called before the
+// gateway serves.
 func (g *Gateway) Mount(pattern string, h http.Handler) {
 	g.mounts.Handle(pattern, h)
+	g.routes.mount(pattern)
 	g.mounted = true
 }
 

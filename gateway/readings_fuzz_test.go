@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
@@ -16,10 +17,11 @@ import (
 // without a token is one that no lenient reading of the path (case
 // folded, ";" parameters cut, trailing dots and spaces trimmed, "\" for
 // "/", cut at "#", a trailing slash dropped or added, or all of them)
-// takes to a token route. The readings are spelled out here on their own,
+// takes to a token route or to the MCP endpoint mounted ahead of the
+// routes. The readings are spelled out here on their own,
 // against the token routes' paths, not through the gateway's route table.
 func FuzzRouteReadings(f *testing.F) {
-	for _, p := range []string{"/v1/x", "/v1/SECRET", "/v1/secret;a", "/docs/admin/", "/docs/Internal", "/v1/secret.", "/v1/a\\..\\secret", "/v1/secret#x", "/docs/x", "/docs/ADMIN;x./"} {
+	for _, p := range []string{"/v1/x", "/v1/SECRET", "/v1/secret;a", "/docs/admin/", "/docs/Internal", "/v1/secret.", "/v1/a\\..\\secret", "/v1/secret#x", "/docs/x", "/docs/ADMIN;x./", "/MCP", "/mcp;x", "/Mcp/sse", "/mcp."} {
 		f.Add(p)
 	}
 	api := &keygate.API{
@@ -31,21 +33,26 @@ func FuzzRouteReadings(f *testing.F) {
 			{Methods: []string{"GET"}, Path: "/docs/", Access: keygate.AccessPublic},
 			{Methods: []string{"GET"}, Path: "/docs/admin", Access: keygate.AccessToken},
 			{Methods: []string{"GET"}, Path: "/docs/Internal/", Access: keygate.AccessToken},
+			{Methods: []string{"GET"}, Path: "/", Access: keygate.AccessPublic},
 		},
 	}
 	gw, err := gateway.New(gateway.Config{API: api})
 	if err != nil {
 		f.Fatal(err)
 	}
+	// The MCP endpoint, served ahead of the routes.
+	gw.Mount("/mcp", http.NotFoundHandler())
+	gw.Mount("/mcp/", http.NotFoundHandler())
 	// tokenRoute reports whether a case-folding upstream serves p from a
-	// token route.
+	// token route or the MCP endpoint.
 	tokenRoute := func(p string) bool {
 		c := path.Clean(p)
 		if strings.HasSuffix(p, "/") && c != "/" {
 			c += "/"
 		}
 		c = strings.ToLower(c)
-		return c == "/v1/secret" || c == "/docs/admin" || strings.HasPrefix(c, "/docs/internal/")
+		return c == "/v1/secret" || c == "/docs/admin" || strings.HasPrefix(c, "/docs/internal/") ||
+			c == "/mcp" || strings.HasPrefix(c, "/mcp/")
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		if !strings.HasPrefix(p, "/") || len(p) > 512 {
@@ -67,7 +74,7 @@ func FuzzRouteReadings(f *testing.F) {
 		all := strings.Join(segs, "/")
 		for _, r := range []string{p, cut, all, strings.TrimSuffix(all, "/"), all + "/"} {
 			if tokenRoute(r) {
-				t.Fatalf("%q passed as public route %s, but reads as token route %q", p, d.Route.Path, r)
+				t.Fatalf("%q passed as public route %s, but reads as token route or MCP %q", p, d.Route.Path, r)
 			}
 		}
 	})

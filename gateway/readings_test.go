@@ -143,3 +143,80 @@ func TestPathsALenientUpstreamReadsAsATokenRouteAreNotFound(t *testing.T) {
 		}
 	}
 }
+
+// The MCP endpoint is mounted ahead of the routes and asks for OAuth. A
+// path that a lenient upstream reads as the mount's ("/MCP", "/mcp;x",
+// "/mcp.") is not the mount's for Go, so it would fall through to a public
+// catch-all route and reach an upstream that serves /mcp without OAuth:
+// it is the preset's 404 instead, as a path that reads as another token
+// route is. Forward-auth, which never serves the mount, refuses the
+// mount's own paths too.
+func TestPathsALenientUpstreamReadsAsTheMCPMountAreNotFound(t *testing.T) {
+	f := newFixture(t)
+	up := &pathsUpstream{}
+	upstream := httptest.NewServer(up)
+	defer upstream.Close()
+	api := eventsAPI(upstream.URL)
+	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
+	api.Routes = append(api.Routes, keygate.Route{Methods: []string{"GET", "POST"}, Path: "/", Access: keygate.AccessPublic})
+	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcp := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mcp") })
+	gw.Mount("/mcp", mcp)
+	gw.Mount("/mcp/", mcp)
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	const notFound = `{"message": "Not Found."}`
+
+	for _, target := range []string{
+		"/MCP",             // case folded
+		"/Mcp/",            // case folded, into the subtree
+		"/MCP/sse",         // case folded, into the subtree
+		"/mcp;jsessionid",  // ";" parameter dropped
+		"/mcp;x/",          // ";" parameter dropped, into the subtree
+		"/mcp.",            // trailing dot trimmed
+		"/mcp%20",          // trailing space trimmed
+		"/mcp.;x/messages", // all of them at once
+		"/x%5C..%5Cmcp",    // "\" read as "/"
+		"/mcp%23x",         // a fragment, as nginx passes it on raw
+		"/mcp%00",          // NUL ends the path
+	} {
+		for _, method := range []string{"GET", "POST"} {
+			status, body := rawExchange(t, addr, method+" "+target+" HTTP/1.1\r\nHost: api.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			if status != "HTTP/1.1 404 Not Found" || body != notFound {
+				t.Errorf("proxy %s %s: %s %q, want 404 %q", method, target, status, body, notFound)
+			}
+		}
+		if up.saw(target) {
+			t.Errorf("proxy %s reached the upstream", target)
+		}
+	}
+	for _, target := range []string{"/mcp", "/mcp/", "/mcp/sse", "/MCP", "/mcp;x", "/mcp.", "/Mcp/sse", "/mcp#x", "/MCP#x"} {
+		status, body := rawExchange(t, addr, "POST /_keygate/auth HTTP/1.1\r\nHost: api.example\r\nX-Forwarded-Method: POST\r\nX-Forwarded-Uri: "+target+"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 404 Not Found" || body != notFound {
+			t.Errorf("forward-auth %s: %s %q, want 404 %q", target, status, body, notFound)
+		}
+	}
+
+	// The mount still serves its own paths, and paths no reading takes
+	// there still reach the catch-all route.
+	for _, target := range []string{"/mcp", "/mcp/", "/mcp/sse"} {
+		status, body := rawExchange(t, addr, "POST "+target+" HTTP/1.1\r\nHost: api.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 200 OK" || body != "mcp" {
+			t.Errorf("proxy POST %s: %s %q, want the mount's 200", target, status, body)
+		}
+	}
+	for _, target := range []string{"/mcpx", "/mcp-docs/", "/docs/mcp", "/v1/MCP", "/m;cp"} {
+		status, body := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 200 OK" || body != "upstream" || !up.saw(target) {
+			t.Errorf("proxy GET %s: %s %q, want the upstream's 200", target, status, body)
+		}
+		status, _ = rawExchange(t, addr, "GET /_keygate/auth HTTP/1.1\r\nHost: api.example\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Uri: "+target+"\r\nConnection: close\r\n\r\n")
+		if status != "HTTP/1.1 200 OK" {
+			t.Errorf("forward-auth %s: %s, want 200", target, status)
+		}
+	}
+}

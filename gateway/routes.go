@@ -22,7 +22,10 @@ import (
 // pattern can take a path that such a reading takes to another token
 // route ("/v1/SECRET" to public /v1/{name} here, to token /v1/secret
 // there), the path matches nothing: the route checked must be the route
-// the upstream serves.
+// the upstream serves. Nor may one be the path of an endpoint mounted
+// ahead of the routes (the MCP endpoint, OAuth-protected): "/MCP" or
+// "/mcp;x" would pass a public catch-all route to an upstream that serves
+// it as /mcp.
 type routeTable struct {
 	mux      *http.ServeMux
 	byPat    map[string]*keygate.Route
@@ -35,6 +38,9 @@ type routeTable struct {
 	// added may reach it; upper: some pattern holds an upper-case letter,
 	// so folded may match a path other than mux does.
 	slashed, upper bool
+	// mounts are the paths of the endpoints mounted ahead of the routes
+	// (see mount); a subtree's ends in "/".
+	mounts []string
 }
 
 func newRouteTable(routes []keygate.Route) (t *routeTable, err error) {
@@ -58,12 +64,54 @@ func newRouteTable(routes []keygate.Route) (t *routeTable, err error) {
 		}
 	}
 	if wild {
-		t.folded = http.NewServeMux()
-		for pattern, route := range t.byPat {
-			foldPattern(t.folded, pattern, route)
-		}
+		t.fold()
 	}
 	return t, nil
+}
+
+func (t *routeTable) fold() {
+	t.folded = http.NewServeMux()
+	for pattern, route := range t.byPat {
+		foldPattern(t.folded, pattern, route)
+	}
+}
+
+// mount notes that the endpoint at pattern (a path, "/" ending a
+// subtree) is served ahead of the routes: a path that it or one of its
+// readings takes there matches no route. Called before the table is
+// used.
+func (t *routeTable) mount(pattern string) {
+	if i := strings.IndexByte(pattern, '/'); i >= 0 {
+		t.mounts = append(t.mounts, pattern[i:])
+	}
+	if t.folded == nil {
+		t.fold()
+	}
+}
+
+// mountedAt reports whether a lenient upstream serves p, which need not
+// be clean, from a mounted endpoint: compared without case, with a
+// trailing slash dropped or added.
+func (t *routeTable) mountedAt(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	bare := c
+	if len(c) > 1 {
+		bare = strings.TrimSuffix(c, "/")
+	}
+	for _, m := range t.mounts {
+		bareMount := m
+		if len(m) > 1 {
+			bareMount = strings.TrimSuffix(m, "/")
+		}
+		if keygate.EqualFoldASCII(bare, bareMount) ||
+			m != "/" && strings.HasSuffix(m, "/") && len(c) >= len(m) && keygate.EqualFoldASCII(c[:len(m)], m) {
+			return true
+		}
+	}
+	return false
 }
 
 // foldPattern adds pattern, in lower case, to mux. Patterns that fold to
@@ -86,16 +134,19 @@ func (t *routeTable) match(method string, u *url.URL) *keygate.Route {
 	}
 	_, pattern := t.mux.Handler(&http.Request{Method: method, URL: u, Host: "keygate"})
 	route := t.byPat[pattern]
-	if route != nil && t.folded != nil && t.readElsewhere(method, u.Path, route) {
+	if route != nil && t.folded != nil && (t.mounts != nil && t.mountedAt(u.Path) || t.readElsewhere(method, u.Path, route)) {
 		return nil
 	}
 	return route
 }
 
 // readElsewhere reports whether another reading of p (see routeTable)
-// matches a token route other than route.
+// matches a token route other than route, or a mounted endpoint.
 func (t *routeTable) readElsewhere(method, p string, route *keygate.Route) bool {
 	other := func(mux *http.ServeMux, v string) bool {
+		if t.mounts != nil && t.mountedAt(v) {
+			return true
+		}
 		r := t.lookup(mux, method, v)
 		return r != nil && r != route && r.Access == keygate.AccessToken
 	}
