@@ -21,7 +21,9 @@ import (
 
 // swappedLimiter is whichever limiter the test has put in: Redis that is
 // down, or one that answers.
-type swappedLimiter struct{ l atomic.Pointer[ratelimit.Limiter] }
+type swappedLimiter struct {
+	l atomic.Pointer[ratelimit.Limiter]
+}
 
 func (s *swappedLimiter) use(l ratelimit.Limiter) { s.l.Store(&l) }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/internal/evict"
 )
 
 // identities keeps, per token and organization, the identity keygate
@@ -111,32 +112,11 @@ func (c *identities) of(tok *keygate.Token, org *keygate.Organization) *signedId
 	}
 	c.mu.Lock()
 	if len(c.byKey) >= c.max {
-		c.makeRoomLocked(now)
+		evict.MakeRoom(c.byKey, c.max, 8, func(e *signedIdentity) bool { return !now.Before(e.until) })
 	}
 	c.byKey[key] = e
 	c.mu.Unlock()
 	return e
-}
-
-// makeRoomLocked frees an eighth of a full cache: expired entries first,
-// then random ones (map order, which Go randomises). Freeing a whole
-// eighth keeps the scan to once per eighth of the cache's inserts, a few
-// entries visited per insert, and seven in eight warm entries stay: more
-// active tokens than the bound cost a signature for the few evicted, not
-// for everyone, as starting over did.
-func (c *identities) makeRoomLocked(now time.Time) {
-	for k, e := range c.byKey {
-		if !now.Before(e.until) {
-			delete(c.byKey, k)
-		}
-	}
-	target := c.max - max(c.max/8, 1)
-	for k := range c.byKey {
-		if len(c.byKey) <= target {
-			return
-		}
-		delete(c.byKey, k)
-	}
 }
 
 // set adds the identity headers of e to h, as SetIdentityHeaders does for

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/evict"
 )
 
 // TokenStore is what token verification reads.
@@ -715,29 +716,9 @@ func (t *Tokens) storeUnknownIfCurrent(gen, created uint64, d keygate.TokenDiges
 	}
 	now := t.now()
 	if len(t.unknown) >= t.maxNegative {
-		t.shrinkUnknownLocked(now)
+		evict.MakeRoom(t.unknown, t.maxNegative, 10, func(at time.Time) bool { return now.Sub(at) >= t.negativeTTL })
 	}
 	t.unknown[d] = now
-}
-
-// shrinkUnknownLocked makes room in a full negative cache: expired entries
-// go first, then random ones (map order) until a tenth is free. Freeing a
-// whole tenth each time keeps the scan to once per tenth of the cache's
-// inserts: a flood of fresh unknown tokens, which frees little by expiry,
-// would otherwise scan every entry under the lock on every insert.
-func (t *Tokens) shrinkUnknownLocked(now time.Time) {
-	for h, at := range t.unknown {
-		if now.Sub(at) >= t.negativeTTL {
-			delete(t.unknown, h)
-		}
-	}
-	target := t.maxNegative - max(t.maxNegative/10, 1)
-	for h := range t.unknown {
-		if len(t.unknown) <= target {
-			return
-		}
-		delete(t.unknown, h)
-	}
 }
 
 // CacheStats returns how many token lookups the cache answered and how

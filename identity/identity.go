@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/evict"
 )
 
 // claims is the JWT body: registered claims plus the identity itself.
@@ -46,7 +47,8 @@ type signedIdentity struct {
 	reuseTo time.Time
 }
 
-// maxSignedIdentities bounds the reuse cache; when full it starts over.
+// maxSignedIdentities bounds the reuse cache; when full, expired entries
+// and then random ones free an eighth of it.
 const maxSignedIdentities = 10000
 
 // NewSigner returns a Signer for a stored signing key.
@@ -104,7 +106,7 @@ func (s *Signer) SignReusable(id *keygate.Identity) (jwt string, reuseTo time.Ti
 	reuseTo = now.Add(keygate.IdentityLifetime / 2)
 	s.mu.Lock()
 	if len(s.signed) >= maxSignedIdentities {
-		s.signed = map[string]signedIdentity{}
+		evict.MakeRoom(s.signed, maxSignedIdentities, 8, func(e signedIdentity) bool { return !now.Before(e.reuseTo) })
 	}
 	s.signed[string(key)] = signedIdentity{jwt: jwt, reuseTo: reuseTo}
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -116,6 +117,45 @@ func TestSignReusesAJWTForHalfItsLifetime(t *testing.T) {
 	v.now = func() time.Time { return now }
 	if id, err := v.Verify(later, "cannmenus"); err != nil || id.Entitlements.States[0] != "California" {
 		t.Errorf("re-signed JWT: %+v %v", id, err)
+	}
+}
+
+// A full reuse cache frees an eighth of itself, not everything: the
+// identities signed before it filled are mostly still reused.
+func TestSignReuseCacheKeepsMostIdentitiesWhenFull(t *testing.T) {
+	s := newSigner(t)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	identityOf := func(i int) *keygate.Identity {
+		id := demoIdentity()
+		id.TokenID = fmt.Sprintf("tok_%d", i)
+		return id
+	}
+	first := make([]string, maxSignedIdentities)
+	for i := range first {
+		jwt, err := s.Sign(identityOf(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[i] = jwt
+	}
+	if _, err := s.Sign(identityOf(maxSignedIdentities)); err != nil { // one past the bound
+		t.Fatal(err)
+	}
+	if want := maxSignedIdentities - maxSignedIdentities/8 + 1; len(s.signed) != want {
+		t.Fatalf("%d identities kept after one past the bound, want %d", len(s.signed), want)
+	}
+	// A second on, a JWT signed again differs (its times do); one reused
+	// does not.
+	now = now.Add(time.Second)
+	reused := 0
+	for i := range 1000 { // a sample: signing all again would refill the cache
+		if jwt, _ := s.Sign(identityOf(i)); jwt == first[i] {
+			reused++
+		}
+	}
+	if reused < 800 { // seven in eight expected
+		t.Errorf("%d of 1000 identities signed before the cache filled were reused, want most", reused)
 	}
 }
 
