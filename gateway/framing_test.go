@@ -18,36 +18,20 @@ import (
 // the first or the last of two different spellings disagree.
 func TestUpstreamSeesOneContentLength(t *testing.T) {
 	f := newFixture(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	heads := make(chan string, 8)
-	go func() {
+	upstream := serveRawConns(t, func(c net.Conn, br *bufio.Reader) {
+		var head strings.Builder
 		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+			l, err := br.ReadString('\n')
+			head.WriteString(l)
+			if err != nil || l == "\r\n" {
+				break
 			}
-			go func(c net.Conn) {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				br := bufio.NewReader(c)
-				var head strings.Builder
-				for {
-					l, err := br.ReadString('\n')
-					head.WriteString(l)
-					if err != nil || l == "\r\n" {
-						break
-					}
-				}
-				heads <- head.String()
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-			}(c)
 		}
-	}()
-	api := eventsAPI("http://" + ln.Addr().String())
+		heads <- head.String()
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
+	api := eventsAPI("http://" + upstream)
 	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
 	api.Routes = append(api.Routes, keygate.Route{Methods: []string{"POST"}, Path: "/in", Access: keygate.AccessPublic})
 	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})

@@ -20,40 +20,24 @@ import (
 // switch; WebSocket upgrades are untouched.
 func TestH2CUpgradeIsNotPassedOn(t *testing.T) {
 	f := newFixture(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	// An upstream that switches to whatever protocol it is asked for, and
 	// then reports the first bytes the tunnel brings.
 	upgrades := make(chan string, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if up := req.Header.Get("Upgrade"); up != "" {
-					upgrades <- up
-					_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+up+"\r\n\r\n")
-					line, _ := br.ReadString('\n')
-					upgrades <- "tunnel: " + line
-					return
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nplain")
-			}(c)
+	upstream := serveRawConns(t, func(c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	api := eventsAPI("http://" + ln.Addr().String())
+		if up := req.Header.Get("Upgrade"); up != "" {
+			upgrades <- up
+			_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+up+"\r\n\r\n")
+			line, _ := br.ReadString('\n')
+			upgrades <- "tunnel: " + line
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nplain")
+	})
+	api := eventsAPI("http://" + upstream)
 	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
 	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
 	if err != nil {
@@ -101,5 +85,32 @@ func newRawServer(t *testing.T, h http.Handler) string {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// serveRawConns answers each connection to a loopback listener, closed
+// with the test, with handle, and returns the listener's address: an
+// upstream that writes exactly the bytes a test needs. A connection is
+// closed when handle returns, or after five seconds.
+func serveRawConns(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				handle(c, bufio.NewReader(c))
+			}()
+		}
+	}()
 	return ln.Addr().String()
 }
