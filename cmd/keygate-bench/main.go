@@ -27,6 +27,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 func main() {
@@ -175,11 +177,17 @@ func parseAnswer(s string) (http.Header, error) {
 		if !ok {
 			return nil, fmt.Errorf("not a header line: %q", line)
 		}
-		name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
+			// net/http would drop or refuse to write it: the answer
+			// served would not be the one captured.
+			return nil, fmt.Errorf("not a valid header field: %q", line)
+		}
+		name = http.CanonicalHeaderKey(name)
 		if name == "Date" || name == "Content-Length" {
 			continue
 		}
-		h[name] = append(h[name], strings.TrimSpace(value))
+		h[name] = append(h[name], value)
 	}
 	return h, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -495,20 +496,34 @@ func parseWrk(out string) (wrkResult, error) {
 	if m == nil {
 		return res, fmt.Errorf("no Requests/sec in wrk output:\n%s", out)
 	}
-	res.rps, _ = strconv.ParseFloat(m[1], 64)
+	rps, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || math.IsInf(rps, 0) {
+		return res, fmt.Errorf("wrk's Requests/sec %q is not a number", m[1])
+	}
+	res.rps = rps
 	if m := p99Line.FindStringSubmatch(out); m != nil {
-		v, _ := strconv.ParseFloat(m[1], 64)
+		v, err := strconv.ParseFloat(m[1], 64)
 		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
+		// Past an hour a wrk run of seconds cannot have measured it, and
+		// past about 292 years a Duration would wrap.
+		if err != nil || v*float64(unit) > float64(time.Hour) {
+			return res, fmt.Errorf("wrk's 99%% latency %q%s is not a latency", m[1], m[2])
+		}
 		res.p99 = time.Duration(v * float64(unit))
 	}
+	counts := []string{}
 	if m := non2xxLine.FindStringSubmatch(out); m != nil {
-		res.errors, _ = strconv.Atoi(m[1])
+		counts = append(counts, m[1])
 	}
 	if m := socketLine.FindStringSubmatch(out); m != nil {
-		for _, s := range m[1:] {
-			n, _ := strconv.Atoi(s)
-			res.errors += n
+		counts = append(counts, m[1:]...)
+	}
+	for _, s := range counts {
+		n, err := strconv.Atoi(s)
+		if err != nil || n > math.MaxInt32 {
+			return res, fmt.Errorf("wrk's error count %q is not a count", s)
 		}
+		res.errors += n
 	}
 	return res, nil
 }
