@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/tcptest"
 )
 
 // An HTTP/2 cleartext upgrade would turn the client's connection into an
@@ -94,23 +95,8 @@ func newRawServer(t *testing.T, h http.Handler) string {
 // closed when handle returns, or after five seconds.
 func serveRawConns(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				handle(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return tcptest.Serve(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		handle(c, bufio.NewReader(c))
+	})
 }

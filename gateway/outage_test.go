@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/tcptest"
 )
 
 // loggedProxy is proxyTo with the gateway's log lines and metrics kept.
@@ -48,33 +48,7 @@ func observedProxy(t *testing.T, upstreamURL string) (proxied, *syncBuffer, *pro
 // to serve.
 func scriptedUpstream(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				var head []byte
-				for !bytes.Contains(head, []byte("\r\n\r\n")) {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					head = append(head, buf[:n]...)
-				}
-				serve(c)
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
+	return "http://" + tcptest.ServeAfterHead(t, serve)
 }
 
 // fetchCut asks p for /v2/products and reads the whole answer: status 0

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/internal/tcptest"
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/sqlite"
 )
@@ -22,24 +23,7 @@ import (
 // or a hung process.
 func silentListener(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return tcptest.Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 }
 
 // timedFetch is fetch with the time it took.
@@ -215,31 +199,5 @@ func TestShutdownWithAStuckUpstreamEndsWhenTheGraceEnds(t *testing.T) {
 // read, to serve.
 func newRawServer(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var head []byte
-				buf := make([]byte, 4096)
-				for !strings.Contains(string(head), "\r\n\r\n") {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					head = append(head, buf[:n]...)
-				}
-				serve(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return tcptest.ServeAfterHead(t, serve)
 }
