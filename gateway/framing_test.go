@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/gateway"
 )
 
 // keygate frames what it forwards itself, so the upstream sees one
@@ -17,7 +16,6 @@ import (
 // parser refuses a request with two (even equal), and servers that take
 // the first or the last of two different spellings disagree.
 func TestUpstreamSeesOneContentLength(t *testing.T) {
-	f := newFixture(t)
 	heads := make(chan string, 8)
 	upstream := serveRawConns(t, func(c net.Conn, br *bufio.Reader) {
 		var head strings.Builder
@@ -31,13 +29,7 @@ func TestUpstreamSeesOneContentLength(t *testing.T) {
 		heads <- head.String()
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 	})
-	api := eventsAPI("http://" + upstream)
-	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
-	api.Routes = append(api.Routes, keygate.Route{Methods: []string{"POST"}, Path: "/in", Access: keygate.AccessPublic})
-	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw := eventsGateway(t, "http://"+upstream, keygate.Route{Methods: []string{"POST"}, Path: "/in", Access: keygate.AccessPublic})
 	addr := newRawServer(t, gw)
 	for _, lengths := range []string{
 		"Content-Length: 5",

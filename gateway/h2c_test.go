@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/internal/tcptest"
 )
 
@@ -20,7 +19,6 @@ import (
 // an ordinary one, without its Upgrade, even to an upstream that would
 // switch; WebSocket upgrades are untouched.
 func TestH2CUpgradeIsNotPassedOn(t *testing.T) {
-	f := newFixture(t)
 	// An upstream that switches to whatever protocol it is asked for, and
 	// then reports the first bytes the tunnel brings.
 	upgrades := make(chan string, 4)
@@ -38,13 +36,7 @@ func TestH2CUpgradeIsNotPassedOn(t *testing.T) {
 		}
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nplain")
 	})
-	api := eventsAPI("http://" + upstream)
-	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
-	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newRawServer(t, gw)
+	srv := newRawServer(t, eventsGateway(t, "http://"+upstream))
 
 	for _, upgrade := range []string{"h2c", "H2C", "websocket, h2c"} {
 		c, err := net.Dial("tcp", srv)

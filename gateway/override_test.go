@@ -1,11 +1,9 @@
 package gateway_test
 
 import (
-	"net/http/httptest"
 	"testing"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/gateway"
 )
 
 // A route is chosen and checked for the request's method. Laravel and
@@ -15,23 +13,11 @@ import (
 // keygate never checked: a public POST becomes a token DELETE. It is the
 // preset's 400, on the proxy and on forward-auth, and never forwarded.
 func TestMethodOverrideNamingAnotherMethodIsRefused(t *testing.T) {
-	f := newFixture(t)
-	up := &pathsUpstream{}
-	upstream := httptest.NewServer(up)
-	defer upstream.Close()
-	api := eventsAPI(upstream.URL)
-	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
-	api.Routes = append(api.Routes,
+	gw, up := pathsGateway(t,
 		keygate.Route{Methods: []string{"POST"}, Path: "/events/{id}/register", Access: keygate.AccessPublic},
 		keygate.Route{Methods: []string{"DELETE"}, Path: "/events/{id}/register", Access: keygate.AccessToken, Scopes: []string{"webhooks:manage"}},
 	)
-	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	addr := newRawServer(t, gw)
 	const badRequest = `{"message": "Bad Request."}`
 
 	for _, c := range []struct{ target, header string }{

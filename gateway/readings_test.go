@@ -57,6 +57,31 @@ func (p *pathsUpstream) saw(target string) bool {
 	return false
 }
 
+// pathsGateway is eventsGateway in front of a pathsUpstream, which closes
+// with the test.
+func pathsGateway(t *testing.T, routes ...keygate.Route) (*gateway.Gateway, *pathsUpstream) {
+	t.Helper()
+	up := &pathsUpstream{}
+	upstream := httptest.NewServer(up)
+	t.Cleanup(upstream.Close)
+	return eventsGateway(t, upstream.URL, routes...), up
+}
+
+// eventsGateway is a gateway for the events API at upstream, without rate
+// limits, with routes added.
+func eventsGateway(t *testing.T, upstream string, routes ...keygate.Route) *gateway.Gateway {
+	t.Helper()
+	f := newFixture(t)
+	api := eventsAPI(upstream)
+	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
+	api.Routes = append(api.Routes, routes...)
+	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gw
+}
+
 // A public wildcard or subtree route beside a token route: a path Go
 // matches to the public route, but that a lenient upstream framework
 // reads as the token route (Express and ASP.NET fold case, Tomcat and
@@ -65,26 +90,14 @@ func (p *pathsUpstream) saw(target string) bool {
 // preset's 404 on the proxy and on forward-auth, and never reaches the
 // upstream without a token.
 func TestPathsALenientUpstreamReadsAsATokenRouteAreNotFound(t *testing.T) {
-	f := newFixture(t)
-	up := &pathsUpstream{}
-	upstream := httptest.NewServer(up)
-	defer upstream.Close()
-	api := eventsAPI(upstream.URL)
-	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
-	api.Routes = append(api.Routes,
+	gw, up := pathsGateway(t,
 		keygate.Route{Methods: []string{"GET"}, Path: "/v1/{name}", Access: keygate.AccessPublic},
 		keygate.Route{Methods: []string{"GET"}, Path: "/v1/secret", Access: keygate.AccessToken, Scopes: []string{"attendees:read"}},
 		keygate.Route{Methods: []string{"GET"}, Path: "/docs/", Access: keygate.AccessPublic},
 		keygate.Route{Methods: []string{"GET"}, Path: "/docs/admin", Access: keygate.AccessToken, Scopes: []string{"webhooks:manage"}},
 		keygate.Route{Methods: []string{"GET"}, Path: "/docs/Internal/", Access: keygate.AccessToken, Scopes: []string{"webhooks:manage"}},
 	)
-	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	addr := newRawServer(t, gw)
 	const notFound = `{"message": "Not Found."}`
 
 	for _, target := range []string{
@@ -152,23 +165,11 @@ func TestPathsALenientUpstreamReadsAsATokenRouteAreNotFound(t *testing.T) {
 // route is. Forward-auth, which never serves the mount, refuses the
 // mount's own paths too.
 func TestPathsALenientUpstreamReadsAsTheMCPMountAreNotFound(t *testing.T) {
-	f := newFixture(t)
-	up := &pathsUpstream{}
-	upstream := httptest.NewServer(up)
-	defer upstream.Close()
-	api := eventsAPI(upstream.URL)
-	api.PublicRateLimit, api.TokenRateLimit, api.FailedAuthRateLimit = nil, nil, nil
-	api.Routes = append(api.Routes, keygate.Route{Methods: []string{"GET", "POST"}, Path: "/", Access: keygate.AccessPublic})
-	gw, err := gateway.New(gateway.Config{API: api, Tokens: f.tokens, Signer: f.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, up := pathsGateway(t, keygate.Route{Methods: []string{"GET", "POST"}, Path: "/", Access: keygate.AccessPublic})
 	mcp := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mcp") })
 	gw.Mount("/mcp", mcp)
 	gw.Mount("/mcp/", mcp)
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	addr := newRawServer(t, gw)
 	const notFound = `{"message": "Not Found."}`
 
 	for _, target := range []string{
