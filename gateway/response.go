@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -16,6 +17,12 @@ import (
 var hopByHopHeaders = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// isHopByHop reports whether the canonical field name is one of
+// hopByHopHeaders.
+func isHopByHop(name string) bool {
+	return slices.Contains(hopByHopHeaders, name)
 }
 
 func removeHopByHopHeaders(h http.Header) {
@@ -238,15 +245,7 @@ func yieldsToKeygate(set []string, name string) bool {
 // they are dropped here: net/http's list (httpguts.ValidTrailerHeader)
 // and keygate's hop-by-hop names.
 func trailerPasses(set []string, name string) bool {
-	if yieldsToKeygate(set, name) || !httpguts.ValidTrailerHeader(name) {
-		return false
-	}
-	for _, n := range hopByHopHeaders {
-		if keygate.EqualFoldASCII(n, name) {
-			return false
-		}
-	}
-	return true
+	return !yieldsToKeygate(set, name) && httpguts.ValidTrailerHeader(name) && !isHopByHop(http.CanonicalHeaderKey(name))
 }
 
 // combinedFields are lists to which keygate adds members and the upstream

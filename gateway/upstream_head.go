@@ -516,10 +516,8 @@ func (r *upstreamResponse) passedTrailer(set []string) []string {
 }
 
 func (r *upstreamResponse) hopByHop(name string) bool {
-	for _, n := range hopByHopHeaders {
-		if name == n {
-			return true
-		}
+	if isHopByHop(name) {
+		return true
 	}
 	if !r.connection {
 		return false
