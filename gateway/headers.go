@@ -209,10 +209,11 @@ func overridesMethod(req Request) bool {
 	return false
 }
 
-// allNameMethod reports whether every value names method.
+// allNameMethod reports whether every value names method, in ASCII
+// letters of either case: "poſt" (long s) is no spelling of POST.
 func allNameMethod(values []string, method string) bool {
 	for _, v := range values {
-		if !strings.EqualFold(strings.TrimSpace(v), method) {
+		if !keygate.EqualFoldASCII(strings.TrimSpace(v), method) {
 			return false
 		}
 	}

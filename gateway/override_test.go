@@ -30,6 +30,8 @@ func TestMethodOverrideNamingAnotherMethodIsRefused(t *testing.T) {
 		{"/events/7/register?page=1&.method=delete", ""},
 		{"/events/8/register?%5Fmethod=DELETE", ""},
 		{"/events/9/register?_method=%ZZ", ""},
+		{"/events/13/register", "X-HTTP-Method-Override: poſt"}, // long s: POST only to a Unicode case fold
+		{"/events/14/register?_method=po%C5%BFt", ""},
 	} {
 		head := "POST " + c.target + " HTTP/1.1\r\nHost: api.example\r\nContent-Length: 0\r\n"
 		if c.header != "" {
