@@ -139,6 +139,27 @@ func TestTokenRefusals(t *testing.T) {
 			t.Errorf("access token of a reused code: status %d, want 401", p.status)
 		}
 	})
+	t.Run("spent code without its verifier revokes nothing", func(t *testing.T) {
+		// Whoever saw the code in the redirect (history, a proxy's log)
+		// but lacks the verifier could not have redeemed it, so a
+		// second redemption of theirs proves no theft and must not cut
+		// the rightful client off.
+		verifier := oauth2.GenerateVerifier()
+		code := h.codeFor(clientID, verifier)
+		status, first := h.exchange(clientID, code, verifier, nil)
+		wantOAuthError(t, status, first, 200, "")
+		for _, extra := range []url.Values{
+			{"code_verifier": {oauth2.GenerateVerifier()}},
+			{"code_verifier": {""}},
+			{"redirect_uri": {"http://127.0.0.1:33418/other"}},
+		} {
+			status, body := h.exchange(clientID, code, verifier, extra)
+			wantOAuthError(t, status, body, 400, "invalid_grant")
+		}
+		if p := call(t, h.api().resource, bearer(first["access_token"].(string))); p.status != http.StatusOK {
+			t.Errorf("access token after its code was replayed without the verifier: status %d, want 200", p.status)
+		}
+	})
 	t.Run("wrong redirect_uri", func(t *testing.T) {
 		verifier := oauth2.GenerateVerifier()
 		status, body := h.exchange(clientID, h.codeFor(clientID, verifier), verifier, url.Values{"redirect_uri": {"http://127.0.0.1:33418/other"}})

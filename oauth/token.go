@@ -147,9 +147,19 @@ func (s *Server) exchangeCode(w http.ResponseWriter, ctx context.Context, client
 		return
 	}
 	now := s.now().UTC()
+	// The redirect URI and the verifier are checked before reuse: only a
+	// party holding the verifier could have redeemed the code, so a
+	// replay without it (the code seen in a browser's history or a
+	// proxy's log) proves no theft and must not revoke the owner's grant.
 	switch {
 	case code.ClientID != client.ID:
 		writeError(w, invalidGrant("The authorization code was issued to another client."))
+		return
+	case form.Get("redirect_uri") != code.RedirectURI:
+		writeError(w, invalidGrant("The redirect_uri does not match the authorization request."))
+		return
+	case !verifyPKCE(form.Get("code_verifier"), code.CodeChallenge):
+		writeError(w, invalidGrant("The code_verifier does not match the code_challenge."))
 		return
 	case code.UsedAt != nil:
 		s.revokeReusedCode(ctx, code, now)
@@ -157,12 +167,6 @@ func (s *Server) exchangeCode(w http.ResponseWriter, ctx context.Context, client
 		return
 	case !now.Before(code.ExpiresAt):
 		writeError(w, invalidGrant("The authorization code is invalid or expired."))
-		return
-	case form.Get("redirect_uri") != code.RedirectURI:
-		writeError(w, invalidGrant("The redirect_uri does not match the authorization request."))
-		return
-	case !verifyPKCE(form.Get("code_verifier"), code.CodeChallenge):
-		writeError(w, invalidGrant("The code_verifier does not match the code_challenge."))
 		return
 	}
 	if aerr := sameResource(form.Get("resource"), code.Resource); aerr != nil {
