@@ -69,7 +69,7 @@ func NewForwarder(api *keygate.API, upstream *url.URL, signer *identity.Signer, 
 			f.rewriteHeaders(pr.Out)
 		},
 		ModifyResponse: keygateHeadersWin,
-		Transport:      transport,
+		Transport:      trailerRulesTransport{transport},
 		ErrorHandler:   f.upstreamError,
 	}
 	return f
@@ -170,11 +170,8 @@ func (f *Forwarder) bodyBrokeOff(r *http.Request, err error) {
 }
 
 // keygateHeadersWin removes from an upgrade's answer the fields that
-// keygate set on the client's response, as passHeader leaves them out,
-// and the trailers copyResponse leaves out (see trailerPasses): announced
-// ones now, those that come unannounced once the body is read. An
-// upstream may answer an upgrade request without upgrading, with a
-// chunked body and trailers, which httputil.ReverseProxy passes on.
+// keygate set on the client's response, as passHeader leaves them out.
+// Its trailers are trailerRulesTransport's.
 func keygateHeadersWin(res *http.Response) error {
 	fwd, _ := res.Request.Context().Value(forwardedContextKey{}).(forwarded)
 	set := keygateSet(fwd.header, nil)
@@ -183,9 +180,31 @@ func keygateHeadersWin(res *http.Response) error {
 			delete(res.Header, name)
 		}
 	}
+	return nil
+}
+
+// trailerRulesTransport is the transport of httputil.ReverseProxy, which
+// forwards upgrade requests. An upstream may answer one without
+// upgrading, with a chunked body and trailers, which ReverseProxy passes
+// on; trailerRulesTransport removes the trailers copyResponse leaves out
+// (see trailerPasses): announced ones at once, those that come
+// unannounced once the body is read. It does so here, not in
+// ModifyResponse: ReverseProxy removes the Connection field from the
+// header before ModifyResponse runs, and the names it lists are
+// hop-by-hop for the trailers too.
+type trailerRulesTransport struct{ *http.Transport }
+
+func (t trailerRulesTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := t.Transport.RoundTrip(req)
+	if err != nil {
+		return res, err
+	}
+	fwd, _ := req.Context().Value(forwardedContextKey{}).(forwarded)
+	set := keygateSet(fwd.header, nil)
+	connection := res.Header["Connection"]
 	dropTrailers := func(h http.Header) {
 		for name := range h {
-			if !trailerPasses(set, name) {
+			if !trailerPasses(set, connection, name) {
 				delete(h, name)
 			}
 		}
@@ -197,7 +216,7 @@ func keygateHeadersWin(res *http.Response) error {
 		// before it copies res.Trailer.
 		res.Body = &trailerFilter{ReadCloser: res.Body, res: res, drop: dropTrailers}
 	}
-	return nil
+	return res, nil
 }
 
 // trailerFilter removes from res.Trailer, once the body is closed (the

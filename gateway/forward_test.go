@@ -485,15 +485,18 @@ func checkKeygatesLimits(t *testing.T, resp *http.Response, n int, upgrade bool)
 // on the proxy's own path and on ReverseProxy's (an upgrade request the
 // upstream answers without upgrading). So are those RFC 9110 section
 // 6.5.1 keeps out of trailers (framing, routing, connection management,
-// authentication, request modifiers, response controls, content format).
+// authentication, request modifiers, response controls, content format),
+// and those the response's Connection field lists, which are hop-by-hop
+// for this response (RFC 9110 section 7.6.1), announced or not.
 // Other trailers pass.
 func TestUpstreamTrailersCannotSpeakForKeygate(t *testing.T) {
 	// Written as bytes: net/http's server would not announce some of
 	// these names itself.
 	const answer = "HTTP/1.1 200 OK\r\n" +
 		"Transfer-Encoding: chunked\r\n" +
+		"Connection: X-Secret-Hop\r\nConnection: keep-alive, x-unannounced-hop\r\n" +
 		"Trailer: x-ratelimit-remaining, X-Checksum, content-type, Content-Encoding, Cache-Control\r\n" +
-		"Trailer: Authorization, WWW-Authenticate, Upgrade, Keep-Alive, if-match, Host\r\n" +
+		"Trailer: Authorization, WWW-Authenticate, Upgrade, Keep-Alive, if-match, Host, x-secret-hop\r\n" +
 		"\r\n" +
 		"4\r\nbody\r\n0\r\n" +
 		"X-Ratelimit-Remaining: 4999\r\nX-Checksum: c0ffee\r\n" +
@@ -503,18 +506,12 @@ func TestUpstreamTrailersCannotSpeakForKeygate(t *testing.T) {
 		"If-Match: *\r\nHost: elsewhere.example\r\n" +
 		"Content-Length: 99\r\nTransfer-Encoding: gzip\r\nTrailer: X-Late\r\nConnection: close\r\n" +
 		"Content-Range: bytes 0-3/4\r\nProxy-Authenticate: Basic\r\nTE: trailers\r\nRange: bytes=0-\r\n" +
+		"X-Secret-Hop: s3cret\r\nX-Unannounced-Hop: hop\r\n" +
 		"\r\n"
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		brw.WriteString(answer)
-		brw.Flush()
-	}))
-	gw := publicGatewayTo(t, upstream.URL)
+	upstream := scriptedUpstream(t, func(c net.Conn) {
+		io.WriteString(c, answer)
+	})
+	gw := publicGatewayTo(t, upstream)
 
 	for i, upgrade := range []bool{false, true} {
 		resp := getPublic(t, gw, upgrade)

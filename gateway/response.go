@@ -25,6 +25,14 @@ func isHopByHop(name string) bool {
 	return slices.Contains(hopByHopHeaders, name)
 }
 
+// isHopByHopFor reports whether the canonical field name is hop-by-hop in
+// a message whose Connection fields hold the values connection: one of
+// hopByHopHeaders, or a name Connection lists (ASCII case folded, as
+// net/http reads Connection).
+func isHopByHopFor(connection []string, name string) bool {
+	return isHopByHop(name) || httpguts.HeaderValuesContainsToken(connection, name)
+}
+
 func removeHopByHopHeaders(h http.Header) {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
@@ -178,7 +186,7 @@ func copyResponse(w http.ResponseWriter, resp *upstreamResponse) error {
 		}
 	}
 	for _, f := range resp.trailers {
-		if trailerPasses(set, f.name) {
+		if trailerPasses(set, resp.connection, f.name) {
 			h.Add(http.TrailerPrefix+f.name, f.value)
 		}
 	}
@@ -242,10 +250,12 @@ func yieldsToKeygate(set []string, name string) bool {
 // body it already read was framed, encoded or may be cached. net/http's
 // server does not announce these names itself, but sends the Trailer
 // field as the handler wrote it and sends any name set as a trailer, so
-// they are dropped here: net/http's list (httpguts.ValidTrailerHeader)
-// and keygate's hop-by-hop names.
-func trailerPasses(set []string, name string) bool {
-	return !yieldsToKeygate(set, name) && httpguts.ValidTrailerHeader(name) && !isHopByHop(http.CanonicalHeaderKey(name))
+// they are dropped here: net/http's list (httpguts.ValidTrailerHeader),
+// keygate's hop-by-hop names and those the upstream's Connection fields
+// (whose values connection holds) list, which are hop-by-hop for this
+// response (RFC 9110 section 7.6.1), its trailers included.
+func trailerPasses(set, connection []string, name string) bool {
+	return !yieldsToKeygate(set, name) && httpguts.ValidTrailerHeader(name) && !isHopByHopFor(connection, http.CanonicalHeaderKey(name))
 }
 
 // combinedFields are lists to which keygate adds members and the upstream

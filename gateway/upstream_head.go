@@ -108,9 +108,9 @@ type upstreamResponse struct {
 	chunked       bool
 	// close: the connection carries nothing after this response.
 	close bool
-	// connection: a Connection field is among the fields, naming more
-	// hop-by-hop fields.
-	connection bool
+	// connection holds the values of the Connection fields: the names
+	// they list are hop-by-hop for this response, its trailers included.
+	connection []string
 	fields     []headerField
 	// trailer lists the fields the upstream announced in Trailer (chunked
 	// bodies only); trailers are those that came after the body.
@@ -149,6 +149,7 @@ func (r *upstreamResponse) eventStream() bool {
 func (r *upstreamResponse) finish(bodyDone bool) {
 	// No field of this response stays reachable from the pool.
 	clear(r.fields)
+	clear(r.connection)
 	clear(r.trailer)
 	clear(r.trailers)
 	if r.stopAbort != nil {
@@ -205,7 +206,7 @@ func bodyAllowedForStatus(status int) bool {
 
 // readHead reads one response head and works out its framing.
 func (r *upstreamResponse) readHead(br *bufio.Reader, method string) error {
-	*r = upstreamResponse{fields: r.fields[:0], trailer: r.trailer[:0], trailers: r.trailers[:0], buf: r.buf[:0], spans: r.spans[:0], conn: r.conn, client: r.client}
+	*r = upstreamResponse{fields: r.fields[:0], connection: r.connection[:0], trailer: r.trailer[:0], trailers: r.trailers[:0], buf: r.buf[:0], spans: r.spans[:0], conn: r.conn, client: r.client}
 	statusEnd, err := r.readSection(br, true, maxResponseHeadBytes)
 	if err != nil {
 		return err
@@ -369,7 +370,7 @@ func (r *upstreamResponse) frame(method string, http10 bool) error {
 			cl = f.value
 			clFields++
 		case "Connection":
-			r.connection = true
+			r.connection = append(r.connection, f.value)
 			hasClose = hasClose || valueHasToken(f.value, "close")
 			keepAlive = keepAlive || valueHasToken(f.value, "keep-alive")
 		case "Pragma":
@@ -483,7 +484,7 @@ func (r *upstreamResponse) readTrailers(br *bufio.Reader) error {
 func (r *upstreamResponse) passHeader(h http.Header, set []string) (contentType string) {
 	values := make([]string, len(r.fields))
 	for i, f := range r.fields {
-		if f.dropped || r.hopByHop(f.name) || yieldsToKeygate(set, f.name) {
+		if f.dropped || isHopByHopFor(r.connection, f.name) || yieldsToKeygate(set, f.name) {
 			continue
 		}
 		if f.name == "Content-Type" && contentType == "" {
@@ -505,7 +506,7 @@ func (r *upstreamResponse) passHeader(h http.Header, set []string) (contentType 
 func (r *upstreamResponse) passedTrailer(set []string) []string {
 	n := 0
 	for _, name := range r.trailer {
-		if trailerPasses(set, name) {
+		if trailerPasses(set, r.connection, name) {
 			r.trailer[n] = name
 			n++
 		}
@@ -513,24 +514,6 @@ func (r *upstreamResponse) passedTrailer(set []string) []string {
 	clear(r.trailer[n:])
 	r.trailer = r.trailer[:n]
 	return r.trailer
-}
-
-func (r *upstreamResponse) hopByHop(name string) bool {
-	if isHopByHop(name) {
-		return true
-	}
-	if !r.connection {
-		return false
-	}
-	for _, f := range r.fields {
-		if f.name != "Connection" {
-			continue
-		}
-		if valueHasToken(f.value, name) {
-			return true
-		}
-	}
-	return false
 }
 
 // The body's framing.
