@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/backoff"
 	"github.com/keygate/keygate/internal/evict"
 )
 
@@ -848,7 +848,8 @@ const (
 
 // follow runs feed until ctx ends, starting it again whenever it stops.
 func (t *Tokens) follow(ctx context.Context, feed keygate.ChangeFeed) {
-	wait, attempt := FeedRestartMin, 0
+	restart := backoff.Backoff{Initial: FeedRestartMin, Max: FeedRestartMax}
+	attempt := 0
 	for {
 		err := feed.WatchChanges(ctx, func() { t.setFeed(following, nil) }, t.Apply)
 		if ctx.Err() != nil {
@@ -860,31 +861,26 @@ func (t *Tokens) follow(ctx context.Context, feed keygate.ChangeFeed) {
 		var followed time.Duration
 		first := t.setFeed(feedRestarting, &followed)
 		if followed >= FeedRestartMax {
-			wait = FeedRestartMin
+			restart.Reset()
 		}
 		if first {
 			attempt = 1
 		} else {
 			attempt++
 		}
-		// Equal jitter: instances that lost one database together do
-		// not come back to it in step, and no wait is shorter than half.
-		sleep := wait/2 + rand.N(wait/2+1)
+		// Jittered: instances that lost one database together do not
+		// come back to it in step.
+		wait := restart.Next()
 		if first {
 			t.logger.Warn("token cache's change feed stopped; every lookup reads the store until it follows again",
-				"error", err, "retry_in", sleep.Round(time.Millisecond))
+				"error", err, "retry_in", wait.Round(time.Millisecond))
 		} else {
 			t.logger.Debug("token cache's change feed stopped again",
-				"error", err, "attempt", attempt, "retry_in", sleep.Round(time.Millisecond))
+				"error", err, "attempt", attempt, "retry_in", wait.Round(time.Millisecond))
 		}
-		timer := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-timer.C:
 		}
-		wait = min(2*wait, FeedRestartMax)
 		t.feedRestarts.Add(1)
 	}
 }

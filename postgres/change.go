@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/backoff"
 )
 
 const (
@@ -23,10 +24,19 @@ const (
 	// queryTimeout bounds one read of the changes table, so a connection
 	// to a host that vanished without closing it is noticed.
 	queryTimeout = 10 * time.Second
-	// Reconnect backoff after the listening connection fails.
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
+	// Bounds of the wait before reconnecting after the listening
+	// connection failed (or reading where to begin did).
+	minReconnect = 100 * time.Millisecond
+	maxReconnect = 5 * time.Second
 )
+
+// reconnectBackoff spaces out a watcher's attempts to reach the database.
+// It is jittered: every instance loses its connection at the same instant
+// when PostgreSQL restarts, and must not all come back at the same
+// instants after it.
+func reconnectBackoff() backoff.Backoff {
+	return backoff.Backoff{Initial: minReconnect, Max: maxReconnect}
+}
 
 // WatchChanges calls ready once it has read where to begin (the newest
 // change committed then, retrying until it can), then fn, in order, for
@@ -37,7 +47,7 @@ const (
 // never delays it). Each notification, and every poll interval without
 // one, it reads the changes table after the last seq it delivered, so a
 // lost notification delays a change by at most one poll interval. When the
-// connection fails it reconnects with backoff, and reads from the last seq
+// connection fails it reconnects with jittered backoff, and reads from the last seq
 // delivered before waiting again: nothing committed during the outage is
 // skipped.
 func (s *Store) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
@@ -48,22 +58,19 @@ func (s *Store) WatchChanges(ctx context.Context, ready func(), fn func(keygate.
 	if ready != nil {
 		ready()
 	}
-	backoff := minBackoff
+	reconnect := reconnectBackoff()
 	for {
 		listened, err := w.listen(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if listened {
-			backoff = minBackoff
+			reconnect.Reset()
 		}
 		w.failed(err)
-		select {
-		case <-ctx.Done():
+		if !reconnect.Wait(ctx) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -79,7 +86,7 @@ type watcher struct {
 // start reads where to begin: after the newest change committed now. It
 // retries until it can, and reports false when ctx ended first.
 func (w *watcher) start(ctx context.Context) bool {
-	backoff := minBackoff
+	retry := reconnectBackoff()
 	for {
 		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 		err := w.store.pool.QueryRow(qctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&w.last)
@@ -90,12 +97,9 @@ func (w *watcher) start(ctx context.Context) bool {
 			return false
 		}
 		w.failed(err)
-		select {
-		case <-ctx.Done():
+		if !retry.Wait(ctx) {
 			return false
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
