@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/keygate/keygate"
@@ -50,11 +49,16 @@ func (s *Server) newOAuth() error {
 // OAuth endpoints anyone may call, by method and path, limited per client
 // address so they cannot be used to fill the store (registration), to
 // guess codes and refresh tokens (token), or to make keygate fetch client
-// metadata documents from URLs of the caller's choosing (authorize).
+// metadata documents from URLs of the caller's choosing: every endpoint
+// that reads a client_id fetches the document of a new URL (authorize,
+// the consent form, token, revocation), so each is limited, each in a
+// bucket of its own.
 var oauthLimits = map[string]keygate.RateLimit{
-	"POST " + oauth.PathRegister: {Key: keygate.LimitByIP, Limit: 20, Period: time.Hour},
-	"POST " + oauth.PathToken:    {Key: keygate.LimitByIP, Limit: 120, Period: time.Minute},
-	"GET " + oauth.PathAuthorize: {Key: keygate.LimitByIP, Limit: 30, Period: time.Minute},
+	"POST " + oauth.PathRegister:  {Key: keygate.LimitByIP, Limit: 20, Period: time.Hour},
+	"POST " + oauth.PathToken:     {Key: keygate.LimitByIP, Limit: 120, Period: time.Minute},
+	"POST " + oauth.PathRevoke:    {Key: keygate.LimitByIP, Limit: 120, Period: time.Minute},
+	"GET " + oauth.PathAuthorize:  {Key: keygate.LimitByIP, Limit: 30, Period: time.Minute},
+	"POST " + oauth.PathAuthorize: {Key: keygate.LimitByIP, Limit: 30, Period: time.Minute},
 }
 
 // mountOAuth serves the authorization server on the admin listener.
@@ -65,18 +69,18 @@ func (s *Server) mountOAuth(mux *http.ServeMux) {
 		mux.Handle(p, h)
 	}
 	for route, limit := range oauthLimits {
-		_, path, _ := strings.Cut(route, " ")
-		mux.Handle(route, s.limitByIP(path, limit, h))
+		mux.Handle(route, s.limitByIP(route, limit, h))
 	}
 }
 
 // limitByIP applies limit per client address to next, answering 429 with
-// the rate limit headers and an OAuth-style JSON error.
+// the rate limit headers and an OAuth-style JSON error. name is the
+// route ("POST /oauth/token"), so each route counts in its own bucket.
 func (s *Server) limitByIP(name string, limit keygate.RateLimit, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, err := s.limiter.Limiter().Allow(r.Context(), "admin:"+name+":ip:"+s.clientIP.Bucket(s.clientIP.ClientIP(r)), limit.Limit, limit.Period)
 		if err != nil {
-			s.logger.Warn("rate limiter unavailable for an OAuth endpoint", "path", name, "error", err)
+			s.logger.Warn("rate limiter unavailable for an OAuth endpoint", "route", name, "error", err)
 			next.ServeHTTP(w, r)
 			return
 		}

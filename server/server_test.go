@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/x509"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -342,25 +343,99 @@ func TestOAuthRegistrationIsLimitedPerAddress(t *testing.T) {
 	}
 }
 
-// Each authorization request with a new client_id URL makes keygate fetch a
-// metadata document, so the authorization endpoint is limited per address
-// too: 30 a minute.
-func TestOAuthAuthorizeIsLimitedPerAddress(t *testing.T) {
-	r := start(t, echoUpstream(t).URL, "{backend: memory}")
-	for i := 1; i <= 31; i++ {
-		clientID := url.QueryEscape(fmt.Sprintf("https://client%d.example/metadata.json", i))
-		resp, err := http.Get("http://" + r.admin + "/oauth/authorize?response_type=code&client_id=" + clientID)
-		if err != nil {
-			t.Fatal(err)
+// Every endpoint that reads a client_id makes keygate fetch the metadata
+// document of a new client_id URL, so each is limited per address: the
+// consent form and the revocation endpoint as much as the authorization
+// and token endpoints. Past its limit an address gets 429 and causes no
+// fetch.
+func TestOAuthMetadataFetchesAreLimitedPerAddress(t *testing.T) {
+	var mu sync.Mutex
+	fetched := map[string]int{} // endpoint → documents fetched for it
+	documents := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fetched[strings.Split(r.URL.Path, "/")[1]]++
+		mu.Unlock()
+		http.NotFound(w, r)
+	}))
+	defer documents.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(documents.Certificate())
+
+	admin := freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+admin+`}
+rate_limiter: {backend: memory}
+oauth: {allow_private_cimd: true}
+apis:
+  - {name: events, preset: canskan, listen: `+freeAddr(t)+`, upstream: http://127.0.0.1:9, routes: [{methods: [GET], path: /attendees}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{OAuthRootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+
+	form := func(values ...string) *strings.Reader {
+		q := url.Values{}
+		for i := 0; i < len(values); i += 2 {
+			q.Set(values[i], values[i+1])
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		limited := resp.StatusCode == http.StatusTooManyRequests
-		switch {
-		case i <= 30 && limited:
-			t.Fatalf("authorization request %d refused: %s", i, b)
-		case i == 31 && (!limited || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "too_many_requests")):
-			t.Fatalf("authorization request 31: %d %s %v", resp.StatusCode, b, resp.Header)
-		}
+		return strings.NewReader(q.Encode())
+	}
+	for _, tt := range []struct {
+		endpoint string
+		limit    int
+		request  func(clientID string) *http.Request
+	}{
+		{"authorize", 30, func(clientID string) *http.Request {
+			req, _ := http.NewRequest("GET", "http://"+admin+"/oauth/authorize?"+url.Values{"response_type": {"code"}, "client_id": {clientID}}.Encode(), nil)
+			return req
+		}},
+		{"consent", 30, func(clientID string) *http.Request {
+			request := url.Values{"response_type": {"code"}, "client_id": {clientID}}.Encode()
+			req, _ := http.NewRequest("POST", "http://"+admin+"/oauth/authorize", form("request", request, "decision", "approve"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return req
+		}},
+		{"token", 120, func(clientID string) *http.Request {
+			req, _ := http.NewRequest("POST", "http://"+admin+"/oauth/token", form("grant_type", "refresh_token", "client_id", clientID))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return req
+		}},
+		{"revoke", 120, func(clientID string) *http.Request {
+			req, _ := http.NewRequest("POST", "http://"+admin+"/oauth/revoke", form("token", "kgo_at_x", "client_id", clientID))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return req
+		}},
+	} {
+		t.Run(tt.endpoint, func(t *testing.T) {
+			for i := 1; i <= tt.limit+1; i++ {
+				resp, err := http.DefaultClient.Do(tt.request(fmt.Sprintf("%s/%s/%d/client.json", documents.URL, tt.endpoint, i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				limited := resp.StatusCode == http.StatusTooManyRequests
+				switch {
+				case i <= tt.limit && limited:
+					t.Fatalf("request %d refused: %s", i, b)
+				case i == tt.limit+1 && (!limited || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "too_many_requests")):
+					t.Fatalf("request %d past the limit of %d: %d %s", i, tt.limit, resp.StatusCode, b)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fetched[tt.endpoint] != tt.limit {
+				t.Errorf("%d metadata documents fetched, want %d (one per request within the limit)", fetched[tt.endpoint], tt.limit)
+			}
+		})
 	}
 }
