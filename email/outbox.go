@@ -18,10 +18,10 @@ import (
 	"net/mail"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/workloop"
 )
 
 // Store is what the outbox needs from keygate's store.
@@ -68,9 +68,12 @@ type Options struct {
 	// LinkKey is email.link_key: invitation links are derived from it
 	// (keygate.InvitationSecret) when an invitation email is sent. Every
 	// instance must have the same. Never log it.
-	LinkKey      []byte
-	Retries      []time.Duration
-	Jitter       float64
+	LinkKey []byte
+	Retries []time.Duration
+	Jitter  float64
+	// PollInterval is how often an idle instance looks for emails queued
+	// elsewhere or due for a retry: one claim per interval, whatever
+	// Concurrency is. Send wakes this instance's workers at once.
 	PollInterval time.Duration
 	// ScanInterval is how often tokens are checked for expiry emails.
 	ScanInterval time.Duration
@@ -94,20 +97,14 @@ type Outbox struct {
 	linkKey   []byte
 	retries   []time.Duration
 	jitter    float64
-	poll      time.Duration
 	scan      time.Duration
-	workers   int
 	retention time.Duration
 	lease     time.Duration
 	logger    *slog.Logger
 	now       func() time.Time
 	random    func() float64
 	onAttempt func(kind, outcome string)
-
-	mu   sync.Mutex
-	wake chan struct{}
-
-	claimFailing atomic.Bool
+	workers   *workloop.Loop[*keygate.Email]
 }
 
 // New returns an Outbox on store; Run starts its workers. It fails only
@@ -115,9 +112,9 @@ type Outbox struct {
 func New(store Store, opts Options) (*Outbox, error) {
 	o := &Outbox{
 		store: store, server: opts.Server, publicURL: strings.TrimRight(opts.PublicURL, "/"), linkKey: opts.LinkKey,
-		retries: opts.Retries, jitter: opts.Jitter, poll: opts.PollInterval, scan: opts.ScanInterval,
-		workers: opts.Concurrency, retention: opts.Retention, logger: opts.Logger,
-		now: opts.Now, random: opts.Random, onAttempt: opts.OnAttempt, wake: make(chan struct{}),
+		retries: opts.Retries, jitter: opts.Jitter, scan: opts.ScanInterval,
+		retention: opts.Retention, logger: opts.Logger,
+		now: opts.Now, random: opts.Random, onAttempt: opts.OnAttempt,
 	}
 	if o.server != nil {
 		from, err := CheckAddress(opts.From)
@@ -132,14 +129,8 @@ func New(store Store, opts Options) (*Outbox, error) {
 	if o.jitter <= 0 {
 		o.jitter = DefaultJitter
 	}
-	if o.poll <= 0 {
-		o.poll = DefaultPollInterval
-	}
 	if o.scan <= 0 {
 		o.scan = DefaultScanInterval
-	}
-	if o.workers <= 0 {
-		o.workers = DefaultConcurrency
 	}
 	if o.retention <= 0 {
 		o.retention = DefaultRetention
@@ -158,6 +149,17 @@ func New(store Store, opts Options) (*Outbox, error) {
 		timeout = o.server.Timeout
 	}
 	o.lease = timeout + time.Minute
+	poll := opts.PollInterval
+	if poll <= 0 {
+		poll = DefaultPollInterval
+	}
+	workers := opts.Concurrency
+	if workers <= 0 {
+		workers = DefaultConcurrency
+	}
+	o.workers = workloop.New(workloop.Config[*keygate.Email]{
+		Name: "emails", Claim: o.claim, Handle: o.attempt, Workers: workers, PollInterval: poll, Logger: o.logger,
+	})
 	return o, nil
 }
 
@@ -209,25 +211,40 @@ func (o *Outbox) enqueue(ctx context.Context, notice *keygate.TokenNotice, email
 		return err
 	}
 	if len(emails) > 0 {
-		o.wakeWorkers()
+		o.workers.Wake()
 	}
 	return nil
 }
 
 // Run sends due emails with Concurrency workers, scans tokens for expiry
-// emails and purges old ones, until ctx ends; an attempt in flight then
-// finishes and is recorded. With email off it returns at once.
+// emails and purges old ones, until ctx ends or Shutdown is called; an
+// attempt in flight then finishes and is recorded (within its lease,
+// unless Shutdown's grace ends first). With email off it returns at once.
 func (o *Outbox) Run(ctx context.Context) error {
 	if !o.Enabled() {
 		return nil
 	}
 	var wg sync.WaitGroup
-	for range o.workers {
-		wg.Go(func() { o.work(ctx) })
-	}
 	wg.Go(func() { o.maintain(ctx) })
+	o.workers.Run(ctx)
 	wg.Wait()
 	return nil
+}
+
+// Shutdown stops the workers claiming emails and gives the attempts in
+// flight until ctx ends to finish; those still running then are cancelled
+// and their emails sent again once their lease ends. It returns ctx's
+// error when it cut attempts short. The scan and purge stop with Run's ctx.
+func (o *Outbox) Shutdown(ctx context.Context) error {
+	if !o.Enabled() {
+		return nil
+	}
+	return o.workers.Shutdown(ctx)
+}
+
+// claim claims up to limit due emails under a lease.
+func (o *Outbox) claim(ctx context.Context, limit int) ([]*keygate.Email, error) {
+	return o.store.ClaimEmails(ctx, o.now(), o.lease, limit)
 }
 
 func (o *Outbox) maintain(ctx context.Context) {
@@ -253,44 +270,6 @@ func (o *Outbox) maintain(ctx context.Context) {
 	}
 }
 
-func (o *Outbox) work(ctx context.Context) {
-	for ctx.Err() == nil {
-		o.mu.Lock()
-		wake := o.wake
-		o.mu.Unlock()
-		claimed, err := o.store.ClaimEmails(ctx, o.now(), o.lease, 1)
-		if ctx.Err() == nil {
-			o.noteClaim(err)
-		}
-		if len(claimed) == 1 {
-			o.attempt(ctx, claimed[0])
-			continue
-		}
-		timer := time.NewTimer(o.poll)
-		select {
-		case <-ctx.Done():
-		case <-wake:
-		case <-timer.C:
-		}
-		timer.Stop()
-	}
-}
-
-func (o *Outbox) noteClaim(err error) {
-	if err != nil && !o.claimFailing.Swap(true) {
-		o.logger.Error("email: claiming emails failed; they wait until the store answers", "error", err)
-	} else if err == nil && o.claimFailing.Swap(false) {
-		o.logger.Info("email: claiming emails works again")
-	}
-}
-
-func (o *Outbox) wakeWorkers() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	close(o.wake)
-	o.wake = make(chan struct{})
-}
-
 // SendDue claims and sends due emails one at a time until none is due,
 // and returns how many attempts it made: a single pass of what Run does,
 // for tests and the CLI.
@@ -300,7 +279,7 @@ func (o *Outbox) SendDue(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for {
-		claimed, err := o.store.ClaimEmails(ctx, o.now(), o.lease, 1)
+		claimed, err := o.claim(ctx, 1)
 		if err != nil || len(claimed) == 0 {
 			return n, err
 		}
@@ -310,12 +289,13 @@ func (o *Outbox) SendDue(ctx context.Context) (int, error) {
 }
 
 // attempt submits a claimed email and records the outcome: sent, a retry,
-// or failed. It runs to the end even when ctx ends, so an email in flight
-// at shutdown is neither lost nor sent twice; but not past the claim's
-// lease, after which another worker may hold the email: a database that
-// stops answering holds neither this worker nor a shutdown for longer.
+// or failed. Run's workers call it with a context that outlives claiming,
+// so an email in flight at shutdown is neither lost nor sent twice, unless
+// the shutdown's grace ends first. It ends with the claim's lease in any
+// case, after which another worker may hold the email: a database that
+// stops answering holds this worker no longer.
 func (o *Outbox) attempt(ctx context.Context, e *keygate.Email) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.lease)
+	ctx, cancel := context.WithTimeout(ctx, o.lease)
 	defer cancel()
 	at := o.now()
 	a := &keygate.EmailAttempt{EmailID: e.ID, Attempt: e.Attempts, At: at.UTC().Truncate(time.Millisecond)}

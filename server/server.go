@@ -348,8 +348,9 @@ func (s *Server) Addr(name string) string {
 // take at shutdown when in-flight requests spent the whole grace.
 const finalWriteTimeout = 5 * time.Second
 
-// Shutdown stops accepting requests, lets in-flight ones finish (until ctx
-// ends), writes pending usage and closes what New opened. Requests still
+// Shutdown stops accepting requests and claiming webhook deliveries and
+// emails, lets in-flight requests and attempts finish (until ctx ends),
+// writes pending usage and closes what New opened. Requests still
 // in flight when ctx ends (a stream, an upstream that stopped answering)
 // have their connections closed, which cancels them and their upstream
 // calls; the pending writes then get finalWriteTimeout of their own, so a
@@ -372,6 +373,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}(ns)
 	}
+	wg.Go(func() { s.stopSenders(ctx) })
 	wg.Wait()
 	if ctx.Err() != nil {
 		var cancel context.CancelFunc
@@ -383,6 +385,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, s.closeResources(ctx))
 	return errors.Join(errs...)
+}
+
+// stopSenders stops the webhook and email workers claiming and lets their
+// attempts in flight finish until ctx, the shutdown's grace, ends; those
+// cut short then are sent again once their claim's lease ends, so nothing
+// is lost and a silent database does not hold the shutdown past the grace.
+func (s *Server) stopSenders(ctx context.Context) {
+	var wg sync.WaitGroup
+	if s.webhooks != nil {
+		wg.Go(func() {
+			if s.webhooks.Shutdown(ctx) != nil {
+				s.logger.Warn("shutdown grace ended with webhook deliveries in flight; they are sent again when their claim ends")
+			}
+		})
+	}
+	wg.Go(func() {
+		if s.email.Shutdown(ctx) != nil {
+			s.logger.Warn("shutdown grace ended with emails in flight; they are sent again when their claim ends")
+		}
+	})
+	wg.Wait()
 }
 
 // waitForHandlers returns when no request is being served, or when ctx

@@ -25,14 +25,14 @@ type outcome struct {
 }
 
 // attempt sends a claimed delivery and records the attempt and what
-// follows: delivered, a retry, or failure. The send and the record are not
-// cut short by ctx ending: an attempt in flight at shutdown completes and
-// is recorded, so it is neither lost nor repeated. They end with the
-// claim's lease, though: past it another worker may hold the delivery, and
-// a database that stops answering holds neither this worker nor a
-// shutdown for longer.
+// follows: delivered, a retry, or failure. Run's workers call it with a
+// context that outlives claiming, so an attempt in flight at shutdown
+// completes and is recorded, neither lost nor repeated, unless the
+// shutdown's grace ends first. It ends with the claim's lease in any
+// case: past it another worker may hold the delivery, and a database that
+// stops answering holds this worker no longer.
 func (d *Dispatcher) attempt(ctx context.Context, del *keygate.WebhookDelivery) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.lease)
+	ctx, cancel := context.WithTimeout(ctx, d.lease)
 	defer cancel()
 	hook, err := d.store.FindWebhook(ctx, del.WebhookID)
 	if keygate.ErrorCode(err) == keygate.ENOTFOUND {

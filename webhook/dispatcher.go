@@ -25,10 +25,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/workloop"
 )
 
 // Store is what the dispatcher needs from keygate's store; sqlite.Store
@@ -83,8 +83,9 @@ type Options struct {
 	// Jitter spreads each delay by up to this fraction either way, so
 	// endpoints that failed together are not retried together.
 	Jitter float64
-	// PollInterval is how often idle workers look for due deliveries.
-	// Emit wakes this instance's workers at once.
+	// PollInterval is how often an idle instance looks for deliveries
+	// queued elsewhere or due for a retry: one claim per interval,
+	// whatever Concurrency is. Emit wakes this instance's workers at once.
 	PollInterval time.Duration
 	// ScanInterval is how often tokens are checked for expiry.
 	ScanInterval time.Duration
@@ -118,7 +119,6 @@ type Dispatcher struct {
 	lease        time.Duration
 	retries      []time.Duration
 	jitter       float64
-	poll         time.Duration
 	scan         time.Duration
 	lookback     time.Duration
 	retention    time.Duration
@@ -128,11 +128,7 @@ type Dispatcher struct {
 	now          func() time.Time
 	random       func() float64
 	onAttempt    func(string, *keygate.WebhookAttempt)
-
-	mu   sync.Mutex
-	wake chan struct{} // closed and replaced to wake every idle worker
-
-	claimFailing atomic.Bool // the last claim failed; see noteClaim
+	workers      *workloop.Loop[*keygate.WebhookDelivery]
 }
 
 // MaxEndpoints is how many endpoints one organization may have.
@@ -148,7 +144,6 @@ func New(store Store, opts Options) *Dispatcher {
 		timeout:      or(opts.Timeout, DefaultTimeout),
 		retries:      opts.Retries,
 		jitter:       opts.Jitter,
-		poll:         or(opts.PollInterval, DefaultPollInterval),
 		scan:         or(opts.ScanInterval, DefaultScanInterval),
 		lookback:     or(opts.ExpiredLookback, DefaultExpiredLookback),
 		retention:    or(opts.Retention, DefaultRetention),
@@ -158,7 +153,6 @@ func New(store Store, opts Options) *Dispatcher {
 		now:          opts.Now,
 		random:       opts.Random,
 		onAttempt:    opts.OnAttempt,
-		wake:         make(chan struct{}),
 	}
 	if d.retries == nil {
 		d.retries = DefaultRetries
@@ -184,6 +178,10 @@ func New(store Store, opts Options) *Dispatcher {
 	// Notices are remembered (and so sent once) only while their record
 	// is kept: longer than any token stays a candidate for one.
 	d.retention = max(d.retention, keygate.TokenExpiringWindow+d.lookback+24*time.Hour)
+	d.workers = workloop.New(workloop.Config[*keygate.WebhookDelivery]{
+		Name: "webhook deliveries", Claim: d.claim, Handle: d.attempt,
+		Workers: d.concurrency, PollInterval: or(opts.PollInterval, DefaultPollInterval), Logger: d.logger,
+	})
 	return d
 }
 
@@ -226,7 +224,7 @@ func (d *Dispatcher) Emit(ctx context.Context, organizationID, event string, dat
 		}
 	}
 	if err == nil {
-		d.wakeWorkers()
+		d.workers.Wake()
 	}
 	return err
 }
@@ -300,7 +298,7 @@ func (d *Dispatcher) SendTest(ctx context.Context, webhookID string) (*keygate.W
 	if err := d.store.EnqueueWebhookDeliveries(ctx, deliveries); err != nil {
 		return nil, err
 	}
-	d.wakeWorkers()
+	d.workers.Wake()
 	return deliveries[0], nil
 }
 
@@ -341,63 +339,29 @@ func subscribed(hooks []*keygate.Webhook, event string) []*keygate.Webhook {
 }
 
 // Run delivers due deliveries with Concurrency workers, scans for token
-// expiries and purges the log, until ctx ends. Attempts in flight then
-// finish (each within Timeout; within its lease, Timeout + 1 min, when the
-// store stops answering) and are recorded before Run returns.
+// expiries and purges the log, until ctx ends or Shutdown is called.
+// Attempts in flight then finish and are recorded before Run returns:
+// each within Timeout, and within its lease (Timeout + 1 min) when the
+// store stops answering, unless Shutdown's grace ends first.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for range d.concurrency {
-		wg.Go(func() { d.work(ctx) })
-	}
 	wg.Go(func() { d.maintain(ctx) })
+	d.workers.Run(ctx)
 	wg.Wait()
 	return nil
 }
 
-// work is one worker: claim one due delivery, send it, repeat; when none
-// is due, wait for Emit or the poll interval.
-func (d *Dispatcher) work(ctx context.Context) {
-	for ctx.Err() == nil {
-		wake := d.wakeChannel()
-		claimed, err := d.store.ClaimWebhookDeliveries(ctx, d.now(), d.lease, 1)
-		if ctx.Err() == nil {
-			d.noteClaim(err)
-		}
-		if len(claimed) == 1 {
-			d.attempt(ctx, claimed[0])
-			continue
-		}
-		timer := time.NewTimer(d.poll)
-		select {
-		case <-ctx.Done():
-		case <-wake:
-		case <-timer.C:
-		}
-		timer.Stop()
-	}
+// Shutdown stops the workers claiming deliveries and gives the attempts in
+// flight until ctx ends to finish; those still running then are cancelled
+// and their deliveries sent again once their lease ends. It returns ctx's
+// error when it cut attempts short. The scan and purge stop with Run's ctx.
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	return d.workers.Shutdown(ctx)
 }
 
-// noteClaim logs once when claiming starts failing (the database is down)
-// and once when it works again, not once per worker and poll.
-func (d *Dispatcher) noteClaim(err error) {
-	if err != nil && !d.claimFailing.Swap(true) {
-		d.logger.Error("webhook: claiming deliveries failed; deliveries wait until the store answers", "error", err)
-	} else if err == nil && d.claimFailing.Swap(false) {
-		d.logger.Info("webhook: claiming deliveries works again")
-	}
-}
-
-func (d *Dispatcher) wakeChannel() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.wake
-}
-
-func (d *Dispatcher) wakeWorkers() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	close(d.wake)
-	d.wake = make(chan struct{})
+// claim claims up to limit due deliveries under a lease.
+func (d *Dispatcher) claim(ctx context.Context, limit int) ([]*keygate.WebhookDelivery, error) {
+	return d.store.ClaimWebhookDeliveries(ctx, d.now(), d.lease, limit)
 }
 
 // maintain runs the expiry scan every ScanInterval and the purge every
@@ -434,7 +398,7 @@ func (d *Dispatcher) Purge(ctx context.Context) error {
 func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		claimed, err := d.store.ClaimWebhookDeliveries(ctx, d.now(), d.lease, d.concurrency)
+		claimed, err := d.claim(ctx, d.concurrency)
 		if err != nil || len(claimed) == 0 {
 			return total, err
 		}

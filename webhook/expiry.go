@@ -143,7 +143,7 @@ func (d *Dispatcher) sendNotice(ctx context.Context, tok *keygate.Token, org *ke
 		return err
 	}
 	if len(deliveries) > 0 {
-		d.wakeWorkers()
+		d.workers.Wake()
 	}
 	return nil
 }
