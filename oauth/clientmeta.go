@@ -54,9 +54,12 @@ func (m *clientMetadata) check() (*keygate.OAuthClient, *authError) {
 			return nil, &authError{code: "invalid_redirect_uri", description: "Redirect URIs must be absolute https URLs, or http on localhost, without fragment."}
 		}
 	}
+	// The name is shown to the user deciding on the consent page and in
+	// the organization's connected apps: no character may reorder the
+	// words around it or pose as something else there.
 	name := strings.TrimSpace(m.ClientName)
-	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxClientNameRunes || strings.ContainsFunc(name, isControl) {
-		return nil, invalidMetadata("client_name must be at most 100 printable characters.")
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxClientNameRunes || keygate.HasHiddenCharacters(name) {
+		return nil, invalidMetadata("client_name must be at most 100 characters, without control characters (line breaks, tabs, escapes) or marks that reorder text.")
 	}
 	if m.ClientURI != "" && (len(m.ClientURI) > maxClientURILen || !strings.HasPrefix(m.ClientURI, "https://")) {
 		return nil, invalidMetadata("client_uri must be an https URL.")
@@ -89,5 +92,3 @@ func (m *clientMetadata) check() (*keygate.OAuthClient, *authError) {
 func invalidMetadata(description string) *authError {
 	return &authError{code: "invalid_client_metadata", description: description}
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/keygate/keygate"
 )
 
 // FuzzMatchRedirectURI checks redirect URI matching on arbitrary pairs: a
@@ -69,6 +70,7 @@ func FuzzClientMetadata(f *testing.F) {
 	f.Add([]byte(`{"client_id":"https://a.example/c","redirect_uris":["https://a.example/cb"],"client_secret":"s"}`), "https://a.example/c")
 	f.Add([]byte(`{"redirect_uris":["javascript:alert(1)"]}`), "")
 	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"client_name":"a\u0000b"}`), "")
+	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"client_name":"Cl\u202eedua"}`), "")
 	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"grant_types":["implicit"]}`), "")
 	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"response_types":["token"],"client_uri":"http://a"}`), "")
 	f.Add([]byte(`{"redirect_uris":null}`), "")
@@ -92,7 +94,7 @@ func FuzzClientMetadata(f *testing.F) {
 					t.Fatalf("accepted redirect URI %q", u)
 				}
 			}
-			if !utf8.ValidString(c.Name) || utf8.RuneCountInString(c.Name) > maxClientNameRunes || strings.ContainsFunc(c.Name, isControl) {
+			if !utf8.ValidString(c.Name) || utf8.RuneCountInString(c.Name) > maxClientNameRunes || keygate.HasHiddenCharacters(c.Name) {
 				t.Fatalf("accepted client name %q", c.Name)
 			}
 			if !slices.Contains(c.GrantTypes, "authorization_code") {
