@@ -39,6 +39,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultBodyIdleTimeout   = 10 * time.Second
 	DefaultBodyTimeout       = 2 * time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultAdminWriteTimeout = time.Minute
 	DefaultShutdownGrace     = 20 * time.Second
 	DefaultFlushInterval     = 10 * time.Second
@@ -386,6 +387,7 @@ func (c *checker) listeners(f fileListeners) Listeners {
 		ReadHeaderTimeout: c.duration("listeners.read_header_timeout", f.ReadHeaderTimeout, DefaultReadHeaderTimeout, false),
 		BodyIdleTimeout:   c.duration("listeners.body_idle_timeout", f.BodyIdleTimeout, DefaultBodyIdleTimeout, false),
 		BodyTimeout:       c.duration("listeners.body_timeout", f.BodyTimeout, DefaultBodyTimeout, false),
+		IdleTimeout:       c.duration("listeners.idle_timeout", f.IdleTimeout, DefaultIdleTimeout, false),
 		AdminWriteTimeout: c.duration("listeners.admin_write_timeout", f.AdminWriteTimeout, DefaultAdminWriteTimeout, false),
 		ShutdownGrace:     c.duration("listeners.shutdown_grace", f.ShutdownGrace, DefaultShutdownGrace, false),
 	}

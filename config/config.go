@@ -157,6 +157,10 @@ type Listeners struct {
 	// body; BodyTimeout the longest time to read a whole one.
 	BodyIdleTimeout time.Duration
 	BodyTimeout     time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request before it is closed, freeing its slot of
+	// MaxConnections.
+	IdleTimeout time.Duration
 	// AdminWriteTimeout bounds a whole response on the admin listener
 	// (API listeners stream, so their responses have none).
 	AdminWriteTimeout time.Duration

@@ -188,6 +188,8 @@ func TestParseRefusesBadConfigs(t *testing.T) {
 		{"bad negative_ttl", "cache:\n  negative_ttl: soon\n" + minimal, `keygate.yaml:2: cache.negative_ttl: must be a duration such as "30s", "5m" or "1h", got "soon"`},
 		{"zero negative entries", "cache:\n  negative_max_entries: 0\n" + minimal, `keygate.yaml:2: cache.negative_max_entries: must be greater than 0, got 0`},
 		{"zero store_timeout", "cache:\n  store_timeout: 0s\n" + minimal, `keygate.yaml:2: cache.store_timeout: must be greater than 0, got "0s"`},
+		{"zero idle_timeout", "listeners:\n  idle_timeout: 0s\n" + minimal, `keygate.yaml:2: listeners.idle_timeout: must be greater than 0, got "0s"`},
+		{"idle_timeout not a duration", "listeners:\n  idle_timeout: 120\n" + minimal, `keygate.yaml:2: listeners.idle_timeout: must be a duration such as "30s", "5m" or "1h", got "120"`},
 		{"zero flush interval", "last_used:\n  flush_interval: 0s\n" + minimal, `keygate.yaml:2: last_used.flush_interval: must be greater than 0, got "0s"`},
 		{"zero usage flush interval", "usage:\n  flush_interval: 0s\n" + minimal, `keygate.yaml:2: usage.flush_interval: must be greater than 0, got "0s"`},
 		{"usage flush interval not a duration", "usage:\n  flush_interval: often\n" + minimal, `keygate.yaml:2: usage.flush_interval: must be a duration such as "30s", "5m" or "1h", got "often"`},

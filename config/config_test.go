@@ -75,7 +75,7 @@ func TestDefaults(t *testing.T) {
 		IPv6PrefixLength: 64,
 		RateLimiter:      RateLimiter{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", RedisMode: "single", RedisTimeout: 250 * time.Millisecond, OnRedisFailure: "local"},
 		Cache:            Cache{TTL: 30 * time.Second, StaleIfError: 5 * time.Minute, StoreTimeout: 2 * time.Second, MaxEntries: 100000, NegativeTTL: 5 * time.Second, NegativeMaxEntries: 10000},
-		Listeners:        Listeners{MaxConnections: 4096, ReadHeaderTimeout: 10 * time.Second, BodyIdleTimeout: 10 * time.Second, BodyTimeout: 2 * time.Minute, AdminWriteTimeout: time.Minute, ShutdownGrace: 20 * time.Second},
+		Listeners:        Listeners{MaxConnections: 4096, ReadHeaderTimeout: 10 * time.Second, BodyIdleTimeout: 10 * time.Second, BodyTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, AdminWriteTimeout: time.Minute, ShutdownGrace: 20 * time.Second},
 		LastUsed:         LastUsed{FlushInterval: 10 * time.Second},
 		Usage:            Usage{FlushInterval: time.Second},
 		Webhooks:         Webhooks{MaxEndpointsPerOrganization: 10},

@@ -57,6 +57,7 @@ type fileListeners struct {
 	ReadHeaderTimeout string `yaml:"read_header_timeout"`
 	BodyIdleTimeout   string `yaml:"body_idle_timeout"`
 	BodyTimeout       string `yaml:"body_timeout"`
+	IdleTimeout       string `yaml:"idle_timeout"`
 	AdminWriteTimeout string `yaml:"admin_write_timeout"`
 	ShutdownGrace     string `yaml:"shutdown_grace"`
 }

@@ -135,7 +135,7 @@ func (s *Server) httpServer(name string, h http.Handler) *http.Server {
 	srv := &http.Server{
 		Handler:           s.counted(boundBodyReads(h, l.BodyIdleTimeout, l.BodyTimeout)),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}
 	if name == adminListener {

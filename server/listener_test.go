@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -192,4 +194,102 @@ func drainingUpstream(t *testing.T) string {
 		_, _ = w.Write([]byte(`{}`))
 	})
 	return u.URL
+}
+
+// A keep-alive connection that waits past listeners.idle_timeout for its
+// next request is closed by keygate, freeing its place under
+// max_connections: on the admin listener and on an API's.
+func TestIdleKeepAliveConnectionsAreClosedPastTheIdleTimeout(t *testing.T) {
+	admin, events := startWithListeners(t, "{idle_timeout: 200ms}")
+	for _, url := range []string{"http://" + admin + "/healthz", "http://" + events + "/nowhere"} {
+		c, br := dialKeepAlive(t, url)
+		askOnConnection(t, c, br, url)
+		// Generous: the wait is for the close, not a measure of when it
+		// comes (the default, 2m, would never come within it).
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("%s: idle past idle_timeout 200ms, the connection read %d bytes, %v; want it closed (EOF)", url, n, err)
+		}
+	}
+}
+
+// A keep-alive connection idle for less than listeners.idle_timeout
+// carries the client's next request.
+func TestKeepAliveConnectionsIdleLessThanTheIdleTimeoutStayUsable(t *testing.T) {
+	admin, events := startWithListeners(t, "{idle_timeout: 1m}")
+	for _, url := range []string{"http://" + admin + "/healthz", "http://" + events + "/nowhere"} {
+		c, br := dialKeepAlive(t, url)
+		askOnConnection(t, c, br, url)
+		time.Sleep(300 * time.Millisecond)
+		askOnConnection(t, c, br, url)
+	}
+}
+
+// startWithListeners runs keygate with the given listeners section and
+// one API; it returns the admin and the API listener's addresses.
+func startWithListeners(t *testing.T, listeners string) (admin, events string) {
+	t.Helper()
+	admin, events = freeAddr(t), freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+data_dir: %s
+admin: {listen: %s}
+listeners: %s
+apis:
+  - name: events
+    preset: canskan
+    listen: %s
+    upstream: http://127.0.0.1:9
+    routes:
+      - {methods: [GET], path: '/p/{code}', access: public}
+`, t.TempDir(), admin, listeners, events)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return admin, events
+}
+
+// dialKeepAlive opens a TCP connection to rawURL's host.
+func dialKeepAlive(t *testing.T, rawURL string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// askOnConnection sends a GET for rawURL on c and reads the whole answer,
+// which must leave the connection open for the next request.
+func askOnConnection(t *testing.T, c net.Conn, br *bufio.Reader, rawURL string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.Path, u.Host); err != nil {
+		t.Fatalf("%s: %v", rawURL, err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", rawURL, err)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close || resp.StatusCode >= 500 {
+		t.Fatalf("%s: %d, close %v, body error %v; want an answer on a connection kept open", rawURL, resp.StatusCode, resp.Close, err)
+	}
 }
