@@ -35,9 +35,12 @@ func TestRegistrationValidation(t *testing.T) {
 		{"implicit", map[string]any{"redirect_uris": []string{redirectURI}, "response_types": []string{"token"}}, "invalid_client_metadata"},
 		{"private_key_jwt", map[string]any{"redirect_uris": []string{redirectURI}, "token_endpoint_auth_method": "private_key_jwt"}, "invalid_client_metadata"},
 		{"name too long", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": strings.Repeat("x", 101)}, "invalid_client_metadata"},
-		{"name with a right-to-left override", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "Claude ‮etiuS"}, "invalid_client_metadata"},
-		{"name with a directional isolate", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "⁧Claude"}, "invalid_client_metadata"},
-		{"name with a C1 control", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "Claude31m"}, "invalid_client_metadata"},
+		{"name with a right-to-left override", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "Claude \u202eetiuS"}, "invalid_client_metadata"},
+		{"name with a directional isolate", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "\u2067Claude"}, "invalid_client_metadata"},
+		{"name with a C1 control", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "Claude\u009b31m"}, "invalid_client_metadata"},
+		{"home page not https", map[string]any{"redirect_uris": []string{redirectURI}, "client_uri": "http://claude.ai"}, "invalid_client_metadata"},
+		{"home page followed by words", map[string]any{"redirect_uris": []string{redirectURI}, "client_uri": "https://claude.ai (checked by keygate)"}, "invalid_client_metadata"},
+		{"home page with a right-to-left override", map[string]any{"redirect_uris": []string{redirectURI}, "client_uri": "https://claude.ai\u202e/x"}, "invalid_client_metadata"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

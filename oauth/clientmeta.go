@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -61,8 +62,8 @@ func (m *clientMetadata) check() (*keygate.OAuthClient, *authError) {
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxClientNameRunes || keygate.HasHiddenCharacters(name) {
 		return nil, invalidMetadata("client_name must be at most 100 characters, without control characters (line breaks, tabs, escapes) or marks that reorder text.")
 	}
-	if m.ClientURI != "" && (len(m.ClientURI) > maxClientURILen || !strings.HasPrefix(m.ClientURI, "https://")) {
-		return nil, invalidMetadata("client_uri must be an https URL.")
+	if m.ClientURI != "" && (len(m.ClientURI) > maxClientURILen || !plainHTTPSURL(m.ClientURI)) {
+		return nil, invalidMetadata("client_uri must be an https URL, written encoded (no spaces or characters outside ASCII).")
 	}
 	grants := m.GrantTypes
 	if len(grants) == 0 {
@@ -87,6 +88,17 @@ func (m *clientMetadata) check() (*keygate.OAuthClient, *authError) {
 		RedirectURIs: slices.Clone(m.RedirectURIs),
 		GrantTypes:   slices.Clone(grants),
 	}, nil
+}
+
+// plainHTTPSURL reports whether raw is an absolute https URL written in
+// its encoded form. The consent page shows client_uri as the client's
+// home page, so it must read as an address and nothing more: no spaces
+// to append words of the client's choosing ("https://claude.ai — checked
+// by keygate"), no characters outside ASCII, marks that reorder text
+// included.
+func plainHTTPSURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "https" && u.Host != "" && u.User == nil && u.String() == raw
 }
 
 func invalidMetadata(description string) *authError {

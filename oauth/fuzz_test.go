@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -71,6 +72,7 @@ func FuzzClientMetadata(f *testing.F) {
 	f.Add([]byte(`{"redirect_uris":["javascript:alert(1)"]}`), "")
 	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"client_name":"a\u0000b"}`), "")
 	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"client_name":"Cl\u202eedua"}`), "")
+	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"client_uri":"https://a.example (verified)"}`), "")
 	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"grant_types":["implicit"]}`), "")
 	f.Add([]byte(`{"redirect_uris":["https://a.example/cb"],"response_types":["token"],"client_uri":"http://a"}`), "")
 	f.Add([]byte(`{"redirect_uris":null}`), "")
@@ -96,6 +98,9 @@ func FuzzClientMetadata(f *testing.F) {
 			}
 			if !utf8.ValidString(c.Name) || utf8.RuneCountInString(c.Name) > maxClientNameRunes || keygate.HasHiddenCharacters(c.Name) {
 				t.Fatalf("accepted client name %q", c.Name)
+			}
+			if c.URI != "" && (strings.ContainsAny(c.URI, " \t") || keygate.HasHiddenCharacters(c.URI) || !strings.HasPrefix(c.URI, "https://")) {
+				t.Fatalf("accepted client URI %q", c.URI)
 			}
 			if !slices.Contains(c.GrantTypes, "authorization_code") {
 				t.Fatalf("accepted grants %q", c.GrantTypes)
