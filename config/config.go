@@ -172,7 +172,8 @@ type Listeners struct {
 // Email configures keygate's emails (package email): off while SMTPURL is
 // empty.
 type Email struct {
-	// SMTPURL is smtp://user:password@host:587 (STARTTLS when offered) or
+	// SMTPURL is smtp://user:password@host:587[?starttls=optional|required]
+	// (STARTTLS, required unless the server is on loopback) or
 	// smtps://…:465. It holds the SMTP password: never log or show it;
 	// email.ParseServer gives a redacted form.
 	SMTPURL string

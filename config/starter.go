@@ -53,8 +53,9 @@ const CommonSections = `log:
 
 # Email: invitations, tokens about to expire, new-token notices, members added
 # (docs/email.md). Off while smtp_url is empty; e.g.
-# smtp://user:password@mail.example.com:587 (STARTTLS when offered) or
-# smtps://…:465. The password is never logged.
+# smtp://user:password@mail.example.com:587 (STARTTLS, required unless the
+# server is on localhost; ?starttls=optional allows plain text on a network
+# you trust) or smtps://…:465. The password is never logged.
 email:
   smtp_url: ""
   from: ""      # required with smtp_url, e.g. keygate@example.com

@@ -116,16 +116,24 @@ func utf8Clean(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
 // FuzzParseServer reads arbitrary email.smtp_url values: a password in
 // the URL never appears in an error or in the server's String, the form
-// logs and `config check` show.
+// logs and `config check` show; an accepted URL's STARTTLS policy is the
+// default or one it spells out as starttls=required or starttls=optional,
+// and never set on smtps://.
 func FuzzParseServer(f *testing.F) {
 	for _, s := range []string{
 		"smtp://user:s3cret-pass@mail.example.com:587", "smtps://u:p%40ss-word@mail.example.com",
 		"smtp://u:hunter2hunter2@", "http://u:hunter2hunter2@mail.example.com", "smtp://u:hunter2hunter2@h/path?q",
 		"smtp://u:hunter2hunter2@[::1", "smtp:/user:hunter2hunter2@mail.example.com:587", "smtp://u:hunter2 hunter2@h", "smtp://u:%zzhunter2@h", "smtp://:@h",
+		"smtp://u:hunter2hunter2@h:25?starttls=optional", "smtp://u:hunter2hunter2@h?starttls=required", "smtps://u:hunter2hunter2@h?starttls=required",
+		"smtp://u:hunter2hunter2@h?starttls=optional&starttls=required", "smtp://u:hunter2hunter2@h?startls=optional", "smtp://u:hunter2hunter2@h?starttls=%6Fptional",
+		"smtp://u:hunter2hunter2@h?starttls=optional;x", "smtp://u:hunter2hunter2@h?starttls", "smtp://u:hunter2hunter2@h?starttls=optional#",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
+		if s, err := ParseServer(raw); err == nil {
+			checkSTARTTLSPolicy(t, raw, s)
+		}
 		secret := password(raw)
 		if len(secret) < 6 || strings.Contains(strings.Replace(raw, secret, "", 1), secret) {
 			t.Skip() // too short, or standing elsewhere in the URL too, to tell apart
@@ -141,6 +149,24 @@ func FuzzParseServer(f *testing.F) {
 			t.Fatalf("ParseServer(%q).String() = %q shows the password", raw, s)
 		}
 	})
+}
+
+// checkSTARTTLSPolicy fails the test unless the policy ParseServer read
+// from raw is the default or one raw's query spells out, on smtp:// only.
+func checkSTARTTLSPolicy(t *testing.T, raw string, s *Server) {
+	t.Helper()
+	switch {
+	case s.starttls == "":
+	case s.implicitTLS:
+		t.Fatalf("ParseServer(%q): starttls=%s on smtps://", raw, s.starttls)
+	case s.starttls != starttlsRequired && s.starttls != starttlsOptional:
+		t.Fatalf("ParseServer(%q): starttls=%q accepted", raw, s.starttls)
+	default:
+		u, _ := url.Parse(raw)
+		if q, _ := url.ParseQuery(u.RawQuery); q.Get("starttls") != s.starttls {
+			t.Fatalf("ParseServer(%q): starttls=%s, not what the query says", raw, s.starttls)
+		}
+	}
 }
 
 // fromElsewhere reports whether the secret in ParseServer's error for raw

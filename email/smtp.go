@@ -6,24 +6,34 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Server is a mail server to submit to, from email.smtp_url:
 //
-//	smtp://user:pass@host:587   plain connection, STARTTLS when offered
-//	smtps://user:pass@host:465  TLS from the first byte
+//	smtp://user:pass@host:587                     STARTTLS, required unless reached on loopback
+//	smtp://user:pass@host:25?starttls=optional    STARTTLS when offered (a trusted network)
+//	smtp://user:pass@host:587?starttls=required   STARTTLS, required on loopback too
+//	smtps://user:pass@host:465                    TLS from the first byte
+//
+// STARTTLS is required by default because keygate's emails carry links
+// that are secrets (invitations): whoever sits on the path could strip
+// the server's STARTTLS offer and read them. A server on a loopback
+// address is exempt, since the message then never crosses a network.
 //
 // The password is held only to authenticate; String and every error name
 // the server by its redacted URL.
 type Server struct {
 	implicitTLS bool
+	starttls    string // "", starttlsRequired or starttlsOptional
 	host        string // without port, for TLS and AUTH
 	addr        string // host:port
 	user        string
@@ -55,13 +65,16 @@ func ParseServer(raw string) (*Server, error) {
 	case "smtps":
 		s.implicitTLS = true
 	default:
-		return nil, fmt.Errorf("%s: the scheme must be smtp:// (STARTTLS when offered) or smtps:// (TLS)", s.redacted)
+		return nil, fmt.Errorf("%s: the scheme must be smtp:// (STARTTLS) or smtps:// (TLS)", s.redacted)
 	}
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("%s: names no host", s.redacted)
 	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("%s: must be only scheme, user, password, host and port", s.redacted)
+	if (u.Path != "" && u.Path != "/") || u.Fragment != "" {
+		return nil, fmt.Errorf("%s: must be only scheme, user, password, host, port and ?starttls=", s.redacted)
+	}
+	if err := s.readQuery(u.RawQuery); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.redacted, err)
 	}
 	s.host = u.Hostname()
 	port := u.Port()
@@ -79,13 +92,46 @@ func ParseServer(raw string) (*Server, error) {
 	return s, nil
 }
 
+// The values of ?starttls= in an smtp:// URL. Without it STARTTLS is
+// required unless the server is reached on a loopback address.
+const (
+	starttlsRequired = "required" // no TLS, no message, wherever the server is
+	starttlsOptional = "optional" // STARTTLS when offered, else plain text
+)
+
+// readQuery reads the URL's query: nothing, or starttls=required or
+// starttls=optional on an smtp:// URL. Unknown parameters are refused so a
+// misspelt opt-out (or opt-in) does not silently mean the default.
+func (s *Server) readQuery(raw string) error {
+	const want = "the only query parameter is starttls=required or starttls=optional (smtp:// only)"
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return errors.New("the query does not parse; " + want)
+	}
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		values := q[name]
+		switch {
+		case name != "starttls":
+			return fmt.Errorf("unknown query parameter %q; %s", name, want)
+		case s.implicitTLS:
+			return errors.New("starttls= applies to smtp:// only; smtps:// is TLS from the first byte")
+		case len(values) > 1:
+			return errors.New("starttls= is given more than once")
+		case values[0] != starttlsRequired && values[0] != starttlsOptional:
+			return fmt.Errorf("starttls must be %q or %q, got %q", starttlsRequired, starttlsOptional, values[0])
+		}
+		s.starttls = values[0]
+	}
+	return nil
+}
+
 // String is the server's URL with the password replaced by "xxxxx".
 func (s *Server) String() string { return s.redacted }
 
 // Send submits one message to the server: connect, TLS (implicit, or
-// STARTTLS when the server offers it), AUTH PLAIN when the URL has a user,
-// MAIL FROM, RCPT TO for each recipient, DATA. A refused recipient fails
-// the whole send, so nobody gets a message twice on retry.
+// STARTTLS: see Server for when it is required), AUTH PLAIN when the URL
+// has a user, MAIL FROM, RCPT TO for each recipient, DATA. A refused
+// recipient fails the whole send, so nobody gets a message twice on retry.
 func (s *Server) Send(ctx context.Context, from string, to []string, msg []byte) (err error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
@@ -122,10 +168,12 @@ func (s *Server) Send(ctx context.Context, from string, to []string, msg []byte)
 		return s.fail("EHLO", err)
 	}
 	if !s.implicitTLS {
-		if ok, _ := c.Extension("STARTTLS"); ok {
+		if offered, _ := c.Extension("STARTTLS"); offered {
 			if err := c.StartTLS(tlsConfig); err != nil {
 				return s.fail("STARTTLS", err)
 			}
+		} else if !s.plainTextAllowed(conn.RemoteAddr()) {
+			return s.fail("STARTTLS", errNoSTARTTLS)
 		}
 	}
 	if s.user != "" {
@@ -155,6 +203,28 @@ func (s *Server) Send(ctx context.Context, from string, to []string, msg []byte)
 	}
 	_ = c.Quit()
 	return nil
+}
+
+// errNoSTARTTLS fails a submission to a server that did not offer
+// STARTTLS where it is required. It is retried like a server that is down:
+// the offer may have been stripped on the way, or the server's TLS be
+// switched off for a moment.
+var errNoSTARTTLS = errors.New("the server does not offer STARTTLS, and keygate sends in plain text only to a server on a loopback address or with ?starttls=optional in email.smtp_url")
+
+// plainTextAllowed reports whether a submission over remote may go on
+// without TLS: ?starttls=optional says so, ?starttls=required says not,
+// and by default only a server reached on a loopback address (127.0.0.0/8,
+// ::1) may, whatever name the URL gave it, since nothing then crosses a
+// network.
+func (s *Server) plainTextAllowed(remote net.Addr) bool {
+	switch s.starttls {
+	case starttlsOptional:
+		return true
+	case starttlsRequired:
+		return false
+	}
+	tcp, ok := remote.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // SendError is a failed submission. Permanent is true when the server

@@ -1,9 +1,10 @@
 """A real SMTP server for keygate's email tests (aiosmtpd).
 
-Usage: smtpd.py OUTDIR PORT [--cert CERT --key KEY] [--implicit-tls]
+Usage: smtpd.py OUTDIR PORT [--host HOST] [--cert CERT --key KEY] [--implicit-tls]
                 [--user USER --password PASSWORD] [--refuse-links]
 
-Binds 127.0.0.1:PORT (0: any free port), prints "PORT <n>" once listening,
+Binds HOST:PORT (HOST 127.0.0.1 by default, an IPv4 or IPv6 address; PORT
+0: any free port), prints "PORT <n>" once listening,
 and writes each message it accepts to OUTDIR as JSON: envelope sender,
 recipients, whether the session was TLS and authenticated, and the raw
 message. With a certificate it offers STARTTLS and requires it (or, with
@@ -29,6 +30,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("outdir")
     p.add_argument("port", type=int)
+    p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--implicit-tls", action="store_true")
@@ -84,9 +86,10 @@ def main():
             kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=not a.implicit_tls)
         return SMTP(Handler(), **kw)
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", a.port))
+    sock.bind((a.host, a.port))
     sock.listen(64)
 
     loop = asyncio.new_event_loop()

@@ -43,6 +43,8 @@ type Server struct {
 
 // Options choose what the server requires. Port 0 picks a free one.
 type Options struct {
+	// Host is the IP address to listen on; default 127.0.0.1.
+	Host string
 	Port int
 	// CertFile and KeyFile turn TLS on: STARTTLS, required, or with
 	// ImplicitTLS TLS from the first byte.
@@ -81,6 +83,9 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	args := []string{path, dir, strconv.Itoa(o.Port)}
+	if o.Host != "" {
+		args = append(args, "--host", o.Host)
+	}
 	if o.CertFile != "" {
 		args = append(args, "--cert", o.CertFile, "--key", o.KeyFile)
 	}
@@ -205,6 +210,12 @@ func parse(t testing.TB, r *Message) {
 // and a pool trusting the certificate.
 func Certificate(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
+	return CertificateFor(t, net.ParseIP("127.0.0.1"))
+}
+
+// CertificateFor is Certificate for localhost and the given addresses.
+func CertificateFor(t testing.TB, ips ...net.IP) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +225,7 @@ func Certificate(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 		Subject:      pkix.Name{CommonName: "keygate test smtpd"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		IPAddresses:  ips,
 		DNSNames:     []string{"localhost"},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -242,6 +253,28 @@ func Certificate(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile, pool
+}
+
+// OutsideIP returns an address of this machine that is not a loopback
+// one, for a server that mail to it crosses a network: what keygate may
+// not send to in plain text. A test is skipped on a machine with none
+// (a container without a network), and fails under CI.
+func OutsideIP(t testing.TB) net.IP {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() && n.IP.To4() != nil {
+			return n.IP
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("this machine has no IPv4 address but loopback ones")
+	}
+	t.Skip("this machine has no IPv4 address but loopback ones")
+	return nil
 }
 
 // FreePort returns a port nothing listens on (just now).
