@@ -127,3 +127,25 @@ func FuzzClientMetadata(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCacheTTL reads arbitrary Cache-Control values, as the server of a
+// metadata document, chosen by whoever picked the client_id, may send:
+// a document is never kept for a negative time or longer than a day, and
+// a value that says no-store or no-cache keeps it not at all.
+func FuzzCacheTTL(f *testing.F) {
+	for _, s := range []string{"", "max-age=60", "no-store", "public, max-age=999999999999999999999", "max-age=-1",
+		`max-age="30"`, "No-Cache, max-age=600", "max-age=86401", "max-age=600, NO-STORE", "max-age=0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cacheControl string) {
+		ttl := cacheTTL(cacheControl)
+		if ttl < 0 || ttl > metadataMaxTTL {
+			t.Fatalf("Cache-Control %q: kept %v", cacheControl, ttl)
+		}
+		for part := range strings.SplitSeq(cacheControl, ",") {
+			if d := strings.ToLower(strings.TrimSpace(part)); (d == "no-store" || d == "no-cache") && ttl != 0 {
+				t.Fatalf("Cache-Control %q: kept %v", cacheControl, ttl)
+			}
+		}
+	})
+}
