@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,6 +216,54 @@ func TestTokenRefusals(t *testing.T) {
 		status, body, _ := doJSON(t, req)
 		wantOAuthError(t, status, body, 401, "invalid_client")
 	})
+}
+
+// TestConcurrentRedemptions races token requests spending one credential,
+// over HTTP against the SQLite file: one authorization code, or one
+// refresh token, gives exactly one token set, and the losers' reuse
+// revokes it (RFC 6749 sections 4.1.2 and 10.4).
+func TestConcurrentRedemptions(t *testing.T) {
+	h := newHarness(t)
+	clientID := h.registerPublic(redirectURI)
+	const n = 8
+	race := func(form url.Values) (won []map[string]any) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				status, body, _ := h.postForm(oauth.PathToken, form, "", "")
+				mu.Lock()
+				defer mu.Unlock()
+				if status == http.StatusOK {
+					won = append(won, body)
+				} else {
+					wantOAuthError(t, status, body, 400, "invalid_grant")
+				}
+			})
+		}
+		wg.Wait()
+		return won
+	}
+	verifier := oauth2.GenerateVerifier()
+	won := race(url.Values{
+		"grant_type": {"authorization_code"}, "code": {h.codeFor(clientID, verifier)}, "client_id": {clientID},
+		"redirect_uri": {redirectURI}, "code_verifier": {verifier}, "resource": {h.api().resource},
+	})
+	if len(won) != 1 {
+		t.Fatalf("%d of %d concurrent redemptions of one code got tokens, want exactly 1", len(won), n)
+	}
+	if p := call(t, h.api().resource, bearer(won[0]["access_token"].(string))); p.status != http.StatusUnauthorized {
+		t.Errorf("access token of a code redeemed concurrently: status %d, want 401 (revoked by the reuse)", p.status)
+	}
+
+	tok, cfg := h.oauth2Token("")
+	won = race(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {cfg.ClientID}})
+	if len(won) != 1 {
+		t.Fatalf("%d of %d concurrent rotations of one refresh token got tokens, want exactly 1", len(won), n)
+	}
+	if p := call(t, h.api().resource, bearer(won[0]["access_token"].(string))); p.status != http.StatusUnauthorized {
+		t.Errorf("access token of a refresh token rotated concurrently: status %d, want 401 (revoked by the reuse)", p.status)
+	}
 }
 
 func wantOAuthError(t *testing.T, status int, body map[string]any, wantStatus int, wantError string) {
