@@ -319,3 +319,45 @@ func TestMCPAccessTokenGuessesCountAgainstThePerAddressBudget(t *testing.T) {
 		t.Errorf("the MCP upstream served %d guesses", n)
 	}
 }
+
+// What keygate advertises comes from its config, never from the request:
+// a hostile Host, X-Forwarded-Host or Forwarded header changes neither the
+// issuer and endpoints of the authorization server's metadata, nor the
+// resource, authorization server and metadata URL an MCP client is sent
+// to, so nobody can have a client send its login or its token elsewhere.
+func TestOAuthURLsIgnoreTheRequestsHost(t *testing.T) {
+	m := startMenusMCP(t, "")
+	admin := "http://" + m.srv.Addr("admin")
+	hostile := []string{"X-Forwarded-Host", "evil.example", "X-Forwarded-Proto", "https", "Forwarded", "host=evil.example;proto=https"}
+	get := func(url string, host string, header ...string) reply {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Host = host
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Add(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return reply{resp.StatusCode, resp.Header, string(b)}
+	}
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		honest, evil := get(admin+path, ""), get(admin+path, "evil.example", hostile...)
+		if honest.status != http.StatusOK || evil.body != honest.body || !strings.Contains(honest.body, `"issuer":"`+admin+`"`) {
+			t.Errorf("%s with a hostile Host: %d %s; with none: %d %s", path, evil.status, evil.body, honest.status, honest.body)
+		}
+	}
+	metadata := m.api + "/.well-known/oauth-protected-resource/mcp"
+	honest, evil := get(metadata, ""), get(metadata, "evil.example", hostile...)
+	if honest.status != http.StatusOK || evil.body != honest.body || !strings.Contains(honest.body, `"resource":"`+m.api+`/mcp"`) {
+		t.Errorf("protected resource metadata with a hostile Host: %d %s; with none: %d %s", evil.status, evil.body, honest.status, honest.body)
+	}
+	honest, evil = get(m.api+"/mcp", ""), get(m.api+"/mcp", "evil.example", hostile...)
+	if honest.status != http.StatusUnauthorized || evil.header.Get("WWW-Authenticate") != honest.header.Get("WWW-Authenticate") ||
+		!strings.Contains(honest.header.Get("WWW-Authenticate"), `resource_metadata="`+metadata+`"`) {
+		t.Errorf("challenge with a hostile Host: %d %q; with none: %d %q", evil.status, evil.header.Get("WWW-Authenticate"), honest.status, honest.header.Get("WWW-Authenticate"))
+	}
+}
