@@ -118,7 +118,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.tracing = newTracing(cfg.Tracing, cfg.API)
 	g.forward = NewForwarder(cfg.API, upstream, cfg.Signer, g.fail, g.logger)
-	g.identities = newIdentities(cfg.API.Name, cfg.Signer, maxIdentitiesFor(cfg.Tokens))
+	g.identities = newIdentities(cfg.API.Name, cfg.Signer, identityBudgetOf(cfg.Tokens))
 	if g.tracing != nil {
 		g.forward.tracer = g.tracing.tracer
 	}

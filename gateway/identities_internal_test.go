@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/preset"
 )
 
 func testSigner(tb testing.TB) *identity.Signer {
@@ -52,7 +54,7 @@ func countSigns(c *identities) *atomic.Int64 {
 // drops more than an eighth of it at once.
 func TestIdentitiesKeepMostWarmEntriesWhenFull(t *testing.T) {
 	const bound = 2000
-	c := newIdentities("cannmenus", testSigner(t), bound)
+	c := newIdentities("cannmenus", testSigner(t), newIdentityBudget(bound))
 	c.now = stoppedClock()
 	toks, org := tokensOf(2 * bound)
 	warm := make(map[*keygate.Token]*signedIdentity, bound)
@@ -108,7 +110,7 @@ func TestIdentitiesSignOncePerTokenBeyondTenThousand(t *testing.T) {
 		// roughly those dropped to make room, never all of them.
 		{"tokens over the bound", 10_000, len(toks) + (rounds-1)*len(toks)/2},
 	} {
-		c := newIdentities("cannmenus", signer, tc.bound)
+		c := newIdentities("cannmenus", signer, newIdentityBudget(tc.bound))
 		c.now = stoppedClock()
 		signs := countSigns(c)
 		for range rounds {
@@ -131,6 +133,101 @@ func TestIdentitiesSignOncePerTokenBeyondTenThousand(t *testing.T) {
 	}
 }
 
+// The gateways of two APIs sharing a token cache keep no more signed
+// identities together than its one budget, a fifth of its max_entries,
+// however the tokens come. The API whose tokens come once the other's
+// fill the budget still keeps its own (each of its tokens signed once),
+// room being made in both: it does not sign every request while the
+// other holds the budget.
+func TestGatewaysSharingATokenCacheKeepOneBudgetOfIdentities(t *testing.T) {
+	tokens := NewTokens(nil, TokensOptions{MaxEntries: 5_000})
+	budget := maxIdentitiesFor(tokens)
+	signer := testSigner(t)
+	menus, events := gatewayFor(t, "cannmenus", tokens, signer), gatewayFor(t, "canskan", tokens, signer)
+	held := func() int {
+		t.Helper()
+		n := len(menus.identities.byKey) + len(events.identities.byKey)
+		if used := tokens.identities.used.Load(); used != int64(n) {
+			t.Fatalf("the budget counts %d entries, the gateways hold %d", used, n)
+		}
+		return n
+	}
+
+	menusToks, org := tokensOf(2 * budget)
+	for _, tok := range menusToks {
+		menus.identities.of(tok, org)
+		if n := held(); n > budget {
+			t.Fatalf("%d identities kept, budget %d", n, budget)
+		}
+	}
+	eventsToks, _ := tokensOf(budget)
+	signs := countSigns(events.identities)
+	for _, tok := range eventsToks {
+		// Asked twice in a row: the second is the entry kept.
+		events.identities.of(tok, org)
+		events.identities.of(tok, org)
+		if n := held(); n > budget {
+			t.Fatalf("%d identities kept, budget %d", n, budget)
+		}
+	}
+	if got := signs.Load(); got != int64(len(eventsToks)) {
+		t.Errorf("canskan signed %d times for %d tokens asked twice each, want once per token", got, len(eventsToks))
+	}
+	if len(menus.identities.byKey) == 0 || len(events.identities.byKey) == 0 {
+		t.Errorf("cannmenus keeps %d, canskan %d: want both to keep some", len(menus.identities.byKey), len(events.identities.byKey))
+	}
+	t.Logf("budget %d: cannmenus keeps %d, canskan %d", budget, len(menus.identities.byKey), len(events.identities.byKey))
+}
+
+// The budget holds while the gateways of two APIs add entries at once.
+func TestGatewaysSharingATokenCacheKeepTheBudgetConcurrently(t *testing.T) {
+	tokens := NewTokens(nil, TokensOptions{MaxEntries: 1_000})
+	budget := maxIdentitiesFor(tokens)
+	gws := []*Gateway{gatewayFor(t, "cannmenus", tokens, nil), gatewayFor(t, "canskan", tokens, nil)}
+	var wg sync.WaitGroup
+	for _, g := range gws {
+		for range 4 {
+			toks, org := tokensOf(2 * budget)
+			wg.Go(func() {
+				for _, tok := range toks {
+					g.identities.of(tok, org)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	n := len(gws[0].identities.byKey) + len(gws[1].identities.byKey)
+	if used := tokens.identities.used.Load(); used != int64(n) || n > budget {
+		t.Errorf("the gateways hold %d identities, the budget counts %d; budget %d", n, used, budget)
+	}
+}
+
+// A token whose identity is kept gets it without allocating.
+func TestAKeptIdentityCostsNoAllocation(t *testing.T) {
+	g := gatewayFor(t, "cannmenus", NewTokens(nil, TokensOptions{}), testSigner(t))
+	toks, org := tokensOf(1)
+	first := g.identities.of(toks[0], org)
+	if allocs := testing.AllocsPerRun(1000, func() {
+		if g.identities.of(toks[0], org) != first {
+			t.Fatal("the kept identity was not reused")
+		}
+	}); allocs != 0 {
+		t.Errorf("%v allocations per kept identity, want 0", allocs)
+	}
+}
+
+// gatewayFor is the gateway of an API named name over tokens, its
+// identities' clock stopped (see stoppedClock).
+func gatewayFor(t *testing.T, name string, tokens *Tokens, signer *identity.Signer) *Gateway {
+	t.Helper()
+	g, err := New(Config{API: &keygate.API{Name: name, Preset: preset.CannMenus(), Upstream: "http://127.0.0.1:9"}, Tokens: tokens, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.identities.now = stoppedClock()
+	return g
+}
+
 // BenchmarkIdentityBytesPerEntry fills a gateway's identities to the
 // bound it gets with the default cache.max_entries and reports the heap
 // each entry costs: the map's slot, the entry, its identity and header
@@ -143,7 +240,7 @@ func BenchmarkIdentityBytesPerEntry(b *testing.B) {
 	var perEntry, jwtBytes float64
 	for b.Loop() {
 		before := heapInUse()
-		c := newIdentities("cannmenus", testSigner(b), n)
+		c := newIdentities("cannmenus", testSigner(b), newIdentityBudget(n))
 		for _, tok := range toks {
 			jwtBytes = float64(len(c.of(tok, org).values[3]))
 		}

@@ -67,6 +67,9 @@ type Tokens struct {
 	// epoch is when the cache was made, by its clock: token entries say
 	// when they were read as time since then.
 	epoch time.Time
+	// identities bounds the signed identities kept by the gateways that
+	// share this cache (identities.go), all of them together.
+	identities *identityBudget
 
 	mu sync.RWMutex
 	// tokens holds each entry in the map itself, keyed by the 32-byte
@@ -321,6 +324,7 @@ func NewTokens(store TokenStore, opts TokensOptions) *Tokens {
 	if t.maxEntries <= 0 {
 		t.maxEntries = 100000
 	}
+	t.identities = newIdentityBudget(maxIdentitiesFor(t))
 	if t.now == nil {
 		t.now = time.Now
 	}
