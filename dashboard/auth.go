@@ -117,12 +117,7 @@ type loginPage struct {
 // The login form is protected by a double-submit cookie: a random value set
 // with the form and echoed in it, which a page on another site can neither
 // read nor set. That stops a forged login into an attacker's account.
-func (h *Handler) loginCookieName() string {
-	if h.d.Sessions.Secure {
-		return "__Host-keygate_login"
-	}
-	return "keygate_login"
-}
+func (h *Handler) loginCookieName() string { return h.d.Sessions.HostCookie("keygate_login") }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))

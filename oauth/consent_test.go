@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +144,48 @@ func TestLogin(t *testing.T) {
 	}
 	if p := b.get(logout.location.String()); !strings.Contains(p.body, "Log in to keygate") {
 		t.Errorf("after logout: %s", p.body)
+	}
+}
+
+// TestLoginCSRFCookieCannotBeTossed: behind TLS the login form's
+// double-submit cookie is a __Host- cookie, which only keygate's own
+// origin can set. A sibling subdomain is the same site, so it can post
+// the form; if it could also plant the cookie (Domain=the parent), it
+// would log the visitor in to an account of its choosing, and the
+// visitor's MCP client would then be connected to that account.
+func TestLoginCSRFCookieCannotBeTossed(t *testing.T) {
+	h := newHarness(t, func(o *harnessOptions) {
+		o.config = func(c *oauth.Config) { c.Sessions.Secure = true }
+	})
+	clientID := h.registerPublic(redirectURI)
+	loginPage := newBrowser(t).get(h.authURL(clientID, oauth2.GenerateVerifier(), nil))
+	var names []string
+	for _, c := range (&http.Response{Header: loginPage.header}).Cookies() {
+		names = append(names, c.Name)
+		if !c.Secure || !strings.HasPrefix(c.Name, "__Host-") || c.Path != "/" || c.Domain != "" {
+			t.Errorf("login page sets cookie %s (Secure %v, Path %q, Domain %q); want a __Host- cookie", c.Name, c.Secure, c.Path, c.Domain)
+		}
+	}
+	if len(names) != 1 {
+		t.Fatalf("login page sets cookies %q, want one", names)
+	}
+
+	// The cookie a sibling subdomain can plant, named as keygate would
+	// name it without TLS, with the token it posts.
+	form := loginPage.fields()
+	form.Set("login_csrf", "planted")
+	form.Set("email", userEmail)
+	form.Set("password", userPassword)
+	req, _ := http.NewRequest(http.MethodPost, loginPage.resolve("login"), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", "keygate_oauth_login=planted")
+	p := newBrowser(t).do(req)
+	var set []string
+	for _, c := range (&http.Response{Header: p.header}).Cookies() {
+		set = append(set, c.Name)
+	}
+	if p.status != http.StatusForbidden || slices.Contains(set, session.SecureCookieName) {
+		t.Errorf("login with a planted cookie: status %d, cookies set %q; want 403 and no session", p.status, set)
 	}
 }
 

@@ -26,7 +26,8 @@ const (
 	maxFormBytes = 64 << 10
 	// loginCookie carries the login form's CSRF token before any session
 	// exists (double submit), so a site cannot log a visitor in to an
-	// account of its choosing.
+	// account of its choosing. Behind TLS it is a __Host- cookie
+	// (loginCookieName), which no sibling subdomain can plant.
 	loginCookie = "keygate_oauth_login"
 )
 
@@ -74,11 +75,13 @@ type loginView struct {
 func (s *Server) renderLogin(w http.ResponseWriter, query, email, message string, status int) {
 	csrf := randomToken()
 	http.SetCookie(w, &http.Cookie{
-		Name: loginCookie, Value: csrf, Path: "/", HttpOnly: true,
+		Name: s.loginCookieName(), Value: csrf, Path: "/", HttpOnly: true,
 		Secure: s.sessions.Secure, SameSite: http.SameSiteStrictMode,
 	})
 	s.renderPage(w, status, "login.html", loginView{Request: query, Email: email, Message: message, CSRF: csrf})
 }
+
+func (s *Server) loginCookieName() string { return s.sessions.HostCookie(loginCookie) }
 
 // serveLogin checks the login form and, on success, starts a dashboard
 // session and returns to the authorization request.
@@ -90,7 +93,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	query := r.PostForm.Get("request")
 	email := strings.TrimSpace(r.PostForm.Get("email"))
-	c, err := r.Cookie(loginCookie)
+	c, err := r.Cookie(s.loginCookieName())
 	if err != nil || !equalStrings(c.Value, r.PostForm.Get("login_csrf")) {
 		s.renderLogin(w, query, email, "The form expired. Log in again.", http.StatusForbidden)
 		return
@@ -124,7 +127,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, &pageProblem{status: http.StatusInternalServerError, message: "keygate could not log you in; try again."})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.sessions.Secure, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: s.loginCookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.sessions.Secure, SameSite: http.SameSiteStrictMode})
 	s.log.Info("oauth: user logged in for authorization", "user_id", user.ID)
 	backToAuthorize(w, query)
 }

@@ -52,11 +52,19 @@ func (m *Manager) now() time.Time {
 	return time.Now()
 }
 
-func (m *Manager) cookieName() string {
+func (m *Manager) cookieName() string { return m.HostCookie(CookieName) }
+
+// HostCookie is the name to give a cookie of keygate's pages: behind TLS
+// it carries the __Host- prefix, so a browser takes it only from keygate's
+// own origin, Secure, for the whole site and without a Domain. Any cookie
+// a check depends on needs it (the session, the login forms' CSRF
+// cookies): a sibling subdomain is the same site, and without the prefix
+// it could plant the cookie for the whole domain.
+func (m *Manager) HostCookie(name string) string {
 	if m.Secure {
-		return SecureCookieName
+		return "__Host-" + name
 	}
-	return CookieName
+	return name
 }
 
 // Login starts a new session for user, replacing any session the request
