@@ -203,16 +203,24 @@ type Change struct {
 // ChangeFeed delivers changes committed by any process sharing the store,
 // so a token deleted through one instance (or the CLI) is refused by all.
 type ChangeFeed interface {
-	// WatchChanges calls ready once it knows where it begins, then fn, in
-	// order, for every change committed after ready was called (and none
-	// committed before the call), until ctx ends. It keeps retrying through
-	// connection loss and catches up on what it missed.
+	// WatchChanges calls following(true) once it knows where it begins,
+	// then fn, in order, for every change committed after that (and none
+	// committed before the call), until ctx ends.
 	//
 	// Where it begins is read from the store, which takes a moment (and
 	// longer while the store is away): a cache must not keep anything it
-	// read before ready, since a change committed in between would never
-	// reach it. ready may be nil.
-	WatchChanges(ctx context.Context, ready func(), fn func(Change)) error
+	// read before the first following(true), since a change committed in
+	// between would never reach it.
+	//
+	// It keeps retrying through connection loss and catches up on what it
+	// missed. While it cannot read the store it calls following(false):
+	// changes committed from then on reach fn only once it is back, so a
+	// cache must not answer from what it holds meanwhile (a token revoked
+	// then would keep working). Once it has delivered every change
+	// committed while it was away it calls following(true) again; what a
+	// cache read in between stays good, since any change to it was among
+	// those delivered. following may be nil.
+	WatchChanges(ctx context.Context, following func(bool), fn func(Change)) error
 }
 
 // DefaultStoreTimeout bounds one store call on a request's path when

@@ -33,7 +33,7 @@ type breakingFeed struct {
 
 var errFeedBroken = errors.New("the store failed the change feed")
 
-func (f *breakingFeed) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
+func (f *breakingFeed) WatchChanges(ctx context.Context, following func(bool), fn func(keygate.Change)) error {
 	f.calls.Add(1)
 	f.mu.Lock()
 	if f.broken {
@@ -43,7 +43,7 @@ func (f *breakingFeed) WatchChanges(ctx context.Context, ready func(), fn func(k
 	run, stop := context.WithCancel(ctx)
 	f.stopRun = stop
 	f.mu.Unlock()
-	err := f.ChangeFeed.WatchChanges(run, ready, fn)
+	err := f.ChangeFeed.WatchChanges(run, following, fn)
 	if ctx.Err() == nil && run.Err() != nil {
 		return errFeedBroken
 	}
@@ -232,47 +232,58 @@ func withOrg(t *testing.T, st keygate.Store) (keygate.Store, *keygate.Organizati
 }
 
 // PostgreSQL's feed loses its connection (pg_terminate_backend, as an
-// operator or a database restart does) and reconnects on its own,
-// catching up on what was committed meanwhile: the cache keeps following,
-// and the revocation made while the connection was down reaches it.
-func TestFeedConnectionTerminatedPostgres(t *testing.T) {
+// operator or a database restart does) and cannot get it back yet (the
+// database refuses new connections; the pool's stay). While it
+// reconnects the cache says so and answers no lookup from what it holds:
+// a token revoked meanwhile through another instance is refused at once,
+// although no change can reach this one. Once the feed is back it has
+// caught up on what it missed, so a cached token revoked meanwhile and not
+// looked up since is refused too, and what it did not miss stays cached.
+func TestFeedReconnectingPostgres(t *testing.T) {
 	base := pgtest.NewSchema(t)
 	// Short: PostgreSQL keeps 63 bytes of it.
 	name := fmt.Sprintf("kgtest-feed-%d", time.Now().UnixNano()%1e9)
-	st, org := withOrg(t, openPostgres(t, pgtest.WithParam(t, base, "application_name", name)))
-	d := createToken(t, st, org)
+	proxy := pgtest.NewProxy(t, base)
+	st, org := withOrg(t, openPostgres(t, proxy.URL(pgtest.WithParam(t, base, "application_name", name))))
+	elsewhere := openPostgres(t, base)
+	looked, untouched, kept := createToken(t, st, org), createToken(t, st, org), createToken(t, st, org)
 	tokens := gateway.NewTokens(st, gateway.TokensOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	followed := tokens.Follow(ctx, st)
 	t.Cleanup(func() { cancel(); <-followed })
 	waitUntilFollowing(t, tokens)
-	lookup(t, tokens, d)
+	for _, d := range []keygate.TokenDigest{looked, untouched, kept} {
+		lookup(t, tokens, d)
+	}
 
+	proxy.Refuse()
 	// The feed is ready once it has read where it begins; its listening
-	// connection comes a moment later.
-	for deadline := time.Now().Add(10 * time.Second); pgtest.Terminate(t, base, name+" (changes)") != 1; {
+	// connection comes a moment later, or is refused.
+	for deadline := time.Now().Add(10 * time.Second); tokens.FeedState() != "reconnecting"; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("no listening connection to terminate within 10s")
+			t.Fatalf("the token cache's feed is %q 10s after its connection was refused, want reconnecting", tokens.FeedState())
 		}
-		time.Sleep(10 * time.Millisecond)
+		pgtest.Terminate(t, base, name+" (changes)")
 	}
-	revoke(t, st, d)
-	start := time.Now()
-	for {
-		if tok, _ := lookup(t, tokens, d); tok.RevokedAt != nil {
-			break
-		}
-		if time.Since(start) > 10*time.Second {
-			t.Fatal("a revocation made while the feed's connection was down did not reach the cache within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if tokens.Following() {
+		t.Error("Following() while the feed reconnects")
 	}
-	t.Logf("revocation made while the feed's connection was down reached the cache after %s", time.Since(start).Round(time.Millisecond))
-	if s := tokens.FeedState(); s != "following" {
-		t.Errorf("feed state %q after the feed reconnected on its own, want following", s)
+	revoke(t, elsewhere, looked)
+	revoke(t, elsewhere, untouched)
+	if tok, hit := lookup(t, tokens, looked); hit || tok.RevokedAt == nil {
+		t.Fatalf("while the feed reconnects, a token revoked elsewhere meanwhile answered %+v (from the cache: %v); want the revoked token from the store", tok, hit)
 	}
-	if _, hit := lookup(t, tokens, d); !hit {
-		t.Error("after the reconnect the token was not cached")
+
+	proxy.Restore()
+	waitUntilFollowing(t, tokens)
+	if tok, _ := lookup(t, tokens, untouched); tok.RevokedAt == nil {
+		t.Fatal("after the feed reconnected, a token cached before and revoked while it was away answered as active")
+	}
+	if tok, hit := lookup(t, tokens, kept); !hit || tok.RevokedAt != nil {
+		t.Errorf("after the feed reconnected, a token nobody changed answered %+v from the cache: %v; want it still cached", tok, hit)
+	}
+	if n := tokens.FeedRestarts(); n != 0 {
+		t.Errorf("%d restarts of a feed that reconnected by itself, want 0", n)
 	}
 }
 
@@ -321,6 +332,50 @@ func TestFeedThatCannotBeginIsRetriedSQLite(t *testing.T) {
 	}
 	if n := logs.count("level=WARN", "change feed stopped", "no such table"); n != 1 {
 		t.Errorf("%d warnings naming the feed's error, want 1:\n%s", n, logs.b.String())
+	}
+}
+
+// SQLite's feed that cannot read the changes table for a while (here the
+// table is away, as a damaged or half-migrated file would have it) says
+// so: the cache reports reconnecting and answers no lookup from what it
+// holds, since a change committed meanwhile (by the CLI, say) would not
+// reach it; once reads work again it has caught up, and caches again.
+func TestFeedWhoseReadsFailSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keygate.db")
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, path, sqlite.WithPollInterval(20*time.Millisecond), sqlite.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	_, org := withOrg(t, st)
+	d := createToken(t, st, org)
+	tokens := gateway.NewTokens(st, gateway.TokensOptions{})
+	watch, cancel := context.WithCancel(ctx)
+	followed := tokens.Follow(watch, st)
+	t.Cleanup(func() { cancel(); <-followed })
+	waitUntilFollowing(t, tokens)
+	lookup(t, tokens, d)
+
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`ALTER TABLE changes RENAME TO changes_away`); err != nil {
+		t.Fatal(err)
+	}
+	waitFeedState(t, tokens, "reconnecting")
+	if _, hit := lookup(t, tokens, d); hit {
+		t.Fatal("a lookup was answered from the cache while the feed could not read changes")
+	}
+
+	if _, err := db.Exec(`ALTER TABLE changes_away RENAME TO changes`); err != nil {
+		t.Fatal(err)
+	}
+	waitUntilFollowing(t, tokens)
+	if _, hit := lookup(t, tokens, d); !hit {
+		t.Error("once the feed read changes again, the token was not answered from the cache")
 	}
 }
 

@@ -18,13 +18,13 @@ type lateFeed struct {
 	start chan struct{}
 }
 
-func (f *lateFeed) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
+func (f *lateFeed) WatchChanges(ctx context.Context, following func(bool), fn func(keygate.Change)) error {
 	select {
 	case <-f.start:
 	case <-ctx.Done():
 		return nil
 	}
-	return f.ChangeFeed.WatchChanges(ctx, ready, fn)
+	return f.ChangeFeed.WatchChanges(ctx, following, fn)
 }
 
 // followLate makes tokens follow st's changes through a lateFeed and

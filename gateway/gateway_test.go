@@ -83,8 +83,8 @@ type recordingFeed struct {
 	applied *appliedChanges
 }
 
-func (r *recordingFeed) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
-	return r.ChangeFeed.WatchChanges(ctx, ready, func(c keygate.Change) {
+func (r *recordingFeed) WatchChanges(ctx context.Context, following func(bool), fn func(keygate.Change)) error {
+	return r.ChangeFeed.WatchChanges(ctx, following, func(c keygate.Change) {
 		fn(c)
 		r.applied.mu.Lock()
 		if r.applied.n == nil {

@@ -51,9 +51,12 @@ type TokenStore interface {
 // Once Follow is called, entries answer only while the feed follows: a
 // token read before the feed has read where it begins, or while a stopped
 // feed is being started again, could be revoked by a change that feed
-// never delivers. Until then every lookup reads the store, and what it
-// reads is kept only as stale_if_error's answer for when the store fails;
-// where the feed begins (again), everything cached before is dropped.
+// never delivers; and while the feed reconnects by itself, a change
+// committed meanwhile reaches the cache only once it is back. Until then
+// every lookup reads the store, and what it reads is kept only as
+// stale_if_error's answer for when the store fails; where the feed begins
+// (again), everything cached before is dropped, and where it has caught
+// up after reconnecting, the changes it missed have been applied.
 type Tokens struct {
 	store        TokenStore
 	ttl          time.Duration
@@ -137,6 +140,10 @@ const (
 	// feedRestarting: the feed stopped while Follow's context lasts; it
 	// is started again, with backoff, until it knows where it begins.
 	feedRestarting
+	// feedReconnecting: the feed lost the store and is retrying by itself;
+	// changes committed meanwhile arrive only once it is back, caught up
+	// on them, which it says before it follows again.
+	feedReconnecting
 	// feedStopped: Follow's context ended.
 	feedStopped
 )
@@ -150,6 +157,8 @@ func (s feedState) String() string {
 		return "following"
 	case feedRestarting:
 		return "restarting"
+	case feedReconnecting:
+		return "reconnecting"
 	case feedStopped:
 		return "stopped"
 	}
@@ -829,7 +838,10 @@ func (t *Tokens) dropEntryLocked(d keygate.TokenDigest) {
 // when the store fails, and the restarted feed's beginning drops it all,
 // since the changes committed in between are never delivered. The first
 // stop of an outage is logged at warn level, the retries at debug, and
-// the recovery at info.
+// the recovery at info. A feed that says it does not follow for now
+// (it lost the store and reconnects by itself) is no stop: lookups read
+// the store until it says it follows again, caught up, and nothing cached
+// is dropped; the feed logs that outage itself.
 func (t *Tokens) Follow(ctx context.Context, feed keygate.ChangeFeed) <-chan struct{} {
 	t.setFeed(feedStarting, nil)
 	stopped := make(chan struct{})
@@ -855,7 +867,7 @@ func (t *Tokens) follow(ctx context.Context, feed keygate.ChangeFeed) {
 	restart := backoff.Backoff{Initial: FeedRestartMin, Max: FeedRestartMax}
 	attempt := 0
 	for {
-		err := feed.WatchChanges(ctx, func() { t.setFeed(following, nil) }, t.Apply)
+		err := feed.WatchChanges(ctx, t.feedFollowing(), t.Apply)
 		if ctx.Err() != nil {
 			return
 		}
@@ -889,11 +901,45 @@ func (t *Tokens) follow(ctx context.Context, feed keygate.ChangeFeed) {
 	}
 }
 
+// feedFollowing returns what one run of the feed calls to say whether it
+// follows. Its first "following" is where the run begins, which drops
+// everything cached before; a later one ends a reconnection the feed
+// caught up from, which keeps it. A "not following" before the run began
+// changes nothing: the cache does not answer yet.
+func (t *Tokens) feedFollowing() func(bool) {
+	began := false
+	return func(ok bool) {
+		switch {
+		case ok && !began:
+			began = true
+			t.setFeed(following, nil)
+		case ok:
+			t.feedCaughtUp()
+		case began:
+			t.setFeed(feedReconnecting, nil)
+		}
+	}
+}
+
+// feedCaughtUp records that the feed follows again after reconnecting.
+// What the cache holds stays: every change committed while the feed was
+// away has been applied, and anything read meanwhile either saw a change
+// already or was dropped when the catch-up applied it.
+func (t *Tokens) feedCaughtUp() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.feed == feedReconnecting {
+		t.feed = following
+		t.generation.Add(1)
+	}
+}
+
 // setFeed records where the cache stands with its feed. Every change of
 // state counts as an invalidation, so a read that began before it is not
 // kept after it; the feed beginning drops everything cached before (a
-// change may have gone by unseen), and the feed stopping forgets the
-// unknown hashes, which no creation would clear while it is down.
+// change may have gone by unseen), and the feed stopping or reconnecting
+// forgets the unknown hashes, which no creation would clear while it is
+// down. Following again after reconnecting is feedCaughtUp's.
 //
 // Stopping (feedRestarting) reports whether this begins an outage and
 // sets *followed to how long the feed had followed, if it had; following
@@ -929,7 +975,8 @@ func (t *Tokens) setFeed(s feedState, followed *time.Duration) (first bool) {
 
 // FeedState says where the cache stands with its change feed: "following"
 // (entries answer), "starting" (Follow was called, the feed does not yet
-// know where it begins), "restarting" (the feed stopped and is being
+// know where it begins), "reconnecting" (the feed lost the store and is
+// reconnecting by itself), "restarting" (the feed stopped and is being
 // started again), "stopped" (Follow's context ended) or "none" (Follow
 // was never called: entries answer for their TTL). Only while following,
 // or with none, does a hit spare the store a read.

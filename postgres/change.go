@@ -38,26 +38,28 @@ func reconnectBackoff() backoff.Backoff {
 	return backoff.Backoff{Initial: minReconnect, Max: maxReconnect}
 }
 
-// WatchChanges calls ready once it has read where to begin (the newest
-// change committed then, retrying until it can), then fn, in order, for
-// every change committed after that, by any process sharing the database,
-// until ctx ends; it then returns nil.
+// WatchChanges calls following(true) once it has read where to begin (the
+// newest change committed then, retrying until it can), then fn, in order,
+// for every change committed after that, by any process sharing the
+// database, until ctx ends; it then returns nil.
 //
 // It LISTENs on a connection of its own (not from the pool, so a busy pool
 // never delays it). Each notification, and every poll interval without
 // one, it reads the changes table after the last seq it delivered, so a
 // lost notification delays a change by at most one poll interval. When the
-// connection fails it reconnects with jittered backoff, and reads from the last seq
-// delivered before waiting again: nothing committed during the outage is
-// skipped.
-func (s *Store) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
-	w := &watcher{store: s, fn: fn}
+// connection fails it calls following(false) and reconnects with jittered
+// backoff; once connected it reads from the last seq delivered, and calls
+// following(true) before waiting again: nothing committed during the
+// outage is skipped, and the caller knows changes were late meanwhile.
+func (s *Store) WatchChanges(ctx context.Context, following func(bool), fn func(keygate.Change)) error {
+	if following == nil {
+		following = func(bool) {}
+	}
+	w := &watcher{store: s, fn: fn, following: following}
 	if !w.start(ctx) {
 		return nil
 	}
-	if ready != nil {
-		ready()
-	}
+	following(true)
 	reconnect := reconnectBackoff()
 	for {
 		listened, err := w.listen(ctx)
@@ -68,6 +70,7 @@ func (s *Store) WatchChanges(ctx context.Context, ready func(), fn func(keygate.
 			reconnect.Reset()
 		}
 		w.failed(err)
+		w.fellBehind()
 		if !reconnect.Wait(ctx) {
 			return nil
 		}
@@ -79,7 +82,10 @@ type watcher struct {
 	store     *Store
 	last      int64 // seq of the last change delivered
 	fn        func(keygate.Change)
+	following func(bool)
 	failing   bool
+	// behind: following(false) was called, and following(true) not since.
+	behind    bool
 	lastPrune time.Time
 }
 
@@ -127,6 +133,7 @@ func (w *watcher) listen(ctx context.Context) (listened bool, err error) {
 		return false, err
 	}
 	w.recovered()
+	w.caughtUp()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, s.pollInterval)
 		_, err := conn.WaitForNotification(wctx)
@@ -211,6 +218,24 @@ func (w *watcher) failed(err error) {
 			"error", err, "after_seq", w.last)
 	}
 	w.failing = true
+}
+
+// fellBehind tells the caller, once per outage, that changes committed
+// from now on are late: they are delivered only after reconnecting.
+func (w *watcher) fellBehind() {
+	if !w.behind {
+		w.behind = true
+		w.following(false)
+	}
+}
+
+// caughtUp tells the caller, after an outage, that every change committed
+// during it was delivered and new ones arrive as they commit again.
+func (w *watcher) caughtUp() {
+	if w.behind {
+		w.behind = false
+		w.following(true)
+	}
 }
 
 // recovered logs the end of a run of failures.

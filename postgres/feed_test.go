@@ -18,6 +18,9 @@ import (
 type feed struct {
 	t       *testing.T
 	changes chan keygate.Change
+	// said holds what the feed said of itself after it began: whether it
+	// follows, and the seq of the last change it had delivered then.
+	said    chan followingSaid
 	lastSeq int64
 	// created holds the tokens a fixture created whose creation change
 	// has not arrived yet; next skips those changes, so tests expect
@@ -27,12 +30,25 @@ type feed struct {
 
 func watch(t *testing.T, s *postgres.Store) *feed {
 	t.Helper()
-	f := &feed{t: t, changes: make(chan keygate.Change, 10000)}
+	f := &feed{t: t, changes: make(chan keygate.Change, 10000), said: make(chan followingSaid, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
+	// Both callbacks run on WatchChanges' goroutine, one at a time.
+	began, delivered := false, int64(0)
+	following := func(following bool) {
+		if !began {
+			began = true
+			close(ready)
+			return
+		}
+		f.said <- followingSaid{following: following, afterSeq: delivered}
+	}
 	go func() {
-		done <- s.WatchChanges(ctx, func() { close(ready) }, func(c keygate.Change) { f.changes <- c })
+		done <- s.WatchChanges(ctx, following, func(c keygate.Change) {
+			delivered = c.Seq
+			f.changes <- c
+		})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -46,6 +62,25 @@ func watch(t *testing.T, s *postgres.Store) *feed {
 		t.Fatal("WatchChanges did not read where it begins within 10s")
 	}
 	return f
+}
+
+// followingSaid is one call of WatchChanges' following after it began.
+type followingSaid struct {
+	following bool
+	afterSeq  int64
+}
+
+// nextSaid returns what the feed next says of itself, failing the test
+// after wait.
+func (f *feed) nextSaid(wait time.Duration) followingSaid {
+	f.t.Helper()
+	select {
+	case said := <-f.said:
+		return said
+	case <-time.After(wait):
+		f.t.Fatalf("the feed said nothing of itself within %s", wait)
+		return followingSaid{}
+	}
 }
 
 // next returns the next change, failing the test after wait.
@@ -208,6 +243,46 @@ func TestWatchResumesAfterTheConnectionIsTerminated(t *testing.T) {
 		after := fx.token()
 		fx.revoke(other, after.ID)
 		fd.expect(after.ID, 5*time.Second)
+	}
+}
+
+// While the listener cannot reconnect (the database refuses new
+// connections after pg_terminate_backend), the feed says it no longer
+// follows; it says it follows again only once it has delivered the
+// revocation committed meanwhile. A cache that trusted it in between
+// would have answered for the revoked token.
+func TestWatchSaysItFollowsAgainOnlyOnceCaughtUp(t *testing.T) {
+	base := pgtest.NewSchema(t)
+	name := appName(t)
+	proxy := pgtest.NewProxy(t, base)
+	s := openWith(t, proxy.URL(pgtest.WithParam(t, base, "application_name", name)), postgres.WithPollInterval(time.Minute))
+	other := openWith(t, base)
+	fx := newFixture(t, other)
+	fd := watch(t, s)
+	fx.ready(fd)
+
+	proxy.Refuse()
+	if n := pgtest.Terminate(t, base, name+" (changes)"); n != 1 {
+		t.Fatalf("terminated %d listening connections, want 1", n)
+	}
+	if said := fd.nextSaid(10 * time.Second); said.following {
+		t.Fatalf("after losing its connection the feed said %+v, want not following", said)
+	}
+	during := fx.token()
+	fx.revoke(other, during.ID)
+	select {
+	case said := <-fd.said:
+		t.Fatalf("with every reconnection refused, the feed said %+v", said)
+	default:
+	}
+
+	proxy.Restore()
+	revoked := fd.next(10 * time.Second)
+	if revoked.Kind != keygate.ChangeToken || revoked.ID != during.ID {
+		t.Fatalf("after reconnecting the feed delivered %+v, want the revocation of %s", revoked, during.ID)
+	}
+	if said := fd.nextSaid(10 * time.Second); !said.following || said.afterSeq < revoked.Seq {
+		t.Fatalf("after reconnecting the feed said %+v, want following after seq %d", said, revoked.Seq)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/postgres/pgtest"
 	"github.com/keygate/keygate/server"
 )
 
@@ -25,7 +27,7 @@ type unsteadyFeed struct {
 	failing atomic.Bool
 }
 
-func (s *unsteadyFeed) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
+func (s *unsteadyFeed) WatchChanges(ctx context.Context, following func(bool), fn func(keygate.Change)) error {
 	select {
 	case <-s.release:
 	case <-ctx.Done():
@@ -34,7 +36,7 @@ func (s *unsteadyFeed) WatchChanges(ctx context.Context, ready func(), fn func(k
 	if s.failing.Load() {
 		return errors.New("the changes table cannot be read")
 	}
-	return s.Store.WatchChanges(ctx, ready, fn)
+	return s.Store.WatchChanges(ctx, following, fn)
 }
 
 // /readyz says where the token cache stands with its change feed, and
@@ -73,40 +75,14 @@ apis:
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 
-	readyz := func() (int, map[string]any) {
-		t.Helper()
-		status, body, _ := fetch(t, "http://"+admin+"/readyz")
-		var got map[string]any
-		if err := json.Unmarshal([]byte(body), &got); err != nil {
-			t.Fatalf("readyz body %q: %v", body, err)
-		}
-		return status, got
-	}
 	waitFor := func(state string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			status, got := readyz()
-			checks, _ := got["checks"].(map[string]any)
-			if checks["token_cache"] == state {
-				if status != 200 || got["status"] != "ok" || checks["database"] != "ok" {
-					t.Errorf("readyz with the token cache %s: %d %v; want 200 and status ok", state, status, got)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("readyz: %v after 10s, want token_cache %q", got, state)
-			}
+		status, got := waitForTokenCache(t, admin, state)
+		if checks, _ := got["checks"].(map[string]any); status != 200 || got["status"] != "ok" || checks["database"] != "ok" {
+			t.Errorf("readyz with the token cache %s: %d %v; want 200 and status ok", state, status, got)
 		}
 	}
-	metric := func(name string) string {
-		t.Helper()
-		_, body, _ := fetch(t, "http://"+admin+"/metrics")
-		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
-		if m == nil {
-			t.Fatalf("no %s in /metrics", name)
-		}
-		return m[1]
-	}
+	metric := func(name string) string { t.Helper(); return adminMetric(t, admin, name) }
 
 	waitFor("starting")
 	if v := metric("keygate_token_cache_following"); v != "0" {
@@ -123,5 +99,93 @@ apis:
 	waitFor("following")
 	if v := metric("keygate_token_cache_following"); v != "1" {
 		t.Errorf("keygate_token_cache_following = %s while the feed follows, want 1", v)
+	}
+}
+
+// waitForTokenCache polls /readyz on the admin listener until it reports
+// the token cache in state, and returns that answer's status and body.
+func waitForTokenCache(t *testing.T, admin, state string) (int, map[string]any) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		status, body, _ := fetch(t, "http://"+admin+"/readyz")
+		var got map[string]any
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("readyz body %q: %v", body, err)
+		}
+		checks, _ := got["checks"].(map[string]any)
+		if checks["token_cache"] == state {
+			return status, got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz: %v after 10s, want token_cache %q", got, state)
+		}
+	}
+}
+
+// adminMetric returns the value of the metric named name on the admin
+// listener's /metrics.
+func adminMetric(t *testing.T, admin, name string) string {
+	t.Helper()
+	_, body, _ := fetch(t, "http://"+admin+"/metrics")
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	return m[1]
+}
+
+// While PostgreSQL's change feed reconnects by itself (its connection
+// terminated, new ones refused for now), /readyz says so and the metric
+// goes to 0, although the feed never stopped: changes are not reaching the
+// cache meanwhile. Once the feed has reconnected and caught up, both say
+// it follows again.
+func TestReadyzReportsThePostgresFeedReconnecting(t *testing.T) {
+	base := pgtest.NewSchema(t)
+	// Short: PostgreSQL keeps 63 bytes of it.
+	name := fmt.Sprintf("kgtest-readyz-%d", time.Now().UnixNano()%1e9)
+	proxy := pgtest.NewProxy(t, base)
+	admin := freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+database_url: %q
+admin: {listen: %s}
+apis:
+  - name: events
+    preset: canskan
+    listen: %s
+    upstream: http://127.0.0.1:9
+    routes:
+      - {methods: [GET], path: '/p/{code}', access: public}
+`, proxy.URL(pgtest.WithParam(t, base, "application_name", name)), admin, freeAddr(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	waitForTokenCache(t, admin, "following")
+
+	proxy.Refuse()
+	// The listening connection may come a moment after the feed follows,
+	// or be refused: either way it is not there once the cache says so.
+	for deadline := time.Now().Add(10 * time.Second); srv.TokenCache().FeedState() != "reconnecting"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("token cache %q 10s after the feed's connection was refused, want reconnecting", srv.TokenCache().FeedState())
+		}
+		pgtest.Terminate(t, base, name+" (changes)")
+	}
+	waitForTokenCache(t, admin, "reconnecting")
+	if v := adminMetric(t, admin, "keygate_token_cache_following"); v != "0" {
+		t.Errorf("keygate_token_cache_following = %s while the feed reconnects, want 0", v)
+	}
+
+	proxy.Restore()
+	waitForTokenCache(t, admin, "following")
+	if v := adminMetric(t, admin, "keygate_token_cache_following"); v != "1" {
+		t.Errorf("keygate_token_cache_following = %s once the feed reconnected, want 1", v)
 	}
 }

@@ -18,15 +18,17 @@ const (
 	changeBatch = 500
 )
 
-// WatchChanges calls ready once it has read where to begin (the newest
-// change committed then), then fn, in order, for every change committed
-// after that, by this process or any other sharing the file, until ctx
-// ends; it then returns nil. It polls the changes table every poll
-// interval, so a revocation through the CLI reaches a running server
+// WatchChanges calls following(true) once it has read where to begin (the
+// newest change committed then), then fn, in order, for every change
+// committed after that, by this process or any other sharing the file,
+// until ctx ends; it then returns nil. It polls the changes table every
+// poll interval, so a revocation through the CLI reaches a running server
 // within that interval.
-// A failed poll is logged and retried; the next one resumes after the last
-// change delivered. It fails at once only when it cannot read where to start.
-func (s *Store) WatchChanges(ctx context.Context, ready func(), fn func(keygate.Change)) error {
+// A failed poll is logged, reported as following(false), and retried; the
+// next one that works resumes after the last change delivered and reports
+// following(true). It fails at once only when it cannot read where to
+// start.
+func (s *Store) WatchChanges(ctx context.Context, following func(bool), fn func(keygate.Change)) error {
 	var last sql.NullInt64
 	if err := s.reader.QueryRowContext(ctx, `SELECT MAX(seq) FROM changes`).Scan(&last); err != nil {
 		if ctx.Err() != nil {
@@ -34,10 +36,11 @@ func (s *Store) WatchChanges(ctx context.Context, ready func(), fn func(keygate.
 		}
 		return dbError(err)
 	}
-	if ready != nil {
-		ready()
+	if following == nil {
+		following = func(bool) {}
 	}
-	w := &watcher{store: s, last: last.Int64, fn: fn}
+	following(true)
+	w := &watcher{store: s, last: last.Int64, fn: fn, following: following}
 	ticker := time.NewTicker(s.pollInterval)
 	defer ticker.Stop()
 	for {
@@ -55,6 +58,8 @@ type watcher struct {
 	store     *Store
 	last      int64 // seq of the last change delivered
 	fn        func(keygate.Change)
+	following func(bool)
+	// failing: the last poll failed, and following(false) was called.
 	failing   bool
 	lastPrune time.Time
 }
@@ -66,17 +71,19 @@ func (w *watcher) poll(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil && !w.failing {
 				w.store.logger.Warn("sqlite: reading changes failed; retrying", "err", err)
+				w.failing = true
+				w.following(false)
 			}
-			w.failing = true
 			return
-		}
-		if w.failing {
-			w.store.logger.Info("sqlite: reading changes works again")
-			w.failing = false
 		}
 		if n < changeBatch {
 			break
 		}
+	}
+	if w.failing {
+		w.store.logger.Info("sqlite: reading changes works again")
+		w.failing = false
+		w.following(true)
 	}
 	if time.Since(w.lastPrune) >= pruneInterval {
 		w.lastPrune = time.Now()

@@ -43,17 +43,22 @@ func testChangesAfterTheCall(t *testing.T, e *env) {
 	})
 }
 
-// A cache keeps what it reads once ready has been called, so the first
-// change committed after ready must arrive, with no warm-up.
+// A cache keeps what it reads once the feed says it follows, so the first
+// change committed after that must arrive, with no warm-up.
 func testChangesAfterReady(t *testing.T, e *env) {
 	org := e.createOrganization("acme")
 	tok := e.createToken(org.ID, "cannmenus", e.now)
 	ctx, cancel := context.WithCancel(e.ctx)
 	ready := make(chan struct{})
+	var began sync.Once
 	changes := make(chan keygate.Change, 10)
 	done := make(chan error, 1)
 	go func() {
-		done <- e.store.WatchChanges(ctx, func() { close(ready) }, func(c keygate.Change) {
+		done <- e.store.WatchChanges(ctx, func(following bool) {
+			if following {
+				began.Do(func() { close(ready) })
+			}
+		}, func(c keygate.Change) {
 			select {
 			case changes <- c:
 			case <-ctx.Done():
@@ -69,17 +74,17 @@ func testChangesAfterReady(t *testing.T, e *env) {
 	select {
 	case <-ready:
 	case c := <-changes:
-		t.Fatalf("WatchChanges delivered %+v before calling ready", c)
+		t.Fatalf("WatchChanges delivered %+v before following(true)", c)
 	case <-time.After(changeTimeout):
-		t.Fatalf("WatchChanges did not call ready within %s", changeTimeout)
+		t.Fatalf("WatchChanges did not call following(true) within %s", changeTimeout)
 	}
 	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, tok.ID, e.now))
 	select {
 	case c := <-changes:
 		c.Seq = 0
-		equal(t, "the first change after ready", c, keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID})
+		equal(t, "the first change after following(true)", c, keygate.Change{Kind: keygate.ChangeToken, ID: tok.ID})
 	case <-time.After(changeTimeout):
-		t.Fatalf("the revocation committed after ready did not arrive within %s", changeTimeout)
+		t.Fatalf("the revocation committed after following(true) did not arrive within %s", changeTimeout)
 	}
 }
 

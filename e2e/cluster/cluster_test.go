@@ -203,13 +203,20 @@ func (c *cluster) startOne(s settings, dbURL string) *instance {
 	c.instances = append(c.instances, in)
 	// Until its change feed has read where it begins, an instance caches
 	// nothing: the tests count on its cache from the first request.
-	for deadline := time.Now().Add(10 * time.Second); !srv.TokenCache().Following(); {
+	in.waitFollowing(c.t)
+	return in
+}
+
+// waitFollowing waits until the instance's token cache follows changes,
+// and answers from what it holds.
+func (in *instance) waitFollowing(t testing.TB) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !in.server.TokenCache().Following(); {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s: the token cache did not start following changes within 10s", name)
+			t.Fatalf("%s: the token cache did not follow changes within 10s", in.name)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return in
 }
 
 // organization creates the test organization through the first instance.

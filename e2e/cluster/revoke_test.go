@@ -87,8 +87,9 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 }
 
 // pg_terminate_backend on the LISTEN connections of instances 2 and 3,
-// then a revocation through instance 1 while they reconnect: both apply it,
-// and invalidation keeps working afterwards.
+// then a revocation through instance 1 while they reconnect: both refuse
+// the token (reading the database while their feeds are away, or from the
+// feed once back), and invalidation keeps working afterwards.
 func TestRevocationSurvivesTerminatedListeners(t *testing.T) {
 	c := newCluster(t)
 	c.start(3, defaults, "")
@@ -115,9 +116,11 @@ func TestRevocationSurvivesTerminatedListeners(t *testing.T) {
 			}
 		}
 
-		// Listening again: the next revocation arrives as usual.
+		// Listening again, caught up: the next revocation arrives as
+		// usual, through the feed.
 		tok, secret = c.token(first)
 		for _, in := range others {
+			in.waitFollowing(t)
 			in.mustAccept(t, secret)
 		}
 		took = refusedAfter(t, c, tok.ID, secret, others)

@@ -284,15 +284,25 @@ func (p *Proxy) waitFlowing() {
 // Blackhole, so nothing stays held.
 func (p *Proxy) Cut() {
 	p.Forward()
+	p.Refuse()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// Refuse stops accepting connections and leaves the established ones
+// forwarding, as a database at its connection limit does: what is
+// connected keeps working, and whatever reconnects is refused until
+// Restore.
+func (p *Proxy) Refuse() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln != nil {
 		p.ln.Close()
 		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
 	}
 }
 
