@@ -67,8 +67,16 @@ type Deps struct {
 	// to the invitee; nil: only the inviter gets the link, on the page.
 	Invitations manage.InvitationNotifier
 	// Limiter counts requests to the invitation pages per client address;
-	// nil: an in-memory limiter of the dashboard's own.
+	// nil: MemoryLimiter.
 	Limiter ratelimit.Limiter
+	// MemoryLimiter counts them in this process while Limiter fails (Redis
+	// down, in the closed mode): refusing every invitee then would take
+	// invitations down with Redis, and serving the pages unlimited would
+	// let a client try invitation links as fast as it likes. keygate
+	// passes the memory limiter its Redis fallback mirrors every allowed
+	// request into, so an address's window goes on where it was. nil: one
+	// of the dashboard's own.
+	MemoryLimiter ratelimit.Limiter
 	// EmailSending says whether keygate has a mail server (email.smtp_url);
 	// the Email page says so when it has none.
 	EmailSending bool
@@ -102,8 +110,11 @@ func New(d Deps) *Handler {
 	if d.ClientIP == nil {
 		d.ClientIP = remoteIP
 	}
+	if d.MemoryLimiter == nil {
+		d.MemoryLimiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	}
 	if d.Limiter == nil {
-		d.Limiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+		d.Limiter = d.MemoryLimiter
 	}
 	h := &Handler{d: d, mux: http.NewServeMux(), forms: newUsedForms(24 * time.Hour)}
 	h.routes()

@@ -14,6 +14,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/session"
 )
 
@@ -95,20 +96,31 @@ type invitationPage struct {
 func (h *Handler) limitInvitationPages(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := "admin:invitations:ip:" + clientip.BucketOf(h.d.ClientIP(r), h.d.IPv6PrefixLength)
-		res, err := h.d.Limiter.Allow(r.Context(), key, invitationPageLimit.Limit, invitationPageLimit.Period)
-		h.invitationLimiter.observe(r.Context(), h.d.Logger, err, h.d.Now())
-		// Without the limiter's answer the page is served unlimited:
-		// refusing invitees while Redis is down would take invitations
-		// down with it.
-		if err == nil {
-			if res.SetHeaders(w.Header()); !res.Allowed {
-				w.Header().Set("Retry-After", strconv.Itoa(int(res.RetryAfter/time.Second)))
-				h.showError(w, r, nil, keygate.Errorf(keygate.ERATELIMITED, "Too many requests from your address; wait a minute and try again."))
-				return
-			}
+		res, err := h.allowInvitationPage(r.Context(), key)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if res.SetHeaders(w.Header()); !res.Allowed {
+			w.Header().Set("Retry-After", strconv.Itoa(int(res.RetryAfter/time.Second)))
+			h.showError(w, r, nil, keygate.Errorf(keygate.ERATELIMITED, "Too many requests from your address; wait a minute and try again."))
+			return
 		}
 		next(w, r)
 	})
+}
+
+// allowInvitationPage counts one request to the invitation pages under
+// key with Limiter or, while that fails, with MemoryLimiter: limited on
+// this instance alone, never unlimited (see Deps.MemoryLimiter).
+func (h *Handler) allowInvitationPage(ctx context.Context, key string) (ratelimit.Result, error) {
+	limit, period := invitationPageLimit.Limit, invitationPageLimit.Period
+	res, err := h.d.Limiter.Allow(ctx, key, limit, period)
+	h.invitationLimiter.observe(ctx, h.d.Logger, err, h.d.Now())
+	if err != nil {
+		return h.d.MemoryLimiter.Allow(ctx, key, limit, period)
+	}
+	return res, nil
 }
 
 // invitation shows the invitation a link opens: to its invitee, Accept
@@ -217,10 +229,11 @@ func (h *Handler) invitationSignup(w http.ResponseWriter, r *http.Request) {
 	redirect(w, r, "/orgs/"+url.PathEscape(org.Slug)+"/tokens?joined=1")
 }
 
-// limiterOutage logs what the invitation pages' rate limiter does while
-// it fails (Redis down, in the closed mode): a warning when the failures
-// begin, a line at info when it answers again, and only debug lines for
-// the requests in between, so an outage does not log at every visit.
+// limiterOutage logs the invitation pages' rate limiter failing (Redis
+// down, in the closed mode), when the pages are limited in memory: a
+// warning when the failures begin, a line at info when it answers again,
+// and only debug lines for the requests in between, so an outage does not
+// log at every visit.
 type limiterOutage struct {
 	mu    sync.Mutex
 	down  bool
@@ -235,9 +248,9 @@ func (o *limiterOutage) observe(ctx context.Context, logger *slog.Logger, err er
 	switch {
 	case err != nil && !o.down:
 		o.down, o.since = true, now
-		logger.WarnContext(ctx, "rate limiter unavailable for invitation pages; serving them unlimited until it answers", "error", err)
+		logger.WarnContext(ctx, "rate limiter unavailable for invitation pages; limiting them in memory on this instance until it answers", "error", err)
 	case err != nil:
-		logger.DebugContext(ctx, "rate limiter still unavailable for invitation pages", "error", err)
+		logger.DebugContext(ctx, "rate limiter still unavailable for invitation pages; limiting them in memory on this instance", "error", err)
 	case o.down:
 		o.down = false
 		logger.InfoContext(ctx, "rate limiter answers again for invitation pages", "outage", now.Sub(o.since).Round(time.Millisecond).String())

@@ -2,11 +2,14 @@ package dashboard_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,10 +35,10 @@ func (s *swappedLimiter) Allow(ctx context.Context, key string, limit int, perio
 }
 
 // While the invitation pages' rate limiter is down (Redis at an address
-// nobody listens on), the pages are served, and the outage is logged once
-// as a warning when it begins and once at info when the limiter answers
-// again; the requests in between log at debug only. A second outage is
-// logged again.
+// nobody listens on), the pages are served, limited by the memory limiter,
+// and the outage is logged once as a warning when it begins and once at
+// info when the limiter answers again; the requests in between log at
+// debug only. A second outage is logged again.
 func TestInvitationPagesLogALimiterOutageOnce(t *testing.T) {
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keygate.db"))
@@ -50,7 +53,8 @@ func TestInvitationPagesLogALimiterOutageOnce(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 	down := redislimit.New(client, redislimit.Options{})
 	up := ratelimit.NewMemory(ratelimit.MemoryOptions{})
-	t.Cleanup(func() { up.Close() })
+	memory := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { up.Close(); memory.Close() })
 	limiter := &swappedLimiter{}
 	limiter.use(down)
 	logs := &syncBuffer{}
@@ -58,7 +62,7 @@ func TestInvitationPagesLogALimiterOutageOnce(t *testing.T) {
 	h := dashboard.New(dashboard.Deps{
 		Store: store, Sessions: &session.Manager{Sessions: store, Users: store},
 		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Limiter: limiter, Now: func() time.Time { return now },
+		Limiter: limiter, MemoryLimiter: memory, Now: func() time.Time { return now },
 	})
 	secret := strings.Repeat("A", 43)
 	visit := func() *http.Response {
@@ -108,12 +112,16 @@ func TestInvitationPagesLogALimiterOutageOnce(t *testing.T) {
 		}
 	}
 
-	for range 3 {
-		if got := visit().Header["X-RateLimit-Limit"]; got != nil {
-			t.Errorf("with the limiter down, X-RateLimit-Limit %q", got)
+	for i := 1; i <= 3; i++ {
+		h := visit().Header
+		if limit, left := h["X-RateLimit-Limit"], h["X-RateLimit-Remaining"]; len(limit) != 1 || limit[0] != "30" || len(left) != 1 || left[0] != strconv.Itoa(30-i) {
+			t.Errorf("visit %d with the limiter down: X-RateLimit-Limit %q, remaining %q; want limited in memory", i, limit, left)
 		}
 	}
-	expect("three visits, limiter down", map[string]int{"WARN": 1, "DEBUG": 2})
+	if got := logged(); len(got["WARN"]) != 1 || len(got["DEBUG"]) != 2 || len(got) != 2 ||
+		got["WARN"][0] != "rate limiter unavailable for invitation pages; limiting them in memory on this instance until it answers" {
+		t.Errorf("three visits, limiter down: logged %q", got)
+	}
 
 	limiter.use(up)
 	now = now.Add(90 * time.Second)
@@ -134,5 +142,63 @@ func TestInvitationPagesLogALimiterOutageOnce(t *testing.T) {
 	expect("a second outage", map[string]int{"WARN": 1, "DEBUG": 1})
 	if all := logs.String(); strings.Contains(all, secret) {
 		t.Errorf("an invitation's secret was logged: %s", all)
+	}
+}
+
+// When Redis (KEYGATE_TEST_REDIS_URL) becomes unreachable in the closed
+// mode, an address's invitation pages go on counting in memory from where
+// Redis left them: the Redis fallback mirrors every request Redis allowed
+// into the memory limiter keygate hands the pages, so an outage gives
+// nobody a fresh window. Redis is made unreachable by closing the only
+// client that reaches it; its keys expire with the window.
+func TestInvitationPagesCountOnInMemoryWhenRedisGoesDown(t *testing.T) {
+	redisURL := os.Getenv("KEYGATE_TEST_REDIS_URL")
+	if redisURL == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("KEYGATE_TEST_REDIS_URL is not set")
+		}
+		t.Skip("KEYGATE_TEST_REDIS_URL is not set")
+	}
+	client, err := redislimit.Connect(redislimit.Connection{URL: redisURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "keygate:test:invitations:" + rand.Text() + ":"
+	memory := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { memory.Close() })
+	fallback, err := ratelimit.NewFallback(redislimit.New(client, redislimit.Options{Prefix: prefix}), memory,
+		ratelimit.FallbackOptions{Mode: ratelimit.ModeClosed, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fallback.Close() })
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h := dashboard.New(dashboard.Deps{
+		Store: store, Sessions: &session.Manager{Sessions: store, Users: store},
+		Logger: slog.New(slog.DiscardHandler), Limiter: fallback, MemoryLimiter: memory,
+	})
+	visit := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/invitations/"+strings.Repeat("A", 43), nil))
+		return rec
+	}
+	for i := 1; i <= 30; i++ {
+		if i == 21 {
+			client.Close()
+		}
+		rec := visit()
+		if left := rec.Header()["X-RateLimit-Remaining"]; rec.Code != http.StatusNotFound || len(left) != 1 || left[0] != strconv.Itoa(30-i) {
+			t.Fatalf("visit %d (Redis down: %v): %d, remaining %q; want %d", i, i > 20, rec.Code, left, 30-i)
+		}
+	}
+	if !fallback.Degraded() {
+		t.Fatal("the fallback did not notice Redis was unreachable")
+	}
+	if rec := visit(); rec.Code != http.StatusTooManyRequests || len(rec.Header()["Retry-After"]) != 1 {
+		t.Errorf("31st visit, Redis down: %d %v", rec.Code, rec.Header())
 	}
 }

@@ -29,6 +29,6 @@ func (s *Server) mountApplications(mux *http.ServeMux) {
 	mux.Handle("/", dashboard.New(dashboard.Deps{
 		Store: s.store, APIs: s.apis, Sessions: s.sessions, Logger: s.logger, Notify: notify,
 		Logins: s.logins, ClientIP: s.clientAddr, IPv6PrefixLength: s.cfg.IPv6PrefixLength, Webhooks: s.webhooks, PendingUsage: s.usage,
-		PublicURL: s.cfg.Admin.PublicURL, Limiter: s.limiter.Limiter(), EmailSending: s.email.Enabled(), Invitations: s.invitations,
+		PublicURL: s.cfg.Admin.PublicURL, Limiter: s.limiter.Limiter(), MemoryLimiter: s.limiter.Memory(), EmailSending: s.email.Enabled(), Invitations: s.invitations,
 	}))
 }

@@ -23,6 +23,7 @@ import (
 type limiter struct {
 	limiter    ratelimit.Limiter
 	memory     *ratelimit.Memory
+	local      ratelimit.Limiter // memory, counted in the metrics
 	redis      redis.UniversalClient
 	fallback   *ratelimit.Fallback
 	stopPeers  context.CancelFunc
@@ -39,8 +40,9 @@ func newLimiter(cfg config.RateLimiter, store keygate.InstanceService, split boo
 		return nil, err
 	}
 	l := &limiter{memory: ratelimit.NewMemory(ratelimit.MemoryOptions{})}
+	l.local = metrics.Instrument("memory", l.memory)
 	if cfg.Backend != config.BackendRedis {
-		l.limiter = metrics.Instrument("memory", l.memory)
+		l.limiter = l.local
 		return l, nil
 	}
 	l.redis, err = redislimit.Connect(redislimit.Connection{
@@ -55,7 +57,7 @@ func newLimiter(cfg config.RateLimiter, store keygate.InstanceService, split boo
 		store = nil
 	}
 	peers := redislimit.NewPeers(l.redis, store, "", instanceID(), 0)
-	l.fallback, err = ratelimit.NewFallback(metrics.Instrument("redis", redisLimiter), metrics.Instrument("memory", l.memory),
+	l.fallback, err = ratelimit.NewFallback(metrics.Instrument("redis", redisLimiter), l.local,
 		ratelimit.FallbackOptions{
 			Mode: ratelimit.Mode(cfg.OnRedisFailure), Logger: logger, OnChange: metrics.SetDegraded,
 			Peers: peers.Live,
@@ -81,6 +83,11 @@ func newLimiter(cfg config.RateLimiter, store keygate.InstanceService, split boo
 }
 
 func (l *limiter) Limiter() ratelimit.Limiter { return l.limiter }
+
+// Memory is this process's own limiter, the one the Redis fallback falls
+// back to and mirrors Redis's decisions into, for callers that limit in
+// memory while Redis is down whatever the mode.
+func (l *limiter) Memory() ratelimit.Limiter { return l.local }
 
 // For returns the limiter of an API whose limits apply mode while Redis is
 // down ("" for rate_limiter.on_redis_failure).

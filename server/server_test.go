@@ -147,6 +147,27 @@ func TestRedisDownClosedModeAnswers503InPresetShape(t *testing.T) {
 	}
 }
 
+// With Redis down in the closed mode the invitation pages, which anyone
+// may open, are neither refused nor served unlimited: this instance limits
+// them in memory, 30 a minute per address, and says so in its log.
+func TestRedisDownClosedModeLimitsInvitationPagesInMemory(t *testing.T) {
+	r := start(t, echoUpstream(t).URL, "{backend: redis, redis_url: 'redis://127.0.0.1:1/0', on_redis_failure: closed}")
+	page := "http://" + r.admin + "/invitations/" + strings.Repeat("A", 43)
+	for i := 1; i <= 30; i++ {
+		status, body, h := fetch(t, page)
+		if status != 404 || !strings.Contains(body, "This invitation is not valid") || h.Get("X-RateLimit-Remaining") != strconv.Itoa(30-i) {
+			t.Fatalf("visit %d: %d, remaining %q", i, status, h.Get("X-RateLimit-Remaining"))
+		}
+	}
+	status, body, h := fetch(t, page)
+	if status != 429 || !strings.Contains(body, "Too many requests from your address") || h.Get("Retry-After") == "" {
+		t.Errorf("31st visit with Redis down in closed mode: %d, Retry-After %q", status, h.Get("Retry-After"))
+	}
+	if logs := r.logs.String(); !strings.Contains(logs, "rate limiter unavailable for invitation pages; limiting them in memory on this instance until it answers") {
+		t.Errorf("no log line for invitation pages limited in memory:\n%s", logs)
+	}
+}
+
 func TestRedisDownLocalModeKeepsLimitingInMemory(t *testing.T) {
 	r := start(t, echoUpstream(t).URL, "{backend: redis, redis_url: 'redis://127.0.0.1:1/0', on_redis_failure: local}")
 	for i := 1; i <= 10; i++ {
