@@ -421,4 +421,10 @@ func TestAPITokenOnMCP(t *testing.T) {
 	if p.status != http.StatusOK || !strings.Contains(h.upstream.last(t).Header.Get(identityHeader), `"client_id":"`) {
 		t.Errorf("OAuth token with a bad API token alongside: status %d", p.status)
 	}
+	// The client's bearer token never reaches the MCP server, even in an
+	// Authorization field keygate did not read (the API token was used).
+	p = call(t, a.resource, http.Header{"Authorization": {"Basic eDp5", "Bearer " + tok.AccessToken}, "X-Token": {"cm_live_good"}})
+	if got := h.upstream.last(t).Header.Values("Authorization"); p.status != http.StatusOK || len(got) != 0 {
+		t.Errorf("API token with a bearer token in a second Authorization field: status %d, upstream got %d Authorization fields", p.status, len(got))
+	}
 }
