@@ -39,8 +39,9 @@ func (l *lookupCounter) FindOrganizationByID(ctx context.Context, id string) (*k
 // share, for the capacity model in docs/deployment.md: Redis commands and
 // bytes per rate-limited request, and PostgreSQL statements per token
 // lookup that misses the cache. It asserts what the model relies on: one
-// Redis call per limited request, one statement per uncached token (and
-// one per organization), none for a cached one.
+// Redis call per limited request, none for a refusal the instance
+// remembers, one statement per uncached token (and one per organization),
+// none for a cached one.
 func TestCostPerRequest(t *testing.T) {
 	redisServer := startOwnRedis(t)
 	c := newCluster(t)
@@ -84,7 +85,9 @@ func TestCostPerRequest(t *testing.T) {
 
 	// Redis: requests on a rate-limited route, from 16 clients, once the
 	// instance has loaded its scripts and read Redis's epoch (which it does
-	// once, after its first decision).
+	// once, after its first decision). Each of 40 tokens sends its limit's
+	// worth, so that every request is a decision Redis makes; a refusal
+	// the instance remembers costs Redis nothing (below).
 	in.get("/api/v1/limited", secrets[1])
 	for deadline := time.Now().Add(5 * time.Second); rdb.Exists(ctx, redislimit.DefaultPrefix+"epoch").Val() == 0; {
 		if time.Now().After(deadline) {
@@ -99,11 +102,11 @@ func TestCostPerRequest(t *testing.T) {
 	began := time.Now()
 	var wg sync.WaitGroup
 	var next atomic.Int64
+	passing := secrets[tokens-requests/limitPerMinute:]
 	for range 16 {
 		wg.Go(func() {
-			for next.Add(1) <= requests {
-				a := in.get("/api/v1/limited", secrets[0])
-				if a.status != http.StatusOK && a.status != http.StatusTooManyRequests {
+			for n := next.Add(1); n <= requests; n = next.Add(1) {
+				if a := in.get("/api/v1/limited", passing[n%int64(len(passing))]); a.status != http.StatusOK {
 					t.Errorf("%d %s", a.status, a.body)
 					return
 				}
@@ -146,6 +149,32 @@ func TestCostPerRequest(t *testing.T) {
 	}
 	t.Logf("%d round trips to Redis in all (%d script calls, the rest new connections' HELLO); Redis spent %s µs per EVALSHA",
 		roundTrips, scripts, usecPerCall(commands["cmdstat_evalsha"]))
+
+	// A client hammering past its limit: each of the 16 clients may reach
+	// Redis once before the first refusal is back and remembered, then the
+	// instance answers the refusals itself until the window frees a
+	// request, a minute from now.
+	const refused = 1000
+	next.Store(0)
+	began = time.Now()
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= refused {
+				if a := in.get("/api/v1/limited", passing[0]); a.status != http.StatusTooManyRequests {
+					t.Errorf("over the limit: %d %s", a.status, a.body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	after := redisInfo(t, rdb, "commandstats")
+	hammered := field(after["cmdstat_evalsha"], "calls") + field(after["cmdstat_eval"], "calls") - scripts
+	beats = int64(time.Since(began)/(2*time.Second)) + 1
+	t.Logf("%d refused requests of one token: %d script calls (up to %d heartbeats included)", refused, hammered, beats)
+	if hammered > 16+beats {
+		t.Errorf("%d script calls for %d refusals of one token from 16 clients, want at most one per client (plus up to %d heartbeats)", hammered, refused, beats)
+	}
 }
 
 // redisInfo returns one INFO section as name → value.

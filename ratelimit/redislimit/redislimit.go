@@ -1,6 +1,7 @@
 // Package redislimit is the ratelimit.Limiter that several keygate
 // instances share: one small string per key in Redis (the window's
-// counters), changed by one atomic Lua script per request.
+// counters), changed by one atomic Lua script per request, except the
+// refusals each instance remembers until their window frees (refusals.go).
 //
 // The script reads the time from the Redis server (TIME), never from the
 // calling instance, so instances whose clocks disagree still share one
@@ -55,6 +56,9 @@ type Options struct {
 	// NoAutoPipeline sends every decision on its own instead of through
 	// the client's autopipeliner (see New).
 	NoAutoPipeline bool
+	// NoRefusalMemo sends every decision to Redis, also those for a key
+	// Redis refused until a time not yet reached (see New).
+	NoRefusalMemo bool
 }
 
 // Limiter is a ratelimit.Limiter backed by Redis.
@@ -70,6 +74,10 @@ type Limiter struct {
 	loaded atomic.Bool
 	prefix string
 	now    func() time.Time
+	// refused remembers refusals until their window frees a request;
+	// nil with Options.NoRefusalMemo.
+	refused *refusals
+	origin  time.Time // of clock's monotonic readings
 }
 
 // autoPipeliner is a client that can batch the commands of concurrent
@@ -90,6 +98,15 @@ var _ ratelimit.Limiter = (*Limiter)(nil)
 // of Redis per batch instead of per request; a lone decision still leaves
 // at once. It is still one script, hence one round trip, per decision.
 // The autopipeliner closes with the client.
+//
+// A refusal is remembered in this process until the window frees a
+// request (the reset time Redis reported): until then the same key under
+// the same limit and period is refused here, with the same answer, and
+// Redis is not asked. A client hammering a full window so costs Redis one
+// script per refusal window instead of one per request; refusals answered
+// here are the backend's refusals for whoever counts them (Metrics). The
+// refusals type says why that never refuses a request Redis would let
+// through; at most maxRefusals are kept.
 func New(client redis.Scripter, opts Options) *Limiter {
 	prefix := opts.Prefix
 	if prefix == "" {
@@ -101,7 +118,11 @@ func New(client redis.Scripter, opts Options) *Limiter {
 			decide = ap
 		}
 	}
-	return &Limiter{client: client, decide: decide, prefix: prefix, now: opts.Now}
+	l := &Limiter{client: client, decide: decide, prefix: prefix, now: opts.Now, origin: time.Now()}
+	if !opts.NoRefusalMemo {
+		l.refused = newRefusals(maxRefusals)
+	}
+	return l
 }
 
 // Allow implements ratelimit.Limiter.
@@ -109,7 +130,12 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int, period time.
 	if err := ratelimit.Validate(limit, period); err != nil {
 		return ratelimit.Result{}, err
 	}
-	reply, err := l.run(ctx, key, limit, period, 0)
+	memo := refusalKey{key: key, limit: limit, period: period}
+	sent := l.clock()
+	if res, ok := l.refused.answer(memo, sent); ok {
+		return res, nil
+	}
+	reply, err := l.run(ctx, key, limit, period, 0, sent)
 	if err != nil {
 		return ratelimit.Result{}, err
 	}
@@ -118,10 +144,27 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int, period time.
 	res := ratelimit.Result{Allowed: allowed, Limit: limit, ResetAt: time.UnixMicro(reset)}
 	if allowed {
 		res.Remaining = limit - count
-	} else {
-		res.RetryAfter = ratelimit.RetryAfter(time.Duration(reset-now) * time.Microsecond)
+		return res, nil
 	}
+	wait := time.Duration(reset-now) * time.Microsecond
+	res.RetryAfter = ratelimit.RetryAfter(wait)
+	// Redis decided at its now, which is no earlier than sent: counting
+	// the wait from sent on this instance's clock ends it no later than
+	// the window frees, however far apart the two clocks are.
+	l.refused.remember(memo, refusal{until: sent + int64(wait), resetAt: reset}, sent)
 	return res, nil
+}
+
+// clock reads the time refusals are remembered in, in nanoseconds: this
+// process's monotonic clock since New, which no step of the wall clock
+// moves; with Options.Now, that clock in whole microseconds, the time the
+// script is given, so that a remembered refusal ends at the microsecond
+// the script's would.
+func (l *Limiter) clock() int64 {
+	if l.now != nil {
+		return l.now().UnixMicro() * int64(time.Microsecond)
+	}
+	return int64(time.Since(l.origin))
 }
 
 // Seed implements ratelimit.Seeder: n requests allowed elsewhere join key's
@@ -133,7 +176,7 @@ func (l *Limiter) Seed(ctx context.Context, key string, n int, period time.Durat
 	if err := ratelimit.Validate(1, period); err != nil {
 		return err
 	}
-	_, err := l.run(ctx, key, 1, period, n)
+	_, err := l.run(ctx, key, 1, period, n, l.clock())
 	return err
 }
 
@@ -185,12 +228,13 @@ type processor interface {
 }
 
 // run runs the window script once for key: a decision (seed 0) or seed
-// requests added.
-func (l *Limiter) run(ctx context.Context, key string, limit int, period time.Duration, seed int) ([]int64, error) {
+// requests added. at is the clock's reading, the time the script is
+// given with Options.Now.
+func (l *Limiter) run(ctx context.Context, key string, limit int, period time.Duration, seed int, at int64) ([]int64, error) {
 	width := ratelimit.BucketWidth(period.Microseconds())
 	now := serverClock
 	if l.now != nil {
-		now = l.now().UnixMicro()
+		now = at / int64(time.Microsecond)
 	}
 	via := l.decide
 	if !l.loaded.Load() {

@@ -173,10 +173,12 @@ func BenchmarkRedisBytesPerKey(b *testing.B) {
 	b.ReportMetric(float64(usage), "bytes/key")
 }
 
-// BenchmarkRedisRefused measures a client hammering a full window.
+// BenchmarkRedisRefused measures a client hammering a full window, every
+// refusal decided by Redis: what a refusal costs the first time (the
+// refusals after it are answered by the Limiter, BenchmarkRefusedDecisions).
 func BenchmarkRedisRefused(b *testing.B) {
 	client := newClient(b)
-	l := redislimit.New(client, redislimit.Options{Prefix: uniquePrefix(b, client)})
+	l := redislimit.New(client, redislimit.Options{Prefix: uniquePrefix(b, client), NoRefusalMemo: true})
 	ctx := context.Background()
 	for b.Loop() {
 		if _, err := l.Allow(ctx, "tok:busy", 60, time.Minute); err != nil {
@@ -218,12 +220,12 @@ func BenchmarkRedisManyKeysParallel(b *testing.B) {
 
 // redisServer is a redis-server this test starts and may kill.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	port string
 	cmd  *exec.Cmd
 }
 
-func startRedisServer(t *testing.T) *redisServer {
+func startRedisServer(t testing.TB) *redisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("redis-server is not installed")
