@@ -15,9 +15,9 @@ import (
 // token header, a method and a path under the endpoint. $AT stands for a
 // valid access token of this endpoint, $OTHER for one of another API's
 // endpoint. Whatever is sent: never a 5xx; a request reaches the MCP
-// server only with $AT as the bearer token or the API's valid token, on
-// an OAuth grant without any Authorization header, and never with $AT in
-// one (the client's token is never passed through); every refusal is a 401 or 403 whose
+// server only with $AT as the bearer token or the API's valid token, and
+// without any Authorization header (what the client sends there is for
+// keygate, never passed through); every refusal is a 401 or 403 whose
 // WWW-Authenticate points to the endpoint's metadata.
 func FuzzMCPEndpoint(f *testing.F) {
 	for _, s := range []struct {
@@ -104,10 +104,8 @@ func FuzzMCPEndpoint(f *testing.F) {
 			if apiToken != "cm_live_good" {
 				t.Fatalf("X-Token %q forwarded", apiToken)
 			}
-			for _, a := range got.Header.Values("Authorization") {
-				if strings.Contains(a, at.AccessToken) {
-					t.Fatalf("Authorization %q passed through to the MCP server", sent)
-				}
+			if a := got.Header.Values("Authorization"); len(a) > 0 {
+				t.Fatalf("Authorization %q passed through to the MCP server", a)
 			}
 		default:
 			t.Fatalf("forwarded without an identity: %+v", id)

@@ -91,26 +91,16 @@ func (g *mcpGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, fail)
 		return
 	}
-	if carriesBearer(r) {
-		// The client's token is for keygate alone; forward does the same
+	if _, ok := r.Header["Authorization"]; ok {
+		// Authorization on the MCP endpoint is for keygate alone, the
+		// field it read or any other (an access token sent in a second
+		// field, or without its scheme, beside an API token): the MCP
+		// server gets keygate's identity instead. forward does the same
 		// for the API's own token header.
 		r = r.Clone(r.Context())
 		r.Header.Del("Authorization")
 	}
 	g.forward(w, r, id)
-}
-
-// carriesBearer reports whether any Authorization field of r holds a
-// bearer token, the one keygate read (the first) or another: a client
-// that sends its access token in a second field alongside an API token
-// must not have it passed to the MCP server either.
-func carriesBearer(r *http.Request) bool {
-	for _, v := range r.Header.Values("Authorization") {
-		if scheme, _, ok := strings.Cut(strings.TrimSpace(v), " "); ok && strings.EqualFold(scheme, "Bearer") {
-			return true
-		}
-	}
-	return false
 }
 
 // refusal is why a request to the MCP endpoint is turned away.
