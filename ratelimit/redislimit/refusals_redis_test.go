@@ -177,6 +177,38 @@ func TestRedisRefusalNotAnsweredUnderAnotherLimit(t *testing.T) {
 	}
 }
 
+// TestRedisFlushedWindowStaysRefusedUntilResetAt: an operator who empties
+// Redis does not let a remembered refusal in early; the key's next request
+// after ResetAt finds the empty window.
+func TestRedisFlushedWindowStaysRefusedUntilResetAt(t *testing.T) {
+	client, counter := newScriptCounter(t)
+	clock := limitertest.NewFakeClock(memoStart)
+	l := redislimit.New(client, redislimit.Options{Now: clock.Now})
+	ctx := context.Background()
+	const key, limit, period = "ip:192.0.2.1", 1, time.Minute
+
+	l.Allow(ctx, key, limit, period)
+	refused, err := l.Allow(ctx, key, limit, period)
+	if err != nil || refused.Allowed {
+		t.Fatalf("2nd request of 1: %+v, %v; want refused", refused, err)
+	}
+	if err := client.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := counter.scripts()
+	clock.Sleep(refused.ResetAt.Sub(clock.Now()) - time.Microsecond)
+	if res, err := l.Allow(ctx, key, limit, period); err != nil || res.Allowed || !res.ResetAt.Equal(refused.ResetAt) {
+		t.Fatalf("a microsecond before ResetAt, Redis flushed: %+v, %v; want the remembered refusal", res, err)
+	}
+	if got := counter.scripts() - before; got != 0 {
+		t.Fatalf("the remembered refusal ran %d scripts, want none", got)
+	}
+	clock.Sleep(time.Microsecond)
+	if res, err := l.Allow(ctx, key, limit, period); err != nil || !res.Allowed {
+		t.Fatalf("at ResetAt: %+v, %v; want allowed", res, err)
+	}
+}
+
 // TestRedisRememberedRefusalsAreCounted: instrumented as keygate does (the
 // Fallback in front of it counts nothing), refusals answered from the memo
 // count as the Redis backend's refusals, though only the first reached
