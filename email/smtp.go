@@ -147,6 +147,11 @@ func (s *Server) Send(ctx context.Context, from string, to []string, msg []byte)
 	defer conn.Close()
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
+	// net/smtp knows no context: cancelling ctx (a shutdown's grace that
+	// ended) moves the deadline to now, so a stalled server is left at
+	// once rather than at the timeout.
+	tcp := conn
+	defer context.AfterFunc(ctx, func() { _ = tcp.SetDeadline(time.Now()) })()
 	tlsConfig := &tls.Config{ServerName: s.host, RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}
 	if s.implicitTLS {
 		tc := tls.Client(conn, tlsConfig)

@@ -1,9 +1,11 @@
 package email_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/email"
 	"github.com/keygate/keygate/email/smtptest"
+	"github.com/keygate/keygate/internal/tcptest"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
 )
@@ -119,24 +122,51 @@ func TestSendWakesAnIdleWorker(t *testing.T) {
 // without a greeting once released: an attempt that fails and is then
 // recorded.
 func holdingSMTPServer(t *testing.T) (addr string, accepted <-chan struct{}, release chan<- struct{}) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	got, free := make(chan struct{}, 1), make(chan struct{})
+	addr = tcptest.Serve(t, func(net.Conn) {
+		got <- struct{}{}
+		<-free
+	})
+	return addr, got, free
+}
+
+// A send to a server that greeted and then stopped answering ends when its context is cancelled (a shutdown's grace ended), not at
+// the server's timeout a minute later.
+func TestSendEndsWhenItsContextIsCancelled(t *testing.T) {
+	hello := make(chan struct{}, 1)
+	addr := tcptest.Serve(t, func(c net.Conn) {
+		io.WriteString(c, "220 smtp.example.com ESMTP\r\n")
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			return
+		}
+		hello <- struct{}{}
+		io.Copy(io.Discard, c) // and no answer to EHLO, ever
+	})
+	server, err := email.ParseServer("smtp://" + addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	got, free := make(chan struct{}, 1), make(chan struct{})
+	server.Timeout = time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	sent := make(chan error, 1)
 	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			got <- struct{}{}
-			<-free
-			conn.Close()
-		}
+		sent <- server.Send(ctx, "keygate@example.com", []string{"ann@example.com"}, []byte("Subject: Hello\r\n\r\nHello\r\n"))
 	}()
-	return ln.Addr().String(), got, free
+	select {
+	case <-hello:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server got no EHLO")
+	}
+	cancel()
+	select {
+	case err := <-sent:
+		t.Logf("context cancelled: Send returned %v", err)
+		if err == nil {
+			t.Error("a send to a silent server succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send still waiting on a silent server 10s after its context was cancelled (timeout 1m)")
+	}
 }
 
 // An attempt still waiting on a PostgreSQL that stopped answering when the
