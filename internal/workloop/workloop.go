@@ -34,7 +34,7 @@ type Config[T any] struct {
 	// Workers is how many items are handled at once (at least 1).
 	Workers int
 	// PollInterval is how often an idle process looks for items queued
-	// elsewhere: by another instance, or due for a retry.
+	// elsewhere: by another instance, or due for a retry (1 s when 0).
 	PollInterval time.Duration
 	Logger       *slog.Logger
 }
@@ -55,21 +55,25 @@ type Loop[T any] struct {
 	mu       sync.Mutex
 	shutDown bool
 	runs     sync.WaitGroup
-	// stopClaiming and stopAttempts end, in that order, in Shutdown.
-	stopClaiming, stopAttempts     context.Context
-	cancelClaiming, cancelAttempts context.CancelFunc
+	// shutdownBegun ends when Shutdown is called: workers stop claiming.
+	// graceEnded ends when Shutdown's context does: attempts are cut short.
+	shutdownBegun, graceEnded context.Context
+	beginShutdown, endGrace   context.CancelFunc
 }
 
 // New returns the workers of a queue; Run starts them.
 func New[T any](cfg Config[T]) *Loop[T] {
 	cfg.Workers = max(cfg.Workers, 1)
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second // a zero interval would poll without pause
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	l := &Loop[T]{cfg: cfg, wake: make(chan struct{}, 1), poller: make(chan struct{}, 1)}
 	l.poller <- struct{}{}
-	l.stopClaiming, l.cancelClaiming = context.WithCancel(context.Background())
-	l.stopAttempts, l.cancelAttempts = context.WithCancel(context.Background())
+	l.shutdownBegun, l.beginShutdown = context.WithCancel(context.Background())
+	l.graceEnded, l.endGrace = context.WithCancel(context.Background())
 	return l
 }
 
@@ -91,12 +95,14 @@ func (l *Loop[T]) Run(ctx context.Context) {
 		return
 	}
 	defer l.runs.Done()
-	claimCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(l.stopClaiming, cancel)()
-	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelAttempts()
-	defer context.AfterFunc(l.stopAttempts, cancelAttempts)()
+	claimCtx, stopClaiming := context.WithCancel(ctx)
+	defer stopClaiming()
+	defer context.AfterFunc(l.shutdownBegun, stopClaiming)()
+	// Attempts outlive ctx, so that one in flight is finished and
+	// recorded rather than abandoned, but not Shutdown's grace.
+	attemptCtx, cutAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cutAttempts()
+	defer context.AfterFunc(l.graceEnded, cutAttempts)()
 	var wg sync.WaitGroup
 	for range l.cfg.Workers {
 		wg.Go(func() { l.work(claimCtx, attemptCtx) })
@@ -123,7 +129,7 @@ func (l *Loop[T]) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	l.shutDown = true
 	l.mu.Unlock()
-	l.cancelClaiming()
+	l.beginShutdown()
 	stopped := make(chan struct{})
 	go func() {
 		l.runs.Wait()
@@ -134,7 +140,7 @@ func (l *Loop[T]) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	l.cancelAttempts()
+	l.endGrace()
 	<-stopped
 	return ctx.Err()
 }
