@@ -96,6 +96,9 @@ func checkMetadataURL(id string) error {
 	if u.Fragment != "" || strings.Contains(id, "#") || u.User != nil {
 		return keygate.Errorf(keygate.EINVALID, "A client_id URL must not have a fragment or user information.")
 	}
+	if !asciiHost(u) {
+		return keygate.Errorf(keygate.EINVALID, "A client_id URL must name its host in ASCII (an internationalized name in its xn-- form).")
+	}
 	for seg := range strings.SplitSeq(u.Path, "/") {
 		if seg == "." || seg == ".." {
 			return keygate.Errorf(keygate.EINVALID, "A client_id URL must not have . or .. path segments.")

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keygate/keygate"
 )
@@ -91,6 +92,9 @@ func checkRedirectURI(raw string) error {
 	if u.User != nil {
 		return fmt.Errorf("redirect URI %q must not have user information", raw)
 	}
+	if !asciiHost(u) {
+		return fmt.Errorf("redirect URI %q must name its host in ASCII (an internationalized name in its xn-- form)", raw)
+	}
 	switch {
 	case u.Scheme == "https":
 		return nil
@@ -98,6 +102,20 @@ func checkRedirectURI(raw string) error {
 		return nil
 	}
 	return fmt.Errorf("redirect URI %q must use https, or http on localhost", raw)
+}
+
+// asciiHost reports whether u's host is written in ASCII, percent-decoded
+// as browsers read it. The consent page names the hosts a client is
+// published at and sends the user back to; one in Unicode could pose as
+// another there ("claude.ai" with a Cyrillic a) while the browser goes to
+// its xn-- form, which a look-alike cannot hide behind.
+func asciiHost(u *url.URL) bool {
+	for i := 0; i < len(u.Host); i++ {
+		if u.Host[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func isLoopbackHost(host string) bool {

@@ -38,6 +38,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{"name with a right-to-left override", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "Claude \u202eetiuS"}, "invalid_client_metadata"},
 		{"name with a directional isolate", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "\u2067Claude"}, "invalid_client_metadata"},
 		{"name with a C1 control", map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "Claude\u009b31m"}, "invalid_client_metadata"},
+		{"redirect URI on a look-alike host", map[string]any{"redirect_uris": []string{"https://cl\u0430ude.ai/api/mcp/auth_callback"}}, "invalid_redirect_uri"},
 		{"home page not https", map[string]any{"redirect_uris": []string{redirectURI}, "client_uri": "http://claude.ai"}, "invalid_client_metadata"},
 		{"home page followed by words", map[string]any{"redirect_uris": []string{redirectURI}, "client_uri": "https://claude.ai (checked by keygate)"}, "invalid_client_metadata"},
 		{"home page with a right-to-left override", map[string]any{"redirect_uris": []string{redirectURI}, "client_uri": "https://claude.ai\u202e/x"}, "invalid_client_metadata"},

@@ -55,6 +55,11 @@ func TestCheckRedirectURI(t *testing.T) {
 		"myapp://callback":                false,
 		"/relative":                       false,
 		"javascript:alert(1)":             false,
+		// A host not in ASCII could pose on the consent page as another
+		// ("claude.ai" with a Cyrillic a); its xn-- form cannot.
+		"https://cl\u0430ude.ai/cb":   false,
+		"https://cl%D0%B0ude.ai/cb":   false,
+		"https://xn--clude-3ve.ai/cb": true,
 	} {
 		if err := checkRedirectURI(uri); (err == nil) != ok {
 			t.Errorf("checkRedirectURI(%q) = %v, want ok=%v", uri, err, ok)
@@ -139,6 +144,9 @@ func TestCheckMetadataURL(t *testing.T) {
 		"https://client.example.com/c#f":               false,
 		"https://u:p@client.example.com/c":             false,
 		"http://client.example.com/c":                  false,
+		"https://cl\u0430ude.ai/client.json":           false,
+		"https://cl%D0%B0ude.ai/client.json":           false,
+		"https://xn--clude-3ve.ai/client.json":         true,
 	} {
 		if err := checkMetadataURL(id); (err == nil) != ok {
 			t.Errorf("checkMetadataURL(%q) = %v, want ok=%v", id, err, ok)
