@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // These tests keep docs/configuration.md and Example in step with the
@@ -94,5 +96,30 @@ func TestDocumentationListsCustomDefaults(t *testing.T) {
 		if !strings.Contains(doc, "| `"+code+"` |") || !strings.Contains(doc, row) {
 			t.Errorf("docs/configuration.md lacks the default response of %s: %s", code, row)
 		}
+	}
+}
+
+// Cut at every top-level key, example.yaml falls apart into its header and
+// the sections keygate init and keygate demo borrow, nothing lost or doubled.
+func TestExampleSectionsCutAtTopLevelKeys(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(Example(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	top := doc.Content[0].Content
+	for i := 0; i < len(top); i += 2 {
+		keys = append(keys, top[i].Value)
+	}
+	sections, err := ExampleSections(keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _, _ := strings.Cut(string(Example()), "\n\n")
+	if got := header + "\n\n" + sections; got != string(Example()) {
+		t.Errorf("the sections of all %d keys are not the example:\n%s", len(keys), got)
+	}
+	if _, err := ExampleSections("log", "listener"); err == nil || !strings.Contains(err.Error(), `"listener"`) {
+		t.Errorf("an unknown section: %v", err)
 	}
 }

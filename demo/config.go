@@ -37,18 +37,20 @@ const (
 
 // Config returns the demo's keygate config file: both demo APIs with every
 // route, and every other setting written out with a comment, so the file
-// doubles as a tour of what can be configured. Empty params get the
+// doubles as a tour of what can be configured; the settings that would
+// change what the demo does are there commented out. Empty params get the
 // defaults above; a data dir of "" becomes ./keygate-data.
 func Config(p ConfigParams) []byte {
 	p = p.withDefaults()
 	var b bytes.Buffer
 	if err := configTemplate.Execute(&b, map[string]any{
-		"P":            p,
-		"PublicURL":    "http://" + reachable(p.AdminListen),
-		"MenusName":    MenusAPIName,
-		"EventsName":   EventsAPIName,
-		"MenusScopes":  MenusScopes,
-		"EventsScopes": EventsScopes,
+		"P":              p,
+		"PublicURL":      "http://" + reachable(p.AdminListen),
+		"MenusPublicURL": "http://" + reachable(p.MenusListen),
+		"MenusName":      MenusAPIName,
+		"EventsName":     EventsAPIName,
+		"MenusScopes":    MenusScopes,
+		"EventsScopes":   EventsScopes,
 	}); err != nil {
 		// The template and its data are fixed, so this is a bug.
 		panic("demo: config template: " + err.Error())
@@ -98,10 +100,17 @@ func list(values []string) string {
 	return "[" + strings.Join(values, ", ") + "]"
 }
 
+// configTemplate shows the settings that would change what the demo does
+// commented out, after a comment ending in "e.g.:"; the test puts them back
+// in to check that they parse and that together with the rest they are
+// every setting. The settings whose values the demo does not choose are
+// Example's, words and all.
 var configTemplate = template.Must(template.New("keygate.yaml").
-	Funcs(template.FuncMap{"quote": quote, "list": list, "commonSections": func() string { return config.CommonSections }}).
-	Parse(`# keygate configuration written by ` + "`keygate demo`" + `. Every setting is shown;
-# edit it and run ` + "`keygate serve --config <this file>`" + ` to keep the demo going.
+	Funcs(template.FuncMap{"quote": quote, "list": list, "example": config.ExampleSections}).
+	Parse(`# keygate configuration written by ` + "`keygate demo`" + `. Every setting is shown,
+# with the demo's value or its default; the few that would change what the
+# demo does are commented out. Edit it and run
+# ` + "`keygate serve --config <this file>`" + ` to keep the demo going.
 # Reference with defaults: docs/configuration.md. keygate refuses to start on
 # an unknown key or an invalid value, naming the file, line and setting.
 
@@ -115,10 +124,7 @@ data_dir: {{quote .P.DataDir}}
 # "" means SQLite in data_dir.
 database_url: {{quote .P.DatabaseURL}}
 
-# Read replicas of database_url for token lookups (PostgreSQL only);
-# KEYGATE_DATABASE_REPLICA_URLS (comma-separated) overrides it.
-database_replica_urls: []
-
+{{example "database_replica_urls"}}
 # keygate's own listener: dashboard, management API (/api/v1/), OAuth for
 # MCP clients, JWKS (/.well-known/jwks.json), /metrics, /healthz, /readyz.
 admin:
@@ -132,71 +138,47 @@ admin:
 # per-IP rate limits): addresses or CIDRs. Nobody's is, by default.
 trusted_proxies: []
 
-# Per-IP limits count an IPv6 client by its /64: a host may pick any
-# address in it. 1 to 128.
-ipv6_prefix_length: 64
-
-# Proxies allowed to ask forward-auth (/_keygate/auth) about a request by
-# its forwarded method and URI headers, besides trusted_proxies.
-forward_auth_peers: [127.0.0.0/8, "::1"]
-
-rate_limiter:
-  # Where counters live: memory (one instance) or redis (shared by all).
-  backend: memory
-  # Used when backend is redis.
-  redis_url: redis://127.0.0.1:6379/0
-  # single, cluster (Redis Cluster) or sentinel.
-  redis_mode: single
-  # Cluster seeds or sentinels (host:port); empty: redis_url's host.
-  redis_addrs: []
-  # The sentinels' name for the master (sentinel mode).
-  redis_master_name: ""
-  # Longest wait for one Redis reply before on_redis_failure applies.
-  redis_timeout: 250ms
-  # When Redis is down: local (fall back to in-memory limits and report it)
-  # or closed (answer 503).
-  on_redis_failure: local
-
-# Cache of verified tokens. Deletes reach it at once; these bound what
-# happens when something goes wrong.
-cache:
-  # How long a cached token is trusted without asking the database.
-  ttl: 30s
-  # How long cached valid tokens keep working while the database is down;
-  # 0 turns this off.
-  stale_if_error: 5m
-
-# Token last-used times are written in batches, never once per request.
-last_used:
-  flush_interval: 10s
-
-# Per-token request counts are written in batches too; a crashed instance
-# loses at most one interval of them.
-usage:
-  flush_interval: 1s
-
+{{example "ipv6_prefix_length" "forward_auth_peers" "rate_limiter" "cache" "listeners" "last_used" "usage"}}
 # Organization webhooks, signed as Standard Webhooks. The demo delivers to
 # local receivers too, so you can try them with a listener on this machine.
 webhooks:
-  allow_private_addresses: true
+  allow_private_addresses: true     # Default: false
+  # The most endpoints one organization may have. Default: 10
+  max_endpoints_per_organization: 10
 
-# keygate's OAuth 2.1 server for MCP clients. Clients register themselves
-# (RFC 7591) or use Client ID Metadata Documents; add fixed ones here:
-# clients: [{id: claude, name: Claude, redirect_uris: [https://claude.ai/api/mcp/auth_callback], grant_types: [authorization_code, refresh_token]}]
+{{example "email" "audit"}}
+# keygate's OAuth 2.1 server for MCP clients (on the admin listener).
 oauth:
-  allow_dynamic_registration: true
-  allow_private_cimd: false
-  access_token_ttl: 1h
-  refresh_token_ttl: 720h
+  # Clients registered here, besides those that register themselves
+  # (RFC 7591) or use Client ID Metadata Documents, e.g.:
+  # clients:
+  #   - id: claude
+  #     name: Claude
+  #     redirect_uris: [https://claude.ai/api/mcp/auth_callback]
+  #     grant_types: [authorization_code, refresh_token]
+  #     secret: ""                      # 32+ characters make the client confidential
+  #     token_endpoint_auth_method: ""  # with a secret: client_secret_basic (default) or client_secret_post
+  allow_dynamic_registration: true  # RFC 7591 registration. Default: true
+  allow_private_cimd: false         # fetch metadata documents from private addresses. Default: false
+  login_url: ""                     # send users to another login page. Default: "" (keygate's own)
+  access_token_ttl: 1h              # Default: 1h
+  refresh_token_ttl: 720h           # Default: 720h (30 days)
 
-{{commonSections}}
+{{example "log" "tracing"}}
 apis:
   # The demo menus API, answering like CannMenus: token in X-Token, every
   # token problem a 404 {"detail": "Not Found"}, two active tokens at most.
   - name: {{.MenusName}}
     preset: cannmenus               # cannmenus, canskan or custom
     listen: {{quote .P.MenusListen}}
+    host: ""                        # answer only requests for this Host; "" any
+    # How clients reach this API; the MCP endpoint's OAuth resource URL is
+    # built from it. Default: http://<host>, else http://<listen>.
+    public_url: {{quote .MenusPublicURL}}
     upstream: {{quote .P.MenusUpstream}}
+    # Longest wait for the upstream's response head (past it, the preset's
+    # 504) and then for each next piece of its body. Default: 1m
+    upstream_timeout: 1m
     token_prefix: cm_               # tokens look like cm_live_… and cm_test_…
     scopes: {{list .MenusScopes}}
     allow_never_expiry: true        # offer "never" as a token expiry
@@ -207,6 +189,9 @@ apis:
       token: none
       # Requests failing authentication per client IP (none turns it off).
       failed_auth: {key: ip, limit: 60, period: 1m}
+      # While Redis is down: local, shared-split or closed; "" follows
+      # rate_limiter.on_redis_failure.
+      on_redis_failure: ""
     # The demo MCP server behind OAuth: paste http://<listen>/mcp into an
     # MCP client (Claude.ai, the MCP Inspector…). API tokens work too.
     mcp:
@@ -224,7 +209,7 @@ apis:
         # Refuse data outside the organization's entitlements: kind (states,
         # brands, dispensaries) to the query parameter that carries it.
         entitlements: {states: states, brands: brands, dispensaries: dispensaries}
-        # A limit for this route only, overriding rate_limits.token:
+        # A limit for this route only, overriding rate_limits.token, e.g.:
         # rate_limit: {key: token, limit: 60, period: 1m, plans: {pro: 600}}
       - methods: [GET]
         path: /v2/brands
@@ -255,10 +240,10 @@ apis:
     max_active_tokens: 0
     # The preset's limits, written out: public routes per client IP, token
     # routes per token. key is ip, token or org; plans sets other limits for
-    # organizations on those plans.
+    # organizations on those plans, e.g. {pro: 600} for acme.
     rate_limits:
       public: {key: ip, limit: 10, period: 1m}
-      token: {key: token, limit: 60, period: 1m}
+      token: {key: token, limit: 60, period: 1m, plans: {}}
     routes:
       - methods: [GET]
         path: /p/{code}

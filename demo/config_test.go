@@ -112,3 +112,39 @@ func findRoute(t *testing.T, api *keygate.API, method, path string) keygate.Rout
 	t.Fatalf("%s has no route %s %s", api.Name, method, path)
 	return keygate.Route{}
 }
+
+// The demo's file doubles as the tour of every setting (SPEC §8): each
+// setting the config file accepts is in it, live or, where it would change
+// what the demo does, commented out; either way it must parse.
+func TestConfigShowsEverySetting(t *testing.T) {
+	text := uncommentExamples(Config(ConfigParams{}))
+	if _, err := config.Parse("demo.yaml", text); err != nil {
+		t.Fatalf("with its commented-out settings in, the demo config does not parse:\n%v\n%s", err, text)
+	}
+	missing, err := config.MissingSettings(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range missing {
+		t.Errorf("the demo config does not show %s", p)
+	}
+}
+
+// uncommentExamples puts back in the settings the demo shows commented
+// out: the comment lines after one ending in "e.g.:" whose "#" stands
+// where its "#" stands, up to the first other line.
+func uncommentExamples(text []byte) []byte {
+	lines := strings.Split(string(text), "\n")
+	example := "" // the indentation and "# " of the example being read
+	for i, line := range lines {
+		if example != "" && strings.HasPrefix(line, example) {
+			lines[i] = strings.TrimSuffix(example, "# ") + line[len(example):]
+			continue
+		}
+		example = ""
+		if indent, comment, ok := strings.Cut(line, "# "); ok && strings.TrimSpace(indent) == "" && strings.HasSuffix(comment, "e.g.:") {
+			example = indent + "# "
+		}
+	}
+	return []byte(strings.Join(lines, "\n"))
+}
