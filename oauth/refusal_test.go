@@ -202,6 +202,19 @@ func TestTokenRefusals(t *testing.T) {
 		}, "", "")
 		wantOAuthError(t, status, body, 400, "invalid_grant")
 	})
+	t.Run("refresh token of another client", func(t *testing.T) {
+		// A refresh token is bound to its client: another client cannot
+		// spend it, nor burn it for its owner.
+		tok, cfg := h.oauth2Token("")
+		status, body, _ := h.postForm(oauth.PathToken, url.Values{
+			"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {otherClient},
+		}, "", "")
+		wantOAuthError(t, status, body, 400, "invalid_grant")
+		status, body, _ = h.postForm(oauth.PathToken, url.Values{
+			"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {cfg.ClientID},
+		}, "", "")
+		wantOAuthError(t, status, body, 200, "")
+	})
 	t.Run("client credentials", func(t *testing.T) {
 		status, body, _ := h.postForm(oauth.PathToken, url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}}, "", "")
 		wantOAuthError(t, status, body, 400, "unsupported_grant_type")
