@@ -44,42 +44,13 @@ func Starter(p StarterParams) []byte {
 
 // yamlQuote writes a value as a YAML double-quoted scalar; JSON strings
 // are exactly that.
-// CommonSections are the log, email and tracing settings with their
-// comments, as every config keygate writes shows them (keygate init here,
-// keygate demo in package demo): one text, so the two cannot drift.
-const CommonSections = `log:
-  level: info   # debug, info, warn or error
-  format: text  # text or json
-
-# Email: invitations, tokens about to expire, new-token notices, members added
-# (docs/email.md). Off while smtp_url is empty; e.g.
-# smtp://user:password@mail.example.com:587 (STARTTLS, required unless the
-# server is on localhost; ?starttls=optional allows plain text on a network
-# you trust) or smtps://…:465. The password is never logged.
-email:
-  smtp_url: ""
-  from: ""      # required with smtp_url, e.g. keygate@example.com
-  # Required with smtp_url: a secret (at least 32 characters, e.g. from
-  # openssl rand -base64 32), the same on every instance, that the links
-  # in invitation emails are derived from; it is not in the database.
-  link_key: ""
-
-# OpenTelemetry traces, a span per request (never a token), sent over
-# OTLP/HTTP to e.g. http://otel-collector:4318; off while empty
-# (docs/deployment.md#tracing).
-tracing:
-  otlp_endpoint: ""
-  sample_ratio: 1                   # share of new traces recorded
-  accept_incoming: trusted_proxies  # whose traceparent is continued: trusted_proxies, all, none
-`
-
 func yamlQuote(v string) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
 
 var starterTemplate = template.Must(template.New("keygate.yaml").
-	Funcs(template.FuncMap{"quote": yamlQuote, "commonSections": func() string { return CommonSections }}).
+	Funcs(template.FuncMap{"quote": yamlQuote, "example": ExampleSections}).
 	Parse(`# keygate configuration written by ` + "`keygate init`" + `.
 # Every setting left out has its default; the reference is
 # docs/configuration.md, and ` + "`keygate demo`" + ` writes a file with every setting.
@@ -121,16 +92,7 @@ rate_limiter:
   # Where counters live: memory (one instance) or redis (shared by all).
   backend: memory
 
-# Token last-used times are written in batches, never once per request.
-last_used:
-  flush_interval: 10s
-
-# Per-token request counts are written in batches too; a crashed instance
-# loses at most one interval of them.
-usage:
-  flush_interval: 1s
-
-{{commonSections}}
+{{example "last_used" "usage" "log" "email" "tracing"}}
 # The APIs keygate guards. Each gets its own listener and forwards allowed
 # requests to its upstream.
 apis:
