@@ -111,8 +111,11 @@ type AuditEntry struct {
 type AuditFilter struct {
 	OrganizationID string
 	Action         string
-	// Actor matches the actor's id or name exactly (an email is compared
-	// case-insensitively).
+	// Actor matches the actor's id exactly, or its name with ASCII letters
+	// folded and nothing else ("CI" finds "ci"; "ünal" does not find
+	// "Ünal", nor "STRASSE" "straße"), the same on every store. An email
+	// is first normalized as sign-in normalizes it (NormalizeActorFilter),
+	// so it matches the stored, lower-case address in any case.
 	Actor    string
 	From, To time.Time // At in [From, To)
 	// Before is a cursor: only entries with Seq below it.

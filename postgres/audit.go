@@ -37,7 +37,11 @@ func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]
 	w.equal("organization_id", f.OrganizationID)
 	w.equal("action", f.Action)
 	if actor := keygate.NormalizeActorFilter(f.Actor); actor != "" {
-		w.add("(actor_id = %s OR lower(actor_name) = lower(%s))", actor, actor)
+		// lower() under the "C" collation folds ASCII letters only, as
+		// SQLite's does; the database's own collation may fold Unicode
+		// and make PostgreSQL find actors SQLite does not
+		// (AuditFilter.Actor).
+		w.add(`(actor_id = %s OR lower(actor_name COLLATE "C") = lower(%s::text COLLATE "C"))`, actor, actor)
 	}
 	if !f.From.IsZero() {
 		w.add("at >= %s", ts(f.From))

@@ -53,6 +53,8 @@ func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]
 		add("action = ?", f.Action)
 	}
 	if actor := keygate.NormalizeActorFilter(f.Actor); actor != "" {
+		// SQLite's lower() folds ASCII letters only, the rule
+		// AuditFilter.Actor gives.
 		conds = append(conds, "(actor_id = ? OR lower(actor_name) = lower(?))")
 		args = append(args, actor, actor)
 	}
