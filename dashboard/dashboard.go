@@ -87,9 +87,9 @@ type Handler struct {
 	d     Deps
 	mux   *http.ServeMux
 	forms *usedForms
-	// invitationLimiter logs Limiter's outages as the invitation pages
-	// meet them.
-	invitationLimiter limiterOutage
+	// invitationLimiter counts requests to the invitation pages with
+	// Limiter or, while that fails, with MemoryLimiter.
+	invitationLimiter *ratelimit.Backstop
 }
 
 // New returns the dashboard. Mount it at "/"; it serves "/", /login,
@@ -117,6 +117,7 @@ func New(d Deps) *Handler {
 		d.Limiter = d.MemoryLimiter
 	}
 	h := &Handler{d: d, mux: http.NewServeMux(), forms: newUsedForms(24 * time.Hour)}
+	h.invitationLimiter = ratelimit.NewBackstop(d.Limiter, d.MemoryLimiter, ratelimit.BackstopOptions{What: "invitation pages", Logger: d.Logger, Now: d.Now})
 	h.routes()
 	return h
 }

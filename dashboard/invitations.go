@@ -1,20 +1,16 @@
 package dashboard
 
 import (
-	"context"
 	"crypto/subtle"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/manage"
-	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/session"
 )
 
@@ -96,7 +92,7 @@ type invitationPage struct {
 func (h *Handler) limitInvitationPages(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := "admin:invitations:ip:" + clientip.BucketOf(h.d.ClientIP(r), h.d.IPv6PrefixLength)
-		res, err := h.allowInvitationPage(r.Context(), key)
+		res, err := h.invitationLimiter.Allow(r.Context(), key, invitationPageLimit.Limit, invitationPageLimit.Period)
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -108,19 +104,6 @@ func (h *Handler) limitInvitationPages(next http.HandlerFunc) http.Handler {
 		}
 		next(w, r)
 	})
-}
-
-// allowInvitationPage counts one request to the invitation pages under
-// key with Limiter or, while that fails, with MemoryLimiter: limited on
-// this instance alone, never unlimited (see Deps.MemoryLimiter).
-func (h *Handler) allowInvitationPage(ctx context.Context, key string) (ratelimit.Result, error) {
-	limit, period := invitationPageLimit.Limit, invitationPageLimit.Period
-	res, err := h.d.Limiter.Allow(ctx, key, limit, period)
-	h.invitationLimiter.observe(ctx, h.d.Logger, err, h.d.Now())
-	if err != nil {
-		return h.d.MemoryLimiter.Allow(ctx, key, limit, period)
-	}
-	return res, nil
 }
 
 // invitation shows the invitation a link opens: to its invitee, Accept
@@ -227,32 +210,4 @@ func (h *Handler) invitationSignup(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: h.loginCookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.d.Sessions.Secure, SameSite: http.SameSiteStrictMode})
 	h.d.Logger.InfoContext(r.Context(), "account created from an invitation", "org", org.Slug, "user_id", user.ID)
 	redirect(w, r, "/orgs/"+url.PathEscape(org.Slug)+"/tokens?joined=1")
-}
-
-// limiterOutage logs the invitation pages' rate limiter failing (Redis
-// down, in the closed mode), when the pages are limited in memory: a
-// warning when the failures begin, a line at info when it answers again,
-// and only debug lines for the requests in between, so an outage does not
-// log at every visit.
-type limiterOutage struct {
-	mu    sync.Mutex
-	down  bool
-	since time.Time
-}
-
-// observe takes the limiter's answer to one request: err nil, it
-// answered.
-func (o *limiterOutage) observe(ctx context.Context, logger *slog.Logger, err error, now time.Time) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	switch {
-	case err != nil && !o.down:
-		o.down, o.since = true, now
-		logger.WarnContext(ctx, "rate limiter unavailable for invitation pages; limiting them in memory on this instance until it answers", "error", err)
-	case err != nil:
-		logger.DebugContext(ctx, "rate limiter still unavailable for invitation pages; limiting them in memory on this instance", "error", err)
-	case o.down:
-		o.down = false
-		logger.InfoContext(ctx, "rate limiter answers again for invitation pages", "outage", now.Sub(o.since).Round(time.Millisecond).String())
-	}
 }

@@ -67,6 +67,7 @@ func (s *syncBuffer) lines(level string) []string {
 
 type fallbackTest struct {
 	shared   *flaky
+	local    *ratelimit.Memory // the Fallback's local limiter
 	fallback *ratelimit.Fallback
 	logs     *syncBuffer
 	mu       sync.Mutex
@@ -77,7 +78,7 @@ func newFallbackTest(t *testing.T, mode ratelimit.Mode, probe time.Duration) *fa
 	shared := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { shared.Close(); local.Close() })
-	ft := &fallbackTest{shared: &flaky{Limiter: shared}, logs: &syncBuffer{}}
+	ft := &fallbackTest{shared: &flaky{Limiter: shared}, local: local, logs: &syncBuffer{}}
 	f, err := ratelimit.NewFallback(ft.shared, local, ratelimit.FallbackOptions{
 		Mode:          mode,
 		ProbeInterval: probe,

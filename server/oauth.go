@@ -8,6 +8,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/oauth"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // newOAuth builds the authorization server and mounts each API's MCP
@@ -68,29 +69,39 @@ func (s *Server) mountOAuth(mux *http.ServeMux) {
 		"/.well-known/openid-configuration", "/.well-known/openid-configuration/"} {
 		mux.Handle(p, h)
 	}
+	// Limited in memory while the shared limiter fails (Redis down, in the
+	// closed mode): see ratelimit.Backstop.
+	limiter := ratelimit.NewBackstop(s.limiter.Limiter(), s.limiter.Memory(), ratelimit.BackstopOptions{What: "OAuth endpoints", Logger: s.logger})
 	for route, limit := range oauthLimits {
-		mux.Handle(route, s.limitByIP(route, limit, h))
+		mux.Handle(route, s.limitByIP(limiter, route, limit, h))
 	}
 }
 
-// limitByIP applies limit per client address to next, answering 429 with
-// the rate limit headers and an OAuth-style JSON error. name is the
-// route ("POST /oauth/token"), so each route counts in its own bucket.
-func (s *Server) limitByIP(name string, limit keygate.RateLimit, next http.Handler) http.Handler {
+// limitByIP applies limit per client address to next, counted by
+// limiter, answering 429 with the rate limit headers, Retry-After and an
+// OAuth-style JSON error. name is the route ("POST /oauth/token"), so each
+// route counts in its own bucket.
+func (s *Server) limitByIP(limiter ratelimit.Limiter, name string, limit keygate.RateLimit, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, err := s.limiter.Limiter().Allow(r.Context(), "admin:"+name+":ip:"+s.clientIP.Bucket(s.clientIP.ClientIP(r)), limit.Limit, limit.Period)
+		res, err := limiter.Allow(r.Context(), "admin:"+name+":ip:"+s.clientIP.Bucket(s.clientIP.ClientIP(r)), limit.Limit, limit.Period)
 		if err != nil {
-			s.logger.Warn("rate limiter unavailable for an OAuth endpoint", "route", name, "error", err)
-			next.ServeHTTP(w, r)
+			// Neither the shared limiter nor this process's answered: the
+			// client went away, or the limit is not one a limiter takes.
+			s.logger.WarnContext(r.Context(), "rate limiter failed for an OAuth endpoint", "route", name, "error", err)
+			writeJSON(w, http.StatusServiceUnavailable, `{"error":"temporarily_unavailable","error_description":"Rate limiting is unavailable; retry later."}`)
 			return
 		}
-		res.SetHeaders(w.Header())
-		if !res.Allowed {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusTooManyRequests)
-			_, _ = w.Write([]byte(`{"error":"too_many_requests","error_description":"Too many requests from this address; retry later."}`))
+		if res.SetHeaders(w.Header()); !res.Allowed {
+			writeJSON(w, http.StatusTooManyRequests, `{"error":"too_many_requests","error_description":"Too many requests from this address; retry later."}`)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// writeJSON answers status with body, a JSON document.
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
 }

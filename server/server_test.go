@@ -168,6 +168,62 @@ func TestRedisDownClosedModeLimitsInvitationPagesInMemory(t *testing.T) {
 	}
 }
 
+// With Redis down in the closed mode the OAuth endpoints anyone may call,
+// each of which may make keygate fetch a client metadata document or store
+// a registration, are neither refused nor served unlimited: this instance
+// limits them in memory, each route to its limit per address, and says so
+// once in its log.
+func TestRedisDownClosedModeLimitsOAuthEndpointsInMemory(t *testing.T) {
+	r := start(t, echoUpstream(t).URL, "{backend: redis, redis_url: 'redis://127.0.0.1:1/0', on_redis_failure: closed}")
+	form := func(values ...string) string {
+		q := url.Values{}
+		for i := 0; i < len(values); i += 2 {
+			q.Set(values[i], values[i+1])
+		}
+		return q.Encode()
+	}
+	for _, tt := range []struct {
+		method, path, contentType, body string
+		limit                           int
+	}{
+		{"POST", "/oauth/register", "application/json", `{"client_name": "probe", "redirect_uris": ["http://127.0.0.1:7777/callback"], "token_endpoint_auth_method": "none"}`, 20},
+		{"POST", "/oauth/token", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "client_id", "probe", "refresh_token", "x"), 120},
+		{"POST", "/oauth/revoke", "application/x-www-form-urlencoded", form("token", "kgo_at_x", "client_id", "probe"), 120},
+		{"GET", "/oauth/authorize?" + form("response_type", "code", "client_id", "probe"), "", "", 30},
+		{"POST", "/oauth/authorize", "application/x-www-form-urlencoded", form("request", form("response_type", "code", "client_id", "probe"), "decision", "approve"), 30},
+	} {
+		t.Run(tt.method+" "+strings.SplitN(tt.path, "?", 2)[0], func(t *testing.T) {
+			call := func() (*http.Response, string) {
+				req, _ := http.NewRequest(tt.method, "http://"+r.admin+tt.path, strings.NewReader(tt.body))
+				if tt.contentType != "" {
+					req.Header.Set("Content-Type", tt.contentType)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp, string(b)
+			}
+			for i := 1; i <= tt.limit; i++ {
+				resp, body := call()
+				if left := resp.Header.Get("X-RateLimit-Remaining"); resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable || left != strconv.Itoa(tt.limit-i) {
+					t.Fatalf("request %d: %d, remaining %q; want served, %d left: %s", i, resp.StatusCode, left, tt.limit-i, body)
+				}
+			}
+			resp, body := call()
+			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Content-Type") != "application/json" ||
+				body != `{"error":"too_many_requests","error_description":"Too many requests from this address; retry later."}` {
+				t.Errorf("request %d past the limit: %d %v %s", tt.limit+1, resp.StatusCode, resp.Header, body)
+			}
+		})
+	}
+	if n := strings.Count(r.logs.String(), "rate limiter unavailable for OAuth endpoints; limiting them in memory on this instance until it answers"); n != 1 {
+		t.Errorf("the outage was logged as limiting the OAuth endpoints in memory %d times, want once:\n%s", n, r.logs.String())
+	}
+}
+
 func TestRedisDownLocalModeKeepsLimitingInMemory(t *testing.T) {
 	r := start(t, echoUpstream(t).URL, "{backend: redis, redis_url: 'redis://127.0.0.1:1/0', on_redis_failure: local}")
 	for i := 1; i <= 10; i++ {
