@@ -57,6 +57,11 @@ type Usage struct {
 
 	done    chan struct{}
 	stopped sync.WaitGroup
+	// loopWrites is the parent of the loops' writes; Close cancels it
+	// when its own context ends, so a write waiting on a database that
+	// stopped answering does not hold Close past it.
+	loopWrites       context.Context
+	cancelLoopWrites context.CancelFunc
 }
 
 // usageBatch is one write of counts, under the id that makes it idempotent.
@@ -87,6 +92,7 @@ func NewUsage(store UsageStore, opts UsageOptions) *Usage {
 		counts: map[usageKey]*keygate.UsageCount{},
 		done:   make(chan struct{}),
 	}
+	u.loopWrites, u.cancelLoopWrites = context.WithCancel(context.Background())
 	// Two loops: a slow last-used write does not hold back the counts.
 	u.stopped.Go(func() { u.every(u.lastUsedInterval, u.flushLastUsed) })
 	u.stopped.Go(func() { u.every(u.countsInterval, u.flushCounts) })
@@ -143,12 +149,19 @@ func (u *Usage) every(interval time.Duration, flush func(context.Context) error)
 	for {
 		select {
 		case <-tick.C:
-			ctx, cancel := context.WithTimeout(context.Background(), max(interval, 5*time.Second))
-			_ = flush(ctx)
-			cancel()
 		case <-u.done:
 			return
 		}
+		// A tick that came while Close began does not start a write
+		// Close would wait for: Close writes what is left itself.
+		select {
+		case <-u.done:
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(u.loopWrites, max(interval, 5*time.Second))
+		_ = flush(ctx)
+		cancel()
 	}
 }
 
@@ -236,13 +249,17 @@ func (u *Usage) restore(lastUsed map[string]time.Time) {
 	}
 }
 
-// Close stops the loops and writes what is left.
+// Close stops the loops and writes what is left, returning when ctx ends
+// at the latest: a loop's write in flight is cut short then too, and what
+// it carried stays counted, unwritten.
 func (u *Usage) Close(ctx context.Context) error {
 	select {
 	case <-u.done:
 	default:
 		close(u.done)
 	}
+	stop := context.AfterFunc(ctx, u.cancelLoopWrites)
+	defer stop()
 	u.stopped.Wait()
 	return u.Flush(ctx)
 }

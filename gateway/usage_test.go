@@ -9,6 +9,8 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/postgres"
+	"github.com/keygate/keygate/postgres/pgtest"
 )
 
 // touchCounter counts batch writes so the test can prove a busy token costs
@@ -166,5 +168,52 @@ func TestUsageRetryAfterACommittedWriteCountsOnce(t *testing.T) {
 	}
 	if counts[0].Requests != 302 {
 		t.Errorf("%d requests recorded, want 302: the batch retried after its committed write counted again", counts[0].Requests)
+	}
+}
+
+// countsWriteStarted tells when a counts write has reached the store.
+type countsWriteStarted struct {
+	*postgres.Store
+	started chan struct{}
+}
+
+func (c *countsWriteStarted) RecordUsage(ctx context.Context, batchID string, counts []keygate.UsageCount) error {
+	select {
+	case c.started <- struct{}{}:
+	default:
+	}
+	return c.Store.RecordUsage(ctx, batchID, counts)
+}
+
+// A periodic write waiting on a database that stopped answering ends with
+// Close's context, not after its own timeout (5 s or the interval, an
+// hour for some last-used settings): keygate's shutdown is bounded by its
+// grace. What that write carried stays counted, unwritten.
+func TestUsageCloseEndsAWriteInFlightWhenItsContextEnds(t *testing.T) {
+	st, proxy := pgtest.OpenBehindProxy(t, postgres.Open)
+	store := &countsWriteStarted{Store: st, started: make(chan struct{}, 1)}
+	usage := gateway.NewUsage(store, gateway.UsageOptions{LastUsedInterval: time.Hour, CountsInterval: 10 * time.Millisecond})
+	proxy.Blackhole()
+	defer proxy.Cut() // the store's own close need not wait on the silence
+	usage.Record("org_1", "", 200, time.Now())
+	select {
+	case <-store.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the counts were not written within 10s at a 10ms interval")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	err := usage.Close(ctx)
+	took := time.Since(began)
+	t.Logf("database blackholed, a counts write in flight: Close with 100ms returned after %v (%v)", took.Round(time.Millisecond), err)
+	if took > 2*time.Second {
+		t.Errorf("Close took %v, want about its context's 100ms, not the write's own 5s", took.Round(time.Millisecond))
+	}
+	if err == nil {
+		t.Error("Close on a silent database reported the counts written")
+	}
+	if n := usage.Unwritten(); n != 1 {
+		t.Errorf("%d requests unwritten after the cut write, want 1", n)
 	}
 }

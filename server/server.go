@@ -437,9 +437,27 @@ func (s *Server) closeResources(ctx context.Context) error {
 	// Spans of the last requests are exported before keygate exits.
 	errs = append(errs, s.tracing.Shutdown(ctx))
 	if s.ownsStore && s.store != nil {
-		errs = append(errs, s.store.Close())
+		errs = append(errs, s.closeStore(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// closeStore closes the store keygate opened, waiting for it until ctx
+// ends. Every write worth keeping has been made or given up on by then;
+// what is left is saying goodbye to the database, which pgx gives 15 s a
+// connection whose query was cut short, so on a database that stopped
+// answering it would hold the exit well past the grace. Those connections
+// are left to close in the background, or with the process.
+func (s *Server) closeStore(ctx context.Context) error {
+	closed := make(chan error, 1)
+	go func() { closed <- s.store.Close() }()
+	select {
+	case err := <-closed:
+		return err
+	case <-ctx.Done():
+		s.logger.Warn("the shutdown's time ended while closing the database connections; leaving them to close as keygate exits")
+		return nil
+	}
 }
 
 // Webhooks returns the webhook dispatcher; Start runs it.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,8 +22,8 @@ import (
 // A webhook attempt waiting on a PostgreSQL that stopped answering does
 // not hold keygate's shutdown for the claim's lease (a minute and more):
 // Shutdown returns within listeners.shutdown_grace and the 5 s the last
-// writes get. (The store is the test's: closing a pool of connections to
-// a silent database takes pgx's own 15 s, whoever closes it.)
+// writes get. (The store is the test's, which Shutdown leaves open; the
+// next test has keygate close its own.)
 func TestShutdownEndsWebhookAttemptsWithTheGraceWhenTheDatabaseStopsAnswering(t *testing.T) {
 	st, proxy := pgtest.OpenBehindProxy(t, postgres.Open)
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
@@ -95,5 +96,72 @@ apis:
 	case <-time.After(30 * time.Second):
 		proxy.Forward()
 		t.Fatalf("Shutdown still running 30s into a 1s grace on a silent database (the claim's lease is %v)", lease)
+	}
+}
+
+// keygate's own PostgreSQL pool does not hold its shutdown either: with
+// the database silent and usage waiting to be written, Shutdown gives the
+// writes the grace, then leaves the pool's connections (whose close pgx
+// gives 15 s each) to the process's exit, and says so once.
+func TestShutdownClosesItsOwnStoreWithinTheGraceWhenTheDatabaseStopsAnswering(t *testing.T) {
+	base := pgtest.NewSchema(t)
+	proxy := pgtest.NewProxy(t, base)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(upstream.Close)
+	events := freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+database_url: %q
+admin: {listen: %s}
+listeners: {shutdown_grace: 1s}
+last_used: {flush_interval: 1h}
+usage: {flush_interval: 1h}
+apis:
+  - name: events
+    preset: canskan
+    listen: %s
+    upstream: %s
+    scopes: [attendees:read]
+    routes:
+      - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
+`, proxy.URL(base), freeAddr(t), events, upstream.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &running{srv: srv}
+	_, secret := r.token(t)
+	if status, body, _ := fetch(t, "http://"+events+"/attendees", "Authorization", "Bearer "+secret); status != http.StatusOK {
+		t.Fatalf("status %d %s, want 200", status, body)
+	}
+	proxy.Blackhole() // the request's usage and last use wait on a silent database
+
+	began := time.Now()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Listeners.ShutdownGrace)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(shutdownCtx) }()
+	select {
+	case err := <-done:
+		took := time.Since(began)
+		t.Logf("database blackholed, shutdown_grace 1s: Shutdown, closing its store, returned after %v (%v)", took.Round(time.Millisecond), err)
+		if limit := cfg.Listeners.ShutdownGrace + 5*time.Second + 2*time.Second; took > limit {
+			t.Errorf("Shutdown took %v, want within the grace and the final writes' 5 s (%v)", took.Round(time.Millisecond), limit)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown still running 30s into a 1s grace on a silent database")
+	}
+	got := logs.String()
+	if n := strings.Count(got, "closing the database connections"); n != 1 {
+		t.Errorf("the abandoned close is logged %d times, want once:\n%s", n, got)
+	}
+	if strings.Contains(got, secret) || strings.Contains(got, proxy.URL(base)) {
+		t.Errorf("the logs show the token or the database URL:\n%s", got)
 	}
 }
