@@ -67,11 +67,25 @@ const (
 // Actor is who did an audited action and from where. Address and
 // UserAgent are set for actions that came over HTTP.
 type Actor struct {
-	Type      string `json:"type"`
-	ID        string `json:"id"`
-	Name      string `json:"name"` // an email, a key's name; never a secret
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name"` // an email, a key's name; never a secret
+	// SiteAdmin: a site administrator, or an admin key (which acts as
+	// one), at the time of the action.
+	SiteAdmin bool   `json:"site_admin"`
 	Address   string `json:"address"`
 	UserAgent string `json:"user_agent"`
+}
+
+// ForOrganization is the actor as an organization's own people (its
+// owners, its SIEM) see it: a site administrator's address and user agent
+// are left out, since where the site's operators work from is not the
+// organization's business. Site administrators see every actor whole.
+func (a Actor) ForOrganization() Actor {
+	if a.SiteAdmin {
+		a.Address, a.UserAgent = "", ""
+	}
+	return a
 }
 
 type actorKey struct{}

@@ -111,14 +111,15 @@ func truncate(s string, n int) string {
 // the user.
 func AsUser(ctx context.Context, u *keygate.User) context.Context {
 	a := keygate.ActorFrom(ctx)
-	a.Type, a.ID, a.Name = keygate.ActorUser, u.ID, u.Email
+	a.Type, a.ID, a.Name, a.SiteAdmin = keygate.ActorUser, u.ID, u.Email, u.IsAdmin
 	return keygate.WithActor(ctx, a)
 }
 
-// AsAdminKey returns ctx with its actor set to the admin key.
+// AsAdminKey returns ctx with its actor set to the admin key, which acts
+// as a site administrator.
 func AsAdminKey(ctx context.Context, k *keygate.AdminKey) context.Context {
 	a := keygate.ActorFrom(ctx)
-	a.Type, a.ID, a.Name = keygate.ActorAdminKey, k.ID, k.Name
+	a.Type, a.ID, a.Name, a.SiteAdmin = keygate.ActorAdminKey, k.ID, k.Name, true
 	return keygate.WithActor(ctx, a)
 }
 

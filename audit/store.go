@@ -221,7 +221,7 @@ func (s *Store) CreateOAuthCode(ctx context.Context, code *keygate.OAuthCode) er
 	if a := keygate.ActorFrom(ctx); a.Type == keygate.ActorSystem {
 		a.Type, a.ID = keygate.ActorUser, code.UserID
 		if u, err := s.Store.FindUserByID(ctx, code.UserID); err == nil {
-			a.Name = u.Email
+			a.Name, a.SiteAdmin = u.Email, u.IsAdmin
 		}
 		ctx = keygate.WithActor(ctx, a)
 	}
@@ -301,7 +301,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *keygate.Session) error 
 	a := keygate.ActorFrom(ctx)
 	a.Type, a.ID = keygate.ActorUser, sess.UserID
 	if u, err := s.Store.FindUserByID(ctx, sess.UserID); err == nil {
-		a.Name = u.Email
+		a.Name, a.SiteAdmin = u.Email, u.IsAdmin
 	}
 	s.Log.Record(keygate.WithActor(ctx, a), keygate.AuditLoginSucceeded, "", sess.UserID, nil)
 	return nil

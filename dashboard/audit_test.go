@@ -40,3 +40,35 @@ func TestAuditLogPageForOwners(t *testing.T) {
 	m.get("/orgs/acme/tokens").expect(t, http.StatusOK).lacks(t, `href="/orgs/acme/audit-log"`)
 	m.get("/orgs/acme/audit-log").expect(t, http.StatusForbidden).lacks(t, "tok_token.created")
 }
+
+// A site administrator's entries show to the organization's owners as a
+// site administrator's, without the address and user agent it acted
+// from; site administrators still see them whole, and an owner's own
+// address stays on its entries.
+func TestAuditLogPageHidesSiteAdministratorsAddress(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, e := range []*keygate.AuditEntry{
+		{Action: keygate.AuditPlanChanged, OrganizationID: f.acme.ID, TargetID: "org_plan",
+			Actor: keygate.Actor{Type: keygate.ActorUser, ID: f.sys.ID, Name: f.sys.Email, SiteAdmin: true,
+				Address: "198.51.100.7", UserAgent: "AdminBrowser/1.0"}},
+		{Action: keygate.AuditTokenCreated, OrganizationID: f.acme.ID, TargetID: "tok_owner",
+			Actor: keygate.Actor{Type: keygate.ActorUser, ID: f.owner.ID, Name: f.owner.Email,
+				Address: "203.0.113.9", UserAgent: "OwnerBrowser/1.0"}},
+	} {
+		if err := f.store.AppendAuditEntry(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner := f.browser()
+	owner.login(f.owner)
+	owner.get("/orgs/acme/audit-log").expect(t, http.StatusOK,
+		"user: root@keygate.test <span class=\"muted\">(site administrator)</span>",
+		"203.0.113.9", "OwnerBrowser/1.0").
+		lacks(t, "198.51.100.7", "AdminBrowser/1.0")
+
+	admin := f.browser()
+	admin.login(f.sys)
+	admin.get("/orgs/acme/audit-log").expect(t, http.StatusOK,
+		"(site administrator)", "198.51.100.7", "AdminBrowser/1.0", "203.0.113.9", "OwnerBrowser/1.0")
+}

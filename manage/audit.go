@@ -25,7 +25,9 @@ type AuditPage struct {
 
 // ListAudit returns a page of the audit log of org, or of the whole site
 // when org is nil (site administrators only). An organization's log is
-// for its owners and site administrators.
+// for its owners and site administrators; owners see a site
+// administrator's entries without its address and user agent
+// (keygate.Actor.ForOrganization).
 func ListAudit(ctx context.Context, log keygate.AuditLog, c Caller, a *Access, q AuditQuery) (*AuditPage, error) {
 	f := keygate.AuditFilter{Action: q.Action, Actor: q.Actor, Limit: q.Limit}
 	if a == nil {
@@ -62,6 +64,11 @@ func ListAudit(ctx context.Context, log keygate.AuditLog, c Caller, a *Access, q
 	entries, err := log.ListAuditEntries(ctx, f)
 	if err != nil {
 		return nil, err
+	}
+	if !c.IsAdmin() {
+		for _, e := range entries {
+			e.Actor = e.Actor.ForOrganization()
+		}
 	}
 	p := &AuditPage{Entries: entries}
 	if len(entries) == f.Limit {

@@ -10,8 +10,8 @@ import (
 	"github.com/keygate/keygate"
 )
 
-const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, address, user_agent,
-	organization_id, target_id, details`
+const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
+	address, user_agent, organization_id, target_id, details`
 
 // AppendAuditEntry stores e, filling in ID, Seq and a zero At.
 func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) error {
@@ -23,10 +23,10 @@ func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) err
 	if len(details) == 0 {
 		details = json.RawMessage(`{}`)
 	}
-	err := s.pool.QueryRow(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name,
+	err := s.pool.QueryRow(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
 		address, user_agent, organization_id, target_id, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`,
-		e.ID, ts(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq`,
+		e.ID, ts(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.SiteAdmin,
 		e.Actor.Address, e.Actor.UserAgent, e.OrganizationID, e.TargetID, string(details)).Scan(&e.Seq)
 	return dbError(err)
 }
@@ -66,7 +66,7 @@ func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]
 			e       keygate.AuditEntry
 			details []byte
 		)
-		err := row.Scan(&e.Seq, &e.ID, &e.At, &e.Action, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name,
+		err := row.Scan(&e.Seq, &e.ID, &e.At, &e.Action, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name, &e.Actor.SiteAdmin,
 			&e.Actor.Address, &e.Actor.UserAgent, &e.OrganizationID, &e.TargetID, &details)
 		e.At = e.At.UTC()
 		e.Details = json.RawMessage(details)

@@ -10,8 +10,8 @@ import (
 	"github.com/keygate/keygate"
 )
 
-const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, address, user_agent,
-	organization_id, target_id, details`
+const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
+	address, user_agent, organization_id, target_id, details`
 
 // AppendAuditEntry stores e, filling in ID, Seq and a zero At.
 func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) error {
@@ -21,10 +21,10 @@ func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) err
 	e.At = s.createdAt(e.At)
 	details := auditDetails(e.Details)
 	return s.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name,
+		err := tx.QueryRowContext(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
 			address, user_agent, organization_id, target_id, details)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-			e.ID, millis(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+			e.ID, millis(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.SiteAdmin,
 			e.Actor.Address, e.Actor.UserAgent, e.OrganizationID, e.TargetID, string(details)).Scan(&e.Seq)
 		return dbError(err)
 	})
@@ -85,7 +85,7 @@ func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]
 			at      int64
 			details string
 		)
-		if err := rows.Scan(&e.Seq, &e.ID, &at, &e.Action, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name,
+		if err := rows.Scan(&e.Seq, &e.ID, &at, &e.Action, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name, &e.Actor.SiteAdmin,
 			&e.Actor.Address, &e.Actor.UserAgent, &e.OrganizationID, &e.TargetID, &details); err != nil {
 			return nil, dbError(err)
 		}

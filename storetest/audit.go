@@ -54,6 +54,13 @@ func testAuditAppendAndList(t *testing.T, e *env) {
 	}
 	got[2].Details = first.Details
 	equal(t, "first entry", got[2], first)
+
+	byAdmin := &keygate.AuditEntry{Action: keygate.AuditPlanChanged, OrganizationID: "org_a",
+		Actor: keygate.Actor{Type: keygate.ActorAdminKey, ID: "adk_ci", Name: "ci", SiteAdmin: true, Address: "198.51.100.7"}}
+	must(t, "AppendAuditEntry by a site administrator", e.store.AppendAuditEntry(e.ctx, byAdmin))
+	got, err = e.store.ListAuditEntries(e.ctx, keygate.AuditFilter{Limit: 1})
+	must(t, "ListAuditEntries", err)
+	equal(t, "site administrator's actor", got[0].Actor, byAdmin.Actor)
 }
 
 func testAuditFilters(t *testing.T, e *env) {

@@ -806,3 +806,27 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// An audit.* event goes to the organization's own endpoint, so a site
+// administrator's entry reaches it marked as one but without the address
+// and user agent it acted from.
+func TestEmitAuditLeavesOutSiteAdministratorsAddress(t *testing.T) {
+	f := newFixture(t)
+	r := newReceiver(t, f.clock.Now)
+	f.endpoint(r, keygate.EventAudit)
+	e := &keygate.AuditEntry{ID: "aud_1", At: start, Action: keygate.AuditPlanChanged, OrganizationID: f.org.ID,
+		Actor: keygate.Actor{Type: keygate.ActorUser, ID: "usr_root", Name: "root@keygate.test", SiteAdmin: true,
+			Address: "198.51.100.7", UserAgent: "AdminBrowser/1.0"}}
+	f.d.EmitAudit(f.ctx, e)
+	f.deliverDue()
+	got := r.requests()
+	if len(got) != 1 {
+		t.Fatalf("receiver got %d requests, want 1", len(got))
+	}
+	want := `{"type":"audit.plan.changed","timestamp":"2026-03-01T12:00:00Z","data":{"id":"aud_1","at":"2026-03-01T12:00:00Z",` +
+		`"action":"plan.changed","actor":{"type":"user","id":"usr_root","name":"root@keygate.test","site_admin":true,"address":"","user_agent":""},` +
+		`"organization_id":"` + f.org.ID + `","target_id":"","details":{}}}`
+	if string(got[0].body) != want {
+		t.Errorf("body:\n got %s\nwant %s", got[0].body, want)
+	}
+}

@@ -101,12 +101,14 @@ type AuditData struct {
 	Details        json.RawMessage `json:"details"`
 }
 
-// NewAuditData describes an audit entry for an audit.* event.
+// NewAuditData describes an audit entry for an audit.* event. The event
+// goes to the organization's own endpoints, so the actor is as its owners
+// see it (keygate.Actor.ForOrganization).
 func NewAuditData(e *keygate.AuditEntry) AuditData {
 	details := e.Details
 	if len(details) == 0 {
 		details = json.RawMessage(`{}`)
 	}
-	return AuditData{ID: e.ID, At: e.At.UTC(), Action: e.Action, Actor: e.Actor,
+	return AuditData{ID: e.ID, At: e.At.UTC(), Action: e.Action, Actor: e.Actor.ForOrganization(),
 		OrganizationID: e.OrganizationID, TargetID: e.TargetID, Details: details}
 }
