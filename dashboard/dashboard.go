@@ -73,9 +73,10 @@ type Deps struct {
 	// down, in the closed mode): refusing every invitee then would take
 	// invitations down with Redis, and serving the pages unlimited would
 	// let a client try invitation links as fast as it likes. keygate
-	// passes the memory limiter its Redis fallback mirrors every allowed
-	// request into, so an address's window goes on where it was. nil: one
-	// of the dashboard's own.
+	// passes its Redis fallback in the local mode, which counts in the
+	// memory limiter it mirrors every allowed request into, so an
+	// address's window goes on where it was, and gives Redis the outage's
+	// counts when it answers. nil: one of the dashboard's own.
 	MemoryLimiter ratelimit.Limiter
 	// EmailSending says whether keygate has a mail server (email.smtp_url);
 	// the Email page says so when it has none.

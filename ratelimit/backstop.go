@@ -18,9 +18,11 @@ import (
 // fails, a Backstop counts them in a limiter of this process instead:
 // limited on this instance alone, never unlimited.
 //
-// The memory limiter should be the one the Fallback mirrors every request
-// Redis allowed into (see Seeder): an address's window then goes on where
-// Redis left it rather than starting afresh when Redis goes down.
+// Over a Fallback, the memory limiter should be the Fallback in ModeLocal
+// (WithMode): it counts in the limiter the Fallback mirrors every request
+// Redis allowed into (see Seeder), so an address's window goes on where
+// Redis left it rather than starting afresh when Redis goes down, and it
+// gives Redis the outage's counts when Redis answers again.
 //
 // A Backstop logs the outage as its requests meet it: a warning when the
 // shared limiter starts failing, one line at info when it answers again

@@ -115,3 +115,40 @@ func TestBackstopIgnoresCallerCancel(t *testing.T) {
 		t.Fatalf("a cancelled request was counted in memory: %d", n)
 	}
 }
+
+// With the closed Fallback's local mode as its memory limiter, a Backstop
+// leaves Redis no blind spot: what it counted in memory during the outage
+// is given to the backend when it answers again, with what the mirror
+// held from before, so the key's window does not start over there.
+func TestBackstopOverTheFallbacksLocalModeGivesTheBackendTheOutagesCounts(t *testing.T) {
+	s := &seeds{got: map[string]int{}, ch: make(chan struct{}, 10)}
+	shared := &flaky{Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{})}
+	local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { shared.Limiter.(*ratelimit.Memory).Close(); local.Close() })
+	f, err := ratelimit.NewFallback(seedable{shared, s}, local, ratelimit.FallbackOptions{
+		Mode: ratelimit.ModeClosed, ProbeInterval: time.Millisecond, RecoveryGrace: time.Hour, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	inMemory, err := f.WithMode(ratelimit.ModeLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ratelimit.NewBackstop(f, inMemory, ratelimit.BackstopOptions{What: "test pages", Logger: slog.New(slog.DiscardHandler)})
+	if got := allowed(t, b, "ip:192.0.2.1", 30, 20); got != 20 {
+		t.Fatalf("allowed %d with the backend up, want 20", got)
+	}
+	shared.down.Store(true)
+	if got := allowed(t, b, "ip:192.0.2.1", 30, 20); got != 10 {
+		t.Fatalf("allowed %d with the backend down, want the 10 left of 30", got)
+	}
+	shared.down.Store(false)
+	waitRecovered(t, f)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.got["ip:192.0.2.1"] != 30 || len(s.got) != 1 {
+		t.Fatalf("seeded %v, want ip:192.0.2.1 30 (its whole local window)", s.got)
+	}
+}

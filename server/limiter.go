@@ -24,6 +24,7 @@ type limiter struct {
 	limiter    ratelimit.Limiter
 	memory     *ratelimit.Memory
 	local      ratelimit.Limiter // memory, counted in the metrics
+	inMemory   ratelimit.Limiter // see Memory
 	redis      redis.UniversalClient
 	fallback   *ratelimit.Fallback
 	stopPeers  context.CancelFunc
@@ -42,7 +43,7 @@ func newLimiter(cfg config.RateLimiter, store keygate.InstanceService, split boo
 	l := &limiter{memory: ratelimit.NewMemory(ratelimit.MemoryOptions{})}
 	l.local = metrics.Instrument("memory", l.memory)
 	if cfg.Backend != config.BackendRedis {
-		l.limiter = l.local
+		l.limiter, l.inMemory = l.local, l.local
 		return l, nil
 	}
 	l.redis, err = redislimit.Connect(redislimit.Connection{
@@ -66,6 +67,9 @@ func newLimiter(cfg config.RateLimiter, store keygate.InstanceService, split boo
 		return nil, err
 	}
 	l.limiter = l.fallback
+	if l.inMemory, err = l.fallback.WithMode(ratelimit.ModeLocal); err != nil {
+		return nil, err
+	}
 	var peersCtx context.Context
 	peersCtx, l.stopPeers = context.WithCancel(context.Background())
 	l.peersEnded = make(chan struct{})
@@ -84,10 +88,12 @@ func newLimiter(cfg config.RateLimiter, store keygate.InstanceService, split boo
 
 func (l *limiter) Limiter() ratelimit.Limiter { return l.limiter }
 
-// Memory is this process's own limiter, the one the Redis fallback falls
-// back to and mirrors Redis's decisions into, for callers that limit in
-// memory while Redis is down whatever the mode.
-func (l *limiter) Memory() ratelimit.Limiter { return l.local }
+// Memory limits in this process while Redis is down, whatever the mode,
+// for callers that must stay limited then (ratelimit.Backstop): the Redis
+// fallback in the local mode, which counts in the memory limiter it
+// mirrors Redis's decisions into and, when Redis answers again, gives it
+// the outage's counts; without Redis, that memory limiter itself.
+func (l *limiter) Memory() ratelimit.Limiter { return l.inMemory }
 
 // For returns the limiter of an API whose limits apply mode while Redis is
 // down ("" for rate_limiter.on_redis_failure).
