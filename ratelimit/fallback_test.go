@@ -285,6 +285,8 @@ func TestMetrics(t *testing.T) {
 		`keygate_ratelimit_requests_total{backend="memory",result="limited"}`: 1,
 		`keygate_ratelimit_errors_total{backend="redis"}`:                     1,
 		`keygate_ratelimit_errors_total{backend="memory"}`:                    0,
+		`keygate_ratelimit_refusals_remembered_total{backend="redis"}`:        0,
+		`keygate_ratelimit_refusals_remembered_total{backend="memory"}`:       0,
 		`keygate_ratelimit_degraded`:                                          1,
 	}
 	if len(got) != len(want) {

@@ -9,13 +9,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics counts rate limit decisions per backend ("memory", "redis") and
-// shows whether the shared backend is degraded. Keys are never labels:
-// client IPs and token ids are unbounded and not for dashboards.
+// Metrics counts rate limit decisions per backend ("memory", "redis"),
+// and of the refusals those a backend's limiter answered from its memory
+// of earlier ones (Result.Remembered), and shows whether the shared
+// backend is degraded. Keys are never labels: client IPs and token ids
+// are unbounded and not for dashboards.
 type Metrics struct {
-	requests *prometheus.CounterVec
-	errors   *prometheus.CounterVec
-	degraded prometheus.Gauge
+	requests   *prometheus.CounterVec
+	remembered *prometheus.CounterVec
+	errors     *prometheus.CounterVec
+	degraded   prometheus.Gauge
 }
 
 // NewMetrics creates the rate limit metrics and registers them with reg
@@ -26,6 +29,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "keygate_ratelimit_requests_total",
 			Help: "Rate limit decisions by backend and result (allowed or limited).",
 		}, []string{"backend", "result"}),
+		remembered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_ratelimit_refusals_remembered_total",
+			Help: "Refusals answered from the instance's memory of the backend's earlier refusal, without asking the backend; also counted as limited in keygate_ratelimit_requests_total.",
+		}, []string{"backend"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keygate_ratelimit_errors_total",
 			Help: "Rate limit calls that failed, by backend.",
@@ -36,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.errors, m.degraded} {
+		for _, c := range []prometheus.Collector{m.requests, m.remembered, m.errors, m.degraded} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -48,10 +55,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // Instrument returns l counting its decisions under backend.
 func (m *Metrics) Instrument(backend string, l Limiter) Limiter {
 	return &instrumented{
-		limiter: l,
-		allowed: m.requests.WithLabelValues(backend, "allowed"),
-		limited: m.requests.WithLabelValues(backend, "limited"),
-		errors:  m.errors.WithLabelValues(backend),
+		limiter:    l,
+		allowed:    m.requests.WithLabelValues(backend, "allowed"),
+		limited:    m.requests.WithLabelValues(backend, "limited"),
+		remembered: m.remembered.WithLabelValues(backend),
+		errors:     m.errors.WithLabelValues(backend),
 	}
 }
 
@@ -65,8 +73,8 @@ func (m *Metrics) SetDegraded(degraded bool) {
 }
 
 type instrumented struct {
-	limiter                  Limiter
-	allowed, limited, errors prometheus.Counter
+	limiter                              Limiter
+	allowed, limited, remembered, errors prometheus.Counter
 }
 
 // Seed passes seeding on to the limiter when it takes it.
@@ -120,6 +128,9 @@ func (i *instrumented) Allow(ctx context.Context, key string, limit int, period 
 		i.allowed.Inc()
 	default:
 		i.limited.Inc()
+		if res.Remembered {
+			i.remembered.Inc()
+		}
 	}
 	return res, err
 }

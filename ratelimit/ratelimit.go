@@ -57,6 +57,10 @@ type Result struct {
 	// RetryAfter is set only when the request was refused: whole seconds,
 	// rounded up, until ResetAt.
 	RetryAfter time.Duration
+	// Remembered: a refusal this process answered from its memory of the
+	// backend's earlier refusal, without asking the backend (Metrics
+	// counts them).
+	Remembered bool
 }
 
 // ResetUnix is ResetAt in Unix seconds, rounded up so a client that waits

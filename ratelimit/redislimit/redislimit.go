@@ -104,7 +104,8 @@ var _ ratelimit.Limiter = (*Limiter)(nil)
 // the same limit and period is refused here, with the same answer, and
 // Redis is not asked. A client hammering a full window so costs Redis one
 // script per refusal window instead of one per request; refusals answered
-// here are the backend's refusals for whoever counts them (Metrics). The
+// here are the backend's refusals for whoever counts them, marked
+// Result.Remembered (Metrics counts those apart too). The
 // refusals type says why that never refuses a request Redis would let
 // through; at most maxRefusals are kept.
 func New(client redis.Scripter, opts Options) *Limiter {

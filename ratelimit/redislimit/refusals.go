@@ -82,6 +82,7 @@ func (r *refusals) answer(k refusalKey, now int64) (ratelimit.Result, bool) {
 		Limit:      k.limit,
 		ResetAt:    time.UnixMicro(ref.resetAt),
 		RetryAfter: ratelimit.RetryAfter(time.Duration(ref.until - now)),
+		Remembered: true,
 	}, true
 }
 

@@ -103,7 +103,7 @@ func TestRedisRefusalRememberedUntilResetAt(t *testing.T) {
 		}
 		now := clock.Now()
 		res, err := l.Allow(ctx, key, limit, period)
-		want := ratelimit.Result{Limit: limit, ResetAt: first.ResetAt, RetryAfter: ratelimit.RetryAfter(first.ResetAt.Sub(now))}
+		want := ratelimit.Result{Limit: limit, ResetAt: first.ResetAt, RetryAfter: ratelimit.RetryAfter(first.ResetAt.Sub(now)), Remembered: true}
 		if err != nil || res != want {
 			t.Fatalf("request at %s, %s before ResetAt: %+v, %v; want %+v", now, first.ResetAt.Sub(now), res, err, want)
 		}
@@ -212,7 +212,7 @@ func TestRedisFlushedWindowStaysRefusedUntilResetAt(t *testing.T) {
 // TestRedisRememberedRefusalsAreCounted: instrumented as keygate does (the
 // Fallback in front of it counts nothing), refusals answered from the memo
 // count as the Redis backend's refusals, though only the first reached
-// Redis.
+// Redis, and as remembered, all but that first one.
 func TestRedisRememberedRefusalsAreCounted(t *testing.T) {
 	client, counter := newScriptCounter(t)
 	reg := prometheus.NewPedanticRegistry()
@@ -232,22 +232,20 @@ func TestRedisRememberedRefusalsAreCounted(t *testing.T) {
 	if got := counter.scripts() - before; got != 2 {
 		t.Fatalf("Redis ran %d scripts for 1 request allowed and 49 refused, want 2 (the first refusal's)", got)
 	}
-	if allowed, limited := decisions(t, reg, "redis"); allowed != 2 || limited != 49 {
-		t.Fatalf("counted %v allowed and %v limited by Redis, want 2 and 49", allowed, limited)
+	if allowed, limited, remembered := decisions(t, reg, "redis"); allowed != 2 || limited != 49 || remembered != 48 {
+		t.Fatalf("counted %v allowed, %v limited and %v remembered by Redis, want 2, 49 and 48", allowed, limited, remembered)
 	}
 }
 
-// decisions reads keygate_ratelimit_requests_total of backend from reg.
-func decisions(t *testing.T, reg *prometheus.Registry, backend string) (allowed, limited float64) {
+// decisions reads keygate_ratelimit_requests_total and
+// keygate_ratelimit_refusals_remembered_total of backend from reg.
+func decisions(t *testing.T, reg *prometheus.Registry, backend string) (allowed, limited, remembered float64) {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != "keygate_ratelimit_requests_total" {
-			continue
-		}
 		for _, m := range f.GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
@@ -256,15 +254,18 @@ func decisions(t *testing.T, reg *prometheus.Registry, backend string) (allowed,
 			if labels["backend"] != backend {
 				continue
 			}
-			switch labels["result"] {
-			case "allowed":
+			switch {
+			case f.GetName() == "keygate_ratelimit_refusals_remembered_total":
+				remembered = m.GetCounter().GetValue()
+			case f.GetName() != "keygate_ratelimit_requests_total":
+			case labels["result"] == "allowed":
 				allowed = m.GetCounter().GetValue()
-			case "limited":
+			case labels["result"] == "limited":
 				limited = m.GetCounter().GetValue()
 			}
 		}
 	}
-	return allowed, limited
+	return allowed, limited, remembered
 }
 
 // BenchmarkRefusedDecisions measures a client hammering a full window, on
