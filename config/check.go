@@ -228,7 +228,7 @@ func (c *checker) admin(f fileAdmin) Admin {
 	if f.Listen != "" {
 		a.Listen = c.listen("admin.listen", f.Listen)
 	}
-	a.PublicURL = publicURLFor(a.Listen)
+	a.PublicURL = PublicURLFor(a.Listen)
 	if f.PublicURL != "" {
 		if reason := httpURLProblem(f.PublicURL); reason != "" {
 			c.fail("admin.public_url", `%s such as "https://keygate.example.com", got %q`, reason, f.PublicURL)
@@ -241,9 +241,11 @@ func (c *checker) admin(f fileAdmin) Admin {
 	return a
 }
 
-// publicURLFor derives the admin URL from its listen address; a wildcard
-// host becomes localhost, which is right for a first local start.
-func publicURLFor(listen string) string {
+// PublicURLFor derives a listener's URL, as a browser on this machine
+// opens it, from its listen address: a wildcard host becomes localhost,
+// which is right for a first local start. "" for an address without a
+// port.
+func PublicURLFor(listen string) string {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return ""

@@ -71,7 +71,7 @@ func (c *checker) apiPublicURL(path string, f *fileAPI, listen, host string) str
 	if host != "" {
 		return "http://" + host
 	}
-	return publicURLFor(listen)
+	return PublicURLFor(listen)
 }
 
 func (c *checker) oauth(f fileOAuth) OAuth {

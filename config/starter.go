@@ -35,7 +35,7 @@ func Starter(p StarterParams) []byte {
 		prefix = prefix[:20]
 	}
 	var b bytes.Buffer
-	if err := starterTemplate.Execute(&b, map[string]any{"P": p, "PublicURL": publicURLFor(p.Admin), "Prefix": prefix + "_"}); err != nil {
+	if err := starterTemplate.Execute(&b, map[string]any{"P": p, "PublicURL": PublicURLFor(p.Admin), "Prefix": prefix + "_"}); err != nil {
 		// The template and its data are fixed, so this is a bug.
 		panic("config: starter template: " + err.Error())
 	}

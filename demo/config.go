@@ -3,7 +3,6 @@ package demo
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"strings"
 	"text/template"
 
@@ -45,8 +44,8 @@ func Config(p ConfigParams) []byte {
 	var b bytes.Buffer
 	if err := configTemplate.Execute(&b, map[string]any{
 		"P":              p,
-		"PublicURL":      "http://" + reachable(p.AdminListen),
-		"MenusPublicURL": "http://" + reachable(p.MenusListen),
+		"PublicURL":      config.PublicURLFor(p.AdminListen),
+		"MenusPublicURL": config.PublicURLFor(p.MenusListen),
 		"MenusName":      MenusAPIName,
 		"EventsName":     EventsAPIName,
 		"MenusScopes":    MenusScopes,
@@ -72,19 +71,6 @@ func (p ConfigParams) withDefaults() ConfigParams {
 	def(&p.EventsUpstream, DefaultEventsUpstream)
 	def(&p.MCPUpstream, DefaultMCPUpstream)
 	return p
-}
-
-// reachable turns a listen address into one a browser can open: a wildcard
-// host becomes localhost.
-func reachable(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // quote writes a value as a YAML double-quoted scalar; JSON strings are
