@@ -65,7 +65,11 @@ type Demo struct {
 	// Temporary: the data is in a directory made for this run (no
 	// --data-dir), removed when the demo stops cleanly.
 	Temporary bool
-	upstreams []*http.Server
+	// ShutdownGrace is its config's listeners.shutdown_grace: how long
+	// in-flight requests get to finish when it stops, as with keygate
+	// serve.
+	ShutdownGrace time.Duration
+	upstreams     []*http.Server
 }
 
 func runDemo(ctx context.Context, g *globals, f *demoFlags) error {
@@ -76,7 +80,7 @@ func runDemo(ctx context.Context, g *globals, f *demoFlags) error {
 	printDemoBanner(g.stdout, d)
 	<-ctx.Done()
 	fmt.Fprintln(g.stderr, "keygate demo: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), d.ShutdownGrace)
 	defer cancel()
 	if err := d.Shutdown(sctx); err != nil {
 		return err
@@ -122,6 +126,7 @@ func startDemo(ctx context.Context, g *globals, f *demoFlags) (_ *Demo, err erro
 		closeAll(upstreams)
 		return nil, err
 	}
+	d.ShutdownGrace = cfg.Listeners.ShutdownGrace
 	if d.Server, err = server.New(ctx, cfg, server.Options{Logger: g.logger(cfg), Version: readBuildInfo().Version}); err != nil {
 		closeAll(upstreams)
 		return nil, err

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/config"
 )
 
 // freeAddr returns a loopback address with a port free right now.
@@ -283,6 +285,19 @@ func TestDemoRestartReusesData(t *testing.T) {
 		if !strings.Contains(string(env), key+"=") {
 			t.Errorf("demo.env lacks %s", key)
 		}
+	}
+}
+
+// keygate demo stops as keygate serve does: in-flight requests get its
+// config file's listeners.shutdown_grace.
+func TestDemoShutdownGraceIsItsConfigs(t *testing.T) {
+	d := startTestDemo(t, t.TempDir())
+	cfg, err := config.Load(filepath.Join(d.Dir, "keygate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ShutdownGrace <= 0 || d.ShutdownGrace != cfg.Listeners.ShutdownGrace {
+		t.Fatalf("demo shutdown grace %v, want its config's listeners.shutdown_grace %v", d.ShutdownGrace, cfg.Listeners.ShutdownGrace)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/demo"
 	"github.com/keygate/keygate/identity"
 )
@@ -56,7 +57,8 @@ func newDemoUpstreamCommand() *cobra.Command {
 			case err := <-errs:
 				return err
 			}
-			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			// No config file here: the default grace.
+			sctx, cancel := context.WithTimeout(context.Background(), config.DefaultShutdownGrace)
 			defer cancel()
 			for _, srv := range servers {
 				_ = srv.Shutdown(sctx)

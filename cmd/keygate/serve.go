@@ -11,10 +11,6 @@ import (
 	"github.com/keygate/keygate/server"
 )
 
-// shutdownGrace is how long in-flight requests of keygate demo get to
-// finish on SIGTERM; keygate serve takes listeners.shutdown_grace.
-const shutdownGrace = config.DefaultShutdownGrace
-
 func newServeCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
