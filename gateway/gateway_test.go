@@ -24,6 +24,8 @@ import (
 	"github.com/keygate/keygate/identity"
 	"github.com/keygate/keygate/preset"
 	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/ratelimit/limitertest"
+	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/keygate/keygate/sqlite"
 )
 
@@ -882,6 +884,50 @@ func TestSpentFailedAuthBudgetIsRefusedWithoutAStoreLookup(t *testing.T) {
 	}
 	if got := serveFrom(f.menusGW, "198.51.100.21:4000", "GET", "/v2/products", map[string][]string{"X-Token": {fresh}}); got.status != 200 {
 		t.Errorf("another address: %d %s", got.status, got.body)
+	}
+}
+
+// An address's spent failed-auth budget is remembered until the window
+// frees a request by this instance's clock, counted from the wait the
+// limiter reported: a limiter whose clock runs an hour ahead of the
+// instance's (Redis's, on another host) does not keep the address refused
+// for that hour, nor for any time past the window.
+func TestSpentFailedAuthBudgetEndsWithTheWindowWhateverTheLimitersClock(t *testing.T) {
+	f := newFixture(t)
+	resolver, _ := clientip.New(nil)
+	const from, skew = "198.51.100.30:4000", time.Hour
+	for _, tc := range []struct {
+		name    string
+		limiter func(now func() time.Time) ratelimit.Limiter
+	}{
+		{"memory", func(now func() time.Time) ratelimit.Limiter {
+			return ratelimit.NewMemory(ratelimit.MemoryOptions{Now: now, SweepInterval: -1})
+		}},
+		{"redis", func(now func() time.Time) ratelimit.Limiter { return redisLimiter(t, redislimit.Options{Now: now}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			instance := limitertest.NewFakeClock(f.now.Truncate(time.Second))
+			limiterClock := func() time.Time { return instance.Now().Add(skew) }
+			g, err := gateway.New(gateway.Config{API: f.menus, Tokens: f.tokens, Limiter: tc.limiter(limiterClock), ClientIP: resolver, Now: instance.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			guess := func() response {
+				return serveFrom(g, from, "GET", "/v2/products", map[string][]string{"X-Token": {keygate.GenerateTokenSecret("cm_live_")}})
+			}
+			for i := 1; i <= 60; i++ {
+				expect(t, "guess", guess(), 404, cmNotFound)
+			}
+			expect(t, "61st guess", guess(), 429, `{"detail": "Too Many Requests"}`)
+			// A minute and one of the limiter's 2.5 s buckets later the
+			// window has freed a request, on both clocks.
+			instance.Sleep(time.Minute + 2500*time.Millisecond)
+			lookups := f.store.lookups.Load()
+			expect(t, "a guess once the window freed a request", guess(), 404, cmNotFound)
+			if n := f.store.lookups.Load() - lookups; n != 1 {
+				t.Errorf("the guess after the window caused %d store lookups, want 1", n)
+			}
+		})
 	}
 }
 

@@ -35,8 +35,8 @@ func BenchmarkProxyLimiter(b *testing.B) {
 			b.Cleanup(func() { l.Close() })
 			return l
 		}},
-		{"redis", func(b *testing.B) ratelimit.Limiter { return benchRedisLimiter(b, false) }},
-		{"redis-unpipelined", func(b *testing.B) ratelimit.Limiter { return benchRedisLimiter(b, true) }},
+		{"redis", func(b *testing.B) ratelimit.Limiter { return redisLimiter(b, redislimit.Options{}) }},
+		{"redis-unpipelined", func(b *testing.B) ratelimit.Limiter { return redisLimiter(b, redislimit.Options{NoAutoPipeline: true}) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			g, err := gateway.New(gateway.Config{API: &api, Tokens: f.tokens, Limiter: tc.limiter(b), Signer: f.signer})
@@ -50,7 +50,9 @@ func BenchmarkProxyLimiter(b *testing.B) {
 	}
 }
 
-func benchRedisLimiter(b *testing.B, unpipelined bool) ratelimit.Limiter {
+// redisLimiter is a Redis limiter (KEYGATE_TEST_REDIS_URL; skipped when
+// unset) under a key prefix of its own, removed when b ends.
+func redisLimiter(b testing.TB, opts redislimit.Options) ratelimit.Limiter {
 	url := os.Getenv("KEYGATE_TEST_REDIS_URL")
 	if url == "" {
 		b.Skip("KEYGATE_TEST_REDIS_URL is not set")
@@ -70,5 +72,6 @@ func benchRedisLimiter(b *testing.B, unpipelined bool) ratelimit.Limiter {
 			client.Del(ctx, iter.Val())
 		}
 	})
-	return redislimit.New(client, redislimit.Options{Prefix: prefix, NoAutoPipeline: unpipelined})
+	opts.Prefix = prefix
+	return redislimit.New(client, opts)
 }

@@ -104,9 +104,9 @@ func (m *Memory) Allow(_ context.Context, key string, limit int, period time.Dur
 	d := w.allow(now, limit, int64(period))
 	s.mu.Unlock()
 
-	res := Result{Allowed: d.allowed, Limit: limit, Remaining: d.remaining, ResetAt: m.base.Add(time.Duration(d.resetAt))}
+	res := Result{Allowed: d.allowed, Limit: limit, Remaining: d.remaining, ResetAt: m.base.Add(time.Duration(d.resetAt)), ResetIn: time.Duration(d.resetAt - now)}
 	if !d.allowed {
-		res.RetryAfter = RetryAfter(time.Duration(d.resetAt - now))
+		res.RetryAfter = RetryAfter(res.ResetIn)
 	}
 	return res, nil
 }

@@ -54,6 +54,12 @@ type Result struct {
 	// holding the allowed request that blocks the next one stops being
 	// counted (on a request that passed, the oldest counted one's).
 	ResetAt time.Time
+	// ResetIn is how long after the decision ResetAt comes, measured on
+	// the limiter's clock. ResetAt is a reading of that clock (Redis's,
+	// for the Redis limiter), which the caller's may disagree with;
+	// ResetIn added to the caller's time taken before asking is a moment
+	// on the caller's clock no later than the window frees a request.
+	ResetIn time.Duration
 	// RetryAfter is set only when the request was refused: whole seconds,
 	// rounded up, until ResetAt.
 	RetryAfter time.Duration

@@ -236,6 +236,8 @@ func testResetAtAndRetryAfter(t *testing.T, b Backend) {
 		first := s.one("tok:1", 3, never)
 		after := s.c.Now()
 		within(s.fatalf, "first request's ResetAt", first.ResetAt, before.Add(b.Period), after.Add(b.Period+b.slack()), b.Tolerance)
+		// ResetIn counts to ResetAt from the decision, on the same clock.
+		within(s.fatalf, "first request's ResetAt less its ResetIn", first.ResetAt.Add(-first.ResetIn), before, after, b.Tolerance)
 
 		// Later requests do not move ResetAt: the window frees a request
 		// when the oldest one leaves it.
@@ -251,6 +253,7 @@ func testResetAtAndRetryAfter(t *testing.T, b Backend) {
 		if refused.Allowed {
 			s.fatalf("4th request of 3 allowed")
 		}
+		within(s.fatalf, "refusal's ResetAt less its ResetIn", refused.ResetAt.Add(-refused.ResetIn), now, s.c.Now(), b.Tolerance)
 		if !refused.ResetAt.Equal(first.ResetAt) {
 			s.fatalf("refusal ResetAt = %s, want the oldest request's %s", refused.ResetAt, first.ResetAt)
 		}

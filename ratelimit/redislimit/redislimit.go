@@ -142,12 +142,12 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int, period time.
 	}
 	allowed, count, now, reset := reply[0] == 1, int(reply[1]), reply[2], reply[3]
 
-	res := ratelimit.Result{Allowed: allowed, Limit: limit, ResetAt: time.UnixMicro(reset)}
+	wait := time.Duration(reset-now) * time.Microsecond
+	res := ratelimit.Result{Allowed: allowed, Limit: limit, ResetAt: time.UnixMicro(reset), ResetIn: wait}
 	if allowed {
 		res.Remaining = limit - count
 		return res, nil
 	}
-	wait := time.Duration(reset-now) * time.Microsecond
 	res.RetryAfter = ratelimit.RetryAfter(wait)
 	// Redis decided at its now, which is no earlier than sent: counting
 	// the wait from sent on this instance's clock ends it no later than

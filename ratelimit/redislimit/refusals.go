@@ -78,10 +78,12 @@ func (r *refusals) answer(k refusalKey, now int64) (ratelimit.Result, bool) {
 	if !ok || now >= ref.until {
 		return ratelimit.Result{}, false
 	}
+	wait := time.Duration(ref.until - now)
 	return ratelimit.Result{
 		Limit:      k.limit,
 		ResetAt:    time.UnixMicro(ref.resetAt),
-		RetryAfter: ratelimit.RetryAfter(time.Duration(ref.until - now)),
+		ResetIn:    wait,
+		RetryAfter: ratelimit.RetryAfter(wait),
 		Remembered: true,
 	}, true
 }

@@ -103,7 +103,9 @@ func TestRedisRefusalRememberedUntilResetAt(t *testing.T) {
 		}
 		now := clock.Now()
 		res, err := l.Allow(ctx, key, limit, period)
-		want := ratelimit.Result{Limit: limit, ResetAt: first.ResetAt, RetryAfter: ratelimit.RetryAfter(first.ResetAt.Sub(now)), Remembered: true}
+		// The limiter reads its clock in whole microseconds.
+		wait := first.ResetAt.Sub(now.Truncate(time.Microsecond))
+		want := ratelimit.Result{Limit: limit, ResetAt: first.ResetAt, ResetIn: wait, RetryAfter: ratelimit.RetryAfter(wait), Remembered: true}
 		if err != nil || res != want {
 			t.Fatalf("request at %s, %s before ResetAt: %+v, %v; want %+v", now, first.ResetAt.Sub(now), res, err, want)
 		}
