@@ -259,8 +259,9 @@ func (u *Usage) Close(ctx context.Context) error {
 		close(u.done)
 	}
 	stop := context.AfterFunc(ctx, u.cancelLoopWrites)
-	defer stop()
 	u.stopped.Wait()
+	stop()
+	u.cancelLoopWrites() // the loops are done with it
 	return u.Flush(ctx)
 }
 
