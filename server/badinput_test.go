@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 )
@@ -205,7 +203,7 @@ func startBadInputServer(t *testing.T) *badInputServer {
 	t.Cleanup(func() { _ = up.Close() })
 	upstream := "http://" + ln.Addr().String()
 	b := &badInputServer{addr: map[string]string{"admin": freeAddr(t), "menus": freeAddr(t), "events": freeAddr(t), "down": freeAddr(t)}, echo: echo}
-	cfg, err := config.Parse("test.yaml", []byte(`
+	b.srv = runServer(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+b.addr["admin"]+`}
 apis:
@@ -241,18 +239,7 @@ apis:
     token_prefix: down_
     routes:
       - {methods: [GET], path: '/p/{code}', access: public}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if b.srv, err = server.New(context.Background(), cfg, server.Options{Logger: logger}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.srv.Shutdown(context.Background()) })
+`, server.Options{Logger: quietLogger()})
 	b.values = b.tokens(t)
 	return b
 }

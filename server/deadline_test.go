@@ -1,17 +1,14 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/postgres/pgtest"
 	"github.com/keygate/keygate/server"
 )
@@ -25,7 +22,7 @@ func TestAdminRequestsEndWithinTheWriteTimeoutWhenTheDatabaseStopsAnswering(t *t
 	base := pgtest.NewSchema(t)
 	proxy := pgtest.NewProxy(t, base)
 	admin := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	runServer(t, fmt.Sprintf(`
 database_url: %q
 admin: {listen: %s}
 listeners: {admin_write_timeout: 2s}
@@ -36,21 +33,10 @@ apis:
     upstream: http://127.0.0.1:9
     routes:
       - {methods: [GET], path: '/p/{code}', access: public}
-`, proxy.URL(base), admin, freeAddr(t))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		proxy.Forward()
-		_ = srv.Shutdown(context.Background())
-	})
+`, proxy.URL(base), admin, freeAddr(t)), server.Options{Logger: quietLogger()})
+	// Cleanups run last first: the database answers again before keygate
+	// shuts down, so the shutdown does not wait on it.
+	t.Cleanup(proxy.Forward)
 	client := &http.Client{Timeout: 30 * time.Second}
 	refresh := func() (int, string, time.Duration, error) {
 		start := time.Now()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/email/smtptest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
@@ -25,7 +24,7 @@ func TestServerSendsEmail(t *testing.T) {
 	cert, key, roots := smtptest.Certificate(t)
 	smtpd := smtptest.Start(t, smtptest.Options{CertFile: cert, KeyFile: key, User: "keygate", Password: password})
 	admin := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	cfg := parseConfig(t, fmt.Sprintf(`
 data_dir: %s
 admin: {listen: %s, public_url: "https://keygate.example.com"}
 email:
@@ -39,23 +38,13 @@ apis:
     upstream: http://127.0.0.1:9
     routes:
       - {methods: [GET], path: /attendees, access: token}
-`, t.TempDir(), admin, password, smtpd.Port, freeAddr(t))))
-	if err != nil {
-		t.Fatal(err)
-	}
+`, t.TempDir(), admin, password, smtpd.Port, freeAddr(t)))
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: logger, EmailRootCAs: roots})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newServer(t, cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), EmailRootCAs: roots})
 	if !srv.Email().Enabled() {
 		t.Fatal("email is off with email.smtp_url set")
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	startServer(t, srv)
 	ctx := context.Background()
 	if err := manage.CreateOrganization(ctx, srv.Store(), &keygate.Organization{Slug: "acme", Name: "Acme Corp"}, time.Now()); err != nil {
 		t.Fatal(err)

@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"regexp"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/postgres/pgtest"
 	"github.com/keygate/keygate/server"
 )
@@ -44,7 +41,7 @@ func (s *unsteadyFeed) WatchChanges(ctx context.Context, following func(bool), f
 // lookups slower, not wrong. The metrics say it too.
 func TestReadyzReportsTheTokenCachesFeed(t *testing.T) {
 	admin := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(`
+	cfg := parseConfig(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+admin+`}
 apis:
@@ -55,10 +52,7 @@ apis:
     token_prefix: ev_
     routes:
       - {methods: [GET], path: '/p/{code}', access: public}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	st, err := server.OpenStore(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -66,14 +60,7 @@ apis:
 	t.Cleanup(func() { st.Close() })
 	feed := &unsteadyFeed{Store: st, release: make(chan struct{})}
 	feed.failing.Store(true)
-	srv, err := server.New(context.Background(), cfg, server.Options{Store: feed, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	startServer(t, newServer(t, cfg, server.Options{Store: feed, Logger: quietLogger()}))
 
 	waitFor := func(state string) {
 		t.Helper()
@@ -145,7 +132,7 @@ func TestReadyzReportsThePostgresFeedReconnecting(t *testing.T) {
 	name := fmt.Sprintf("kgtest-readyz-%d", time.Now().UnixNano()%1e9)
 	proxy := pgtest.NewProxy(t, base)
 	admin := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	srv := runServer(t, fmt.Sprintf(`
 database_url: %q
 admin: {listen: %s}
 apis:
@@ -155,18 +142,7 @@ apis:
     upstream: http://127.0.0.1:9
     routes:
       - {methods: [GET], path: '/p/{code}', access: public}
-`, proxy.URL(pgtest.WithParam(t, base, "application_name", name)), admin, freeAddr(t))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+`, proxy.URL(pgtest.WithParam(t, base, "application_name", name)), admin, freeAddr(t)), server.Options{Logger: quietLogger()})
 	waitForTokenCache(t, admin, "following")
 
 	proxy.Refuse()

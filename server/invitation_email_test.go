@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/email/smtptest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
@@ -30,26 +28,17 @@ import (
 func TestInvitationIsEmailedAndItsLinkWorks(t *testing.T) {
 	smtpd := smtptest.Start(t, smtptest.Options{})
 	admin, dataDir := freeAddr(t), t.TempDir()
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	cfg := parseConfig(t, fmt.Sprintf(`
 data_dir: %s
 admin: {listen: %s, public_url: "https://keygate.example.com"}
 email:
   smtp_url: smtp://127.0.0.1:%d
   from: keygate <keygate@example.com>
   link_key: a-link-key-for-the-invitation-email-test
-`, dataDir, admin, smtpd.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
+`, dataDir, admin, smtpd.Port))
 	logs := &syncBuffer{}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	srv := newServer(t, cfg, server.Options{Logger: debugLogger(logs)})
+	startServer(t, srv)
 	ctx := context.Background()
 	store := srv.Store()
 	org := &keygate.Organization{Slug: "acme", Name: "Acme Corp"}

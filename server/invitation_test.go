@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 )
@@ -43,23 +41,10 @@ func (n *notices) InvitationCreated(_ context.Context, notice manage.InvitationN
 // without the link and does not undo the invitation.
 func TestInvitationNotifierHearsEachInvitation(t *testing.T) {
 	admin := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte("data_dir: "+t.TempDir()+"\nadmin: {listen: "+admin+", public_url: https://keygate.example.test}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
 	heard := &notices{}
-	srv, err := server.New(context.Background(), cfg, server.Options{
-		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Invitations: heard,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	srv := runServer(t, "data_dir: "+t.TempDir()+"\nadmin: {listen: "+admin+", public_url: https://keygate.example.test}\n",
+		server.Options{Logger: debugLogger(logs), Invitations: heard})
 	ctx := context.Background()
 	org := &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}
 	if err := manage.CreateOrganization(ctx, srv.Store(), org, time.Now()); err != nil {

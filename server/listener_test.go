@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/server"
 )
 
@@ -37,7 +35,7 @@ func openFiles(t *testing.T) int {
 func TestTricklingBodiesCannotExhaustConnections(t *testing.T) {
 	const maxConns, tricklers = 64, 200
 	admin, events := freeAddr(t), freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	srv := newServer(t, parseConfig(t, fmt.Sprintf(`
 data_dir: %s
 admin: {listen: %s}
 listeners: {max_connections: %d, body_idle_timeout: 300ms, body_timeout: 1s}
@@ -51,14 +49,7 @@ apis:
     routes:
       - {methods: [GET, POST], path: '/p/{code}', access: public}
       - {methods: [POST], path: /attendees, access: token}
-`, t.TempDir(), admin, maxConns, events, drainingUpstream(t))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, t.TempDir(), admin, maxConns, events, drainingUpstream(t))), server.Options{Logger: quietLogger()})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +221,7 @@ func TestKeepAliveConnectionsIdleLessThanTheIdleTimeoutStayUsable(t *testing.T) 
 func startWithListeners(t *testing.T, listeners string) (admin, events string) {
 	t.Helper()
 	admin, events = freeAddr(t), freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	runServer(t, fmt.Sprintf(`
 data_dir: %s
 admin: {listen: %s}
 listeners: %s
@@ -241,18 +232,7 @@ apis:
     upstream: http://127.0.0.1:9
     routes:
       - {methods: [GET], path: '/p/{code}', access: public}
-`, t.TempDir(), admin, listeners, events)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+`, t.TempDir(), admin, listeners, events), server.Options{Logger: quietLogger()})
 	return admin, events
 }
 

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 )
@@ -54,7 +52,7 @@ func startMenusMCP(t *testing.T, extra string) *menusMCP {
 	t.Cleanup(upstreamServer.Close)
 	upstream := upstreamServer.URL
 	addr, admin := freeAddr(t), freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(`
+	srv := runServer(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+admin+`}
 `+extra+`
@@ -72,18 +70,7 @@ apis:
     routes:
       - {methods: [GET], path: /v2/products, access: token, scopes: [products:read]}
       - {methods: [GET], path: /v2/brands, access: token, scopes: [brands:read]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+`, server.Options{Logger: quietLogger()})
 	m := &menusMCP{srv: srv, api: "http://" + addr, upstream: up,
 		org: &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}}
 	if err := manage.CreateOrganization(context.Background(), srv.Store(), m.org, time.Now()); err != nil {

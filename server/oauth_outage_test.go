@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/clientip"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/keygate/keygate/server"
 )
@@ -99,25 +98,14 @@ func TestOAuthEndpointsGiveRedisTheOutagesCountsInClosedMode(t *testing.T) {
 	}
 	relay := newRedisRelay(t, u.Host)
 	admin := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(`
+	runServer(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+admin+`}
 trusted_proxies: [127.0.0.1]
 rate_limiter: {backend: redis, redis_url: 'redis://`+relay.ln.Addr().String()+u.Path+`', on_redis_failure: closed}
 apis:
   - {name: events, preset: canskan, listen: `+freeAddr(t)+`, upstream: http://127.0.0.1:9, routes: [{methods: [GET], path: /attendees}]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+`, server.Options{})
 
 	// An address of this run's own (a random /64 of 2001:db8::/32), so
 	// that its window in the shared Redis starts empty.

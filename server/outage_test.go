@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/internal/tcptest"
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/sqlite"
@@ -75,7 +73,7 @@ func TestSilentRedisIsBoundedByRedisTimeout(t *testing.T) {
 // APIs' (gateway, forward-auth, verify) and the admin listener.
 func TestSlowHeadersAreCutOffOnEveryListener(t *testing.T) {
 	admin, events := freeAddr(t), freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	runServer(t, fmt.Sprintf(`
 data_dir: %s
 admin: {listen: %s}
 listeners: {read_header_timeout: 500ms}
@@ -86,18 +84,7 @@ apis:
     upstream: http://127.0.0.1:9
     routes:
       - {methods: [GET], path: '/p/{code}', access: public}
-`, t.TempDir(), admin, events)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+`, t.TempDir(), admin, events), server.Options{Logger: quietLogger()})
 	for _, l := range []struct{ name, addr, path string }{
 		{"API", events, "/p/abc"},
 		{"forward-auth", events, "/_keygate/auth"},

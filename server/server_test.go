@@ -63,11 +63,59 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// parseConfig is the keygate configuration of a test's YAML.
+func parseConfig(t *testing.T, yaml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// newServer is keygate made of cfg and opts, not started; the caller
+// starts it (startServer) or owns its shutdown.
+func newServer(t *testing.T, cfg *config.Config, opts server.Options) *server.Server {
+	t.Helper()
+	srv, err := server.New(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// startServer starts srv and shuts it down when the test ends.
+func startServer(t *testing.T, srv *server.Server) {
+	t.Helper()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+}
+
+// runServer is keygate running the configuration yaml with opts until
+// the test ends.
+func runServer(t *testing.T, yaml string, opts server.Options) *server.Server {
+	t.Helper()
+	srv := newServer(t, parseConfig(t, yaml), opts)
+	startServer(t, srv)
+	return srv
+}
+
+// quietLogger is the logger of a test that reads no log lines.
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// debugLogger logs everything, down to debug lines, into logs, for a test
+// that reads them.
+func debugLogger(logs *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // start runs keygate with one canskan API in front of upstream.
 func start(t *testing.T, upstream, rateLimiter string) *running {
 	t.Helper()
 	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}, dataDir: t.TempDir()}
-	cfg, err := config.Parse("test.yaml", []byte(`
+	r.srv = runServer(t, `
 data_dir: `+r.dataDir+`
 admin: {listen: `+r.admin+`}
 rate_limiter: `+rateLimiter+`
@@ -81,18 +129,7 @@ apis:
     routes:
       - {methods: [GET], path: '/p/{code}', access: public}
       - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if r.srv, err = server.New(context.Background(), cfg, server.Options{Logger: logger}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.srv.Shutdown(context.Background()) })
+`, server.Options{Logger: debugLogger(r.logs)})
 	return r
 }
 
@@ -343,14 +380,7 @@ func TestPortInUseFailsStartWithTheAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cfg, err := config.Parse("t.yaml", []byte("data_dir: "+t.TempDir()+"\nadmin: {listen: '"+ln.Addr().String()+"'}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newServer(t, parseConfig(t, "data_dir: "+t.TempDir()+"\nadmin: {listen: '"+ln.Addr().String()+"'}\n"), server.Options{})
 	defer srv.Shutdown(context.Background())
 	if err := srv.Start(); err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
 		t.Errorf("start on a taken port: %v", err)
@@ -360,24 +390,13 @@ func TestPortInUseFailsStartWithTheAddress(t *testing.T) {
 func TestAPIsShareAListenerByHost(t *testing.T) {
 	up := echoUpstream(t)
 	addr, admin := freeAddr(t), freeAddr(t)
-	cfg, err := config.Parse("t.yaml", []byte(`
+	srv := runServer(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+admin+`}
 apis:
   - {name: menus, preset: cannmenus, listen: `+addr+`, host: menus.test, upstream: `+up.URL+`, routes: [{methods: [GET], path: /v2/products}]}
   - {name: events, preset: canskan, listen: `+addr+`, host: events.test, upstream: `+up.URL+`, routes: [{methods: [GET], path: /v2/products}]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+`, server.Options{})
 	if srv.Addr("menus") != addr || srv.Addr("events") != addr {
 		t.Fatalf("addresses %q %q", srv.Addr("menus"), srv.Addr("events"))
 	}
@@ -434,30 +453,19 @@ func TestOAuthMetadataFetchesAreLimitedPerAddress(t *testing.T) {
 		mu.Unlock()
 		http.NotFound(w, r)
 	}))
-	defer documents.Close()
+	t.Cleanup(documents.Close)
 	roots := x509.NewCertPool()
 	roots.AddCert(documents.Certificate())
 
 	admin := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(`
+	runServer(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+admin+`}
 rate_limiter: {backend: memory}
 oauth: {allow_private_cimd: true}
 apis:
   - {name: events, preset: canskan, listen: `+freeAddr(t)+`, upstream: http://127.0.0.1:9, routes: [{methods: [GET], path: /attendees}]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{OAuthRootCAs: roots})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+`, server.Options{OAuthRootCAs: roots})
 
 	form := func(values ...string) *strings.Reader {
 		q := url.Values{}

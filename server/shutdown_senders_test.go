@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
@@ -26,7 +25,7 @@ import (
 // next test has keygate close its own.)
 func TestShutdownEndsWebhookAttemptsWithTheGraceWhenTheDatabaseStopsAnswering(t *testing.T) {
 	st, proxy := pgtest.OpenBehindProxy(t, postgres.Open)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	cfg := parseConfig(t, fmt.Sprintf(`
 data_dir: %q
 admin: {listen: %s}
 listeners: {shutdown_grace: 1s}
@@ -38,14 +37,8 @@ apis:
     upstream: http://127.0.0.1:9
     routes:
       - {methods: [GET], path: /attendees, access: token}
-`, t.TempDir(), freeAddr(t), freeAddr(t))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, t.TempDir(), freeAddr(t), freeAddr(t)))
+	srv := newServer(t, cfg, server.Options{Store: st, Logger: quietLogger()})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +102,7 @@ func TestShutdownClosesItsOwnStoreWithinTheGraceWhenTheDatabaseStopsAnswering(t 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	t.Cleanup(upstream.Close)
 	events := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	cfg := parseConfig(t, fmt.Sprintf(`
 database_url: %q
 admin: {listen: %s}
 listeners: {shutdown_grace: 1s}
@@ -123,15 +116,9 @@ apis:
     scopes: [attendees:read]
     routes:
       - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
-`, proxy.URL(base), freeAddr(t), events, upstream.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
+`, proxy.URL(base), freeAddr(t), events, upstream.URL))
 	logs := &syncBuffer{}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newServer(t, cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -21,7 +20,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/server"
 )
 
@@ -190,7 +188,7 @@ func TestTracingExportsToTheConfiguredOTLPEndpoint(t *testing.T) {
 func startTraced(t *testing.T, tracingYAML, upstream string) *running {
 	t.Helper()
 	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}}
-	cfg, err := config.Parse("test.yaml", []byte(`
+	cfg := parseConfig(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+r.admin+`}
 tracing:
@@ -203,14 +201,8 @@ tracing:
     scopes: [attendees:read]
     routes:
       - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if r.srv, err = server.New(context.Background(), cfg, server.Options{Logger: logger, Version: "v9.9.9-test"}); err != nil {
-		t.Fatal(err)
-	}
+`)
+	r.srv = newServer(t, cfg, server.Options{Logger: debugLogger(r.logs), Version: "v9.9.9-test"})
 	if err := r.srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
-	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/webhook"
@@ -23,7 +21,7 @@ import (
 // deleted over HTTP within seconds, signed.
 func TestServerSendsTokenEventsToWebhooks(t *testing.T) {
 	admin := freeAddr(t)
-	cfg, err := config.Parse("test.yaml", []byte(`
+	srv := newServer(t, parseConfig(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+admin+`}
 webhooks: {allow_private_addresses: true}
@@ -34,21 +32,11 @@ apis:
     upstream: http://127.0.0.1:9
     routes:
       - {methods: [GET], path: /attendees, access: token}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`), server.Options{Logger: quietLogger()})
 	if srv.Webhooks() == nil {
 		t.Fatal("no webhook dispatcher before Start: the management API would send no events")
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	startServer(t, srv)
 	ctx := context.Background()
 	if err := manage.CreateOrganization(ctx, srv.Store(), &keygate.Organization{Slug: "acme"}, time.Now()); err != nil {
 		t.Fatal(err)
