@@ -121,8 +121,8 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 	// beside its own would be a second Content-Length, which Node's
 	// parser refuses and other servers may read otherwise.
 	delete(h, "Content-Length")
-	setForwardedHeaders(h, r)
-	f.identify(h, id, signed, client, r.RemoteAddr)
+	setForwardedHeaders(out, r)
+	f.identify(out, id, signed, client, r.RemoteAddr)
 	var span trace.Span
 	if f.tracer != nil {
 		span = f.startUpstreamSpan(r, h)
@@ -235,21 +235,24 @@ func (t *trailerFilter) Close() error {
 
 func (f *Forwarder) rewriteHeaders(out *http.Request) {
 	fwd, _ := out.Context().Value(forwardedContextKey{}).(forwarded)
-	f.identify(out.Header, fwd.identity, fwd.signed, fwd.client, out.RemoteAddr)
+	// An upgrade's header is ReverseProxy's, not a pooled one: wrapped
+	// only to hold the values keygate sets in it.
+	f.identify(&outHeader{h: out.Header}, fwd.identity, fwd.signed, fwd.client, out.RemoteAddr)
 	if f.tracer != nil {
 		injectTraceContext(out.Context(), out.Header)
 	}
 }
 
-// identify applies keygate's header rules to an outbound header: the
+// identify applies keygate's header rules to an outbound header o: the
 // client's claims removed, then keygate's word on the client's address and
 // on who the request acts for.
 //
 // peer is the request's RemoteAddr, whose text X-Real-IP reuses when it is
 // the client's.
-func (f *Forwarder) identify(h http.Header, id *keygate.Identity, signed *signedIdentity, client netip.Addr, peer string) {
+func (f *Forwarder) identify(o *outHeader, id *keygate.Identity, signed *signedIdentity, client netip.Addr, peer string) {
+	h := o.h
 	f.headers.scrub(h)
-	setClientAddress(h, client, peer)
+	setClientAddress(o, client, peer)
 	if id == nil {
 		return
 	}

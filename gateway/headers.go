@@ -119,7 +119,7 @@ func isBase62(c byte) bool {
 // When the client is the peer (no trusted proxy in between), the address
 // text is taken from peer, the request's RemoteAddr, instead of formatting
 // it again.
-func setClientAddress(h http.Header, client netip.Addr, peer string) {
+func setClientAddress(o *outHeader, client netip.Addr, peer string) {
 	if !client.IsValid() {
 		return
 	}
@@ -132,7 +132,7 @@ func setClientAddress(h http.Header, client netip.Addr, peer string) {
 	if addr == "" {
 		addr = client.String()
 	}
-	h[realIPKey] = []string{addr}
+	o.setOne(realIPKey, addr)
 }
 
 // headerNameIs compares header names folding ASCII case and "_" to "-".

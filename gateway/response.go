@@ -62,24 +62,19 @@ func isUpgrade(h http.Header) bool {
 
 // setForwardedHeaders replaces what the client said about earlier hops
 // with what keygate saw, as httputil.ProxyRequest.SetXForwarded does.
-func setForwardedHeaders(h http.Header, r *http.Request) {
-	delete(h, "Forwarded")
+func setForwardedHeaders(o *outHeader, r *http.Request) {
+	delete(o.h, "Forwarded")
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
-	// One array holds the three values: a request's headers are built
-	// with as few allocations as they can be.
-	v := [...]string{"", r.Host, proto}
-	vs := v[:]
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		vs[0] = ip
-		h["X-Forwarded-For"] = vs[0:1:1]
+		o.setOne("X-Forwarded-For", ip)
 	} else {
-		delete(h, "X-Forwarded-For")
+		delete(o.h, "X-Forwarded-For")
 	}
-	h["X-Forwarded-Host"] = vs[1:2:2]
-	h["X-Forwarded-Proto"] = vs[2:3:3]
+	o.setOne("X-Forwarded-Host", r.Host)
+	o.setOne("X-Forwarded-Proto", proto)
 }
 
 // forwardHeaderRoom is how many headers keygate may add to a client's
@@ -95,6 +90,25 @@ const forwardHeaderRoom = 11
 type outHeader struct {
 	h      http.Header
 	values []string
+	// own holds the values keygate sets itself, one per header
+	// (X-Forwarded-For, -Host, -Proto and X-Real-IP), so that setting
+	// them allocates nothing; used counts those handed out.
+	own  [4]string
+	used int
+}
+
+// setOne sets the header name to the single value v, kept in o's own
+// array while it has room. The slice is capped: an append (by any later
+// rule) copies rather than writing over the next header's value.
+func (o *outHeader) setOne(name, v string) {
+	if o.used == len(o.own) {
+		o.h[name] = []string{v}
+		return
+	}
+	one := o.own[o.used : o.used+1 : o.used+1]
+	one[0] = v
+	o.used++
+	o.h[name] = one
 }
 
 var outHeaders = sync.Pool{New: func() any { return &outHeader{h: make(http.Header, 16+forwardHeaderRoom)} }}
@@ -141,6 +155,8 @@ func (o *outHeader) release() {
 	}
 	clear(o.h)
 	clear(o.values)
+	clear(o.own[:o.used])
+	o.used = 0
 	outHeaders.Put(o)
 }
 
