@@ -114,7 +114,7 @@ func (g *Gateway) budgetSpent(d *Decision, req Request) bool {
 	}
 	res, spent := g.failures.spent(key, g.now())
 	if spent {
-		d.RateLimit = &res
+		d.limitedBy(res)
 	}
 	return spent
 }
@@ -160,7 +160,7 @@ func (g *Gateway) countFailure(ctx context.Context, d *Decision, req Request, er
 			g.failures.record(key, res, asked)
 		}
 		if !res.Allowed {
-			d.RateLimit = &res
+			d.limitedBy(res)
 			return errRateLimited
 		}
 		if closest == nil || res.Remaining < closest.Remaining {
@@ -168,7 +168,7 @@ func (g *Gateway) countFailure(ctx context.Context, d *Decision, req Request, er
 		}
 	}
 	if closest != nil {
-		d.RateLimit = closest
+		d.limitedBy(*closest)
 	}
 	return err
 }
@@ -194,7 +194,7 @@ func (g *Gateway) FailedAuthSpent(h http.Header, r *http.Request) bool {
 func (g *Gateway) CountFailedAuth(h http.Header, r *http.Request) error {
 	var d Decision
 	err := g.countFailure(r.Context(), &d, g.requestOf(r), errTokenInvalid, false)
-	if d.RateLimit != nil {
+	if d.HasRateLimit {
 		d.RateLimit.SetHeaders(h)
 	}
 	if err == errTokenInvalid {

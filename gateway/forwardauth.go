@@ -37,7 +37,7 @@ func (g *Gateway) ForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		d, err = g.Authorize(r.Context(), req)
 	}
-	if d.RateLimit != nil {
+	if d.HasRateLimit {
 		d.RateLimit.SetHeaders(w.Header())
 	}
 	// Each answer knows its status: no recorder to allocate per check.

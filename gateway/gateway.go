@@ -158,14 +158,23 @@ type Request struct {
 // acts for (nil on public routes), the client's address and the rate limit
 // that applied.
 type Decision struct {
-	Route     *keygate.Route
-	Token     *keygate.Token
-	Identity  *keygate.Identity
-	ClientIP  netip.Addr
-	RateLimit *ratelimit.Result
+	Route    *keygate.Route
+	Token    *keygate.Token
+	Identity *keygate.Identity
+	ClientIP netip.Addr
+	// RateLimit is the result of the rate limit that applied, when
+	// HasRateLimit. A value: deciding a limited request allocates nothing
+	// for it.
+	RateLimit    ratelimit.Result
+	HasRateLimit bool
 	// signed is Identity with its header values, when it came from the
 	// gateway's identities (a token's); nil: signed when sent.
 	signed *signedIdentity
+}
+
+// limitedBy records res, the result of the rate limit that applied.
+func (d *Decision) limitedBy(res ratelimit.Result) {
+	d.RateLimit, d.HasRateLimit = res, true
 }
 
 // ServeHTTP is the reverse proxy: decide, then forward or refuse.
@@ -204,7 +213,7 @@ func (g *Gateway) serveMount(w http.ResponseWriter, r *http.Request, h http.Hand
 // answers the refusal; metrics and usage are counted after.
 func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, err error, f *Forwarder, start time.Time, span trace.Span) {
 	rec := &statusRecorder{ResponseWriter: w}
-	if d.RateLimit != nil {
+	if d.HasRateLimit {
 		d.RateLimit.SetHeaders(w.Header())
 	}
 	if err == nil && r.ContentLength > g.maxBody {
@@ -281,7 +290,7 @@ func (g *Gateway) AuthenticateToken(h http.Header, r *http.Request) (*keygate.Id
 	if err != nil {
 		err = g.countFailure(r.Context(), &d, req, err, false)
 	}
-	if err != nil && d.RateLimit != nil {
+	if err != nil && d.HasRateLimit {
 		d.RateLimit.SetHeaders(h)
 	}
 	if keygate.ErrorCode(err) == keygate.ETOKENEXPIRED && g.preset.SameAnswer(keygate.ETOKENEXPIRED, keygate.ETOKENINVALID) {
@@ -521,7 +530,7 @@ func (g *Gateway) limit(ctx context.Context, d *Decision, rule *keygate.RateLimi
 		g.logger.Error("rate limiter unavailable", "error", err)
 		return keygate.Errorf(keygate.EUNAVAILABLE, "Rate limiter unavailable.")
 	}
-	d.RateLimit = &res
+	d.limitedBy(res)
 	if !res.Allowed {
 		return errRateLimited
 	}

@@ -170,8 +170,8 @@ func (g *Gateway) endSpan(span trace.Span, d Decision, status int, err error, me
 			attrs = append(attrs, AttrOAuthClientID.String(id.ClientID))
 		}
 	}
-	if rl := d.RateLimit; rl != nil {
-		attrs = append(attrs, AttrRateRemaining.Int(rl.Remaining))
+	if d.HasRateLimit {
+		attrs = append(attrs, AttrRateRemaining.Int(d.RateLimit.Remaining))
 	}
 	span.SetAttributes(attrs...)
 	if status >= 500 {

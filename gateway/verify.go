@@ -102,7 +102,8 @@ func (g *Gateway) verifyResponse(d Decision, err error) VerifyResponse {
 		status, body := g.preset.Render(err)
 		resp.Code, resp.Status, resp.Body, resp.Identity = keygate.ErrorCode(err), status, string(body), nil
 	}
-	if rl := d.RateLimit; rl != nil {
+	if d.HasRateLimit {
+		rl := d.RateLimit
 		resp.RateLimit = &VerifyRateLimit{Limit: rl.Limit, Remaining: rl.Remaining, Reset: rl.ResetUnix(), RetryAfter: int64(rl.RetryAfter.Seconds())}
 	}
 	return resp
