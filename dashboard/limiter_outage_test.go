@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/dashboard"
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/keygate/keygate/session"
@@ -152,14 +152,7 @@ func TestInvitationPagesLogALimiterOutageOnce(t *testing.T) {
 // nobody a fresh window. Redis is made unreachable by closing the only
 // client that reaches it; its keys expire with the window.
 func TestInvitationPagesCountOnInMemoryWhenRedisGoesDown(t *testing.T) {
-	redisURL := os.Getenv("KEYGATE_TEST_REDIS_URL")
-	if redisURL == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("KEYGATE_TEST_REDIS_URL is not set")
-		}
-		t.Skip("KEYGATE_TEST_REDIS_URL is not set")
-	}
-	client, err := redislimit.Connect(redislimit.Connection{URL: redisURL})
+	client, err := redislimit.Connect(redislimit.Connection{URL: testenv.RedisURL(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

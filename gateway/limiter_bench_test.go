@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 )
@@ -50,14 +50,10 @@ func BenchmarkProxyLimiter(b *testing.B) {
 	}
 }
 
-// redisLimiter is a Redis limiter (KEYGATE_TEST_REDIS_URL; skipped when
-// unset) under a key prefix of its own, removed when b ends.
+// redisLimiter is a Redis limiter (testenv.RedisURL) under a key prefix
+// of its own, removed when b ends.
 func redisLimiter(b testing.TB, opts redislimit.Options) ratelimit.Limiter {
-	url := os.Getenv("KEYGATE_TEST_REDIS_URL")
-	if url == "" {
-		b.Skip("KEYGATE_TEST_REDIS_URL is not set")
-	}
-	client, err := redislimit.Connect(redislimit.Connection{URL: url})
+	client, err := redislimit.Connect(redislimit.Connection{URL: testenv.RedisURL(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

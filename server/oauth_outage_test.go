@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate/clientip"
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/keygate/keygate/server"
 )
@@ -85,13 +85,7 @@ func (r *redisRelay) restore() {
 // counted during the outage: Redis then refuses the address the rest of
 // the window rather than grant it the part it had not seen.
 func TestOAuthEndpointsGiveRedisTheOutagesCountsInClosedMode(t *testing.T) {
-	redisURL := os.Getenv("KEYGATE_TEST_REDIS_URL")
-	if redisURL == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("KEYGATE_TEST_REDIS_URL is not set")
-		}
-		t.Skip("KEYGATE_TEST_REDIS_URL is not set")
-	}
+	redisURL := testenv.RedisURL(t)
 	u, err := url.Parse(redisURL)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
@@ -90,7 +91,7 @@ func newCluster(t *testing.T) *cluster {
 	var b [4]byte
 	rand.Read(b[:])
 	return &cluster{
-		t: t, db: pgtest.NewSchema(t), redis: redisURL(t), upstream: up.URL,
+		t: t, db: pgtest.NewSchema(t), redis: testenv.RedisURL(t), upstream: up.URL,
 		run: "kg-" + hex.EncodeToString(b[:]),
 	}
 }
@@ -323,20 +324,6 @@ func (in *instance) cacheHits(t *testing.T) int {
 	}
 	t.Fatalf("%s: no keygate_token_cache_hits_total in /metrics", in.name)
 	return 0
-}
-
-// redisURL returns KEYGATE_TEST_REDIS_URL, skipping (or under CI failing)
-// the test when it is unset.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("KEYGATE_TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("KEYGATE_TEST_REDIS_URL is not set; CI must run the cluster tests")
-		}
-		t.Skip("KEYGATE_TEST_REDIS_URL is not set")
-	}
-	return url
 }
 
 func withDefault(s, def string) string {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
 )
@@ -30,7 +31,7 @@ import (
 // what one flush interval, plus the write in flight, holds at the measured
 // rate, and never count a request twice.
 func TestKilledInstanceLosesAtMostOneFlushOfUsage(t *testing.T) {
-	redisURL(t) // the cluster suites' skip-or-fail rule
+	testenv.RedisURL(t) // the cluster suites' skip-or-fail rule
 	const flushInterval = time.Second
 	t.Setenv(config.DatabaseURLEnv, "")
 	db := pgtest.NewSchema(t)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 )
 
@@ -171,7 +172,7 @@ type ownRedis struct {
 
 func startOwnRedis(t *testing.T) *ownRedis {
 	t.Helper()
-	redisURL(t) // the Redis suites' skip-or-fail rule
+	testenv.RedisURL(t) // the Redis suites' skip-or-fail rule
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 )
@@ -162,17 +163,9 @@ func program(t *testing.T, name, env string) string {
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
-		missing(t, name+" not found (set "+env+" or install it)")
+		testenv.Missing(t, name+" not found (set "+env+" or install it)")
 	}
 	return p
-}
-
-func missing(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s; .ci/run provides it", why)
-	}
-	t.Skip(why)
 }
 
 // freePort returns a loopback port free right now.

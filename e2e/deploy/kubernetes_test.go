@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/internal/testenv"
 )
 
 // deploy/kubernetes/keygate.yaml holds together: every kind the task of
@@ -115,7 +116,7 @@ func TestKubernetesManifestsValidateAgainstTheSchemas(t *testing.T) {
 	kubeconform := program(t, "kubeconform", "KEYGATE_TEST_KUBECONFORM")
 	schemas := os.Getenv("KEYGATE_TEST_KUBERNETES_SCHEMAS")
 	if schemas == "" {
-		missing(t, "no Kubernetes JSON schemas (set KEYGATE_TEST_KUBERNETES_SCHEMAS to the output of e2e/deploy/kubeschema)")
+		testenv.Missing(t, "no Kubernetes JSON schemas (set KEYGATE_TEST_KUBERNETES_SCHEMAS to the output of e2e/deploy/kubeschema)")
 	}
 	validate := func(paths ...string) (string, error) {
 		args := append([]string{"-strict", "-summary", "-schema-location", schemas, "-kubernetes-version", kubernetesVersion}, paths...)

@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/testenv"
 )
 
 // The Python, Node and PHP examples docs/upstreams.md includes, run as
@@ -117,7 +118,7 @@ func pythonExample(t *testing.T) func(string) *exec.Cmd {
 			return func(string) *exec.Cmd { return exec.Command(py, script) }
 		}
 	}
-	missing(t, "no python3 with PyJWT and cryptography (Debian: python3-jwt python3-cryptography)")
+	testenv.Missing(t, "no python3 with PyJWT and cryptography (Debian: python3-jwt python3-cryptography)")
 	return nil
 }
 
@@ -127,7 +128,7 @@ func nodeExample(t *testing.T) func(string) *exec.Cmd {
 	node := program(t, "node", "")
 	dir, _ := filepath.Abs("../../docs/upstreams/node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose")); err != nil {
-		missing(t, "docs/upstreams/node has no node_modules: run npm ci there")
+		testenv.Missing(t, "docs/upstreams/node has no node_modules: run npm ci there")
 	}
 	return func(string) *exec.Cmd { return exec.Command(node, filepath.Join(dir, "verify-identity.mjs")) }
 }
@@ -137,7 +138,7 @@ func phpExample(t *testing.T) func(string) *exec.Cmd {
 	t.Helper()
 	php := program(t, "php", "")
 	if out, err := exec.Command(php, "-r", "echo function_exists('sodium_crypto_sign_verify_detached') ? 'yes' : 'no';").Output(); err != nil || string(out) != "yes" {
-		missing(t, "php has no sodium extension")
+		testenv.Missing(t, "php has no sodium extension")
 	}
 	script, _ := filepath.Abs("../../docs/upstreams/php/verify_identity.php")
 	return func(string) *exec.Cmd { return exec.Command(php, script) }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/limitertest"
 	"github.com/keygate/keygate/ratelimit/redislimit"
@@ -35,13 +35,10 @@ type redisCluster struct {
 // redis-server is not installed, except under CI, where it fails.
 func startRedisCluster(t *testing.T) *redisCluster {
 	t.Helper()
-	redisURL(t) // the Redis suites' skip-or-fail rule
+	testenv.RedisURL(t) // the Redis suites' skip-or-fail rule
 	for _, tool := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed; CI must run the Redis Cluster tests", tool)
-			}
-			t.Skipf("%s is not installed", tool)
+			testenv.Missing(t, tool+" is not installed")
 		}
 	}
 	dir := t.TempDir()

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -13,27 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/limitertest"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/redis/go-redis/v9"
 )
 
-// redisURL returns the Redis the tests use. Without one they skip, except
-// in CI, which must never skip silently.
-func redisURL(t testing.TB) string {
-	url := os.Getenv("KEYGATE_TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("KEYGATE_TEST_REDIS_URL is not set")
-		}
-		t.Skip("KEYGATE_TEST_REDIS_URL is not set")
-	}
-	return url
-}
-
 func newClient(t testing.TB) *redis.Client {
-	opts, err := redis.ParseURL(redisURL(t))
+	opts, err := redis.ParseURL(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,10 +214,7 @@ type redisServer struct {
 
 func startRedisServer(t testing.TB) *redisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed")
-		}
-		t.Skip("redis-server is not installed")
+		testenv.Missing(t, "redis-server is not installed")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

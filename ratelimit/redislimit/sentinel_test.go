@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 )
 
@@ -30,13 +31,10 @@ type redisSentinel struct {
 
 func startRedisSentinel(t *testing.T) *redisSentinel {
 	t.Helper()
-	redisURL(t) // the Redis suites' skip-or-fail rule
+	testenv.RedisURL(t) // the Redis suites' skip-or-fail rule
 	for _, tool := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed; CI must run the Redis Sentinel tests", tool)
-			}
-			t.Skipf("%s is not installed", tool)
+			testenv.Missing(t, tool+" is not installed")
 		}
 	}
 	dir := t.TempDir()
