@@ -101,15 +101,26 @@ func upstreamTransport() *http.Transport {
 // Forward proxies r as id (nil: anonymous, on public routes) for the
 // client at address client.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, client netip.Addr) {
-	f.forward(w, r, id, nil, client)
+	if _, cut := f.forward(w, r, id, nil, client); cut {
+		panic(http.ErrAbortHandler)
+	}
 }
 
-// forward is Forward with id's header values ready when signed is set.
-func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, signed *signedIdentity, client netip.Addr) {
+// forward is Forward with id's header values ready when signed is set. It
+// returns the status it answered (0: none, the client left first) and
+// whether the response was then cut short, which the caller must end by
+// aborting the handler (http.ErrAbortHandler) once it has counted the
+// request.
+//
+// The upstream's answers know their status; only the rarer ones that pass
+// through another writer (an upgrade, a refusal when the upstream fails)
+// are recorded for it.
+func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, signed *signedIdentity, client netip.Addr) (status int, cut bool) {
 	if isUpgrade(r.Header) {
 		r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, signed: signed, client: client, header: w.Header()}))
-		f.proxy.ServeHTTP(w, r)
-		return
+		rec := &statusRecorder{ResponseWriter: w}
+		f.proxy.ServeHTTP(rec, r)
+		return rec.code, false
 	}
 	out := cloneHeader(r.Header)
 	h := out.h
@@ -134,8 +145,9 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		if span != nil {
 			endUpstreamSpan(span, 0, err)
 		}
-		f.upstreamError(w, r, err)
-		return
+		rec := &statusRecorder{ResponseWriter: w}
+		f.upstreamError(rec, r, err)
+		return rec.code, false
 	}
 	if span != nil {
 		span.AddEvent("response headers")
@@ -145,13 +157,9 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		f.bodyBrokeOff(r, err)
 		// The status is sent: closing the connection short (or without
 		// the last chunk) is how the client learns the body is not whole.
-		// The gateway's own chain counts the request first.
-		if rec, ok := w.(*statusRecorder); ok {
-			rec.cut = true
-			return
-		}
-		panic(http.ErrAbortHandler)
+		return resp.status, true
 	}
+	return resp.status, false
 }
 
 // bodyBrokeOff logs an upstream body that ended before its end: reset,

@@ -212,31 +212,32 @@ func (g *Gateway) serveMount(w http.ResponseWriter, r *http.Request, h http.Hand
 // rate limit headers, the body limit, then f forwards it or the preset
 // answers the refusal; metrics and usage are counted after.
 func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, d Decision, err error, f *Forwarder, start time.Time, span trace.Span) {
-	rec := &statusRecorder{ResponseWriter: w}
 	if d.HasRateLimit {
 		d.RateLimit.SetHeaders(w.Header())
 	}
 	if err == nil && r.ContentLength > g.maxBody {
 		err = errTooLarge
 	}
+	var written int // the status answered; 0: none
+	var cut bool
 	switch {
 	case keygate.ErrorCode(err) == keygate.ECANCELED:
 		// The client is gone: nobody reads an answer.
 	case err != nil:
-		g.fail(rec, r, err)
+		written = g.refuse(w, r, err)
 	default:
 		if r.Body != http.NoBody { // the server's body of a request without one
 			r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
 		}
-		f.forward(rec, r, d.Identity, d.signed, d.ClientIP)
-		if rec.code == 0 && r.Context().Err() != nil {
+		written, cut = f.forward(w, r, d.Identity, d.signed, d.ClientIP)
+		if written == 0 && r.Context().Err() != nil {
 			err = canceled(r.Context()) // left before the upstream answered
 		}
 	}
-	status := rec.statusOr(err)
+	status := statusOr(written, err)
 	g.observe(d, status, err, start)
 	g.endSpan(span, d, status, err, r.Method, span != nil && f == g.forward)
-	if rec.cut {
+	if cut {
 		// Counted as the status the client got; now its response ends
 		// short, so it is not taken for a whole one.
 		panic(http.ErrAbortHandler)
@@ -631,14 +632,12 @@ func tokenID(d Decision) string {
 	return ""
 }
 
-// statusRecorder remembers the status written, for usage counts, and
-// unwraps so http.ResponseController (used by the proxy to flush streams)
-// reaches the real writer.
+// statusRecorder remembers the status written, for usage counts, where
+// another writer answers (forward), and unwraps so
+// http.ResponseController reaches the real writer.
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
-	// cut: the upstream's body broke off after the status was sent.
-	cut bool
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -657,12 +656,12 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// statusOr is the status written, or the one err stands for when the
-// request ended without an answer.
-func (s *statusRecorder) statusOr(err error) int {
+// statusOr is written, the status answered, or the one err stands for
+// when the request ended without an answer (written is 0).
+func statusOr(written int, err error) int {
 	switch {
-	case s.code != 0:
-		return s.code
+	case written != 0:
+		return written
 	case keygate.ErrorCode(err) == keygate.ECANCELED:
 		return keygate.StatusClientClosedRequest
 	}
