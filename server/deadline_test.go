@@ -26,14 +26,7 @@ func TestAdminRequestsEndWithinTheWriteTimeoutWhenTheDatabaseStopsAnswering(t *t
 database_url: %q
 admin: {listen: %s}
 listeners: {admin_write_timeout: 2s}
-apis:
-  - name: events
-    preset: canskan
-    listen: %s
-    upstream: http://127.0.0.1:9
-    routes:
-      - {methods: [GET], path: '/p/{code}', access: public}
-`, proxy.URL(base), admin, freeAddr(t)), server.Options{Logger: quietLogger()})
+`, proxy.URL(base), admin)+eventsAPI(freeAddr(t)), server.Options{Logger: quietLogger()})
 	// Cleanups run last first: the database answers again before keygate
 	// shuts down, so the shutdown does not wait on it.
 	t.Cleanup(proxy.Forward)

@@ -135,14 +135,7 @@ func TestReadyzReportsThePostgresFeedReconnecting(t *testing.T) {
 	srv := runServer(t, fmt.Sprintf(`
 database_url: %q
 admin: {listen: %s}
-apis:
-  - name: events
-    preset: canskan
-    listen: %s
-    upstream: http://127.0.0.1:9
-    routes:
-      - {methods: [GET], path: '/p/{code}', access: public}
-`, proxy.URL(pgtest.WithParam(t, base, "application_name", name)), admin, freeAddr(t)), server.Options{Logger: quietLogger()})
+`, proxy.URL(pgtest.WithParam(t, base, "application_name", name)), admin)+eventsAPI(freeAddr(t)), server.Options{Logger: quietLogger()})
 	waitForTokenCache(t, admin, "following")
 
 	proxy.Refuse()

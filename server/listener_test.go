@@ -225,14 +225,7 @@ func startWithListeners(t *testing.T, listeners string) (admin, events string) {
 data_dir: %s
 admin: {listen: %s}
 listeners: %s
-apis:
-  - name: events
-    preset: canskan
-    listen: %s
-    upstream: http://127.0.0.1:9
-    routes:
-      - {methods: [GET], path: '/p/{code}', access: public}
-`, t.TempDir(), admin, listeners, events), server.Options{Logger: quietLogger()})
+`, t.TempDir(), admin, listeners)+eventsAPI(events), server.Options{Logger: quietLogger()})
 	return admin, events
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/tcptest"
-	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/sqlite"
 )
 
@@ -72,19 +71,7 @@ func TestSilentRedisIsBoundedByRedisTimeout(t *testing.T) {
 // cut off after listeners.read_header_timeout on every listener: the
 // APIs' (gateway, forward-auth, verify) and the admin listener.
 func TestSlowHeadersAreCutOffOnEveryListener(t *testing.T) {
-	admin, events := freeAddr(t), freeAddr(t)
-	runServer(t, fmt.Sprintf(`
-data_dir: %s
-admin: {listen: %s}
-listeners: {read_header_timeout: 500ms}
-apis:
-  - name: events
-    preset: canskan
-    listen: %s
-    upstream: http://127.0.0.1:9
-    routes:
-      - {methods: [GET], path: '/p/{code}', access: public}
-`, t.TempDir(), admin, events), server.Options{Logger: quietLogger()})
+	admin, events := startWithListeners(t, "{read_header_timeout: 500ms}")
 	for _, l := range []struct{ name, addr, path string }{
 		{"API", events, "/p/abc"},
 		{"forward-auth", events, "/_keygate/auth"},

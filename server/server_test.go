@@ -102,6 +102,20 @@ func runServer(t *testing.T, yaml string, opts server.Options) *server.Server {
 	return srv
 }
 
+// eventsAPI is the apis section of a test that needs an API listening on
+// listen and nothing more of it: canskan's events with one public route,
+// in front of an upstream nothing answers on.
+func eventsAPI(listen string) string {
+	return `apis:
+  - name: events
+    preset: canskan
+    listen: ` + listen + `
+    upstream: http://127.0.0.1:9
+    routes:
+      - {methods: [GET], path: '/p/{code}', access: public}
+`
+}
+
 // quietLogger is the logger of a test that reads no log lines.
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
