@@ -23,6 +23,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/demo"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/server"
 )
@@ -49,7 +50,7 @@ type keygateDemo struct {
 	dashboardURL string
 	menusURL     string
 	eventsURL    string
-	logs         *syncBuffer
+	logs         *logtest.Buffer
 	store        keygate.Store
 }
 
@@ -57,7 +58,7 @@ func startKeygateDemo(t *testing.T) *keygateDemo {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	menusUpstream := listen(t)

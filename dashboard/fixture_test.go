@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/dashboard"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/preset"
@@ -45,7 +45,7 @@ type fixture struct {
 	t      testing.TB
 	store  *sqlite.Store
 	server *httptest.Server
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	now    time.Time
 	logins *session.LoginLimiter
 	// changes are what the dashboard passed to Deps.Notify.
@@ -59,23 +59,6 @@ type fixture struct {
 
 	acme, globex                    *keygate.Organization
 	owner, member, globexOwner, sys *keygate.User
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func testAPIs() []*keygate.API {
@@ -98,7 +81,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	f := &fixture{t: t, store: store, logs: &syncBuffer{}, now: time.Now().UTC(), changes: make(chan keygate.Change, 100)}
+	f := &fixture{t: t, store: store, logs: &logtest.Buffer{}, now: time.Now().UTC(), changes: make(chan keygate.Change, 100)}
 	f.logins = &session.LoginLimiter{Now: func() time.Time { return f.now }}
 	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Flushed by hand only: what the pages show before a flush is tested.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/dashboard"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/internal/testenv"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
@@ -57,7 +58,7 @@ func TestInvitationPagesLogALimiterOutageOnce(t *testing.T) {
 	t.Cleanup(func() { up.Close(); memory.Close() })
 	limiter := &swappedLimiter{}
 	limiter.use(down)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	now := time.Now()
 	h := dashboard.New(dashboard.Deps{
 		Store: store, Sessions: &session.Manager{Sessions: store, Users: store},

@@ -1,7 +1,6 @@
 package email_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/email"
 	"github.com/keygate/keygate/email/smtptest"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/sqlite"
 )
 
@@ -38,24 +38,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer is a log sink the tests read.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 const smtpPassword = "s3cret-smtp-passw0rd"
 
 const testLinkKey = "a-link-key-of-at-least-32-characters"
@@ -68,14 +50,14 @@ type outboxFixture struct {
 	path     string
 	store    *sqlite.Store
 	clock    *clock
-	log      *syncBuffer
+	log      *logtest.Buffer
 	outcomes []string
 	mu       sync.Mutex
 	linkKey  string // email.link_key of the outboxes it makes
 }
 
 func newOutboxFixture(t *testing.T) *outboxFixture {
-	f := &outboxFixture{t: t, ctx: t.Context(), path: filepath.Join(t.TempDir(), "keygate.db"), clock: &clock{t: start}, log: &syncBuffer{}, linkKey: testLinkKey}
+	f := &outboxFixture{t: t, ctx: t.Context(), path: filepath.Join(t.TempDir(), "keygate.db"), clock: &clock{t: start}, log: &logtest.Buffer{}, linkKey: testLinkKey}
 	f.store = f.open()
 	return f
 }

@@ -1,37 +1,18 @@
 package gateway_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/logtest"
 )
-
-// syncBuffer is a log destination several handlers write at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Whatever a client does with a token (sends it right, wrong, twice, in
 // the query, in the path, in forwarded headers) and however the upstream
@@ -40,7 +21,7 @@ func TestNoTokenInTheLogsWhateverTheClientSends(t *testing.T) {
 	f := newFixture(t)
 	_, secret := f.token(f.events, []string{"attendees:read"}, keygate.Expiry90Days, f.now)
 	_, menus := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	// One gateway whose upstream is up, one whose upstream refuses

@@ -15,20 +15,21 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/internal/tcptest"
 )
 
 // loggedProxy is proxyTo with the gateway's log lines and metrics kept.
-func loggedProxy(t *testing.T, upstreamURL string) (proxied, *syncBuffer) {
+func loggedProxy(t *testing.T, upstreamURL string) (proxied, *logtest.Buffer) {
 	p, logs, _ := observedProxy(t, upstreamURL)
 	return p, logs
 }
 
-func observedProxy(t *testing.T, upstreamURL string) (proxied, *syncBuffer, *prometheus.Registry) {
+func observedProxy(t *testing.T, upstreamURL string) (proxied, *logtest.Buffer, *prometheus.Registry) {
 	t.Helper()
 	f := newFixture(t)
 	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	reg := prometheus.NewRegistry()
 	metrics, err := gateway.NewMetrics(reg)
 	if err != nil {

@@ -46,7 +46,7 @@ func TestBackstopLogsAnOutageOnce(t *testing.T) {
 	shared := &flaky{Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{})}
 	memory := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { shared.Limiter.(*ratelimit.Memory).Close(); memory.Close() })
-	logs := &syncBuffer{}
+	logs := &leveledLog{}
 	now := time.Now()
 	b := ratelimit.NewBackstop(shared, memory, ratelimit.BackstopOptions{
 		What:   "test pages",
@@ -101,7 +101,7 @@ func TestBackstopIgnoresCallerCancel(t *testing.T) {
 	memory := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { shared.Limiter.(*ratelimit.Memory).Close(); memory.Close() })
 	shared.down.Store(true)
-	logs := &syncBuffer{}
+	logs := &leveledLog{}
 	b := ratelimit.NewBackstop(shared, memory, ratelimit.BackstopOptions{What: "test pages", Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

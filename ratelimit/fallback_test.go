@@ -1,7 +1,6 @@
 package ratelimit_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,25 +41,15 @@ func (f *flaky) Allow(ctx context.Context, key string, limit int, period time.Du
 	return f.Limiter.Allow(ctx, key, limit, period)
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// leveledLog is a log the tests read line by line, by level.
+type leveledLog struct{ logtest.Buffer }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines(level string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// lines returns the lines logged at level, or every logged line for "".
+func (l *leveledLog) lines(level string) []string {
 	var out []string
-	for _, l := range strings.Split(s.b.String(), "\n") {
-		if strings.Contains(l, "level="+level) {
-			out = append(out, l)
+	for _, line := range strings.Split(l.String(), "\n") {
+		if strings.Contains(line, "level="+level) {
+			out = append(out, line)
 		}
 	}
 	return out
@@ -69,7 +59,7 @@ type fallbackTest struct {
 	shared   *flaky
 	local    *ratelimit.Memory // the Fallback's local limiter
 	fallback *ratelimit.Fallback
-	logs     *syncBuffer
+	logs     *leveledLog
 	mu       sync.Mutex
 	changes  []bool
 }
@@ -78,7 +68,7 @@ func newFallbackTest(t *testing.T, mode ratelimit.Mode, probe time.Duration) *fa
 	shared := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	t.Cleanup(func() { shared.Close(); local.Close() })
-	ft := &fallbackTest{shared: &flaky{Limiter: shared}, local: local, logs: &syncBuffer{}}
+	ft := &fallbackTest{shared: &flaky{Limiter: shared}, local: local, logs: &leveledLog{}}
 	f, err := ratelimit.NewFallback(ft.shared, local, ratelimit.FallbackOptions{
 		Mode:          mode,
 		ProbeInterval: probe,

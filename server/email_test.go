@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/email/smtptest"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 )
@@ -39,7 +40,7 @@ apis:
     routes:
       - {methods: [GET], path: /attendees, access: token}
 `, t.TempDir(), admin, password, smtpd.Port, freeAddr(t)))
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	srv := newServer(t, cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), EmailRootCAs: roots})
 	if !srv.Email().Enabled() {
 		t.Fatal("email is off with email.smtp_url set")

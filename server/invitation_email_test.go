@@ -16,6 +16,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/email/smtptest"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 	"github.com/keygate/keygate/session"
@@ -36,7 +37,7 @@ email:
   from: keygate <keygate@example.com>
   link_key: a-link-key-for-the-invitation-email-test
 `, dataDir, admin, smtpd.Port))
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	srv := newServer(t, cfg, server.Options{Logger: debugLogger(logs)})
 	startServer(t, srv)
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 )
@@ -41,7 +42,7 @@ func (n *notices) InvitationCreated(_ context.Context, notice manage.InvitationN
 // without the link and does not undo the invitation.
 func TestInvitationNotifierHearsEachInvitation(t *testing.T) {
 	admin := freeAddr(t)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	heard := &notices{}
 	srv := runServer(t, "data_dir: "+t.TempDir()+"\nadmin: {listen: "+admin+", public_url: https://keygate.example.test}\n",
 		server.Options{Logger: debugLogger(logs), Invitations: heard})

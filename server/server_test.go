@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/server"
 )
@@ -41,26 +41,9 @@ type running struct {
 	srv    *server.Server
 	admin  string
 	events string
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	// dataDir holds the SQLite database.
 	dataDir string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // parseConfig is the keygate configuration of a test's YAML.
@@ -121,14 +104,14 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // debugLogger logs everything, down to debug lines, into logs, for a test
 // that reads them.
-func debugLogger(logs *syncBuffer) *slog.Logger {
+func debugLogger(logs *logtest.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // start runs keygate with one canskan API in front of upstream.
 func start(t *testing.T, upstream, rateLimiter string) *running {
 	t.Helper()
-	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}, dataDir: t.TempDir()}
+	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &logtest.Buffer{}, dataDir: t.TempDir()}
 	r.srv = runServer(t, `
 data_dir: `+r.dataDir+`
 admin: {listen: `+r.admin+`}

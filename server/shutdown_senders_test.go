@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
@@ -117,7 +118,7 @@ apis:
     routes:
       - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
 `, proxy.URL(base), freeAddr(t), events, upstream.URL))
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	srv := newServer(t, cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/server"
 )
 
@@ -187,7 +188,7 @@ func TestTracingExportsToTheConfiguredOTLPEndpoint(t *testing.T) {
 // shuts it down.
 func startTraced(t *testing.T, tracingYAML, upstream string) *running {
 	t.Helper()
-	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &syncBuffer{}}
+	r := &running{admin: freeAddr(t), events: freeAddr(t), logs: &logtest.Buffer{}}
 	cfg := parseConfig(t, `
 data_dir: `+t.TempDir()+`
 admin: {listen: `+r.admin+`}

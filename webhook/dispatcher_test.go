@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/sqlite"
 	"github.com/keygate/keygate/webhook"
 )
@@ -765,7 +766,7 @@ func TestRunWithTwoInstancesSendsEachOnce(t *testing.T) {
 // TestLogsNameNoSecrets logs every kind of attempt and checks that no token
 // secret, signing secret or endpoint path and query reaches the log.
 func TestLogsNameNoSecrets(t *testing.T) {
-	var logs safeBuffer
+	var logs logtest.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f := newFixture(t, func(o *webhook.Options) { o.Logger = logger })
 	r := newReceiver(t, f.clock.Now, 500, 200)
@@ -788,23 +789,6 @@ func TestLogsNameNoSecrets(t *testing.T) {
 			t.Errorf("the log contains %q:\n%s", leak, out)
 		}
 	}
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // An audit.* event goes to the organization's own endpoint, so a site

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/logtest"
 )
 
 // TestConformanceAuthorization runs the MCP conformance suite's
@@ -40,7 +42,7 @@ func TestConformanceAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log logtest.Buffer
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -52,7 +54,7 @@ func TestConformanceAuthorization(t *testing.T) {
 		sent := false
 		for sc.Scan() {
 			line := sc.Text()
-			log.WriteString(line + "\n")
+			log.Write([]byte(line + "\n"))
 			if !sent && strings.HasPrefix(line, s.issuer+"/oauth/authorize?") {
 				authURL <- line
 				sent = true

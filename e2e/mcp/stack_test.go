@@ -28,6 +28,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/demo"
 	"github.com/keygate/keygate/demo/mcpserver"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/password"
 	"github.com/keygate/keygate/server"
 )
@@ -58,7 +59,7 @@ type stack struct {
 	// hashing is slow under the race detector.
 	passwordHash string
 	users        atomic.Int64
-	logs         *syncBuffer // keygate's log
+	logs         *logtest.Buffer // keygate's log
 	stops        []func()
 }
 
@@ -146,7 +147,7 @@ func sharedStack(t *testing.T) *stack {
 }
 
 func startStack() (s *stack, err error) {
-	s = &stack{logs: &syncBuffer{}}
+	s = &stack{logs: &logtest.Buffer{}}
 	defer func() {
 		if err != nil {
 			s.stop()
@@ -462,26 +463,4 @@ func (b *browser) dashboardLogin(adminURL string, u *keygate.User) error {
 		return fmt.Errorf("dashboard login sent back to the login page")
 	}
 	return nil
-}
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) WriteString(v string) {
-	s.Write([]byte(v))
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
