@@ -145,6 +145,13 @@ const MaxAuditPage = 200
 type AuditLog interface {
 	// AppendAuditEntry stores e, filling in ID, Seq and a zero At.
 	AppendAuditEntry(ctx context.Context, e *AuditEntry) error
+	// RecordChange runs change and appends the entries it returns in one
+	// transaction, so a change and its entries commit together or not at
+	// all. The store's writes that change makes with the context it is
+	// given join that transaction; entries are filled in as
+	// AppendAuditEntry fills them. change must write only through that
+	// context, and reads there do not see its writes.
+	RecordChange(ctx context.Context, change func(ctx context.Context) ([]*AuditEntry, error)) error
 	// ListAuditEntries returns matching entries, newest (highest Seq) first.
 	ListAuditEntries(ctx context.Context, f AuditFilter) ([]*AuditEntry, error)
 	// PurgeAuditEntries deletes entries older than before and says how many.

@@ -3,11 +3,12 @@
 //
 // Store wraps a keygate.Store so that every change the dashboard, the
 // management API, the CLI and the OAuth server make through it is recorded
-// with the actor its context carries (keygate.WithActor); the few actions
-// that change nothing in the store (failed and throttled logins, token
-// expiry) are recorded with Log.Record. Entries carry ids, names, hints
-// and hosts, never a secret, and cannot be changed or deleted except by
-// the retention purge.
+// with the actor its context carries (keygate.WithActor), in the change's
+// own transaction: a change is never committed without its entry. The
+// few actions that change nothing in the store (failed and throttled
+// logins, token expiry) are recorded with Log.Record. Entries carry ids,
+// names, hints and hosts, never a secret, and cannot be changed or deleted
+// except by the retention purge.
 package audit
 
 import (
@@ -29,6 +30,8 @@ const DefaultRetention = 365 * 24 * time.Hour
 // about each one (the webhook dispatcher sends it to the organization's
 // SIEM endpoints as an audit.* event).
 type Log struct {
+	// Store is where Record appends; Store (the wrapper) appends a
+	// change's entries to the store it wraps, in the change's transaction.
 	Store  keygate.AuditLog
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -36,13 +39,31 @@ type Log struct {
 	Shipper func(ctx context.Context, e *keygate.AuditEntry)
 }
 
-// Record appends an entry for action by the context's actor. details is
+// Record appends an entry for an action that changes nothing in the store
+// (a failed login, a token's expiry) by the context's actor. details is
 // marshalled to JSON; it must not hold a secret. A failure is logged, not
-// returned: the action it describes already happened.
+// returned: the action it describes already happened. Changes are
+// recorded by Store, in their own transaction.
 func (l *Log) Record(ctx context.Context, action, organizationID, targetID string, details any) {
 	if l == nil || l.Store == nil {
 		return
 	}
+	e := l.entry(ctx, action, organizationID, targetID, details)
+	// Stored even if the client leaves meanwhile, but not past the
+	// request's deadline: a database that stops answering does not hold
+	// the request beyond it.
+	ctx, cancel := detach.Context(ctx)
+	defer cancel()
+	if err := l.Store.AppendAuditEntry(ctx, e); err != nil {
+		l.logger().ErrorContext(ctx, "audit: entry could not be stored", "action", action,
+			"org_id", organizationID, "target_id", targetID, "error", err)
+		return
+	}
+	l.ship(ctx, e)
+}
+
+// entry is the entry for action by the context's actor, not yet stored.
+func (l *Log) entry(ctx context.Context, action, organizationID, targetID string, details any) *keygate.AuditEntry {
 	e := &keygate.AuditEntry{
 		Action: action, Actor: keygate.ActorFrom(ctx), OrganizationID: organizationID, TargetID: targetID,
 	}
@@ -57,17 +78,15 @@ func (l *Log) Record(ctx context.Context, action, organizationID, targetID strin
 			e.Details = b
 		}
 	}
-	// Stored even if the client leaves meanwhile, but not past the
-	// request's deadline: a database that stops answering does not hold
-	// the request beyond it.
-	ctx, cancel := detach.Context(ctx)
-	defer cancel()
-	if err := l.Store.AppendAuditEntry(ctx, e); err != nil {
-		l.logger().ErrorContext(ctx, "audit: entry could not be stored", "action", action,
-			"org_id", organizationID, "target_id", targetID, "error", err)
+	return e
+}
+
+// ship tells Shipper of stored entries.
+func (l *Log) ship(ctx context.Context, entries ...*keygate.AuditEntry) {
+	if l.Shipper == nil {
 		return
 	}
-	if l.Shipper != nil {
+	for _, e := range entries {
 		l.Shipper(ctx, e)
 	}
 }

@@ -18,7 +18,7 @@ func (s *Store) CreateAdminKey(ctx context.Context, k *keygate.AdminKey) error {
 		k.ID = keygate.NewID("adm")
 	}
 	k.CreatedAt = s.createdAt(k.CreatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO admin_keys (`+adminKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+	_, err := s.exec(ctx, `INSERT INTO admin_keys (`+adminKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 		k.ID, k.Name, k.Hash, k.Hint, k.CreatedAt, nullTS(k.RevokedAt))
 	return dbError(err)
 }
@@ -47,7 +47,7 @@ func (s *Store) ListAdminKeys(ctx context.Context) ([]*keygate.AdminKey, error) 
 
 // RevokeAdminKey returns ENOTFOUND when the key is unknown or already revoked.
 func (s *Store) RevokeAdminKey(ctx context.Context, id string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx,
+	tag, err := s.exec(ctx,
 		`UPDATE admin_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, ts(at), id)
 	return affectedOne(tag, err, "Admin key")
 }

@@ -15,6 +15,29 @@ const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, act
 
 // AppendAuditEntry stores e, filling in ID, Seq and a zero At.
 func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) error {
+	if tx, ok := s.openTx(ctx); ok {
+		return s.appendAuditEntry(ctx, tx, e)
+	}
+	return s.appendAuditEntry(ctx, s.pool, e)
+}
+
+// RecordChange runs change and appends its entries in one transaction.
+func (s *Store) RecordChange(ctx context.Context, change func(ctx context.Context) ([]*keygate.AuditEntry, error)) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		entries, err := change(context.WithValue(ctx, openTx{s}, tx))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := s.appendAuditEntry(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) appendAuditEntry(ctx context.Context, db queryRower, e *keygate.AuditEntry) error {
 	if e.ID == "" {
 		e.ID = keygate.NewID("aud")
 	}
@@ -23,7 +46,7 @@ func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) err
 	if len(details) == 0 {
 		details = json.RawMessage(`{}`)
 	}
-	err := s.pool.QueryRow(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
+	err := db.QueryRow(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
 		address, user_agent, organization_id, target_id, details)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq`,
 		e.ID, ts(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.SiteAdmin,

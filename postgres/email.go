@@ -122,7 +122,7 @@ func (s *Store) FindEmailSettings(ctx context.Context, organizationID string) (*
 // UpdateEmailSettings replaces the organization's settings.
 func (s *Store) UpdateEmailSettings(ctx context.Context, es *keygate.EmailSettings) error {
 	es.UpdatedAt = s.createdAt(es.UpdatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO email_settings (organization_id, disabled, updated_at)
+	_, err := s.exec(ctx, `INSERT INTO email_settings (organization_id, disabled, updated_at)
 		VALUES ($1, $2, $3) ON CONFLICT (organization_id) DO UPDATE SET disabled = excluded.disabled, updated_at = excluded.updated_at`,
 		es.OrganizationID, nonNil(es.Disabled), es.UpdatedAt)
 	if err := dbError(err); keygate.ErrorCode(err) == keygate.ENOTFOUND {

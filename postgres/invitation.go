@@ -21,7 +21,7 @@ func (s *Store) CreateInvitation(ctx context.Context, inv *keygate.Invitation) e
 	}
 	inv.Email = normalizeEmail(inv.Email)
 	inv.CreatedAt = s.createdAt(inv.CreatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO invitations (`+invitationColumns+`)
+	_, err := s.exec(ctx, `INSERT INTO invitations (`+invitationColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		inv.ID, inv.OrganizationID, inv.Email, inv.Role, inv.Hash, inv.InvitedBy,
 		inv.CreatedAt, ts(inv.ExpiresAt), nullTS(inv.AcceptedAt), inv.AcceptedBy, nullTS(inv.RevokedAt))
@@ -101,7 +101,7 @@ func (s *Store) AcceptInvitation(ctx context.Context, hash, userID string, at ti
 // RevokeInvitation returns ENOTFOUND unless the organization's invitation
 // is neither accepted nor revoked.
 func (s *Store) RevokeInvitation(ctx context.Context, organizationID, id string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE invitations SET revoked_at = $1
+	tag, err := s.exec(ctx, `UPDATE invitations SET revoked_at = $1
 		WHERE id = $2 AND organization_id = $3 AND accepted_at IS NULL AND revoked_at IS NULL`,
 		ts(at), id, organizationID)
 	return affectedOne(tag, err, "Invitation")

@@ -59,7 +59,7 @@ const oauthCodeColumns = `hash, grant_id, client_id, user_id, organization_id, r
 // CreateOAuthCode stores a new authorization code, filling in a zero CreatedAt.
 func (s *Store) CreateOAuthCode(ctx context.Context, code *keygate.OAuthCode) error {
 	code.CreatedAt = s.createdAt(code.CreatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO oauth_codes (`+oauthCodeColumns+`)
+	_, err := s.exec(ctx, `INSERT INTO oauth_codes (`+oauthCodeColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		code.Hash, code.GrantID, code.ClientID, code.UserID, code.OrganizationID, code.RedirectURI,
 		code.CodeChallenge, code.Resource, nonNil(code.Scopes), code.Offline,
@@ -255,7 +255,7 @@ const grantExpiry = `(SELECT MAX(t.expires_at) FROM oauth_tokens t WHERE t.grant
 // RevokeOAuthGrant revokes the grant; ENOTFOUND when unknown or already
 // revoked. Its tokens need no change: they are valid only with their grant.
 func (s *Store) RevokeOAuthGrant(ctx context.Context, id string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx,
+	tag, err := s.exec(ctx,
 		`UPDATE oauth_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, ts(at), id)
 	return affectedOne(tag, err, "OAuth grant")
 }

@@ -22,7 +22,7 @@ func (s *Store) CreateOrganization(ctx context.Context, org *keygate.Organizatio
 	if err != nil {
 		return fmt.Errorf("postgres: encode entitlements: %w", err)
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO organizations (`+organizationColumns+`)
+	_, err = s.exec(ctx, `INSERT INTO organizations (`+organizationColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		org.ID, org.Slug, org.Name, org.Plan, string(entitlements), org.MaxActiveTokens, org.CreatedAt)
 	if constraintViolated(err, "organizations_slug_key") {

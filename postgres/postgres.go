@@ -14,6 +14,9 @@
 //     the table after the last change it delivered, so order and catch-up
 //     come from the table and a missed notification costs at most one poll
 //     interval.
+//   - An audited change and its audit entries are one transaction:
+//     RecordChange puts its transaction in the context it hands the
+//     change, and write (and exec, for one statement) join it.
 //   - Migrations run under an advisory lock, so instances starting together
 //     apply each one exactly once.
 //
@@ -194,7 +197,12 @@ const (
 )
 
 // write runs fn in one transaction and commits it when fn returns nil.
+// Within RecordChange's change, fn joins RecordChange's transaction
+// instead, which commits it with the audit entries.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if tx, ok := s.openTx(ctx); ok {
+		return fn(tx)
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return dbError(err)
@@ -210,6 +218,26 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		return err
 	}
 	return dbError(tx.Commit(ctx))
+}
+
+// openTx is the context key of the transaction a RecordChange has open on
+// the store: writes through that context join it. The store is part of
+// the key, so another store's writes never join it.
+type openTx struct{ store *Store }
+
+// openTx returns the RecordChange transaction ctx carries, if any.
+func (s *Store) openTx(ctx context.Context) (pgx.Tx, bool) {
+	tx, ok := ctx.Value(openTx{s}).(pgx.Tx)
+	return tx, ok
+}
+
+// exec runs one statement that changes something: in the transaction a
+// RecordChange has open, when ctx carries one, or else on its own.
+func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if tx, ok := s.openTx(ctx); ok {
+		return tx.Exec(ctx, sql, args...)
+	}
+	return s.pool.Exec(ctx, sql, args...)
 }
 
 // writeRetrying is write for transactions that may deadlock with the same

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
@@ -33,6 +35,27 @@ func open(t testing.TB, url string) *postgres.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// RefuseAuditEntries adds a trigger to the schema's audit log that fails
+// every insert.
+func (schemas) RefuseAuditEntries(t *testing.T, url string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `
+		CREATE FUNCTION audit_log_refused() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			RAISE EXCEPTION 'the audit log refuses entries';
+		END;
+		$$;
+		CREATE TRIGGER audit_log_refused BEFORE INSERT ON audit_log
+			FOR EACH ROW EXECUTE FUNCTION audit_log_refused();`); err != nil {
+		t.Fatalf("creating the refusing trigger: %v", err)
+	}
 }
 
 func TestStoreContract(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 // not exist, ECONFLICT when the id is already stored.
 func (s *Store) CreateSession(ctx context.Context, sess *keygate.Session) error {
 	sess.CreatedAt = s.createdAt(sess.CreatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at)
+	_, err := s.exec(ctx, `INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5)`,
 		sess.ID, sess.UserID, sess.CSRFToken, sess.CreatedAt, ts(sess.ExpiresAt))
 	if err := dbError(err); keygate.ErrorCode(err) == keygate.ENOTFOUND {

@@ -77,7 +77,7 @@ func scanUser(row pgx.Row) (*keygate.User, error) {
 // an existing membership (keeping its CreatedAt). ENOTFOUND when the user
 // or the organization does not exist.
 func (s *Store) SetMembership(ctx context.Context, m *keygate.Membership) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at)
+	_, err := s.exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at)
 		VALUES ($1, $2, $3, $4)
 		ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role`,
 		m.OrganizationID, m.UserID, m.Role, s.createdAt(m.CreatedAt))
@@ -91,7 +91,7 @@ func (s *Store) SetMembership(ctx context.Context, m *keygate.Membership) error 
 
 // DeleteMembership returns ENOTFOUND when the user is not a member.
 func (s *Store) DeleteMembership(ctx context.Context, organizationID, userID string) error {
-	tag, err := s.pool.Exec(ctx,
+	tag, err := s.exec(ctx,
 		`DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2`, organizationID, userID)
 	return affectedOne(tag, err, "Membership")
 }

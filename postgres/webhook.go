@@ -80,7 +80,7 @@ func (s *Store) ListWebhooks(ctx context.Context, organizationID string) ([]*key
 
 // UpdateWebhook replaces URL, events and disabled; ENOTFOUND when unknown.
 func (s *Store) UpdateWebhook(ctx context.Context, w *keygate.Webhook) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE webhooks SET url = $1, events = $2, disabled = $3 WHERE id = $4`,
+	tag, err := s.exec(ctx, `UPDATE webhooks SET url = $1, events = $2, disabled = $3 WHERE id = $4`,
 		w.URL, nonNil(w.Events), w.Disabled, w.ID)
 	return affectedOne(tag, err, "Webhook")
 }
@@ -88,7 +88,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *keygate.Webhook) error {
 // DeleteWebhook removes the endpoint; its deliveries and their attempts go
 // with it (ON DELETE CASCADE). ENOTFOUND when unknown.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM webhooks WHERE id = $1`, id)
+	tag, err := s.exec(ctx, `DELETE FROM webhooks WHERE id = $1`, id)
 	return affectedOne(tag, err, "Webhook")
 }
 

@@ -17,7 +17,7 @@ func (s *Store) CreateAdminKey(ctx context.Context, k *keygate.AdminKey) error {
 		k.ID = keygate.NewID("adm")
 	}
 	k.CreatedAt = s.createdAt(k.CreatedAt)
-	_, err := s.writer.ExecContext(ctx, `INSERT INTO admin_keys (`+adminKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO admin_keys (`+adminKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Name, k.Hash, k.Hint, millis(k.CreatedAt), nullMillis(k.RevokedAt))
 	return dbError(err)
 }
@@ -52,7 +52,7 @@ func (s *Store) ListAdminKeys(ctx context.Context) ([]*keygate.AdminKey, error) 
 
 // RevokeAdminKey returns ENOTFOUND when the key is unknown or already revoked.
 func (s *Store) RevokeAdminKey(ctx context.Context, id string, at time.Time) error {
-	res, err := s.writer.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		`UPDATE admin_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, millis(at), id)
 	return affectedOne(res, err, "Admin key")
 }

@@ -15,19 +15,36 @@ const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, act
 
 // AppendAuditEntry stores e, filling in ID, Seq and a zero At.
 func (s *Store) AppendAuditEntry(ctx context.Context, e *keygate.AuditEntry) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return s.appendAuditEntry(ctx, tx, e) })
+}
+
+// RecordChange runs change and appends its entries in one transaction.
+func (s *Store) RecordChange(ctx context.Context, change func(ctx context.Context) ([]*keygate.AuditEntry, error)) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		entries, err := change(context.WithValue(ctx, openTx{s}, tx))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := s.appendAuditEntry(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) appendAuditEntry(ctx context.Context, tx *sql.Tx, e *keygate.AuditEntry) error {
 	if e.ID == "" {
 		e.ID = keygate.NewID("aud")
 	}
 	e.At = s.createdAt(e.At)
-	details := auditDetails(e.Details)
-	return s.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
-			address, user_agent, organization_id, target_id, details)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-			e.ID, millis(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.SiteAdmin,
-			e.Actor.Address, e.Actor.UserAgent, e.OrganizationID, e.TargetID, string(details)).Scan(&e.Seq)
-		return dbError(err)
-	})
+	err := tx.QueryRowContext(ctx, `INSERT INTO audit_log (id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
+		address, user_agent, organization_id, target_id, details)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		e.ID, millis(e.At), e.Action, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.SiteAdmin,
+		e.Actor.Address, e.Actor.UserAgent, e.OrganizationID, e.TargetID, string(auditDetails(e.Details))).Scan(&e.Seq)
+	return dbError(err)
 }
 
 // auditDetails is what is stored for an entry's details: "{}" when empty.

@@ -20,7 +20,7 @@ func (s *Store) CreateInvitation(ctx context.Context, inv *keygate.Invitation) e
 	}
 	inv.Email = normalizeEmail(inv.Email)
 	inv.CreatedAt = s.createdAt(inv.CreatedAt)
-	_, err := s.writer.ExecContext(ctx, `INSERT INTO invitations (`+invitationColumns+`)
+	_, err := s.exec(ctx, `INSERT INTO invitations (`+invitationColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		inv.ID, inv.OrganizationID, inv.Email, inv.Role, inv.Hash, inv.InvitedBy,
 		millis(inv.CreatedAt), millis(inv.ExpiresAt), nullMillis(inv.AcceptedAt), inv.AcceptedBy, nullMillis(inv.RevokedAt))
@@ -107,7 +107,7 @@ func (s *Store) AcceptInvitation(ctx context.Context, hash, userID string, at ti
 // RevokeInvitation returns ENOTFOUND unless the organization's invitation
 // is neither accepted nor revoked.
 func (s *Store) RevokeInvitation(ctx context.Context, organizationID, id string, at time.Time) error {
-	res, err := s.writer.ExecContext(ctx, `UPDATE invitations SET revoked_at = ?
+	res, err := s.exec(ctx, `UPDATE invitations SET revoked_at = ?
 		WHERE id = ? AND organization_id = ? AND accepted_at IS NULL AND revoked_at IS NULL`,
 		millis(at), id, organizationID)
 	return affectedOne(res, err, "Invitation")

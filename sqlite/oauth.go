@@ -80,7 +80,7 @@ func (s *Store) CreateOAuthCode(ctx context.Context, code *keygate.OAuthCode) er
 	if err != nil {
 		return err
 	}
-	_, err = s.writer.ExecContext(ctx, `INSERT INTO oauth_codes (`+oauthCodeColumns+`)
+	_, err = s.exec(ctx, `INSERT INTO oauth_codes (`+oauthCodeColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		code.Hash, code.GrantID, code.ClientID, code.UserID, code.OrganizationID, code.RedirectURI,
 		code.CodeChallenge, code.Resource, scopes, code.Offline,
@@ -306,7 +306,7 @@ const grantExpiry = `(SELECT MAX(t.expires_at) FROM oauth_tokens t WHERE t.grant
 // RevokeOAuthGrant revokes the grant; ENOTFOUND when unknown or already
 // revoked. Its tokens need no change: they are valid only with their grant.
 func (s *Store) RevokeOAuthGrant(ctx context.Context, id string, at time.Time) error {
-	res, err := s.writer.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		`UPDATE oauth_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, millis(at), id)
 	return affectedOne(res, err, "OAuth grant")
 }

@@ -21,7 +21,7 @@ func (s *Store) CreateOrganization(ctx context.Context, org *keygate.Organizatio
 	if err != nil {
 		return fmt.Errorf("sqlite: encode entitlements: %w", err)
 	}
-	_, err = s.writer.ExecContext(ctx, `INSERT INTO organizations (`+organizationColumns+`)
+	_, err = s.exec(ctx, `INSERT INTO organizations (`+organizationColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		org.ID, org.Slug, org.Name, org.Plan, string(entitlements), org.MaxActiveTokens, millis(org.CreatedAt))
 	if violatesUnique(err, "organizations.slug") {

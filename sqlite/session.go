@@ -10,7 +10,7 @@ import (
 // not exist, ECONFLICT when the id is already stored.
 func (s *Store) CreateSession(ctx context.Context, sess *keygate.Session) error {
 	sess.CreatedAt = s.createdAt(sess.CreatedAt)
-	_, err := s.writer.ExecContext(ctx, `INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at)
+	_, err := s.exec(ctx, `INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?)`,
 		sess.ID, sess.UserID, sess.CSRFToken, millis(sess.CreatedAt), millis(sess.ExpiresAt))
 	if err := dbError(err); keygate.ErrorCode(err) == keygate.ENOTFOUND {

@@ -12,6 +12,11 @@
 // back in UTC. The schema is the numbered files in migrations/, applied in
 // order by Open (and Migrate) and recorded in schema_migrations.
 //
+// RecordChange opens one write transaction and puts it in the context it
+// hands the change: write (and exec, for one statement) join a transaction
+// the context carries, so an audited change and its audit entries commit
+// together.
+//
 // Changes that other instances must hear about (a token revoked, an
 // organization updated or deleted) are rows in the changes table, written in
 // the transaction of the change itself; WatchChanges polls that table.
@@ -175,8 +180,13 @@ func (s *Store) Close() error {
 }
 
 // write runs fn in one write transaction, holding the database's write lock
-// from its first statement to the commit.
+// from its first statement to the commit. Within RecordChange's change, fn
+// joins RecordChange's transaction instead, which commits it with the
+// audit entries.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if tx, ok := s.openTx(ctx); ok {
+		return fn(tx)
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return dbError(err)
@@ -189,6 +199,26 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return dbError(err)
 	}
 	return nil
+}
+
+// openTx is the context key of the transaction a RecordChange has open on
+// the store: writes through that context join it. The store is part of
+// the key, so another store's writes never join it.
+type openTx struct{ store *Store }
+
+// openTx returns the RecordChange transaction ctx carries, if any.
+func (s *Store) openTx(ctx context.Context) (*sql.Tx, bool) {
+	tx, ok := ctx.Value(openTx{s}).(*sql.Tx)
+	return tx, ok
+}
+
+// exec runs one statement that changes something: in the transaction a
+// RecordChange has open, when ctx carries one, or else on its own.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if tx, ok := s.openTx(ctx); ok {
+		return tx.ExecContext(ctx, query, args...)
+	}
+	return s.writer.ExecContext(ctx, query, args...)
 }
 
 // publish records a change in the same transaction as the mutation it

@@ -36,6 +36,22 @@ func open(t testing.TB, path string) *sqlite.Store {
 	return s
 }
 
+// RefuseAuditEntries adds a trigger to the file that fails every insert
+// into the audit log; the store's connections see it at their next
+// statement.
+func (files) RefuseAuditEntries(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER audit_log_refused BEFORE INSERT ON audit_log
+		BEGIN SELECT RAISE(ABORT, 'the audit log refuses entries'); END`); err != nil {
+		t.Fatalf("creating the refusing trigger: %v", err)
+	}
+}
+
 func TestStoreContract(t *testing.T) {
 	storetest.Run(t, files{})
 }

@@ -87,7 +87,7 @@ func scanUser(row rowScanner) (*keygate.User, error) {
 // an existing membership (keeping its CreatedAt). ENOTFOUND when the user
 // or the organization does not exist.
 func (s *Store) SetMembership(ctx context.Context, m *keygate.Membership) error {
-	_, err := s.writer.ExecContext(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at)
+	_, err := s.exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at)
 		VALUES (?, ?, ?, ?)
 		ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role`,
 		m.OrganizationID, m.UserID, m.Role, millis(s.createdAt(m.CreatedAt)))
@@ -101,7 +101,7 @@ func (s *Store) SetMembership(ctx context.Context, m *keygate.Membership) error 
 
 // DeleteMembership returns ENOTFOUND when the user is not a member.
 func (s *Store) DeleteMembership(ctx context.Context, organizationID, userID string) error {
-	res, err := s.writer.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		`DELETE FROM memberships WHERE organization_id = ? AND user_id = ?`, organizationID, userID)
 	return affectedOne(res, err, "Membership")
 }

@@ -90,7 +90,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *keygate.Webhook) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.writer.ExecContext(ctx, `UPDATE webhooks SET url = ?, events = ?, disabled = ? WHERE id = ?`,
+	res, err := s.exec(ctx, `UPDATE webhooks SET url = ?, events = ?, disabled = ? WHERE id = ?`,
 		w.URL, events, w.Disabled, w.ID)
 	return affectedOne(res, err, "Webhook")
 }
@@ -98,7 +98,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *keygate.Webhook) error {
 // DeleteWebhook removes the endpoint; its deliveries and their attempts go
 // with it (ON DELETE CASCADE). ENOTFOUND when unknown.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ?`, id)
+	res, err := s.exec(ctx, `DELETE FROM webhooks WHERE id = ?`, id)
 	return affectedOne(res, err, "Webhook")
 }
 

@@ -26,6 +26,10 @@
 //     UpdateOrganization and DeleteOrganization return ENOTFOUND when there
 //     is nothing to delete, revoke or update, and then publish no change.
 //   - The active-token limit refusal is keygate.TooManyTokensError.
+//   - RecordChange commits a change and its audit entries together: an
+//     entry the database refuses rolls the change back, and a change that
+//     fails appends no entry. Every change audit.Store records goes
+//     through it (Factory.RefuseAuditEntries makes the database refuse).
 //   - WatchChanges sees changes committed through any handle on the same
 //     database, and returns (nil or context.Canceled) once its context ends.
 //
@@ -43,6 +47,10 @@
 //			t.Fatal(err)
 //		}
 //		return s
+//	}
+//
+//	func (files) RefuseAuditEntries(t *testing.T, path string) {
+//		// CREATE TRIGGER … BEFORE INSERT ON audit_log … RAISE(ABORT, …)
 //	}
 //
 //	func TestStoreContract(t *testing.T) { storetest.Run(t, files{}) }
@@ -75,6 +83,11 @@ type Factory interface {
 	// share limits and changes as separate processes would. The suite
 	// closes every handle it opens.
 	Open(t *testing.T, dsn string) keygate.Store
+	// RefuseAuditEntries makes the database refuse every audit log entry
+	// appended from now on (a trigger that raises on insert), as a full or
+	// failing database would, for the suite to check that a change whose
+	// entry cannot be stored is not stored either.
+	RefuseAuditEntries(t *testing.T, dsn string)
 }
 
 // Run runs the whole contract against stores made by f. Each subtest gets
@@ -91,6 +104,7 @@ func Run(t *testing.T, f Factory) {
 		{"Tokens", tokenTests},
 		{"TokenRotation", rotationTests},
 		{"AuditLog", auditTests},
+		{"AuditedChanges", auditChangeTests},
 		{"TokenLimit", tokenLimitTests},
 		{"Sessions", sessionTests},
 		{"AdminKeys", adminKeyTests},
