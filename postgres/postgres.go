@@ -266,7 +266,9 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // the caller's transaction, so watchers see them exactly when the mutation
 // is visible. Call it last in the transaction: the lock it takes makes
 // change rows commit in seq order, which watchers rely on to resume after
-// the last seq they saw without skipping one that committed late.
+// the last seq they saw without skipping one that committed late. (Within
+// RecordChange only the change's audit entries follow it: one insert
+// each.)
 func (s *Store) publish(ctx context.Context, tx pgx.Tx, changes ...keygate.Change) error {
 	if len(changes) == 0 {
 		return nil

@@ -235,7 +235,9 @@ func testAuditedChangesUndone(t *testing.T, e *env) {
 		if err := c.make(); err == nil {
 			t.Errorf("%s succeeded although its audit entry was refused", c.name)
 		}
-		equal(t, c.name+" refused: what the store holds", e.world(org.ID, []string{session.ID}, []string{code.Hash}), before)
+		after := e.world(org.ID, []string{session.ID}, []string{code.Hash})
+		equal(t, c.name+" refused: what the store holds", after, before)
+		before = after // each change's own effect reported, not its predecessors'
 	}
 	equal(t, "audit log", e.auditLog(), []*keygate.AuditEntry{})
 	if len(shipped) != 0 {
