@@ -220,8 +220,19 @@ type ChangeFeed interface {
 	// committed while it was away it calls following(true) again; what a
 	// cache read in between stays good, since any change to it was among
 	// those delivered. following may be nil.
+	//
+	// If changes it had not yet delivered were pruned before it could
+	// read them (it was away, or stalled, for longer than the store keeps
+	// changes), it returns ErrChangesPruned instead of saying it follows
+	// again: those changes can never be delivered.
 	WatchChanges(ctx context.Context, following func(bool), fn func(Change)) error
 }
+
+// ErrChangesPruned is returned by WatchChanges when changes it had not
+// yet delivered were pruned before it could read them. A cache must then
+// drop everything it holds, as when a feed begins: any entry may be one
+// of those changes' targets.
+var ErrChangesPruned = errors.New("changes committed while the feed was away were pruned before it could read them")
 
 // DefaultStoreTimeout bounds one store call on a request's path when
 // nothing else is configured (cache.store_timeout).

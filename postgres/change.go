@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,10 +14,10 @@ import (
 )
 
 const (
-	// changeRetention is how long change rows are kept: far longer than any
-	// watcher lags behind (a watcher that was away longer has had every
-	// cache entry expire by TTL anyway), short enough that the table stays
-	// small.
+	// changeRetention is how long change rows are kept: far longer than a
+	// watcher normally lags behind, short enough that the table stays
+	// small. A watcher that was away longer and finds that changes it had
+	// not delivered were pruned returns keygate.ErrChangesPruned.
 	changeRetention = time.Hour
 	// pruneInterval is how often a watcher deletes old change rows.
 	pruneInterval = 10 * time.Minute
@@ -51,11 +53,17 @@ func reconnectBackoff() backoff.Backoff {
 // backoff; once connected it reads from the last seq delivered, and calls
 // following(true) before waiting again: nothing committed during the
 // outage is skipped, and the caller knows changes were late meanwhile.
+//
+// Reading after the last seq delivered cannot replay changes that were
+// pruned meanwhile (the watcher was away longer than changeRetention):
+// when the changes table says it pruned past that seq, WatchChanges
+// returns keygate.ErrChangesPruned, without saying it follows again.
 func (s *Store) WatchChanges(ctx context.Context, following func(bool), fn func(keygate.Change)) error {
 	if following == nil {
 		following = func(bool) {}
 	}
 	w := &watcher{store: s, fn: fn, following: following}
+	defer w.pruning.Wait()
 	if !w.start(ctx) {
 		return nil
 	}
@@ -65,6 +73,12 @@ func (s *Store) WatchChanges(ctx context.Context, following func(bool), fn func(
 		listened, err := w.listen(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, keygate.ErrChangesPruned) {
+			w.store.logger.Warn("postgres: changes not yet delivered were pruned; the cache must start over",
+				"after_seq", w.last)
+			w.fellBehind()
+			return err
 		}
 		if listened {
 			reconnect.Reset()
@@ -87,6 +101,8 @@ type watcher struct {
 	// behind: following(false) was called, and following(true) not since.
 	behind    bool
 	lastPrune time.Time
+	// pruning: the prunes running in the background.
+	pruning sync.WaitGroup
 }
 
 // start reads where to begin: after the newest change committed now. It
@@ -150,7 +166,7 @@ func (w *watcher) listen(ctx context.Context) (listened bool, err error) {
 		if err := w.catchUp(ctx, conn); err != nil {
 			return true, err
 		}
-		w.prune(ctx, conn)
+		w.prune(ctx)
 	}
 }
 
@@ -164,22 +180,35 @@ func (w *watcher) catchUp(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// deliver passes one batch of changes to fn and returns how many there were.
+// deliver passes one batch of changes to fn and returns how many there
+// were, or keygate.ErrChangesPruned when changes after w.last were pruned
+// before they could be read.
+//
+// Each row carries how far the table was pruned, read in the same
+// statement, so in the same snapshot as the rows: a prune raises it in
+// the statement that deletes. A prune always keeps the newest row, so if
+// changes after w.last were pruned, a row after w.last remains and the
+// batch is not empty.
 func (w *watcher) deliver(ctx context.Context, conn *pgx.Conn) (int, error) {
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	rows, err := conn.Query(qctx,
-		`SELECT seq, kind, id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, w.last, changeBatch)
+	rows, err := conn.Query(qctx, `SELECT seq, kind, id, (SELECT MAX(through) FROM changes_pruned)
+		FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, w.last, changeBatch)
 	if err != nil {
 		return 0, err
 	}
+	var prunedThrough int64
 	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keygate.Change, error) {
 		var c keygate.Change
-		err := row.Scan(&c.Seq, &c.Kind, &c.ID)
+		err := row.Scan(&c.Seq, &c.Kind, &c.ID, &prunedThrough)
 		return c, err
 	})
 	if err != nil {
 		return 0, err
+	}
+	if prunedThrough > w.last {
+		return 0, fmt.Errorf("postgres: pruned through seq %d, delivered through %d: %w",
+			prunedThrough, w.last, keygate.ErrChangesPruned)
 	}
 	for _, c := range batch {
 		w.store.sawChange(c.Seq) // before fn tells a cache: see findTokenOnReplica
@@ -190,22 +219,36 @@ func (w *watcher) deliver(ctx context.Context, conn *pgx.Conn) (int, error) {
 }
 
 // prune deletes change rows older than changeRetention, at most once per
-// pruneInterval per watcher. A failure is only logged: old rows cost space,
-// not correctness.
-func (w *watcher) prune(ctx context.Context, conn *pgx.Conn) {
+// pruneInterval per watcher, in the background on the pool: a slow delete
+// never holds up reading changes. A failure is only logged: old rows cost space, not correctness.
+func (w *watcher) prune(ctx context.Context) {
 	if time.Since(w.lastPrune) < pruneInterval {
 		return
 	}
 	w.lastPrune = time.Now()
-	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	cutoff := ts(w.store.now().Add(-changeRetention))
+	w.pruning.Go(func() {
+		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+		defer cancel()
+		if err := w.store.PruneChanges(qctx, w.store.now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
+			w.store.logger.Warn("postgres: pruning old changes failed", "error", err)
+		}
+	})
+}
+
+// PruneChanges deletes the change rows committed before cutoff, except the
+// newest, and records in the same statement the highest seq it deleted, so
+// a watcher that had not delivered them yet knows it missed them. Watchers
+// call it with an hour ago every ten minutes.
+func (s *Store) PruneChanges(ctx context.Context, cutoff time.Time) error {
 	// The newest row stays whatever its age: its seq is how far a replica
-	// has replayed (findTokenOnReplica), and MAX(seq) must never go back.
-	if _, err := conn.Exec(qctx, `DELETE FROM changes WHERE created_at < $1
-		AND seq < (SELECT MAX(seq) FROM changes)`, cutoff); err != nil && ctx.Err() == nil {
-		w.store.logger.Warn("postgres: pruning old changes failed", "error", err)
-	}
+	// has replayed (findTokenOnReplica), MAX(seq) must never go back, and
+	// a watcher that missed pruned changes finds a row after them.
+	// GREATEST ignores the NULL of a prune that deleted nothing.
+	_, err := s.pool.Exec(ctx, `WITH gone AS (
+			DELETE FROM changes WHERE created_at < $1 AND seq < (SELECT MAX(seq) FROM changes)
+			RETURNING seq)
+		UPDATE changes_pruned SET through = GREATEST(through, (SELECT MAX(seq) FROM gone))`, ts(cutoff))
+	return dbError(err)
 }
 
 // failed logs the first failure of a run of them.

@@ -9,7 +9,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/postgres/pgtest"
 )
 
@@ -175,25 +174,36 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 	}
 }
 
-func TestWatchPrunesOldChanges(t *testing.T) {
+// Pruning deletes the change rows older than the cut-off, never the
+// newest, and records the highest seq it deleted.
+func TestPruneChangesRecordsHowFarItPruned(t *testing.T) {
 	s := openSchema(t, pgtest.NewSchema(t))
 	ctx := context.Background()
 	now := time.Now()
-	for _, age := range []time.Duration{2 * time.Hour, 61 * time.Minute, 59 * time.Minute, time.Second} {
-		_, err := s.pool.Exec(ctx, `INSERT INTO changes (kind, id, created_at) VALUES ('token', 'tok_x', $1)`, now.Add(-age))
+	var seqs []int64
+	for _, age := range []time.Duration{2 * time.Hour, 61 * time.Minute, 59 * time.Minute, 3 * time.Hour} {
+		var seq int64
+		err := s.pool.QueryRow(ctx, `INSERT INTO changes (kind, id, created_at) VALUES ('token', 'tok_x', $1) RETURNING seq`, now.Add(-age)).Scan(&seq)
 		if err != nil {
 			t.Fatal(err)
 		}
+		seqs = append(seqs, seq)
 	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
+	if err := s.PruneChanges(ctx, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
-	w := &watcher{store: s, fn: func(keygate.Change) {}}
-	w.prune(ctx, conn.Conn())
 	if left := count(t, s, `SELECT COUNT(*) FROM changes`); left != 2 {
-		t.Errorf("%d change rows left after pruning, want the 2 younger than an hour", left)
+		t.Errorf("%d change rows left after pruning, want the one younger than an hour and the newest", left)
+	}
+	if through := count(t, s, `SELECT through FROM changes_pruned`); int64(through) != seqs[1] {
+		t.Errorf("pruned through seq %d, want %d (the newest deleted)", through, seqs[1])
+	}
+	// A prune that deletes nothing leaves the mark where it is.
+	if err := s.PruneChanges(ctx, now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if through := count(t, s, `SELECT through FROM changes_pruned`); int64(through) != seqs[1] {
+		t.Errorf("pruned through seq %d after pruning nothing, want %d", through, seqs[1])
 	}
 }
 

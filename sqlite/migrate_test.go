@@ -123,22 +123,34 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 	}
 }
 
+// A watcher prunes the change rows older than an hour, never the newest,
+// and records the highest seq it deleted.
 func TestWatchPrunesOldChanges(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
 	now := time.Now()
-	for _, age := range []time.Duration{2 * time.Hour, 61 * time.Minute, 59 * time.Minute, time.Second} {
-		_, err := s.writer.Exec(`INSERT INTO changes (kind, id, created_at) VALUES ('token', 'tok_x', ?)`,
+	var seqs []int64
+	for _, age := range []time.Duration{2 * time.Hour, 61 * time.Minute, 59 * time.Minute, 3 * time.Hour} {
+		res, err := s.writer.Exec(`INSERT INTO changes (kind, id, created_at) VALUES ('token', 'tok_x', ?)`,
 			millis(now.Add(-age)))
 		if err != nil {
 			t.Fatal(err)
 		}
+		seq, _ := res.LastInsertId()
+		seqs = append(seqs, seq)
 	}
-	w := &watcher{store: s, fn: func(keygate.Change) {}}
-	w.poll(ctx)
+	w := &watcher{store: s, last: seqs[len(seqs)-1], fn: func(keygate.Change) {}}
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var left int
+	var through int64
 	s.reader.QueryRow(`SELECT COUNT(*) FROM changes`).Scan(&left)
+	s.reader.QueryRow(`SELECT through FROM changes_pruned`).Scan(&through)
 	if left != 2 {
-		t.Errorf("%d change rows left after pruning, want the 2 younger than an hour", left)
+		t.Errorf("%d change rows left after pruning, want the one younger than an hour and the newest", left)
+	}
+	if through != seqs[1] {
+		t.Errorf("pruned through seq %d, want %d (the newest deleted)", through, seqs[1])
 	}
 }
