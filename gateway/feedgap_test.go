@@ -10,6 +10,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
 )
 
@@ -47,13 +48,14 @@ func testFeedAwayPastPruning(t *testing.T, st, elsewhere keygate.Store, org *key
 		t.Fatalf("PruneChanges: %v", err)
 	}
 	back()
-
-	for deadline := time.Now().Add(30 * time.Second); tokens.FeedRestarts() == 0 || !tokens.Following(); time.Sleep(5 * time.Millisecond) {
+	backAt := time.Now()
+	for deadline := backAt.Add(30 * time.Second); tokens.FeedRestarts() == 0 || !tokens.Following(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the feed is %q after %d restarts, 30s after it came back to pruned changes; want it started over and following",
 				tokens.FeedState(), tokens.FeedRestarts())
 		}
 	}
+	t.Logf("the cache followed again, started over, %s after its feed came back", time.Since(backAt).Round(time.Millisecond))
 	if tok, _ := lookup(t, tokens, revoked); tok.RevokedAt == nil {
 		t.Fatal("a token cached before the feed went away, revoked while it was and the change pruned, answered as active")
 	}
@@ -151,4 +153,75 @@ func (f *stallingFeed) resume() {
 	defer f.mu.Unlock()
 	close(f.gate)
 	f.gate = nil
+}
+
+// PostgreSQL's listening connection goes silent (a network path that
+// drops packets: nothing is closed, nothing comes back) with no poll due
+// for a minute: the feed notices by the round trips it makes on it, and
+// the cache reconnects, answering nothing from its entries, so a token
+// revoked meanwhile through another handle is not served from the cache
+// (stale_if_error is off here: the store is unreachable too). Once the
+// path is back the revocation is applied.
+func TestFeedSilentConnectionPostgres(t *testing.T) {
+	base := pgtest.NewSchema(t)
+	proxy := pgtest.NewProxy(t, base)
+	st, err := postgres.Open(context.Background(), proxy.URL(base), postgres.WithPollInterval(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	_, org := withOrg(t, st)
+	elsewhere := openPostgres(t, base)
+	d := createToken(t, st, org)
+	tokens := gateway.NewTokens(st, gateway.TokensOptions{StaleIfError: -1})
+	ctx, cancel := context.WithCancel(context.Background())
+	followed := tokens.Follow(ctx, st)
+	t.Cleanup(func() { cancel(); <-followed })
+	waitUntilFollowing(t, tokens)
+	lookup(t, tokens, d)
+	if _, hit := lookup(t, tokens, d); !hit {
+		t.Fatal("a token looked up twice while the feed follows was read from the store twice")
+	}
+	waitUntilListening(t, tokens, elsewhere, org)
+
+	proxy.Blackhole()
+	silent := time.Now()
+	for deadline := silent.Add(30 * time.Second); tokens.FeedState() != "reconnecting"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the token cache's feed is %q 30s after its connection went silent, want reconnecting", tokens.FeedState())
+		}
+	}
+	t.Logf("the cache was reconnecting %s after its feed's connection went silent", time.Since(silent).Round(10*time.Millisecond))
+	revoke(t, elsewhere, d)
+	if tok, _, err := tokens.Lookup(context.Background(), d); err == nil && tok.RevokedAt == nil {
+		t.Fatal("while the feed's connection is silent, a token revoked elsewhere answered as active")
+	}
+
+	proxy.Forward()
+	for deadline := time.Now().Add(30 * time.Second); !tokens.Following(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the token cache's feed is %q 30s after its connection came back, want following", tokens.FeedState())
+		}
+	}
+	if tok, _ := lookup(t, tokens, d); tok.RevokedAt == nil {
+		t.Fatal("after the feed's connection came back, a token revoked while it was silent answered as active")
+	}
+}
+
+// waitUntilListening returns once a revocation through elsewhere reaches
+// the cache, which with a poll interval of a minute only a notification
+// brings: the feed's listening connection is up.
+func waitUntilListening(t *testing.T, tokens *gateway.Tokens, elsewhere keygate.Store, org *keygate.Organization) {
+	t.Helper()
+	probe := createToken(t, elsewhere, org)
+	lookup(t, tokens, probe)
+	revoke(t, elsewhere, probe)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if tok, _ := lookup(t, tokens, probe); tok.RevokedAt != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a revocation did not reach the cache within 30s")
+		}
+	}
 }

@@ -23,9 +23,23 @@ const (
 	pruneInterval = 10 * time.Minute
 	// changeBatch bounds how many changes one read returns.
 	changeBatch = 500
-	// queryTimeout bounds one read of the changes table, so a connection
-	// to a host that vanished without closing it is noticed.
+	// queryTimeout bounds reading where to begin, the catch-up after
+	// connecting (batches of changes missed meanwhile) and a prune.
 	queryTimeout = 10 * time.Second
+	// aliveInterval is the longest the listening connection goes without
+	// a round trip once it follows: when neither a notification nor a poll
+	// came within it, the watcher pings. A connection whose network path
+	// died silently (no reset, nothing more arrives) stays open and quiet,
+	// and only a round trip tells.
+	aliveInterval = 2 * time.Second
+	// aliveTimeout bounds each round trip on the listening connection once
+	// it follows (a read of new changes, a ping): past it the connection is
+	// taken as dead and the watcher reconnects, saying it does not follow
+	// meanwhile. A dead connection is thus noticed within aliveInterval +
+	// aliveTimeout (or the poll interval + aliveTimeout, when shorter).
+	// Generous for an indexed read of at most changeBatch rows: a database
+	// that slow fails requests' lookups (cache.store_timeout) anyway.
+	aliveTimeout = 3 * time.Second
 	// Bounds of the wait before reconnecting after the listening
 	// connection failed (or reading where to begin did).
 	minReconnect = 100 * time.Millisecond
@@ -53,6 +67,8 @@ func reconnectBackoff() backoff.Backoff {
 // backoff; once connected it reads from the last seq delivered, and calls
 // following(true) before waiting again: nothing committed during the
 // outage is skipped, and the caller knows changes were late meanwhile.
+// A connection that fails silently is noticed by the round trips it must
+// answer within aliveTimeout, at least every aliveInterval.
 //
 // Reading after the last seq delivered cannot replay changes that were
 // pruned meanwhile (the watcher was away longer than changeRetention):
@@ -141,17 +157,21 @@ func (w *watcher) listen(ctx context.Context) (listened bool, err error) {
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+	lctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	_, err = conn.Exec(lctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize())
+	cancel()
+	if err != nil {
 		return false, err
 	}
 	// Changes committed while not listening are in the table.
-	if err := w.catchUp(ctx, conn); err != nil {
+	if err := w.catchUp(ctx, conn, queryTimeout); err != nil {
 		return false, err
 	}
 	w.recovered()
 	w.caughtUp()
+	nextPoll := time.Now().Add(s.pollInterval)
 	for {
-		wctx, cancel := context.WithTimeout(ctx, s.pollInterval)
+		wctx, cancel := context.WithTimeout(ctx, min(s.pollInterval, aliveInterval))
 		_, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
 		cancel()
@@ -160,20 +180,36 @@ func (w *watcher) listen(ctx context.Context) (listened bool, err error) {
 		} else if err != nil && !timedOut {
 			return true, err
 		}
+		if timedOut && time.Now().Before(nextPoll) {
+			if err := ping(ctx, conn); err != nil {
+				return true, err
+			}
+			continue
+		}
 		// A notification, or the poll interval passed without one: either
 		// way the table says what is new. Notifications that queued up
 		// meanwhile find nothing more and cost one cheap read each.
-		if err := w.catchUp(ctx, conn); err != nil {
+		nextPoll = time.Now().Add(s.pollInterval)
+		if err := w.catchUp(ctx, conn, aliveTimeout); err != nil {
 			return true, err
 		}
 		w.prune(ctx)
 	}
 }
 
-// catchUp delivers every change after w.last, batch by batch.
-func (w *watcher) catchUp(ctx context.Context, conn *pgx.Conn) error {
+// ping checks that the listening connection still answers within
+// aliveTimeout.
+func ping(ctx context.Context, conn *pgx.Conn) error {
+	pctx, cancel := context.WithTimeout(ctx, aliveTimeout)
+	defer cancel()
+	return conn.Ping(pctx)
+}
+
+// catchUp delivers every change after w.last, batch by batch, each read
+// bounded by timeout.
+func (w *watcher) catchUp(ctx context.Context, conn *pgx.Conn, timeout time.Duration) error {
 	for {
-		n, err := w.deliver(ctx, conn)
+		n, err := w.deliver(ctx, conn, timeout)
 		if err != nil || n < changeBatch {
 			return err
 		}
@@ -189,8 +225,8 @@ func (w *watcher) catchUp(ctx context.Context, conn *pgx.Conn) error {
 // the statement that deletes. A prune always keeps the newest row, so if
 // changes after w.last were pruned, a row after w.last remains and the
 // batch is not empty.
-func (w *watcher) deliver(ctx context.Context, conn *pgx.Conn) (int, error) {
-	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+func (w *watcher) deliver(ctx context.Context, conn *pgx.Conn, timeout time.Duration) (int, error) {
+	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rows, err := conn.Query(qctx, `SELECT seq, kind, id, (SELECT MAX(through) FROM changes_pruned)
 		FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, w.last, changeBatch)
@@ -220,7 +256,8 @@ func (w *watcher) deliver(ctx context.Context, conn *pgx.Conn) (int, error) {
 
 // prune deletes change rows older than changeRetention, at most once per
 // pruneInterval per watcher, in the background on the pool: a slow delete
-// never holds up reading changes. A failure is only logged: old rows cost space, not correctness.
+// holds up neither reading changes nor checking the listening connection.
+// A failure is only logged: old rows cost space, not correctness.
 func (w *watcher) prune(ctx context.Context) {
 	if time.Since(w.lastPrune) < pruneInterval {
 		return

@@ -286,6 +286,37 @@ func TestWatchSaysItFollowsAgainOnlyOnceCaughtUp(t *testing.T) {
 	}
 }
 
+// A listening connection whose network path goes silent (the proxy holds
+// every byte, nothing is closed) is noticed by the round trips the feed
+// makes on it, although no poll is due for a minute: the feed says it does
+// not follow, and once the path is back it reconnects, delivers the
+// revocation committed meanwhile and says it follows again.
+func TestWatchNoticesASilentConnection(t *testing.T) {
+	base := pgtest.NewSchema(t)
+	proxy := pgtest.NewProxy(t, base)
+	s := openWith(t, proxy.URL(base), postgres.WithPollInterval(time.Minute))
+	other := openWith(t, base)
+	fx := newFixture(t, other)
+	fd := watch(t, s)
+	fx.ready(fd)
+
+	proxy.Blackhole()
+	if said := fd.nextSaid(30 * time.Second); said.following {
+		t.Fatalf("with its connection silent the feed said %+v, want not following", said)
+	}
+	during := fx.token()
+	fx.revoke(other, during.ID)
+
+	proxy.Forward()
+	revoked := fd.next(30 * time.Second)
+	if revoked.Kind != keygate.ChangeToken || revoked.ID != during.ID {
+		t.Fatalf("after reconnecting the feed delivered %+v, want the revocation of %s", revoked, during.ID)
+	}
+	if said := fd.nextSaid(30 * time.Second); !said.following {
+		t.Fatalf("after reconnecting the feed said %+v, want following", said)
+	}
+}
+
 // A change whose notification never came (written without one) arrives
 // with the next poll.
 func TestWatchPollsForMissedNotifications(t *testing.T) {
