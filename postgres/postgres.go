@@ -13,7 +13,8 @@
 //     transaction. WatchChanges LISTENs on a dedicated connection and reads
 //     the table after the last change it delivered, so order and catch-up
 //     come from the table and a missed notification costs at most one poll
-//     interval.
+//     interval. A prune records the highest seq it deleted, so a watcher
+//     away longer than changes are kept knows it missed some.
 //   - An audited change and its audit entries are one transaction:
 //     RecordChange puts its transaction in the context it hands the
 //     change, and write (and exec, for one statement) join it.

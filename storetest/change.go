@@ -18,6 +18,7 @@ var changeTests = []test{
 	{"DeleteOrganization", testChangesDeleteOrganization},
 	{"AcrossHandles", testChangesAcrossHandles},
 	{"StopsWhenContextEnds", testChangesStop},
+	{"StopsWhenUndeliveredChangesWerePruned", testChangesPrunedUndelivered},
 }
 
 // changeTimeout bounds how long the suite waits for a change to arrive.
@@ -146,6 +147,68 @@ func testChangesAcrossHandles(t *testing.T, e *env) {
 		{Kind: keygate.ChangeOrganization, ID: acme.ID},
 		{Kind: keygate.ChangeOrganization, ID: globex.ID},
 	})
+}
+
+// A watcher that stalls (a stopped process, say) while changes it has not
+// delivered are pruned can never deliver them: WatchChanges returns
+// ErrChangesPruned, and says nothing more of itself, so that a cache
+// drops everything instead of trusting what it holds.
+func testChangesPrunedUndelivered(t *testing.T, e *env) {
+	pruner, ok := e.store.(interface {
+		PruneChanges(ctx context.Context, cutoff time.Time) error
+	})
+	if !ok {
+		t.Fatal("the store has no PruneChanges(ctx, cutoff), which its watchers use")
+	}
+	org := e.createOrganization("acme")
+	first, pruned := e.createToken(org.ID, "cannmenus", e.now), e.createToken(org.ID, "cannmenus", e.now)
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	began, stalled, resume := make(chan struct{}), make(chan keygate.Change, 1), make(chan struct{})
+	var said []bool // written on WatchChanges' goroutine, read after it returned
+	done := make(chan error, 1)
+	go func() {
+		done <- e.store.WatchChanges(ctx, func(following bool) {
+			if said = append(said, following); len(said) == 1 {
+				close(began)
+			}
+		}, func(c keygate.Change) {
+			select {
+			case stalled <- c:
+				<-resume
+			default: // only the first delivery stalls
+			}
+		})
+	}()
+	select {
+	case <-began:
+	case <-time.After(changeTimeout):
+		t.Fatalf("WatchChanges did not call following(true) within %s", changeTimeout)
+	}
+	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, first.ID, e.now))
+	select {
+	case c := <-stalled:
+		equal(t, "the first change", keygate.Change{Kind: c.Kind, ID: c.ID}, keygate.Change{Kind: keygate.ChangeToken, ID: first.ID})
+	case <-time.After(changeTimeout):
+		t.Fatalf("the revocation did not arrive within %s", changeTimeout)
+	}
+	must(t, "RevokeToken", e.store.RevokeToken(e.ctx, pruned.ID, e.now))
+	// A prune keeps the newest change: this one, not the revocation.
+	e.createToken(org.ID, "cannmenus", e.now)
+	must(t, "PruneChanges", pruner.PruneChanges(e.ctx, time.Now().Add(time.Hour)))
+	close(resume)
+
+	select {
+	case err := <-done:
+		if !errors.Is(err, keygate.ErrChangesPruned) {
+			t.Fatalf("WatchChanges returned %v, want ErrChangesPruned", err)
+		}
+		if len(said) != 1 && (len(said) != 2 || said[1]) {
+			t.Errorf("WatchChanges said following %v, want true and at most false after it", said)
+		}
+	case <-time.After(changeTimeout):
+		t.Fatalf("WatchChanges did not return within %s of resuming after changes it had not delivered were pruned", changeTimeout)
+	}
 }
 
 func testChangesStop(t *testing.T, e *env) {

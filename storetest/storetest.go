@@ -32,6 +32,8 @@
 //     through it (Factory.RefuseAuditEntries makes the database refuse).
 //   - WatchChanges sees changes committed through any handle on the same
 //     database, and returns (nil or context.Canceled) once its context ends.
+//     It returns keygate.ErrChangesPruned when changes it had not
+//     delivered were pruned (the store's PruneChanges) before it read them.
 //
 // A store's tests run it with a Factory:
 //
