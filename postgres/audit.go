@@ -10,7 +10,13 @@ import (
 	"github.com/keygate/keygate"
 )
 
-const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name, actor_site_admin,
+// auditColumns are an entry's columns as ListAuditEntries reads them. An
+// admin key acts as a site administrator whatever actor_site_admin says:
+// its entries from before that column existed (migration 0013) carry
+// false, and must not show its address and user agent to an
+// organization's owners (keygate.Actor.ForOrganization).
+const auditColumns = `seq, id, at, action, actor_type, actor_id, actor_name,
+	(actor_site_admin OR actor_type = '` + keygate.ActorAdminKey + `'),
 	address, user_agent, organization_id, target_id, details`
 
 // AppendAuditEntry stores e, filling in ID, Seq and a zero At.

@@ -10,6 +10,7 @@ import (
 
 var auditTests = []test{
 	{"AppendAndList", testAuditAppendAndList},
+	{"AdminKeyIsASiteAdministrator", testAuditAdminKeyIsASiteAdministrator},
 	{"Filters", testAuditFilters},
 	{"ActorFoldsASCIIOnly", testAuditActorFoldsASCIIOnly},
 	{"CursorPages", testAuditCursor},
@@ -61,6 +62,32 @@ func testAuditAppendAndList(t *testing.T, e *env) {
 	got, err = e.store.ListAuditEntries(e.ctx, keygate.AuditFilter{Limit: 1})
 	must(t, "ListAuditEntries", err)
 	equal(t, "site administrator's actor", got[0].Actor, byAdmin.Actor)
+}
+
+// An admin key acts as a site administrator, also in the entries stored
+// before actor_site_admin existed, which all carry false: read back, such
+// an entry is a site administrator's, so an organization's owners do not
+// see the key's address and user agent. A user's old entry stays as
+// stored: whether the user was a site administrator then is not known.
+func testAuditAdminKeyIsASiteAdministrator(t *testing.T, e *env) {
+	old := func(typ, id string) *keygate.AuditEntry {
+		return &keygate.AuditEntry{Action: keygate.AuditTokenDeleted, OrganizationID: "org_a", TargetID: "tok_1",
+			Actor: keygate.Actor{Type: typ, ID: id, Address: "198.51.100.7", UserAgent: "ci/1"}}
+	}
+	byKey, byUser := old(keygate.ActorAdminKey, "adk_ci"), old(keygate.ActorUser, "usr_ann")
+	must(t, "AppendAuditEntry", e.store.AppendAuditEntry(e.ctx, byKey))
+	must(t, "AppendAuditEntry", e.store.AppendAuditEntry(e.ctx, byUser))
+	got, err := e.store.ListAuditEntries(e.ctx, keygate.AuditFilter{})
+	must(t, "ListAuditEntries", err)
+	if len(got) != 2 {
+		t.Fatalf("ListAuditEntries = %d entries, want 2", len(got))
+	}
+	if a := got[1].Actor; a.ID != "adk_ci" || !a.SiteAdmin || a.ForOrganization().Address != "" {
+		t.Errorf("an admin key's entry stored as not a site administrator's reads back as %+v; want a site administrator's", a)
+	}
+	if a := got[0].Actor; a.ID != "usr_ann" || a.SiteAdmin {
+		t.Errorf("a user's entry stored as not a site administrator's reads back as %+v", a)
+	}
 }
 
 func testAuditFilters(t *testing.T, e *env) {
