@@ -149,17 +149,21 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		f.upstreamError(rec, r, err)
 		return rec.code, false
 	}
+	// resp belongs to the upstream connection, which copyResponse hands
+	// back to the pool for the next request to read into: nothing of it
+	// is read afterwards.
+	status = resp.status
 	if span != nil {
 		span.AddEvent("response headers")
-		defer endUpstreamSpan(span, resp.status, nil)
+		defer endUpstreamSpan(span, status, nil)
 	}
 	if err := copyResponse(w, resp); err != nil {
 		f.bodyBrokeOff(r, err)
 		// The status is sent: closing the connection short (or without
 		// the last chunk) is how the client learns the body is not whole.
-		return resp.status, true
+		return status, true
 	}
-	return resp.status, false
+	return status, false
 }
 
 // bodyBrokeOff logs an upstream body that ended before its end: reset,
