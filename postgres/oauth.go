@@ -27,7 +27,7 @@ func (s *Store) CreateOAuthClient(ctx context.Context, c *keygate.OAuthClient) e
 		c.ID = keygate.NewID("kgc")
 	}
 	c.CreatedAt = s.createdAt(c.CreatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO oauth_clients (`+oauthClientColumns+`)
+	_, err := s.exec(ctx, `INSERT INTO oauth_clients (`+oauthClientColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		c.ID, c.Name, c.URI, nonNil(c.RedirectURIs), nonNil(c.GrantTypes), c.TokenEndpointAuthMethod,
 		c.SecretHash, c.Source, c.CreatedAt)

@@ -40,14 +40,14 @@ func (s *Store) FindSession(ctx context.Context, id string) (*keygate.Session, e
 // DeleteSession ends a session. Ending one that is already gone is not an
 // error: logging out twice is harmless.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id)
+	_, err := s.exec(ctx, `DELETE FROM sessions WHERE id = $1`, id)
 	return dbError(err)
 }
 
 // DeleteUserSessions ends every session of a user, e.g. after a password
 // change. Expired sessions are removed at the same time.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID string) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 OR expires_at <= $2`,
+	_, err := s.exec(ctx, `DELETE FROM sessions WHERE user_id = $1 OR expires_at <= $2`,
 		userID, ts(s.now()))
 	return dbError(err)
 }

@@ -19,7 +19,7 @@ func (s *Store) CreateUser(ctx context.Context, user *keygate.User) error {
 	}
 	user.Email = normalizeEmail(user.Email)
 	user.CreatedAt = s.createdAt(user.CreatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+	_, err := s.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 		user.ID, user.Email, user.Name, user.PasswordHash, user.IsAdmin, user.CreatedAt)
 	if constraintViolated(err, "users_email_key") {
 		return keygate.Errorf(keygate.ECONFLICT, "A user with email %q already exists.", user.Email)
@@ -58,7 +58,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]*keygate.User, error) {
 
 // UpdateUser replaces name, password hash and admin flag; the email stays.
 func (s *Store) UpdateUser(ctx context.Context, user *keygate.User) error {
-	tag, err := s.pool.Exec(ctx,
+	tag, err := s.exec(ctx,
 		`UPDATE users SET name = $1, password_hash = $2, is_admin = $3 WHERE id = $4`,
 		user.Name, user.PasswordHash, user.IsAdmin, user.ID)
 	return affectedOne(tag, err, "User")

@@ -36,7 +36,7 @@ func (s *Store) CreateOAuthClient(ctx context.Context, c *keygate.OAuthClient) e
 	if err != nil {
 		return err
 	}
-	_, err = s.writer.ExecContext(ctx, `INSERT INTO oauth_clients (`+oauthClientColumns+`)
+	_, err = s.exec(ctx, `INSERT INTO oauth_clients (`+oauthClientColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.URI, redirects, grants, c.TokenEndpointAuthMethod, c.SecretHash, c.Source, millis(c.CreatedAt))
 	if err := dbError(err); keygate.ErrorCode(err) == keygate.ECONFLICT {

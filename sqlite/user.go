@@ -17,7 +17,7 @@ func (s *Store) CreateUser(ctx context.Context, user *keygate.User) error {
 	}
 	user.Email = normalizeEmail(user.Email)
 	user.CreatedAt = s.createdAt(user.CreatedAt)
-	_, err := s.writer.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		user.ID, user.Email, user.Name, user.PasswordHash, user.IsAdmin, millis(user.CreatedAt))
 	if violatesUnique(err, "users.email") {
 		return keygate.Errorf(keygate.ECONFLICT, "A user with email %q already exists.", user.Email)
@@ -65,7 +65,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]*keygate.User, error) {
 
 // UpdateUser replaces name, password hash and admin flag; the email stays.
 func (s *Store) UpdateUser(ctx context.Context, user *keygate.User) error {
-	res, err := s.writer.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		`UPDATE users SET name = ?, password_hash = ?, is_admin = ? WHERE id = ?`,
 		user.Name, user.PasswordHash, user.IsAdmin, user.ID)
 	return affectedOne(res, err, "User")

@@ -21,6 +21,7 @@ var auditChangeTests = []test{
 	{"CommitsWithItsEntries", testAuditChangeCommits},
 	{"EntryRefusedUndoesTheChange", testAuditChangeEntryRefused},
 	{"ChangeFailedStoresNoEntry", testAuditChangeFailed},
+	{"UserSessionAndClientWritesJoin", testAuditChangeJoinsEveryWrite},
 	{"EveryAuditedChangeUndoneWhenTheLogRefuses", testAuditedChangesUndone},
 	{"AuditedChangesRecordTheirEntries", testAuditedChangesRecorded},
 }
@@ -103,6 +104,67 @@ func testAuditChangeFailed(t *testing.T, e *env) {
 	_, err = e.store.FindTokenByID(e.ctx, tok.ID)
 	wantCode(t, "FindTokenByID of the failed change's token", err, keygate.ENOTFOUND)
 	equal(t, "audit log", e.auditLog(), []*keygate.AuditEntry{})
+}
+
+// joinTimeout bounds a change whose writes should join its transaction: a
+// write that waits for a connection the transaction holds instead (the
+// SQLite store's one writer) fails then rather than hanging the suite.
+const joinTimeout = 10 * time.Second
+
+// The writes no audited change makes yet (users, sessions, OAuth clients)
+// join a RecordChange transaction too, as RecordChange promises of the
+// store's writes through its context: inside it each succeeds, and when
+// the change then fails none is stored. On SQLite one that took the
+// writer connection of its own would wait for it until the deadline.
+func testAuditChangeJoinsEveryWrite(t *testing.T, e *env) {
+	ann := e.createUser("ann@acme.test")
+	kept, swept := e.createSession(ann.ID), e.createSession(ann.ID)
+	renamed := *ann
+	renamed.Name = "Ann Renamed"
+	bob := &keygate.User{Email: "bob@acme.test", Name: "Bob", PasswordHash: ann.PasswordHash, CreatedAt: e.now}
+	client := &keygate.OAuthClient{Name: "Example MCP client", RedirectURIs: []string{"https://client.example.com/cb"},
+		GrantTypes: []string{keygate.OAuthGrantAuthorizationCode}, TokenEndpointAuthMethod: keygate.OAuthAuthSecretBasic,
+		SecretHash: keygate.HashToken("secret"), Source: keygate.OAuthClientRegistered}
+
+	ctx, cancel := context.WithTimeout(e.ctx, joinTimeout)
+	defer cancel()
+	refused := keygate.Errorf(keygate.EINVALID, "Refused after every write.")
+	err := e.store.RecordChange(ctx, func(ctx context.Context) ([]*keygate.AuditEntry, error) {
+		for _, w := range []struct {
+			name  string
+			write func() error
+		}{
+			{"CreateUser", func() error { return e.store.CreateUser(ctx, bob) }},
+			{"UpdateUser", func() error { return e.store.UpdateUser(ctx, &renamed) }},
+			{"CreateOAuthClient", func() error { return e.store.CreateOAuthClient(ctx, client) }},
+			{"DeleteSession", func() error { return e.store.DeleteSession(ctx, kept.ID) }},
+			{"DeleteUserSessions", func() error { return e.store.DeleteUserSessions(ctx, ann.ID) }},
+		} {
+			if err := w.write(); err != nil {
+				t.Errorf("%s inside RecordChange: %v", w.name, err)
+			}
+		}
+		return nil, refused
+	})
+	if !errors.Is(err, refused) {
+		t.Errorf("RecordChange = %v, want the change's own error %v", err, refused)
+	}
+
+	_, err = e.store.FindUserByEmail(e.ctx, bob.Email)
+	wantCode(t, "FindUserByEmail of the user created in the failed change", err, keygate.ENOTFOUND)
+	got, err := e.store.FindUserByID(e.ctx, ann.ID)
+	must(t, "FindUserByID", err)
+	if got.Name != ann.Name {
+		t.Errorf("user's name %q after the failed change renamed it, want %q", got.Name, ann.Name)
+	}
+	if client.ID != "" {
+		_, err = e.store.FindOAuthClient(e.ctx, client.ID)
+		wantCode(t, "FindOAuthClient of the client created in the failed change", err, keygate.ENOTFOUND)
+	}
+	for _, s := range []*keygate.Session{kept, swept} {
+		_, err := e.store.FindSession(e.ctx, s.ID)
+		must(t, "FindSession of a session the failed change deleted", err)
+	}
 }
 
 // auditedStore is the store wrapped as every door uses it, acting as Ann.

@@ -28,8 +28,11 @@
 //   - The active-token limit refusal is keygate.TooManyTokensError.
 //   - RecordChange commits a change and its audit entries together: an
 //     entry the database refuses rolls the change back, and a change that
-//     fails appends no entry. Every change audit.Store records goes
-//     through it (Factory.RefuseAuditEntries makes the database refuse).
+//     fails appends no entry. The writes made with the context it hands
+//     the change join its transaction, those of users, sessions and OAuth
+//     clients included, which no audited change makes yet. Every change
+//     audit.Store records goes through it (Factory.RefuseAuditEntries
+//     makes the database refuse).
 //   - WatchChanges sees changes committed through any handle on the same
 //     database, and returns (nil or context.Canceled) once its context ends.
 //     It returns keygate.ErrChangesPruned when changes it had not
