@@ -11,6 +11,12 @@ type VerifyRequest struct {
 	Method string `json:"method"` // default GET
 	Path   string `json:"path"`   // path and query, e.g. /v2/products?states=California
 	IP     string `json:"ip"`     // the end client's address, for per-IP limits
+	// MethodOverride holds the values of the end request's method
+	// override headers (MethodOverrides): one naming another method than
+	// Method is refused, as the gateway refuses it, since a framework
+	// behind the caller would serve that method on a route checked for
+	// this one.
+	MethodOverride []string `json:"method_override,omitempty"`
 }
 
 // VerifyResponse is the answer: whether the request may pass, and if not,

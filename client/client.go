@@ -68,16 +68,22 @@ type Request struct {
 	Method string
 	Path   string // path and query
 	IP     string // the end client's address
+	// MethodOverride: the request's method override header values
+	// (keygate.MethodOverrides); keygate refuses one naming another
+	// method, which a framework behind the middleware would serve.
+	MethodOverride []string
 }
 
 // Verify asks keygate whether req may pass. A transport or keygate failure
 // is an error; a refusal is a response with Valid false.
 func (c *Client) Verify(ctx context.Context, req Request) (*keygate.VerifyResponse, error) {
-	key := keygate.HashToken(req.Token) + "\x00" + req.API + "\x00" + req.Method + "\x00" + req.Path
+	// Everything keygate judges is in the key: a pass without an
+	// override must not answer a request with one.
+	key := keygate.HashToken(req.Token) + "\x00" + req.API + "\x00" + req.Method + "\x00" + req.Path + "\x00" + strings.Join(req.MethodOverride, "\x00")
 	if resp := c.lookup(key); resp != nil {
 		return resp, nil
 	}
-	body, _ := json.Marshal(keygate.VerifyRequest{API: req.API, Token: req.Token, Method: req.Method, Path: req.Path, IP: req.IP})
+	body, _ := json.Marshal(keygate.VerifyRequest{API: req.API, Token: req.Token, Method: req.Method, Path: req.Path, IP: req.IP, MethodOverride: req.MethodOverride})
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL+"/api/v1/verify", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -142,6 +148,7 @@ func (c *Client) Middleware(api string, preset *keygate.Preset) func(http.Handle
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			resp, err := c.Verify(r.Context(), Request{
 				API: api, Token: tokenOf(r, preset), Method: r.Method, Path: r.URL.RequestURI(), IP: hostOf(r.RemoteAddr),
+				MethodOverride: keygate.MethodOverrides(r.Header),
 			})
 			if err != nil {
 				status, body := preset.Render(keygate.Errorf(keygate.EUNAVAILABLE, "keygate unreachable"))

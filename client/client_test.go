@@ -150,3 +150,93 @@ func TestCacheServesRepeatsWithinTTL(t *testing.T) {
 		t.Errorf("a different token must be asked for: calls %d err %v", calls, err)
 	}
 }
+
+// A Go service that honours method override headers behind the middleware
+// (gorilla/handlers' HTTPMethodOverrideHandler and the like) serves the
+// method the header names: keygate must judge that header as the gateway
+// does, or a public POST route becomes a DELETE of the same path.
+func TestMiddlewareRefusesAMethodOverride(t *testing.T) {
+	ctx := context.Background()
+	admin := freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+admin+`}
+apis:
+  - name: events
+    preset: canskan
+    listen: `+freeAddr(t)+`
+    upstream: http://127.0.0.1:9
+    token_prefix: ev_
+    scopes: [attendees:read]
+    routes:
+      - {methods: [POST], path: /feedback, access: public}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(ctx)
+	_, adminKey, err := manage.CreateAdminKey(ctx, srv.Store(), "svc", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var served []string
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served = append(served, r.Method)
+		_, _ = io.WriteString(w, "ok")
+	})
+	honourOverride := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if m := r.Header.Get("X-HTTP-Method-Override"); r.Method == http.MethodPost && m != "" {
+				r.Method = m
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	// The cache is on: a pass without an override must not answer for a
+	// request with one.
+	c := client.New("http://"+admin, adminKey, client.Options{CacheTTL: time.Minute})
+	svc := httptest.NewServer(c.Middleware("events", preset.CANSKAN())(honourOverride(app)))
+	defer svc.Close()
+
+	post := func(name, value string) (int, string) {
+		req, _ := http.NewRequest("POST", svc.URL+"/feedback", nil)
+		if name != "" {
+			req.Header[name] = []string{value}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("", ""); code != 200 || body != "ok" {
+		t.Fatalf("plain POST: %d %s", code, body)
+	}
+	for _, h := range [][2]string{
+		{"X-Http-Method-Override", "DELETE"},
+		{"X-HTTP-Method", "PUT"},
+		{"X_Method_Override", "DELETE"},
+	} {
+		if code, body := post(h[0], h[1]); code != 400 || body != `{"message": "Bad Request."}` {
+			t.Errorf("%s: %s: %d %s, want the preset's 400", h[0], h[1], code, body)
+		}
+	}
+	if code, body := post("X-Http-Method-Override", "post"); code != 200 || body != "ok" {
+		t.Errorf("an override naming the request's own method: %d %s", code, body)
+	}
+	for _, m := range served {
+		if m != http.MethodPost && m != "post" {
+			t.Errorf("the service served %s on a route checked for POST", m)
+		}
+	}
+}

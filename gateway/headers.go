@@ -56,15 +56,15 @@ func (u *upstreamHeaders) scrub(h http.Header) {
 }
 
 func (u *upstreamHeaders) drops(name string, values []string) bool {
-	if headerNameHasPrefix(name, keygate.HeaderPrefix) || headerNameIs(name, u.tokenHeader) {
+	if keygate.HeaderNameHasPrefix(name, keygate.HeaderPrefix) || keygate.HeaderNameIs(name, u.tokenHeader) {
 		return true
 	}
 	for _, n := range clientAddressHeaders {
-		if headerNameIs(name, n) {
+		if keygate.HeaderNameIs(name, n) {
 			return true
 		}
 	}
-	basic := headerNameIs(name, "Authorization") || headerNameIs(name, "Proxy-Authorization")
+	basic := keygate.HeaderNameIs(name, "Authorization") || keygate.HeaderNameIs(name, "Proxy-Authorization")
 	for _, v := range values {
 		if u.carriesToken(v) || basic && u.carriesBasicToken(v) {
 			return true
@@ -135,40 +135,6 @@ func setClientAddress(o *outHeader, client netip.Addr, peer string) {
 	o.setOne(realIPKey, addr)
 }
 
-// headerNameIs compares header names folding ASCII case and "_" to "-".
-func headerNameIs(name, want string) bool {
-	return len(name) == len(want) && headerNameHasPrefix(name, want)
-}
-
-// headerNameHasPrefix is headerNameIs for the first len(prefix) bytes.
-func headerNameHasPrefix(name, prefix string) bool {
-	if len(name) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		if foldHeaderByte(name[i]) != foldHeaderByte(prefix[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func foldHeaderByte(c byte) byte {
-	switch {
-	case c == '_':
-		return '-'
-	case 'A' <= c && c <= 'Z':
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-// methodOverrideHeaders name, in the spellings frameworks read, a method
-// that replaces the request's: Symfony and so Laravel take
-// X-HTTP-Method-Override on any POST, Express's method-override and
-// ASP.NET's middleware too, Google's front ends X-HTTP-Method.
-var methodOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
-
 // overridesMethod reports whether req asks the upstream for another method
 // than req.Method, which is the one its route was chosen and checked for:
 // by a method override header, in any spelling, or by the _method query
@@ -176,15 +142,8 @@ var methodOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", 
 // ".method" and " method" are "_method" too). Naming the request's own
 // method is no override.
 func overridesMethod(req Request) bool {
-	for name, values := range req.Header {
-		if len(name) < len("X-HTTP-Method") || !headerNameHasPrefix(name, "X-") {
-			continue
-		}
-		for _, n := range methodOverrideHeaders {
-			if headerNameIs(name, n) && !allNameMethod(values, req.Method) {
-				return true
-			}
-		}
+	if !allNameMethod(keygate.MethodOverrides(req.Header), req.Method) {
+		return true
 	}
 	raw := req.URL.RawQuery
 	if !strings.Contains(raw, "method") && !strings.Contains(raw, "%") {

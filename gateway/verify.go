@@ -93,6 +93,9 @@ func (g *Gateway) verifyRequestOf(req VerifyRequest, r *http.Request) (Request, 
 		}
 		h.Set(g.preset.TokenHeader, v)
 	}
+	if len(req.MethodOverride) > 0 {
+		h[http.CanonicalHeaderKey(keygate.MethodOverrideHeaders[0])] = req.MethodOverride
+	}
 	return Request{Method: method, URL: u, Header: h, ClientIP: ip}, nil
 }
 
