@@ -93,6 +93,12 @@ func (h *Handler) limitInvitationPages(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := "admin:invitations:ip:" + clientip.BucketOf(h.d.ClientIP(r), h.d.IPv6PrefixLength)
 		res, err := h.invitationLimiter.Allow(r.Context(), key, invitationPageLimit.Limit, invitationPageLimit.Period)
+		if err != nil && r.Context().Err() != nil {
+			// The client went away while the limiter was asked: nobody
+			// reads an answer, and nothing failed that an operator must see.
+			h.d.Logger.DebugContext(r.Context(), "client went away while the invitation pages' rate limit was checked", "error", err)
+			return
+		}
 		if err != nil {
 			h.fail(w, r, err)
 			return

@@ -196,3 +196,49 @@ func TestInvitationPagesCountOnInMemoryWhenRedisGoesDown(t *testing.T) {
 		t.Errorf("31st visit, Redis down: %d %v", rec.Code, rec.Header())
 	}
 }
+
+// A client that leaves while the invitation pages' limiter is asked (its
+// request's context ends, so the limiter call fails) is no failure of the
+// limiter nor of the dashboard: the dashboard logs it at debug only and
+// answers nothing, as nobody reads an answer.
+func TestInvitationPageOfAClientGoneLogsNothingAboveDebug(t *testing.T) {
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keygate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	client, err := redislimit.Connect(redislimit.Connection{URL: "redis://127.0.0.1:1/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	memory := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	t.Cleanup(func() { memory.Close() })
+	logs := &logtest.Buffer{}
+	h := dashboard.New(dashboard.Deps{
+		Store: store, Sessions: &session.Manager{Sessions: store, Users: store},
+		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Limiter: redislimit.New(client, redislimit.Options{}), MemoryLimiter: memory,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/invitations/"+strings.Repeat("A", 43), nil).WithContext(ctx))
+	if rec.Body.Len() != 0 {
+		t.Errorf("answered a client that is gone: %d %.200q", rec.Code, rec.Body)
+	}
+	gone := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Level != "DEBUG" {
+			t.Errorf("a client gone logged at %s: %s", rec.Level, line)
+		}
+		gone = gone || rec.Msg == "client went away while the invitation pages' rate limit was checked"
+	}
+	if !gone {
+		t.Errorf("no debug line for the client gone:\n%s", logs.String())
+	}
+}

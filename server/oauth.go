@@ -84,9 +84,15 @@ func (s *Server) mountOAuth(mux *http.ServeMux) {
 func (s *Server) limitByIP(limiter ratelimit.Limiter, name string, limit keygate.RateLimit, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, err := limiter.Allow(r.Context(), "admin:"+name+":ip:"+s.clientIP.Bucket(s.clientIP.ClientIP(r)), limit.Limit, limit.Period)
+		if err != nil && r.Context().Err() != nil {
+			// The client went away while the limiter was asked: nobody
+			// reads an answer, and nothing failed that an operator must see.
+			s.logger.DebugContext(r.Context(), "client went away while an OAuth endpoint's rate limit was checked", "route", name, "error", err)
+			return
+		}
 		if err != nil {
 			// Neither the shared limiter nor this process's answered: the
-			// client went away, or the limit is not one a limiter takes.
+			// limit is not one a limiter takes.
 			s.logger.WarnContext(r.Context(), "rate limiter failed for an OAuth endpoint", "route", name, "error", err)
 			writeJSON(w, http.StatusServiceUnavailable, `{"error":"temporarily_unavailable","error_description":"Rate limiting is unavailable; retry later."}`)
 			return
