@@ -75,6 +75,10 @@ func checkProxyRecipe(t *testing.T, s *stack, menus, events string) {
 		send(t, "POST", events+"/p/abc", "X-Forwarded-Method", "GET", "X-Original-Method", "GET"), 404, canskanNotFound)
 	expectRefusal(t, "X-Forwarded-Uri: /p/abc with a forged token",
 		send(t, "GET", menus+"/v2/products", "X-Token", "cm_live_forged", "X-Forwarded-Uri", "/v2/products/../../p/abc"), 404, cannmenusNotFound)
+	// The proxy passes a method override on to the API, which would serve
+	// that method: keygate must see it too.
+	expectRefusal(t, "X-HTTP-Method-Override: DELETE on a GET",
+		send(t, "GET", menus+"/v2/products?states=California", "X-Token", s.menus, "X-HTTP-Method-Override", "DELETE"), 400, cannmenusBadRequest)
 
 	// Public route: anonymous pass, then the per-IP limit's 429 with
 	// Retry-After and the rate-limit headers. (Invalid tokens above

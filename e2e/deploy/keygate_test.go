@@ -31,6 +31,7 @@ const (
 	canskanExpired       = `{"message": "API token has expired."}`
 	canskanTooMany       = `{"message": "Too Many Attempts."}`
 	canskanNotFound      = `{"message": "Not Found."}`
+	cannmenusBadRequest  = `{"detail": "Bad Request"}`
 	publicLimitPerMinute = 10
 )
 
