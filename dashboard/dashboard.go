@@ -76,7 +76,8 @@ type Deps struct {
 	// passes its Redis fallback in the local mode, which counts in the
 	// memory limiter it mirrors every allowed request into, so an
 	// address's window goes on where it was, and gives Redis the outage's
-	// counts when it answers. nil: one of the dashboard's own.
+	// counts when it answers. nil: one of the dashboard's own, which
+	// Handler.Close stops.
 	MemoryLimiter ratelimit.Limiter
 	// EmailSending says whether keygate has a mail server (email.smtp_url);
 	// the Email page says so when it has none.
@@ -91,6 +92,9 @@ type Handler struct {
 	// invitationLimiter counts requests to the invitation pages with
 	// Limiter or, while that fails, with MemoryLimiter.
 	invitationLimiter *ratelimit.Backstop
+	// ownLimiter is the memory limiter New started for want of
+	// Deps.MemoryLimiter; nil when Deps brought one.
+	ownLimiter *ratelimit.Memory
 }
 
 // New returns the dashboard. Mount it at "/"; it serves "/", /login,
@@ -111,16 +115,28 @@ func New(d Deps) *Handler {
 	if d.ClientIP == nil {
 		d.ClientIP = remoteIP
 	}
+	h := &Handler{mux: http.NewServeMux(), forms: newUsedForms(24 * time.Hour)}
 	if d.MemoryLimiter == nil {
-		d.MemoryLimiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+		h.ownLimiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+		d.MemoryLimiter = h.ownLimiter
 	}
 	if d.Limiter == nil {
 		d.Limiter = d.MemoryLimiter
 	}
-	h := &Handler{d: d, mux: http.NewServeMux(), forms: newUsedForms(24 * time.Hour)}
+	h.d = d
 	h.invitationLimiter = ratelimit.NewBackstop(d.Limiter, d.MemoryLimiter, ratelimit.BackstopOptions{What: "invitation pages", Logger: d.Logger, Now: d.Now})
 	h.routes()
 	return h
+}
+
+// Close stops the sweeper of the memory limiter New started when Deps
+// brought no MemoryLimiter; a dashboard given one has nothing to stop.
+// The dashboard still answers afterwards.
+func (h *Handler) Close() error {
+	if h.ownLimiter == nil {
+		return nil
+	}
+	return h.ownLimiter.Close()
 }
 
 func (h *Handler) routes() {

@@ -98,6 +98,7 @@ func newFixture(t testing.TB) *fixture {
 		Notify:   func(c keygate.Change) { f.changes <- c },
 		Webhooks: f.hooks, PendingUsage: f.usage,
 	})
+	t.Cleanup(func() { h.Close() })
 	f.server = httptest.NewServer(h)
 	t.Cleanup(f.server.Close)
 	f.acme = f.org("acme", "Acme Corp")
