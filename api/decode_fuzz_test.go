@@ -31,9 +31,10 @@ var requestTypes = []func() any{
 // every management API handler reads its body with, into each request
 // type. A body is accepted only if it is one JSON object, with
 // Content-Type application/json; what is accepted survives re-encoding
-// unchanged; a refusal is the caller's fault (400 or 413) with a message,
-// and never repeats a string value of the body, such as a password or an
-// invitation secret.
+// unchanged and gives each key once, every field spelled exactly as the
+// request type names it (so other JSON readers read it alike); a refusal
+// is the caller's fault (400 or 413) with a message, and never repeats a
+// string value of the body, such as a password or an invitation secret.
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []struct {
 		kind uint8
@@ -58,6 +59,11 @@ func FuzzDecode(f *testing.F) {
 		{1, "application/json", ``},
 		{1, "application/json", `{"email":"\ud800"}`},
 		{1, "application/json", `{"email":"a@example.com"`},
+		{1, "application/json", `{"email":"a@example.com","email":"b@example.com"}`},
+		{1, "application/json", `{"EMAIL":"a@example.com"}`},
+		{7, "application/json", `{"name":"ci","scopes":["a"],"SCOPES":null}`},
+		{5, "application/json", `{"slug":"acme","entitlements":{"states":["CA"],"ſtates":[]}}`},
+		{0, "application/json", `{"emails":{"token.created":true,"token.created":false}}`},
 	} {
 		f.Add(seed.kind, seed.ct, []byte(seed.body))
 	}
@@ -84,9 +90,19 @@ func FuzzDecode(f *testing.F) {
 		if _, ok := top.(map[string]any); !ok {
 			t.Fatalf("accepted %q, which is not a JSON object", body)
 		}
+		if key, ok := repeatedKey(body); ok {
+			t.Fatalf("accepted %q, which gives the key %q twice in one object", body, key)
+		}
 		again, err := json.Marshal(v)
 		if err != nil {
 			t.Fatalf("accepted %q cannot be encoded again: %v", body, err)
+		}
+		var fields map[string]any
+		_ = json.Unmarshal(again, &fields)
+		for key := range top.(map[string]any) {
+			if _, ok := fields[key]; !ok {
+				t.Fatalf("accepted %q, whose key %q is no field's exact name", body, key)
+			}
 		}
 		v2 := newValue()
 		if err := decodeBody("application/json", again, v2); err != nil || !reflect.DeepEqual(v, v2) {
@@ -99,6 +115,39 @@ func decodeBody(contentType string, body []byte, v any) error {
 	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(string(body)))
 	r.Header.Set("Content-Type", contentType)
 	return decode(httptest.NewRecorder(), r, v)
+}
+
+// repeatedKey returns a key that one object of the JSON body holds twice.
+func repeatedKey(body []byte) (string, bool) {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	var objects []map[string]bool // the keys of each open object; nil for an array
+	expectKey := func() bool { return len(objects) > 0 && objects[len(objects)-1] != nil }
+	afterKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		switch tok {
+		case json.Delim('{'):
+			objects, afterKey = append(objects, map[string]bool{}), false
+			continue
+		case json.Delim('['):
+			objects, afterKey = append(objects, nil), false
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			objects, afterKey = objects[:len(objects)-1], false
+			continue
+		}
+		if key, ok := tok.(string); ok && expectKey() && !afterKey {
+			if objects[len(objects)-1][key] {
+				return key, true
+			}
+			objects[len(objects)-1][key], afterKey = true, true
+			continue
+		}
+		afterKey = false
+	}
 }
 
 // stringValues returns the string values (not keys) anywhere in body,

@@ -185,3 +185,46 @@ func TestExpiredTokensAreListedAsExpired(t *testing.T) {
 		t.Errorf("token past its expiry is not marked expired: %+v", got)
 	}
 }
+
+// A body that another JSON reader (a proxy's policy, a log, a review step)
+// reads otherwise than keygate is refused, and no token is made: a key
+// given twice, where encoding/json keeps the last value, and a field's
+// name in another case or Unicode folding, which encoding/json takes for
+// the field and a case-sensitive reader ignores. The first body once made
+// a token with every scope of the API, while reading as a narrow one.
+func TestCreateTokenRefusesKeysOtherReadersReadOtherwise(t *testing.T) {
+	f := newFixture(t)
+	owner := f.login(f.owner)
+	const caseSensitive = `Field names are case-sensitive: write "scopes" exactly so.`
+	for _, tc := range []struct{ name, body, message string }{
+		{"narrow scopes undone in upper case", `{"name": "x", "api": "menus", "scopes": ["products:read"], "SCOPES": null}`, caseSensitive},
+		{"scopes with a long s", `{"name": "x", "api": "menus", "ſcopes": []}`, caseSensitive},
+		{"field in title case", `{"Name": "x", "api": "menus"}`, `Field names are case-sensitive: write "name" exactly so.`},
+		{"field given twice", `{"name": "x", "api": "menus", "scopes": ["products:read"], "scopes": null}`, `Field "scopes" is given more than once: give each field once.`},
+		{"nested field given twice", `{"entitlements": {"states": ["CA"], "states": []}}`, `Field "states" is given more than once: give each field once.`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/api/v1/orgs/acme/tokens"
+			if strings.Contains(tc.body, "entitlements") {
+				path = "/api/v1/orgs/acme"
+				f.do(f.key(), "PATCH", path, tc.body).expectError(http.StatusBadRequest, "invalid", tc.message)
+				return
+			}
+			f.do(owner, "POST", path, tc.body).expectError(http.StatusBadRequest, "invalid", tc.message)
+		})
+	}
+	tokens, err := f.store.ListTokens(context.Background(), keygate.TokenFilter{OrganizationID: f.acme.ID})
+	if err != nil || len(tokens) != 0 {
+		t.Fatalf("tokens made from refused bodies: %d, %v", len(tokens), err)
+	}
+	org, err := f.store.FindOrganizationByID(context.Background(), f.acme.ID)
+	if err != nil || len(org.Entitlements.States) != 0 {
+		t.Fatalf("entitlements changed by a refused body: %+v, %v", org, err)
+	}
+
+	// Each field once, as documented, still works; so do a map's keys.
+	f.createToken(owner, "acme", `{"name": "x", "api": "menus", "scopes": ["products:read"]}`)
+	f.do(owner, "PATCH", "/api/v1/orgs/acme/email-settings", `{"emails": {"token.created": true, "token.expiring": false}}`).expect(http.StatusOK, nil)
+	f.do(owner, "PATCH", "/api/v1/orgs/acme/email-settings", `{"emails": {"token.created": true, "token.created": false}}`).
+		expectError(http.StatusBadRequest, "invalid", "The request body gives the same key twice in one object: give each key once.")
+}
