@@ -1016,9 +1016,17 @@ func (t *Tokens) Len() int {
 func (t *Tokens) StoreDown() bool { return t.storeDown.Load() }
 
 func (t *Tokens) markStoreDown(err error) {
-	if !t.storeDown.Swap(true) {
-		t.logger.Warn("token store unreachable; serving cached tokens while it recovers", "error", err)
+	if t.storeDown.Swap(true) {
+		return
 	}
+	if t.staleIfError > 0 {
+		t.logger.Warn("token store unreachable; serving cached tokens up to stale_if_error old while it recovers",
+			"stale_if_error", t.staleIfError.String(), "error", err)
+		return
+	}
+	// Nothing is served stale: a token whose cache entry is past its TTL
+	// is refused like one never cached.
+	t.logger.Warn("token store unreachable; refusing tokens not cached within their TTL until it recovers (stale_if_error is off)", "error", err)
 }
 
 func (t *Tokens) markStoreUp() {

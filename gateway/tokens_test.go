@@ -2,13 +2,16 @@ package gateway_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/sqlite"
 )
 
@@ -185,4 +188,34 @@ func TestStoreThatStopsAnsweringIsBoundedByStoreTimeout(t *testing.T) {
 		_, _, err := tokens.Lookup(ctx, uncachedHash)
 		return err == nil && !tokens.StoreDown()
 	})
+}
+
+// The warning that the token store is unreachable says what the cache
+// does about it: with stale_if_error on it serves cached tokens up to that
+// age; with it off it serves none past their TTL, and says so rather than
+// promising cached tokens. The store is a real SQLite file, closed.
+func TestStoreDownWarningSaysWhetherCachedTokensAreServed(t *testing.T) {
+	for _, tt := range []struct {
+		staleIfError time.Duration
+		want         string
+	}{
+		{time.Minute, `level=WARN msg="token store unreachable; serving cached tokens up to stale_if_error old while it recovers" stale_if_error=1m0s`},
+		{-1, `level=WARN msg="token store unreachable; refusing tokens not cached within their TTL until it recovers (stale_if_error is off)"`},
+	} {
+		st, org := newStallingStore(t)
+		hash := createToken(t, st, org)
+		logs := &logtest.Buffer{}
+		tokens := gateway.NewTokens(st, gateway.TokensOptions{
+			StaleIfError: tt.staleIfError, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		})
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := tokens.Lookup(context.Background(), hash); keygate.ErrorCode(err) != keygate.EUNAVAILABLE {
+			t.Fatalf("stale_if_error %v, store closed: %v, want %s", tt.staleIfError, err, keygate.EUNAVAILABLE)
+		}
+		if got := logs.String(); strings.Count(got, "level=WARN") != 1 || !strings.Contains(got, tt.want) {
+			t.Errorf("stale_if_error %v, store closed: logged\n%s\nwant the one warning %s", tt.staleIfError, got, tt.want)
+		}
+	}
 }
