@@ -1,10 +1,13 @@
 package deploy_test
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate"
 )
 
 // checkProxyRecipe runs what every forward-auth recipe must do, through a
@@ -28,9 +31,11 @@ func checkProxyRecipe(t *testing.T, s *stack, menus, events string) {
 	expectRefusal(t, "canskan, expired token", send(t, "GET", events+"/api/v1/organization", "Authorization", "Bearer "+s.expired), 401, canskanExpired)
 
 	// A pass: the upstream gets keygate's identity, not the token nor
-	// what the client claimed to be.
-	got := send(t, "GET", menus+"/v2/products?states=California&page=1", "X-Token", s.menus, "X-Keygate-Org", "org_forged", "X-Keygate-Token-Id", "tok_forged")
+	// what the client claimed to be, in any spelling.
+	got := send(t, "GET", menus+"/v2/products?states=California&page=1",
+		append([]string{"X-Token", s.menus, "X-Keygate-Org", "org_forged", "X-Keygate-Token-Id", "tok_forged"}, forgedIdentity...)...)
 	saw := upstreamSaw(t, "cannmenus pass", got)
+	onlyKeygatesIdentity(t, "cannmenus pass", saw.Header)
 	if saw.URI != "/v2/products?states=California&page=1" || saw.Method != "GET" {
 		t.Errorf("upstream saw %s %s", saw.Method, saw.URI)
 	}
@@ -85,11 +90,12 @@ func checkProxyRecipe(t *testing.T, s *stack, menus, events string) {
 	// counted against the same per-IP budget, so count what is left.)
 	var last response
 	for i := 0; i < publicLimitPerMinute+1; i++ {
-		last = send(t, "GET", events+"/p/abc123def456", "X-Keygate-Org", "org_forged")
+		last = send(t, "GET", events+"/p/abc123def456", append([]string{"X-Keygate-Org", "org_forged"}, forgedIdentity...)...)
 		if last.status == 429 {
 			break
 		}
 		saw := upstreamSaw(t, "public route", last)
+		onlyKeygatesIdentity(t, "public route", saw.Header)
 		if saw.Header.Get("X-Keygate-Org") != "" || saw.Header.Get("X-Keygate-Identity") != "" {
 			t.Errorf("anonymous request reached the upstream with identity headers: %v", saw.Header)
 		}
@@ -115,3 +121,29 @@ func abs(n int64) int64 {
 	}
 	return n
 }
+
+// forgedIdentity is what a client sends hoping that the API reads it as
+// keygate's word: the identity headers spelled with "_" for "-", which a
+// PHP, CGI or WSGI upstream reads as the same name (both are
+// HTTP_X_KEYGATE_ORG to FastCGI). nginx and Caddy drop header names with
+// underscores; Traefik does not (traefik_test.go).
+var forgedIdentity = []string{
+	"X_Keygate_Org", "org_forged", "X-Keygate_Org", "org_forged", "X_Keygate-Org", "org_forged",
+	"X-Keygate-Token_Id", "tok_forged", "X_Keygate_Scopes", "admin",
+}
+
+// onlyKeygatesIdentity fails when the upstream got one of keygate's
+// identity headers under another spelling than the one keygate sets.
+func onlyKeygatesIdentity(t *testing.T, name string, h http.Header) {
+	t.Helper()
+	for k := range h {
+		for _, id := range identityHeaders {
+			if keygate.HeaderNameIs(k, id) && k != id {
+				t.Errorf("%s: the upstream got the client's %s: %q", name, k, h[k])
+			}
+		}
+	}
+}
+
+// identityHeaders are the headers a forward-auth pass sets upstream.
+var identityHeaders = []string{"X-Keygate-Org", "X-Keygate-Token-Id", "X-Keygate-Scopes", "X-Keygate-Identity"}
