@@ -6,8 +6,10 @@
 // status and body of the API's preset.
 //
 // The cache trades precision for latency: within the TTL a revoked token
-// may still pass and rate limits are counted once per cached answer. Use a
-// TTL of 0 to ask keygate on every request.
+// may still pass. An answer on a rate-limited route is never cached: each
+// request there must be counted, or a client would get as many requests
+// as it could send in a TTL for one counted. Use a negative TTL to ask
+// keygate on every request.
 package client
 
 import (
@@ -124,8 +126,8 @@ func (c *Client) lookup(key string) *keygate.VerifyResponse {
 }
 
 func (c *Client) store(key string, resp *keygate.VerifyResponse) {
-	if c.ttl < 0 || resp.Code == keygate.ERATELIMITED {
-		return
+	if c.ttl < 0 || resp.Code == keygate.ERATELIMITED || resp.RateLimit != nil {
+		return // a limited route's requests are each counted by keygate
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

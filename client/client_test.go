@@ -240,3 +240,83 @@ apis:
 		}
 	}
 }
+
+// keygate never lets more requests through than a route's limit in any
+// window: a cached pass must not serve requests that keygate never
+// counted, for one token or one address.
+func TestMiddlewareCountsEveryRequestOnALimitedRoute(t *testing.T) {
+	ctx := context.Background()
+	admin := freeAddr(t)
+	cfg, err := config.Parse("test.yaml", []byte(`
+data_dir: `+t.TempDir()+`
+admin: {listen: `+admin+`}
+apis:
+  - name: events
+    preset: canskan
+    listen: `+freeAddr(t)+`
+    upstream: http://127.0.0.1:9
+    token_prefix: ev_
+    scopes: [attendees:read]
+    rate_limits:
+      public: {key: ip, limit: 2, period: 1h}
+      token: {key: token, limit: 2, period: 1h}
+    routes:
+      - {methods: [GET], path: /attendees, access: token, scopes: [attendees:read]}
+      - {methods: [GET], path: /status, access: public}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(ctx)
+	store := srv.Store()
+	org := &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}
+	if err := manage.CreateOrganization(ctx, store, org, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := manage.CreateToken(ctx, store, cfg.API("events"), org, keygate.TokenRequest{Name: "svc", Scopes: []string{"attendees:read"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, adminKey, err := manage.CreateAdminKey(ctx, store, "svc", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	served := 0
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served++
+		_, _ = io.WriteString(w, "ok")
+	})
+	c := client.New("http://"+admin, adminKey, client.Options{CacheTTL: time.Hour})
+	svc := httptest.NewServer(c.Middleware("events", preset.CANSKAN())(app))
+	defer svc.Close()
+
+	for _, route := range []struct{ path, auth string }{{"/attendees", "Bearer " + secret}, {"/status", ""}} {
+		served = 0
+		var code int
+		var body string
+		for i := 0; i < 3; i++ {
+			req, _ := http.NewRequest("GET", svc.URL+route.path, nil)
+			if route.auth != "" {
+				req.Header.Set("Authorization", route.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, body = resp.StatusCode, string(b)
+		}
+		if served != 2 || code != 429 || body != `{"message": "Too Many Attempts."}` {
+			t.Errorf("%s, limit 2: the service served %d of 3 requests; the third got %d %s", route.path, served, code, body)
+		}
+	}
+}
