@@ -147,10 +147,11 @@ type AuditLog interface {
 	AppendAuditEntry(ctx context.Context, e *AuditEntry) error
 	// RecordChange runs change and appends the entries it returns in one
 	// transaction, so a change and its entries commit together or not at
-	// all. The store's writes that change makes with the context it is
-	// given join that transaction; entries are filled in as
-	// AppendAuditEntry fills them. change must write only through that
-	// context, and reads there do not see its writes.
+	// all. The store's writes and reads that change makes with the
+	// context it is given join that transaction, so its reads see its
+	// own uncommitted writes and take no second connection; entries are
+	// filled in as AppendAuditEntry fills them. change must write only
+	// through that context.
 	RecordChange(ctx context.Context, change func(ctx context.Context) ([]*AuditEntry, error)) error
 	// ListAuditEntries returns matching entries, newest (highest Seq) first.
 	ListAuditEntries(ctx context.Context, f AuditFilter) ([]*AuditEntry, error)

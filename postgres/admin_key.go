@@ -28,7 +28,7 @@ func (s *Store) CreateAdminKey(ctx context.Context, k *keygate.AdminKey) error {
 func (s *Store) FindAdminKeyByHash(ctx context.Context, hash string) (*keygate.AdminKey, error) {
 	var k *keygate.AdminKey
 	err := s.retryRead(ctx, func() (err error) {
-		k, err = scanAdminKey(s.pool.QueryRow(ctx,
+		k, err = scanAdminKey(s.queryRow(ctx,
 			`SELECT `+adminKeyColumns+` FROM admin_keys WHERE hash = $1 AND revoked_at IS NULL`, hash))
 		return err
 	})
@@ -37,7 +37,7 @@ func (s *Store) FindAdminKeyByHash(ctx context.Context, hash string) (*keygate.A
 
 // ListAdminKeys returns the keys not revoked, newest first.
 func (s *Store) ListAdminKeys(ctx context.Context) ([]*keygate.AdminKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+adminKeyColumns+` FROM admin_keys
+	rows, err := s.query(ctx, `SELECT `+adminKeyColumns+` FROM admin_keys
 		WHERE revoked_at IS NULL ORDER BY created_at DESC, pos DESC`)
 	if err != nil {
 		return nil, dbError(err)

@@ -85,7 +85,7 @@ func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]
 	if f.Limit > 0 {
 		limit = min(f.Limit, keygate.MaxAuditPage)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_log`+w.String()+
+	rows, err := s.query(ctx, `SELECT `+auditColumns+` FROM audit_log`+w.String()+
 		` ORDER BY seq DESC LIMIT `+w.arg(limit), w.args...)
 	if err != nil {
 		return nil, dbError(err)

@@ -84,7 +84,7 @@ func (s *Store) ListEmails(ctx context.Context, filter keygate.EmailFilter) ([]*
 	var w where
 	w.equal("organization_id", filter.OrganizationID)
 	w.equal("state", filter.State)
-	rows, err := s.pool.Query(ctx, `SELECT `+emailColumns+` FROM emails`+w.String()+
+	rows, err := s.query(ctx, `SELECT `+emailColumns+` FROM emails`+w.String()+
 		` ORDER BY created_at DESC, pos DESC LIMIT `+w.arg(limit), w.args...)
 	if err != nil {
 		return nil, dbError(err)
@@ -107,7 +107,7 @@ func (s *Store) FindEmailSettings(ctx context.Context, organizationID string) (*
 		disabled  []string
 		updatedAt *time.Time
 	)
-	err := s.pool.QueryRow(ctx, `SELECT e.disabled, e.updated_at FROM organizations o
+	err := s.queryRow(ctx, `SELECT e.disabled, e.updated_at FROM organizations o
 		LEFT JOIN email_settings e ON e.organization_id = o.id WHERE o.id = $1`, organizationID).Scan(&disabled, &updatedAt)
 	if err != nil {
 		return nil, notFound(err, "Organization")
@@ -160,7 +160,7 @@ func (s *Store) ListTokensForNotice(ctx context.Context, q keygate.TokenNoticeQu
 		w.add("t.organization_id = ANY(%s)", q.OrganizationIDs)
 	}
 	w.add("NOT EXISTS (SELECT 1 FROM token_notices n WHERE n.token_id = t.id AND n.event = %s)", q.Event)
-	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("t.", tokenColumns)+` FROM tokens t`+w.String()+
+	rows, err := s.query(ctx, `SELECT `+prefixed("t.", tokenColumns)+` FROM tokens t`+w.String()+
 		` ORDER BY `+f+`, t.id LIMIT `+w.arg(limit), w.args...)
 	if err != nil {
 		return nil, dbError(err)

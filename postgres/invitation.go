@@ -39,7 +39,7 @@ func (s *Store) CreateInvitation(ctx context.Context, inv *keygate.Invitation) e
 func (s *Store) FindInvitationByHash(ctx context.Context, hash string) (*keygate.Invitation, error) {
 	var inv *keygate.Invitation
 	err := s.retryRead(ctx, func() (err error) {
-		inv, err = scanInvitation(s.pool.QueryRow(ctx,
+		inv, err = scanInvitation(s.queryRow(ctx,
 			`SELECT `+invitationColumns+` FROM invitations WHERE hash = $1`, hash))
 		return err
 	})
@@ -56,7 +56,7 @@ func (s *Store) ListInvitations(ctx context.Context, filter keygate.InvitationFi
 	if !filter.CreatedSince.IsZero() {
 		w.add("created_at >= %s", ts(filter.CreatedSince))
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+invitationColumns+` FROM invitations`+w.String()+
+	rows, err := s.query(ctx, `SELECT `+invitationColumns+` FROM invitations`+w.String()+
 		` ORDER BY created_at DESC, pos DESC`, w.args...)
 	if err != nil {
 		return nil, dbError(err)

@@ -42,7 +42,7 @@ func (s *Store) CreateOAuthClient(ctx context.Context, c *keygate.OAuthClient) e
 // FindOAuthClient returns ENOTFOUND for an unknown id.
 func (s *Store) FindOAuthClient(ctx context.Context, id string) (*keygate.OAuthClient, error) {
 	var c keygate.OAuthClient
-	err := s.pool.QueryRow(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients WHERE id = $1`, id).
+	err := s.queryRow(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients WHERE id = $1`, id).
 		Scan(&c.ID, &c.Name, &c.URI, &c.RedirectURIs, &c.GrantTypes, &c.TokenEndpointAuthMethod,
 			&c.SecretHash, &c.Source, &c.CreatedAt)
 	if err != nil {
@@ -75,7 +75,7 @@ func (s *Store) CreateOAuthCode(ctx context.Context, code *keygate.OAuthCode) er
 // FindOAuthCode returns a code, used or not; ENOTFOUND when unknown.
 func (s *Store) FindOAuthCode(ctx context.Context, hash string) (*keygate.OAuthCode, error) {
 	var c keygate.OAuthCode
-	err := s.pool.QueryRow(ctx, `SELECT `+oauthCodeColumns+` FROM oauth_codes WHERE hash = $1`, hash).
+	err := s.queryRow(ctx, `SELECT `+oauthCodeColumns+` FROM oauth_codes WHERE hash = $1`, hash).
 		Scan(&c.Hash, &c.GrantID, &c.ClientID, &c.UserID, &c.OrganizationID, &c.RedirectURI,
 			&c.CodeChallenge, &c.Resource, &c.Scopes, &c.Offline, &c.CreatedAt, &c.ExpiresAt, &c.UsedAt)
 	if err != nil {
@@ -190,7 +190,7 @@ func (o oauthTx) InsertTokens(ctx context.Context, grantID string, tokens []*key
 // ENOTFOUND when unknown.
 func (s *Store) FindOAuthToken(ctx context.Context, hash string) (*keygate.OAuthToken, error) {
 	var t keygate.OAuthToken
-	err := s.pool.QueryRow(ctx, `SELECT hash, grant_id, kind, created_at, expires_at, used_at, scopes
+	err := s.queryRow(ctx, `SELECT hash, grant_id, kind, created_at, expires_at, used_at, scopes
 		FROM oauth_tokens WHERE hash = $1`, hash).
 		Scan(&t.Hash, &t.GrantID, &t.Kind, &t.CreatedAt, &t.ExpiresAt, &t.UsedAt, &t.Scopes)
 	if err != nil {
@@ -217,7 +217,7 @@ func (s *Store) RotateOAuthRefreshToken(ctx context.Context, hash string, at tim
 
 // FindOAuthGrant returns a grant, revoked or not; ENOTFOUND when unknown.
 func (s *Store) FindOAuthGrant(ctx context.Context, id string) (*keygate.OAuthGrant, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+oauthGrantColumns+` FROM oauth_grants WHERE id = $1`, id)
+	row := s.queryRow(ctx, `SELECT `+oauthGrantColumns+` FROM oauth_grants WHERE id = $1`, id)
 	g, err := scanGrant(row)
 	return g, notFound(err, "OAuth grant")
 }
@@ -232,7 +232,7 @@ func (s *Store) ListOAuthGrants(ctx context.Context, filter keygate.OAuthGrantFi
 	if !filter.IncludeRevoked {
 		w.add("revoked_at IS NULL")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+oauthGrantColumns+`, `+grantExpiry+` FROM oauth_grants`+w.String()+
+	rows, err := s.query(ctx, `SELECT `+oauthGrantColumns+`, `+grantExpiry+` FROM oauth_grants`+w.String()+
 		` ORDER BY created_at DESC, pos DESC`, w.args...)
 	if err != nil {
 		return nil, dbError(err)

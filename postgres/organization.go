@@ -36,7 +36,7 @@ func (s *Store) CreateOrganization(ctx context.Context, org *keygate.Organizatio
 func (s *Store) FindOrganizationByID(ctx context.Context, id string) (*keygate.Organization, error) {
 	var org *keygate.Organization
 	err := s.retryRead(ctx, func() (err error) {
-		org, err = scanOrganization(s.pool.QueryRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE id = $1`, id))
+		org, err = scanOrganization(s.queryRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE id = $1`, id))
 		return err
 	})
 	return org, notFound(err, "Organization")
@@ -44,14 +44,14 @@ func (s *Store) FindOrganizationByID(ctx context.Context, id string) (*keygate.O
 
 // FindOrganizationBySlug returns ENOTFOUND for an unknown slug.
 func (s *Store) FindOrganizationBySlug(ctx context.Context, slug string) (*keygate.Organization, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE slug = $1`, slug)
+	row := s.queryRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE slug = $1`, slug)
 	org, err := scanOrganization(row)
 	return org, notFound(err, "Organization")
 }
 
 // ListOrganizations returns every organization ordered by slug.
 func (s *Store) ListOrganizations(ctx context.Context) ([]*keygate.Organization, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+organizationColumns+` FROM organizations ORDER BY slug COLLATE "C"`)
+	rows, err := s.query(ctx, `SELECT `+organizationColumns+` FROM organizations ORDER BY slug COLLATE "C"`)
 	if err != nil {
 		return nil, dbError(err)
 	}

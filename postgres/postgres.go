@@ -17,7 +17,9 @@
 //     away longer than changes are kept knows it missed some.
 //   - An audited change and its audit entries are one transaction:
 //     RecordChange puts its transaction in the context it hands the
-//     change, and write (and exec, for one statement) join it.
+//     change, and write (and exec, for one statement) join it, as do
+//     the reads (query, queryRow): they see the change's writes and hold
+//     no second pooled connection.
 //   - Migrations run under an advisory lock, so instances starting together
 //     apply each one exactly once.
 //
@@ -222,8 +224,8 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 // openTx is the context key of the transaction a RecordChange has open on
-// the store: writes through that context join it. The store is part of
-// the key, so another store's writes never join it.
+// the store: writes and reads through that context join it. The store is
+// part of the key, so another store's writes and reads never join it.
 type openTx struct{ store *Store }
 
 // openTx returns the RecordChange transaction ctx carries, if any.
@@ -239,6 +241,25 @@ func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 		return tx.Exec(ctx, sql, args...)
 	}
 	return s.pool.Exec(ctx, sql, args...)
+}
+
+// query runs a query that reads rows: within RecordChange's change (ctx
+// carries its transaction) in that transaction, so the change reads its
+// own writes and holds no second pooled connection while the transaction
+// holds one; else on a pooled connection.
+func (s *Store) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if tx, ok := s.openTx(ctx); ok {
+		return tx.Query(ctx, sql, args...)
+	}
+	return s.pool.Query(ctx, sql, args...)
+}
+
+// queryRow is query for one row.
+func (s *Store) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if tx, ok := s.openTx(ctx); ok {
+		return tx.QueryRow(ctx, sql, args...)
+	}
+	return s.pool.QueryRow(ctx, sql, args...)
 }
 
 // writeRetrying is write for transactions that may deadlock with the same

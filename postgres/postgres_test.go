@@ -37,6 +37,12 @@ func open(t testing.TB, url string) *postgres.Store {
 	return s
 }
 
+// OpenOneConnection opens a handle whose pool holds one connection.
+func (schemas) OpenOneConnection(t *testing.T, url string) keygate.Store {
+	t.Helper()
+	return open(t, pgtest.WithParam(t, url, "pool_max_conns", "1"))
+}
+
 // RefuseAuditEntries adds a trigger to the schema's audit log that fails
 // every insert.
 func (schemas) RefuseAuditEntries(t *testing.T, url string) {

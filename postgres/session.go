@@ -25,7 +25,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *keygate.Session) error 
 func (s *Store) FindSession(ctx context.Context, id string) (*keygate.Session, error) {
 	var sess keygate.Session
 	err := s.retryRead(ctx, func() error {
-		return s.pool.QueryRow(ctx, `SELECT id, user_id, csrf_token, created_at, expires_at
+		return s.queryRow(ctx, `SELECT id, user_id, csrf_token, created_at, expires_at
 			FROM sessions WHERE id = $1 AND expires_at > $2`, id, ts(s.now())).
 			Scan(&sess.ID, &sess.UserID, &sess.CSRFToken, &sess.CreatedAt, &sess.ExpiresAt)
 	})

@@ -87,7 +87,7 @@ func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Toke
 	}
 	var tok *keygate.Token
 	err := s.retryRead(ctx, func() (err error) {
-		tok, err = scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens
+		tok, err = scanToken(s.queryRow(ctx, `SELECT `+tokenColumns+` FROM tokens
 			WHERE hash = $1 OR previous_hash = $1 ORDER BY hash = $1 DESC LIMIT 1`, hash))
 		return err
 	})
@@ -96,7 +96,7 @@ func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Toke
 
 // FindTokenByID returns revoked and expired tokens too.
 func (s *Store) FindTokenByID(ctx context.Context, id string) (*keygate.Token, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id)
+	row := s.queryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id)
 	tok, err := scanToken(row)
 	return tok, notFound(err, "Token")
 }
@@ -110,7 +110,7 @@ func (s *Store) ListTokens(ctx context.Context, filter keygate.TokenFilter) ([]*
 	if !filter.IncludeRevoked {
 		w.add("revoked_at IS NULL")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM tokens`+w.String()+
+	rows, err := s.query(ctx, `SELECT `+tokenColumns+` FROM tokens`+w.String()+
 		` ORDER BY created_at DESC, pos DESC`, w.args...)
 	if err != nil {
 		return nil, dbError(err)

@@ -92,7 +92,7 @@ func (s *Store) ListUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.
 	w.add("organization_id = %s", q.OrganizationID)
 	w.equal("token_id", q.TokenID)
 	w.add("hour >= %s AND hour < %s", ts(q.From), ts(q.To))
-	rows, err := s.pool.Query(ctx, `SELECT organization_id, token_id, hour, requests, errors, rate_limited
+	rows, err := s.query(ctx, `SELECT organization_id, token_id, hour, requests, errors, rate_limited
 		FROM usage`+w.String()+` ORDER BY hour, token_id COLLATE "C"`, w.args...)
 	if err != nil {
 		return nil, dbError(err)

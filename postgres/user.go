@@ -35,21 +35,21 @@ func normalizeEmail(email string) string {
 
 // FindUserByID returns ENOTFOUND for an unknown id.
 func (s *Store) FindUserByID(ctx context.Context, id string) (*keygate.User, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
+	row := s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
 	user, err := scanUser(row)
 	return user, notFound(err, "User")
 }
 
 // FindUserByEmail matches case-insensitively.
 func (s *Store) FindUserByEmail(ctx context.Context, email string) (*keygate.User, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, normalizeEmail(email))
+	row := s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, normalizeEmail(email))
 	user, err := scanUser(row)
 	return user, notFound(err, "User")
 }
 
 // ListUsers returns every user ordered by email.
 func (s *Store) ListUsers(ctx context.Context) ([]*keygate.User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY email COLLATE "C"`)
+	rows, err := s.query(ctx, `SELECT `+userColumns+` FROM users ORDER BY email COLLATE "C"`)
 	if err != nil {
 		return nil, dbError(err)
 	}
@@ -101,7 +101,7 @@ func (s *Store) ListMemberships(ctx context.Context, filter keygate.MembershipFi
 	var w where
 	w.equal("organization_id", filter.OrganizationID)
 	w.equal("user_id", filter.UserID)
-	rows, err := s.pool.Query(ctx, `SELECT organization_id, user_id, role, created_at FROM memberships`+
+	rows, err := s.query(ctx, `SELECT organization_id, user_id, role, created_at FROM memberships`+
 		w.String()+` ORDER BY created_at, organization_id COLLATE "C", user_id COLLATE "C"`, w.args...)
 	if err != nil {
 		return nil, dbError(err)

@@ -57,7 +57,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *keygate.Webhook, maxPerOrg
 
 // FindWebhook returns ENOTFOUND for an unknown id.
 func (s *Store) FindWebhook(ctx context.Context, id string) (*keygate.Webhook, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`, id)
+	row := s.queryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`, id)
 	w, err := scanWebhook(row)
 	if err != nil {
 		return nil, notFound(err, "Webhook")
@@ -70,7 +70,7 @@ func (s *Store) FindWebhook(ctx context.Context, id string) (*keygate.Webhook, e
 func (s *Store) ListWebhooks(ctx context.Context, organizationID string) ([]*keygate.Webhook, error) {
 	var w where
 	w.equal("organization_id", organizationID)
-	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks`+w.String()+
+	rows, err := s.query(ctx, `SELECT `+webhookColumns+` FROM webhooks`+w.String()+
 		` ORDER BY created_at, pos`, w.args...)
 	if err != nil {
 		return nil, dbError(err)
@@ -215,7 +215,7 @@ func (s *Store) RedeliverWebhook(ctx context.Context, id string, at time.Time) e
 
 // FindWebhookDelivery returns ENOTFOUND for an unknown id.
 func (s *Store) FindWebhookDelivery(ctx context.Context, id string) (*keygate.WebhookDelivery, error) {
-	row := s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, id)
+	row := s.queryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, id)
 	d, err := scanDelivery(row)
 	if err != nil {
 		return nil, notFound(err, "Webhook delivery")
@@ -236,7 +236,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, filter keygate.Webhoo
 	w.equal("state", filter.State)
 	query := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries` + w.String()
 	query += ` ORDER BY created_at DESC, pos DESC LIMIT ` + w.arg(limit)
-	rows, err := s.pool.Query(ctx, query, w.args...)
+	rows, err := s.query(ctx, query, w.args...)
 	if err != nil {
 		return nil, dbError(err)
 	}
@@ -245,7 +245,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, filter keygate.Webhoo
 
 // ListWebhookAttempts returns a delivery's attempts, oldest first.
 func (s *Store) ListWebhookAttempts(ctx context.Context, deliveryID string) ([]*keygate.WebhookAttempt, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+attemptColumns+`
+	rows, err := s.query(ctx, `SELECT `+attemptColumns+`
 		FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt`, deliveryID)
 	if err != nil {
 		return nil, dbError(err)

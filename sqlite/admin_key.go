@@ -25,7 +25,7 @@ func (s *Store) CreateAdminKey(ctx context.Context, k *keygate.AdminKey) error {
 // FindAdminKeyByHash returns ENOTFOUND for unknown and revoked keys alike:
 // unlike API tokens, nobody needs to be told why an admin key failed.
 func (s *Store) FindAdminKeyByHash(ctx context.Context, hash string) (*keygate.AdminKey, error) {
-	row := s.reader.QueryRowContext(ctx,
+	row := s.queryRow(ctx,
 		`SELECT `+adminKeyColumns+` FROM admin_keys WHERE hash = ? AND revoked_at IS NULL`, hash)
 	k, err := scanAdminKey(row)
 	return k, notFound(err, "Admin key")
@@ -33,7 +33,7 @@ func (s *Store) FindAdminKeyByHash(ctx context.Context, hash string) (*keygate.A
 
 // ListAdminKeys returns the keys not revoked, newest first.
 func (s *Store) ListAdminKeys(ctx context.Context) ([]*keygate.AdminKey, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+adminKeyColumns+` FROM admin_keys
+	rows, err := s.query(ctx, `SELECT `+adminKeyColumns+` FROM admin_keys
 		WHERE revoked_at IS NULL ORDER BY created_at DESC, rowid DESC`)
 	if err != nil {
 		return nil, dbError(err)

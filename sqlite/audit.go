@@ -96,7 +96,7 @@ func (s *Store) ListAuditEntries(ctx context.Context, f keygate.AuditFilter) ([]
 	}
 	q += " ORDER BY seq DESC LIMIT ?"
 	args = append(args, auditLimit(f.Limit))
-	rows, err := s.reader.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, dbError(err)
 	}

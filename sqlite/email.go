@@ -87,7 +87,7 @@ func (s *Store) ListEmails(ctx context.Context, filter keygate.EmailFilter) ([]*
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+emailColumns+` FROM emails
+	rows, err := s.query(ctx, `SELECT `+emailColumns+` FROM emails
 		WHERE (?1 = '' OR organization_id = ?1) AND (?2 = '' OR state = ?2)
 		ORDER BY created_at DESC, rowid DESC LIMIT ?3`,
 		filter.OrganizationID, filter.State, limit)
@@ -126,7 +126,7 @@ func (s *Store) FindEmailSettings(ctx context.Context, organizationID string) (*
 		disabled  sql.NullString
 		updatedAt sql.NullInt64
 	)
-	err := s.reader.QueryRowContext(ctx, `SELECT e.disabled, e.updated_at FROM organizations o
+	err := s.queryRow(ctx, `SELECT e.disabled, e.updated_at FROM organizations o
 		LEFT JOIN email_settings e ON e.organization_id = o.id WHERE o.id = ?`, organizationID).Scan(&disabled, &updatedAt)
 	if err != nil {
 		return nil, notFound(err, "Organization")
@@ -186,7 +186,7 @@ func (s *Store) ListTokensForNotice(ctx context.Context, q keygate.TokenNoticeQu
 		after, afterID = q.AfterTime, q.AfterID
 	}
 	f := "t." + q.Field
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+prefixed("t.", tokenColumns)+` FROM tokens t
+	rows, err := s.query(ctx, `SELECT `+prefixed("t.", tokenColumns)+` FROM tokens t
 		WHERE `+f+` IS NOT NULL AND `+f+` <= ?2
 		AND (`+f+` > ?1 OR (`+f+` = ?1 AND ?3 != '' AND t.id > ?3))
 		AND (?4 OR t.revoked_at IS NULL)

@@ -36,7 +36,7 @@ func (s *Store) CreateInvitation(ctx context.Context, inv *keygate.Invitation) e
 
 // FindInvitationByHash returns the invitation whatever its state.
 func (s *Store) FindInvitationByHash(ctx context.Context, hash string) (*keygate.Invitation, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+invitationColumns+` FROM invitations WHERE hash = ?`, hash)
+	row := s.queryRow(ctx, `SELECT `+invitationColumns+` FROM invitations WHERE hash = ?`, hash)
 	inv, err := scanInvitation(row)
 	return inv, notFound(err, "Invitation")
 }
@@ -51,7 +51,7 @@ func (s *Store) ListInvitations(ctx context.Context, filter keygate.InvitationFi
 	if !filter.CreatedSince.IsZero() {
 		since = millis(filter.CreatedSince)
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+invitationColumns+` FROM invitations
+	rows, err := s.query(ctx, `SELECT `+invitationColumns+` FROM invitations
 		WHERE (?1 = '' OR organization_id = ?1)
 		AND (?2 < 0 OR (accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?2))
 		AND (?3 < 0 OR created_at >= ?3)

@@ -49,7 +49,7 @@ func (s *Store) CreateOAuthClient(ctx context.Context, c *keygate.OAuthClient) e
 
 // FindOAuthClient returns ENOTFOUND for an unknown id.
 func (s *Store) FindOAuthClient(ctx context.Context, id string) (*keygate.OAuthClient, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients WHERE id = ?`, id)
+	row := s.queryRow(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients WHERE id = ?`, id)
 	var (
 		c                 keygate.OAuthClient
 		redirects, grants string
@@ -95,7 +95,7 @@ func (s *Store) CreateOAuthCode(ctx context.Context, code *keygate.OAuthCode) er
 
 // FindOAuthCode returns a code, used or not; ENOTFOUND when unknown.
 func (s *Store) FindOAuthCode(ctx context.Context, hash string) (*keygate.OAuthCode, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+oauthCodeColumns+` FROM oauth_codes WHERE hash = ?`, hash)
+	row := s.queryRow(ctx, `SELECT `+oauthCodeColumns+` FROM oauth_codes WHERE hash = ?`, hash)
 	var (
 		c                    keygate.OAuthCode
 		scopes               string
@@ -227,7 +227,7 @@ func (o oauthTx) InsertTokens(ctx context.Context, grantID string, tokens []*key
 // FindOAuthToken returns an access or refresh token whatever its state;
 // ENOTFOUND when unknown.
 func (s *Store) FindOAuthToken(ctx context.Context, hash string) (*keygate.OAuthToken, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT hash, grant_id, kind, created_at, expires_at, used_at, scopes
+	row := s.queryRow(ctx, `SELECT hash, grant_id, kind, created_at, expires_at, used_at, scopes
 		FROM oauth_tokens WHERE hash = ?`, hash)
 	var (
 		t                    keygate.OAuthToken
@@ -266,7 +266,7 @@ func (s *Store) RotateOAuthRefreshToken(ctx context.Context, hash string, at tim
 
 // FindOAuthGrant returns a grant, revoked or not; ENOTFOUND when unknown.
 func (s *Store) FindOAuthGrant(ctx context.Context, id string) (*keygate.OAuthGrant, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+oauthGrantColumns+` FROM oauth_grants WHERE id = ?`, id)
+	row := s.queryRow(ctx, `SELECT `+oauthGrantColumns+` FROM oauth_grants WHERE id = ?`, id)
 	g, err := scanGrant(row)
 	return g, notFound(err, "OAuth grant")
 }
@@ -274,7 +274,7 @@ func (s *Store) FindOAuthGrant(ctx context.Context, id string) (*keygate.OAuthGr
 // ListOAuthGrants returns matching grants newest first, revoked ones only
 // when asked.
 func (s *Store) ListOAuthGrants(ctx context.Context, filter keygate.OAuthGrantFilter) ([]*keygate.OAuthGrant, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+oauthGrantColumns+`, `+grantExpiry+` FROM oauth_grants
+	rows, err := s.query(ctx, `SELECT `+oauthGrantColumns+`, `+grantExpiry+` FROM oauth_grants
 		WHERE (?1 = '' OR organization_id = ?1) AND (?2 = '' OR user_id = ?2)
 		AND (?3 = '' OR client_id = ?3) AND (?4 OR revoked_at IS NULL)
 		ORDER BY created_at DESC, rowid DESC`,

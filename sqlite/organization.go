@@ -32,21 +32,21 @@ func (s *Store) CreateOrganization(ctx context.Context, org *keygate.Organizatio
 
 // FindOrganizationByID returns ENOTFOUND for an unknown id.
 func (s *Store) FindOrganizationByID(ctx context.Context, id string) (*keygate.Organization, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE id = ?`, id)
+	row := s.queryRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE id = ?`, id)
 	org, err := scanOrganization(row)
 	return org, notFound(err, "Organization")
 }
 
 // FindOrganizationBySlug returns ENOTFOUND for an unknown slug.
 func (s *Store) FindOrganizationBySlug(ctx context.Context, slug string) (*keygate.Organization, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE slug = ?`, slug)
+	row := s.queryRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE slug = ?`, slug)
 	org, err := scanOrganization(row)
 	return org, notFound(err, "Organization")
 }
 
 // ListOrganizations returns every organization ordered by slug.
 func (s *Store) ListOrganizations(ctx context.Context) ([]*keygate.Organization, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+organizationColumns+` FROM organizations ORDER BY slug`)
+	rows, err := s.query(ctx, `SELECT `+organizationColumns+` FROM organizations ORDER BY slug`)
 	if err != nil {
 		return nil, dbError(err)
 	}

@@ -27,7 +27,7 @@ func (s *Store) FindSession(ctx context.Context, id string) (*keygate.Session, e
 		sess                 keygate.Session
 		createdAt, expiresAt int64
 	)
-	err := s.reader.QueryRowContext(ctx, `SELECT id, user_id, csrf_token, created_at, expires_at
+	err := s.queryRow(ctx, `SELECT id, user_id, csrf_token, created_at, expires_at
 		FROM sessions WHERE id = ? AND expires_at > ?`, id, millis(s.now())).
 		Scan(&sess.ID, &sess.UserID, &sess.CSRFToken, &createdAt, &expiresAt)
 	if err != nil {

@@ -15,7 +15,8 @@
 // RecordChange opens one write transaction and puts it in the context it
 // hands the change: write (and exec, for one statement) join a transaction
 // the context carries, so an audited change and its audit entries commit
-// together.
+// together, and so do the reads (query, queryRow), which then see the
+// change's own writes.
 //
 // Changes that other instances must hear about (a token revoked, an
 // organization updated or deleted) are rows in the changes table, written in
@@ -202,8 +203,8 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // openTx is the context key of the transaction a RecordChange has open on
-// the store: writes through that context join it. The store is part of
-// the key, so another store's writes never join it.
+// the store: writes and reads through that context join it. The store is
+// part of the key, so another store's writes and reads never join it.
 type openTx struct{ store *Store }
 
 // openTx returns the RecordChange transaction ctx carries, if any.
@@ -219,6 +220,25 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 		return tx.ExecContext(ctx, query, args...)
 	}
 	return s.writer.ExecContext(ctx, query, args...)
+}
+
+// query runs a query that reads rows: within RecordChange's change (ctx
+// carries its transaction) in that transaction, so the change reads its
+// own writes, which no reader connection sees before the commit; else on
+// a reader connection.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if tx, ok := s.openTx(ctx); ok {
+		return tx.QueryContext(ctx, query, args...)
+	}
+	return s.reader.QueryContext(ctx, query, args...)
+}
+
+// queryRow is query for one row.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if tx, ok := s.openTx(ctx); ok {
+		return tx.QueryRowContext(ctx, query, args...)
+	}
+	return s.reader.QueryRowContext(ctx, query, args...)
 }
 
 // publish records a change in the same transaction as the mutation it

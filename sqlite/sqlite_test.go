@@ -36,6 +36,12 @@ func open(t testing.TB, path string) *sqlite.Store {
 	return s
 }
 
+// OpenOneConnection is Open: reads have a pool of their own, but a
+// change's transaction is on the one writer connection.
+func (f files) OpenOneConnection(t *testing.T, path string) keygate.Store {
+	return f.Open(t, path)
+}
+
 // RefuseAuditEntries adds a trigger to the file that fails every insert
 // into the audit log; the store's connections see it at their next
 // statement.

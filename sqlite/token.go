@@ -82,7 +82,7 @@ func countActiveTokens(ctx context.Context, tx *sql.Tx, organizationID, api stri
 // token by the hash its last rotation replaced; ENOTFOUND when no token has
 // the hash.
 func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Token, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens
+	row := s.queryRow(ctx, `SELECT `+tokenColumns+` FROM tokens
 		WHERE hash = ?1 OR previous_hash = ?1 ORDER BY hash = ?1 DESC LIMIT 1`, hash)
 	tok, err := scanToken(row)
 	return tok, notFound(err, "Token")
@@ -90,7 +90,7 @@ func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*keygate.Toke
 
 // FindTokenByID returns revoked and expired tokens too.
 func (s *Store) FindTokenByID(ctx context.Context, id string) (*keygate.Token, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id)
+	row := s.queryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id)
 	tok, err := scanToken(row)
 	return tok, notFound(err, "Token")
 }
@@ -98,7 +98,7 @@ func (s *Store) FindTokenByID(ctx context.Context, id string) (*keygate.Token, e
 // ListTokens returns matching tokens newest first. Expired tokens are
 // listed; revoked ones only when filter.IncludeRevoked.
 func (s *Store) ListTokens(ctx context.Context, filter keygate.TokenFilter) ([]*keygate.Token, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens
+	rows, err := s.query(ctx, `SELECT `+tokenColumns+` FROM tokens
 		WHERE (?1 = '' OR organization_id = ?1) AND (?2 = '' OR api = ?2)
 		AND (?3 OR revoked_at IS NULL)
 		ORDER BY created_at DESC, rowid DESC`,

@@ -55,7 +55,7 @@ func (s *Store) RecordUsage(ctx context.Context, batchID string, counts []keygat
 // ListUsage returns the organization's counts with Hour in [From, To),
 // oldest first, for one token or, with TokenID "", for all of them.
 func (s *Store) ListUsage(ctx context.Context, q keygate.UsageQuery) ([]keygate.UsageCount, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT organization_id, token_id, hour, requests, errors, rate_limited
+	rows, err := s.query(ctx, `SELECT organization_id, token_id, hour, requests, errors, rate_limited
 		FROM usage
 		WHERE organization_id = ?1 AND (?2 = '' OR token_id = ?2) AND hour >= ?3 AND hour < ?4
 		ORDER BY hour, token_id`,

@@ -33,21 +33,21 @@ func normalizeEmail(email string) string {
 
 // FindUserByID returns ENOTFOUND for an unknown id.
 func (s *Store) FindUserByID(ctx context.Context, id string) (*keygate.User, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id)
+	row := s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id)
 	user, err := scanUser(row)
 	return user, notFound(err, "User")
 }
 
 // FindUserByEmail matches case-insensitively.
 func (s *Store) FindUserByEmail(ctx context.Context, email string) (*keygate.User, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email = ?`, normalizeEmail(email))
+	row := s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = ?`, normalizeEmail(email))
 	user, err := scanUser(row)
 	return user, notFound(err, "User")
 }
 
 // ListUsers returns every user ordered by email.
 func (s *Store) ListUsers(ctx context.Context) ([]*keygate.User, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY email`)
+	rows, err := s.query(ctx, `SELECT `+userColumns+` FROM users ORDER BY email`)
 	if err != nil {
 		return nil, dbError(err)
 	}
@@ -108,7 +108,7 @@ func (s *Store) DeleteMembership(ctx context.Context, organizationID, userID str
 
 // ListMemberships returns matching memberships, oldest first.
 func (s *Store) ListMemberships(ctx context.Context, filter keygate.MembershipFilter) ([]*keygate.Membership, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT organization_id, user_id, role, created_at
+	rows, err := s.query(ctx, `SELECT organization_id, user_id, role, created_at
 		FROM memberships
 		WHERE (?1 = '' OR organization_id = ?1) AND (?2 = '' OR user_id = ?2)
 		ORDER BY created_at, organization_id, user_id`,

@@ -56,7 +56,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *keygate.Webhook, maxPerOrg
 
 // FindWebhook returns ENOTFOUND for an unknown id.
 func (s *Store) FindWebhook(ctx context.Context, id string) (*keygate.Webhook, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`, id)
+	row := s.queryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`, id)
 	w, err := scanWebhook(row)
 	if err != nil {
 		return nil, notFound(err, "Webhook")
@@ -67,7 +67,7 @@ func (s *Store) FindWebhook(ctx context.Context, id string) (*keygate.Webhook, e
 // ListWebhooks returns an organization's endpoints, or every endpoint for
 // "", oldest first.
 func (s *Store) ListWebhooks(ctx context.Context, organizationID string) ([]*keygate.Webhook, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks
+	rows, err := s.query(ctx, `SELECT `+webhookColumns+` FROM webhooks
 		WHERE (?1 = '' OR organization_id = ?1) ORDER BY created_at, rowid`, organizationID)
 	if err != nil {
 		return nil, dbError(err)
@@ -240,7 +240,7 @@ func (s *Store) RedeliverWebhook(ctx context.Context, id string, at time.Time) e
 
 // FindWebhookDelivery returns ENOTFOUND for an unknown id.
 func (s *Store) FindWebhookDelivery(ctx context.Context, id string) (*keygate.WebhookDelivery, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = ?`, id)
+	row := s.queryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = ?`, id)
 	d, err := scanDelivery(row)
 	if err != nil {
 		return nil, notFound(err, "Webhook delivery")
@@ -255,7 +255,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, filter keygate.Webhoo
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
+	rows, err := s.query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
 		WHERE (?1 = '' OR organization_id = ?1) AND (?2 = '' OR webhook_id = ?2) AND (?3 = '' OR state = ?3)
 		ORDER BY created_at DESC, rowid DESC LIMIT ?4`,
 		filter.OrganizationID, filter.WebhookID, filter.State, limit)
@@ -276,7 +276,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, filter keygate.Webhoo
 
 // ListWebhookAttempts returns a delivery's attempts, oldest first.
 func (s *Store) ListWebhookAttempts(ctx context.Context, deliveryID string) ([]*keygate.WebhookAttempt, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+attemptColumns+`
+	rows, err := s.query(ctx, `SELECT `+attemptColumns+`
 		FROM webhook_attempts WHERE delivery_id = ? ORDER BY attempt`, deliveryID)
 	if err != nil {
 		return nil, dbError(err)

@@ -22,6 +22,7 @@ var auditChangeTests = []test{
 	{"EntryRefusedUndoesTheChange", testAuditChangeEntryRefused},
 	{"ChangeFailedStoresNoEntry", testAuditChangeFailed},
 	{"UserSessionAndClientWritesJoin", testAuditChangeJoinsEveryWrite},
+	{"ReadsJoin", testAuditChangeReadsJoin},
 	{"EveryAuditedChangeUndoneWhenTheLogRefuses", testAuditedChangesUndone},
 	{"AuditedChangesRecordTheirEntries", testAuditedChangesRecorded},
 }
@@ -165,6 +166,42 @@ func testAuditChangeJoinsEveryWrite(t *testing.T, e *env) {
 		_, err := e.store.FindSession(e.ctx, s.ID)
 		must(t, "FindSession of a session the failed change deleted", err)
 	}
+}
+
+// A read made inside RecordChange with the context it hands the change
+// joins the change's transaction as its writes do: it sees the change's
+// own uncommitted write, and it needs no connection beside the one the
+// transaction holds, so it completes on a handle with one connection
+// (on PostgreSQL a read that asked the pool for a second would wait for it
+// until the deadline). Outside the change the write is unseen until the
+// commit.
+func testAuditChangeReadsJoin(t *testing.T, e *env) {
+	store := e.factory.OpenOneConnection(t, e.dsn)
+	t.Cleanup(func() { store.Close() })
+	org := &keygate.Organization{Slug: "acme", Name: "Acme", Plan: "free"}
+	ctx, cancel := context.WithTimeout(e.ctx, joinTimeout)
+	defer cancel()
+	err := store.RecordChange(ctx, func(ctx context.Context) ([]*keygate.AuditEntry, error) {
+		if err := store.CreateOrganization(ctx, org); err != nil {
+			return nil, err
+		}
+		got, err := store.FindOrganizationByID(ctx, org.ID)
+		must(t, "FindOrganizationByID inside the change that created it", err)
+		if got != nil && got.Slug != org.Slug {
+			t.Errorf("FindOrganizationByID inside the change: slug %q, want %q", got.Slug, org.Slug)
+		}
+		orgs, err := store.ListOrganizations(ctx)
+		must(t, "ListOrganizations inside the change", err)
+		if len(orgs) != 1 || orgs[0].ID != org.ID {
+			t.Errorf("ListOrganizations inside the change: %v, want the organization it created", orgs)
+		}
+		_, err = e.store.FindOrganizationByID(e.ctx, org.ID)
+		wantCode(t, "FindOrganizationByID outside the change, before its commit", err, keygate.ENOTFOUND)
+		return []*keygate.AuditEntry{{Action: keygate.AuditOrganizationCreated, Actor: actorAnn, OrganizationID: org.ID, TargetID: org.ID}}, nil
+	})
+	must(t, "RecordChange", err)
+	_, err = e.store.FindOrganizationByID(e.ctx, org.ID)
+	must(t, "FindOrganizationByID after the commit", err)
 }
 
 // auditedStore is the store wrapped as every door uses it, acting as Ann.

@@ -30,7 +30,9 @@
 //     entry the database refuses rolls the change back, and a change that
 //     fails appends no entry. The writes made with the context it hands
 //     the change join its transaction, those of users, sessions and OAuth
-//     clients included, which no audited change makes yet. Every change
+//     clients included, which no audited change makes yet, and so do its
+//     reads: they see the change's uncommitted writes, and a handle with
+//     one connection (Factory.OpenOneConnection) makes them all. Every change
 //     audit.Store records goes through it (Factory.RefuseAuditEntries
 //     makes the database refuse).
 //   - WatchChanges sees changes committed through any handle on the same
@@ -56,6 +58,10 @@
 //
 //	func (files) RefuseAuditEntries(t *testing.T, path string) {
 //		// CREATE TRIGGER … BEFORE INSERT ON audit_log … RAISE(ABORT, …)
+//	}
+//
+//	func (f files) OpenOneConnection(t *testing.T, path string) keygate.Store {
+//		return f.Open(t, path)
 //	}
 //
 //	func TestStoreContract(t *testing.T) { storetest.Run(t, files{}) }
@@ -93,6 +99,12 @@ type Factory interface {
 	// failing database would, for the suite to check that a change whose
 	// entry cannot be stored is not stored either.
 	RefuseAuditEntries(t *testing.T, dsn string)
+	// OpenOneConnection is Open for a handle that holds at most one
+	// connection to the database at a time (PostgreSQL: pool_max_conns=1),
+	// for the suite to check that a change's reads take no connection
+	// beside its transaction's. A store that does not pool connections
+	// returns what Open does.
+	OpenOneConnection(t *testing.T, dsn string) keygate.Store
 }
 
 // Run runs the whole contract against stores made by f. Each subtest gets
