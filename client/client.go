@@ -32,6 +32,7 @@ type Client struct {
 	adminKey string
 	http     *http.Client
 	ttl      time.Duration
+	max      int // cached answers at most
 	now      func() time.Time
 
 	mu    sync.Mutex
@@ -59,6 +60,9 @@ func New(baseURL, adminKey string, opts Options) *Client {
 	}
 	if c.ttl == 0 {
 		c.ttl = 5 * time.Second
+	}
+	if c.max = opts.MaxEntries; c.max <= 0 {
+		c.max = 10000
 	}
 	return c
 }
@@ -131,10 +135,12 @@ func (c *Client) store(key string, resp *keygate.VerifyResponse) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.cache) >= 10000 {
+	if len(c.cache) >= c.max {
+		// Drop a random tenth (map order), so a full cache is not
+		// emptied on every store.
 		for k := range c.cache {
 			delete(c.cache, k)
-			if len(c.cache) < 9000 {
+			if len(c.cache) < c.max*9/10 {
 				break
 			}
 		}

@@ -320,3 +320,23 @@ apis:
 		}
 	}
 }
+
+// Options.MaxEntries bounds the cache: past it, older answers are dropped
+// and keygate asked again.
+func TestCacheKeepsAtMostMaxEntries(t *testing.T) {
+	calls := 0
+	kg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		_, _ = io.WriteString(w, `{"valid":true,"status":200}`)
+	}))
+	defer kg.Close()
+	c := client.New(kg.URL, "kgadm_x", client.Options{CacheTTL: time.Hour, MaxEntries: 1})
+	for _, token := range []string{"a", "b", "a"} {
+		if _, err := c.Verify(context.Background(), client.Request{API: "a", Token: token, Method: "GET", Path: "/x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 3 {
+		t.Errorf("keygate asked %d times for a, b, a with room for one answer, want 3", calls)
+	}
+}
