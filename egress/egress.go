@@ -88,6 +88,13 @@ func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// MaxResponseHeaderBytes bounds the response head read from a URL a user
+// chose. net/http's default is 10 MiB, which anyone who can name a URL
+// (a webhook endpoint, a client_id on the open authorization endpoint)
+// could make keygate read and hold on every request; a webhook receiver
+// or a metadata server needs a few hundred bytes.
+const MaxResponseHeaderBytes = 16 << 10
+
 // Dialer returns a dialer that refuses every non-public address with
 // refusal, unless allowPrivate is set (tests, receivers inside the
 // operator's own network). Use it with a transport whose Proxy is nil: a

@@ -61,14 +61,15 @@ func newMetadataFetcher(allowPrivate bool, roots *x509.CertPool, now func() time
 	transport := &http.Transport{
 		// No proxy from the environment: a proxy would dial for us and
 		// the address check above would see only the proxy.
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   metadataTimeout,
-		ResponseHeaderTimeout: metadataTimeout,
-		MaxIdleConns:          10,
-		IdleConnTimeout:       30 * time.Second,
-		ForceAttemptHTTP2:     true,
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		MaxResponseHeaderBytes: egress.MaxResponseHeaderBytes,
+		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    metadataTimeout,
+		ResponseHeaderTimeout:  metadataTimeout,
+		MaxIdleConns:           10,
+		IdleConnTimeout:        30 * time.Second,
+		ForceAttemptHTTP2:      true,
 	}
 	return &metadataFetcher{
 		http: &http.Client{

@@ -276,6 +276,9 @@ func TestMetadataDocumentRefused(t *testing.T) {
 			d["redirect_uris"] = []string{"https://client.example.com/cb"}
 			return d
 		}), "not one the application registered"},
+		{"response head over egress's bound", "/padded.json", func(id string) (int, http.Header, string) {
+			return 200, http.Header{"Content-Type": {"application/json"}, "X-Padding": {strings.Repeat("x", 1<<20)}}, clientDocument(valid(id))
+		}, "metadata document: the request failed"},
 		{"not JSON", "/html.json", func(string) (int, http.Header, string) { return 200, nil, "<html>" }, "not a JSON object"},
 		{"not found", "/missing.json", nil, "answered HTTP 404"},
 		{"redirects", "/moved.json", func(string) (int, http.Header, string) {

@@ -26,13 +26,14 @@ func newClient(allowPrivate bool, timeout time.Duration) *http.Client {
 		Transport: &http.Transport{
 			// No proxy from the environment: a proxy would dial for us and
 			// the address check would only see the proxy.
-			Proxy:                 nil,
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   timeout,
-			ResponseHeaderTimeout: timeout,
-			MaxIdleConnsPerHost:   2,
-			IdleConnTimeout:       90 * time.Second,
-			ForceAttemptHTTP2:     true,
+			Proxy:                  nil,
+			DialContext:            dialer.DialContext,
+			MaxResponseHeaderBytes: egress.MaxResponseHeaderBytes,
+			TLSHandshakeTimeout:    timeout,
+			ResponseHeaderTimeout:  timeout,
+			MaxIdleConnsPerHost:    2,
+			IdleConnTimeout:        90 * time.Second,
+			ForceAttemptHTTP2:      true,
 		},
 		// Standard Webhooks: a redirect is a failure; the owner should fix
 		// the URL. Following it would also dodge the address check's intent.

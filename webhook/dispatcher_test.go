@@ -561,6 +561,21 @@ func TestResponseBodyIsCappedInTheLog(t *testing.T) {
 	}
 }
 
+// A receiver is chosen by an organization's owner; the head of its answer
+// is read under egress's bound, not net/http's 10 MiB.
+func TestResponseHeadIsBounded(t *testing.T) {
+	f := newFixture(t)
+	r := newReceiver(t, f.clock.Now)
+	r.header.Set("X-Padding", strings.Repeat("x", 1<<20))
+	f.endpoint(r)
+	tok, _ := f.token("one", nil)
+	f.d.EmitToken(f.ctx, keygate.EventTokenCreated, tok, f.org)
+	f.deliverDue()
+	if d := f.only(); d.State != keygate.DeliveryPending || d.LastStatus != 0 || !strings.Contains(d.LastError, "headers exceeded") {
+		t.Errorf("after a 1 MiB response head: state %s status %d error %q", d.State, d.LastStatus, d.LastError)
+	}
+}
+
 func TestSlowEndpointTimesOut(t *testing.T) {
 	f := newFixture(t, func(o *webhook.Options) { o.Timeout = 100 * time.Millisecond })
 	r := newReceiver(t, f.clock.Now)
