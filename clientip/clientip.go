@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/egress"
 )
 
 // DefaultIPv6PrefixLength is how much of an IPv6 address names one client
@@ -56,7 +57,7 @@ func (r *Resolver) WithIPv6PrefixLength(bits int) (*Resolver, error) {
 }
 
 // Bucket names the client at addr for per-IP limits: an IPv4 address as
-// it is (IPv4-mapped IPv6 included), an IPv6 address by its prefix
+// it is (IPv4-mapped, NAT64 and 6to4 IPv6 included), an IPv6 address by its prefix
 // ("2001:db8:1:2::/64"). The zero Addr (a Unix socket peer) is
 // "invalid IP", one bucket for all such clients.
 func (r *Resolver) Bucket(addr netip.Addr) string { return Bucket(addr, r.ipv6Prefix) }
@@ -64,11 +65,19 @@ func (r *Resolver) Bucket(addr netip.Addr) string { return Bucket(addr, r.ipv6Pr
 // Bucket is the per-IP key of addr with IPv6 addresses counted by their
 // first ipv6Prefix bits (0: DefaultIPv6PrefixLength): the one rule every
 // per-address limit keys by, the gateway's and the login throttles alike.
+//
+// A NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address is the IPv4 client
+// inside it: behind a translator every IPv4 client is in 64:ff9b::/64, one
+// bucket that a single client could fill for all, and a 6to4 host owns a
+// whole /48 of them, 65,536 buckets of its own.
 func Bucket(addr netip.Addr, ipv6Prefix int) string {
 	if ipv6Prefix <= 0 {
 		ipv6Prefix = DefaultIPv6PrefixLength
 	}
 	addr = normalize(addr)
+	if v4, ok := egress.EmbeddedIPv4(addr); ok {
+		addr = v4
+	}
 	if !addr.Is6() || ipv6Prefix >= 128 {
 		return addr.String()
 	}

@@ -120,6 +120,12 @@ func TestBucketCountsIPv6ByPrefix(t *testing.T) {
 		"2001:db8:1:3:ffff::":  "2001:db8:1:3::/64",
 		"::1":                  "::/64",
 		"fe80::1:2:3:4":        "fe80::/64",
+		// NAT64 and 6to4: the IPv4 client inside, not one bucket for all
+		// translated clients nor 65,536 for one 6to4 host.
+		"64:ff9b::198.51.100.7":  "198.51.100.7",
+		"64:ff9b::203.0.113.9":   "203.0.113.9",
+		"2002:c633:6407:1::1":    "198.51.100.7",
+		"2002:c633:6407:ffff::2": "198.51.100.7",
 	} {
 		if got := r.Bucket(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("Bucket(%s) = %s, want %s", addr, got, want)

@@ -18,7 +18,7 @@ import (
 // netip.Addr's own predicates (loopback, private, link-local, multicast,
 // unspecified) already refuse. Ranges that embed an IPv4 address in a
 // known place (NAT64 64:ff9b::/96, 6to4 2002::/16) are judged by that
-// address instead, in embeddedIPv4.
+// address instead, in EmbeddedIPv4.
 var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT
@@ -52,7 +52,7 @@ var (
 // public internet routes to, whatever wrapping it arrives in.
 func PublicAddr(ip netip.Addr) bool {
 	ip = ip.Unmap() // ::ffff:a.b.c.d is dialled as a.b.c.d
-	if v4, ok := embeddedIPv4(ip); ok {
+	if v4, ok := EmbeddedIPv4(ip); ok {
 		return publicUnwrapped(v4)
 	}
 	return publicUnwrapped(ip)
@@ -70,12 +70,12 @@ func publicUnwrapped(ip netip.Addr) bool {
 	return true
 }
 
-// embeddedIPv4 returns the IPv4 address that a NAT64 (RFC 6052 well-known
+// EmbeddedIPv4 returns the IPv4 address that a NAT64 (RFC 6052 well-known
 // prefix) or 6to4 (RFC 3056) address reaches: such an address is as public
 // as the IPv4 address inside it. DNS64 networks give every IPv4-only host a
 // 64:ff9b:: address, so refusing the whole prefix would refuse the public
 // internet there.
-func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+func EmbeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
 	b := ip.As16()
 	switch {
 	case !ip.Is6():
