@@ -17,10 +17,12 @@ type invitationJSON struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// newInvitationJSON adds the link, present only in the create response.
+// newInvitationJSON adds the link, present only in the create response,
+// and null when keygate emails it to an owner's invitee.
 type newInvitationJSON struct {
 	invitationJSON
-	URL string `json:"url"`
+	URL     *string `json:"url"`
+	Emailed bool    `json:"emailed"`
 }
 
 func toInvitationJSON(inv *keygate.Invitation) invitationJSON {
@@ -76,7 +78,11 @@ func (h *Handler) createInvitation(w http.ResponseWriter, r *http.Request, c man
 	}
 	h.d.Logger.InfoContext(r.Context(), "invitation created",
 		"org", a.Organization.Slug, "invitation_id", created.Invitation.ID, "role", created.Invitation.Role, "by", c.Name())
-	writeJSON(w, http.StatusCreated, newInvitationJSON{invitationJSON: toInvitationJSON(created.Invitation), URL: created.Link})
+	out := newInvitationJSON{invitationJSON: toInvitationJSON(created.Invitation), Emailed: created.Emailed}
+	if created.Link != "" {
+		out.URL = &created.Link
+	}
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/api"
+	"github.com/keygate/keygate/email"
+	"github.com/keygate/keygate/manage"
 )
 
 type invitationBody struct {
@@ -215,5 +218,49 @@ func TestInvitationConcurrentAcceptsOneWins(t *testing.T) {
 			t.Fatalf("round %d: memberships %v %v", round, ms, err)
 		}
 		f.do(owner, "DELETE", "/api/v1/orgs/acme/members/"+f.globexOwner.ID, "").expect(http.StatusNoContent, nil)
+	}
+}
+
+// An owner whose invitee keygate emails is not shown the link: holding it,
+// the owner could create the invited email's login with a password of
+// their own, keep that address from then on, and get whatever a site
+// administrator later adds it to. Only the mailbox gets the link. An
+// admin key, which creates logins anyway, still sees it.
+func TestEmailedInvitationLinkIsNotShownToTheOwner(t *testing.T) {
+	f := newFixture(t)
+	smtp, err := email.ParseServer("smtp://127.0.0.1:2525")
+	if err != nil {
+		t.Fatal(err)
+	}
+	linkKey := []byte("a link key of thirty-two bytes!!")
+	outbox, err := email.New(f.store, email.Options{Server: smtp, From: "keygate@keygate.test", PublicURL: "https://keygate.test", LinkKey: linkKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handler = api.New(api.Deps{Store: f.store, APIs: testAPIs(), Sessions: f.sessions, Now: func() time.Time { return f.now },
+		PublicURL: "https://keygate.test", Invitations: outbox})
+
+	var byOwner struct {
+		ID      string  `json:"id"`
+		URL     *string `json:"url"`
+		Emailed bool    `json:"emailed"`
+	}
+	r := f.do(f.login(f.owner), "POST", "/api/v1/orgs/acme/invitations", `{"email": "someone@bigcorp.test", "role": "member"}`).
+		expect(http.StatusCreated, &byOwner)
+	mailed := keygate.InvitationSecret(linkKey, byOwner.ID)
+	if byOwner.URL != nil || !byOwner.Emailed || strings.Contains(r.Body.String(), mailed) {
+		t.Fatalf("the owner got the emailed invitation's link: %s", r.Body)
+	}
+	if _, err := manage.FindInvitation(context.Background(), f.store, mailed, f.now); err != nil {
+		t.Fatalf("the mailbox's link does not open the invitation: %v", err)
+	}
+	queued, err := f.store.ListEmails(context.Background(), keygate.EmailFilter{})
+	if err != nil || len(queued) != 1 || queued[0].InvitationID != byOwner.ID {
+		t.Fatalf("queued emails %+v, %v: want the invitation's", queued, err)
+	}
+
+	byKey, _ := f.invite(f.key(), "dev@acme.test", keygate.RoleMember)
+	if secretOf(t, byKey.URL) != keygate.InvitationSecret(linkKey, byKey.ID) {
+		t.Errorf("an admin key's invitation link %q is not the emailed one", byKey.URL)
 	}
 }

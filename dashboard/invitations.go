@@ -15,7 +15,8 @@ import (
 )
 
 // Invitations: an owner invites an email on the Members page and is shown
-// the invitation's link once; the invitee opens it, logs in with that
+// the invitation's link once (unless keygate emails it: then only the
+// invitee's mailbox gets it); the invitee opens it, logs in with that
 // email (or, without an account, sets a password to create it) and
 // accepts. The link's secret is in the one response that creates it and
 // in the link's own path; pages never log that path (fail redacts it).

@@ -4,11 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/dashboard"
+	"github.com/keygate/keygate/email"
+	"github.com/keygate/keygate/manage"
+	"github.com/keygate/keygate/session"
 )
 
 // invite has b (an owner of acme, logged in) invite email and returns the
@@ -125,4 +131,38 @@ func TestInvitationPagesLimitedPerAddress(t *testing.T) {
 	}
 	f.browserFrom("2001:db8:5:5:ffff::1").get("/invitations/"+strings.Repeat("y", 43)).expect(t, http.StatusTooManyRequests, "Too many requests from your address")
 	f.browserFrom("2001:db8:5:6::1").get("/invitations/"+strings.Repeat("y", 43)).expect(t, http.StatusNotFound)
+}
+
+// With email on, an owner's invitation page says keygate emailed the link
+// and does not show it: holding it, the owner could create the invited
+// email's login with a password of their own and keep that address.
+func TestEmailedInvitationLinkIsNotShownToTheOwner(t *testing.T) {
+	f := newFixture(t)
+	smtp, err := email.ParseServer("smtp://127.0.0.1:2525")
+	if err != nil {
+		t.Fatal(err)
+	}
+	linkKey := []byte("a link key of thirty-two bytes!!")
+	outbox, err := email.New(f.store, email.Options{Server: smtp, From: "keygate@keygate.test", PublicURL: "https://keygate.test", LinkKey: linkKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dashboard.New(dashboard.Deps{
+		Store: f.store, APIs: testAPIs(), Sessions: &session.Manager{Sessions: f.store, Users: f.store},
+		Now: func() time.Time { return f.now }, Logins: f.logins, ClientIP: testClientIP,
+		PublicURL: "https://keygate.test", Invitations: outbox,
+	})
+	t.Cleanup(func() { h.Close() })
+	f.server = httptest.NewServer(h)
+	t.Cleanup(f.server.Close)
+
+	owner := f.browser()
+	csrf := owner.login(f.owner)
+	created := owner.post("/orgs/acme/invitations", url.Values{"csrf_token": {csrf}, "email": {"someone@bigcorp.test"}, "role": {"member"}}).
+		expect(t, http.StatusOK, `keygate emailed the link to <span class="email">someone@bigcorp.test</span>`)
+	pending, err := manage.ListInvitations(context.Background(), f.store, f.acme, f.now)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending invitations %v, %v", pending, err)
+	}
+	created.lacks(t, "invitation-link", manage.InvitationPathPrefix, keygate.InvitationSecret(linkKey, pending[0].ID))
 }

@@ -66,7 +66,12 @@ type NewInvitation struct {
 // secret: shown once to the inviter, never stored or logged.
 type CreatedInvitation struct {
 	Invitation *keygate.Invitation
-	Link       string
+	// Link is "" when keygate emails it and the inviter is an owner (see
+	// Invite): then only the invitee's mailbox holds it.
+	Link string
+	// Emailed says that keygate sends the link to the invitee itself: the
+	// Notifier chose its secret and took the invitation.
+	Emailed bool
 }
 
 // InvitationNotice is what a Notifier is told of a new invitation.
@@ -109,10 +114,10 @@ type Invitations struct {
 
 // Invite creates an invitation to org for the email with the role and
 // returns it with its link under baseURL (the dashboard's address, no
-// trailing slash). Earlier pending invitations of the same email to org
-// are revoked, so inviting again replaces a lost link. Nothing here looks
-// at whether the email has an account or is already a member: the answer
-// must not tell.
+// trailing slash), unless keygate emails the link and c is an owner.
+// Earlier pending invitations of the same email to org are revoked, so
+// inviting again replaces a lost link. Nothing here looks at whether the
+// email has an account or is already a member: the answer must not tell.
 func (i Invitations) Invite(ctx context.Context, c Caller, org *keygate.Organization, n NewInvitation, baseURL string, now time.Time) (*CreatedInvitation, error) {
 	if err := validRole(n.Role); err != nil {
 		return nil, err
@@ -121,7 +126,8 @@ func (i Invitations) Invite(ctx context.Context, c Caller, org *keygate.Organiza
 	if err != nil {
 		return nil, err
 	}
-	if c.User != nil && !c.IsAdmin() {
+	owner := c.User != nil && !c.IsAdmin()
+	if owner {
 		inviting.Lock()
 		defer inviting.Unlock()
 		if err := i.checkBounds(ctx, org, email, now); err != nil {
@@ -144,6 +150,7 @@ func (i Invitations) Invite(ctx context.Context, c Caller, org *keygate.Organiza
 	if i.Notifier != nil {
 		secret = i.Notifier.InvitationSecret(id)
 	}
+	sentByKeygate := secret != ""
 	if secret == "" {
 		secret = newInvitationSecret()
 	}
@@ -172,9 +179,20 @@ func (i Invitations) Invite(ctx context.Context, c Caller, org *keygate.Organiza
 		}
 		if err := i.Notifier.InvitationCreated(ctx, InvitationNotice{Invitation: inv, Organization: org, InvitedBy: name, Link: link}); err != nil {
 			i.logger().ErrorContext(ctx, "invitation notice failed", "org", org.Slug, "invitation_id", inv.ID, "error", err)
+			sentByKeygate = false
 		}
 	}
-	return &CreatedInvitation{Invitation: inv, Link: link}, nil
+	created := &CreatedInvitation{Invitation: inv, Link: link, Emailed: sentByKeygate}
+	// The link also creates the invited email's login when it has none.
+	// An owner holding it could create that login with a password of
+	// their own and keep the address from then on: whatever it is later
+	// added or invited to would be theirs. So when keygate emails the
+	// link, an owner does not get it, and only the mailbox can use it.
+	// Site administrators and the CLI, who create logins anyway, do.
+	if created.Emailed && owner {
+		created.Link = ""
+	}
+	return created, nil
 }
 
 // checkBounds returns ECONFLICT when org has had MaxInvitationsPerDay
