@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -23,8 +24,9 @@ var keygateTraceparent = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]
 // accept_incoming. Whatever they hold: the request is answered as
 // without them; the upstream sees exactly one traceparent, keygate's
 // (its span id that of keygate's upstream span); a trace is continued
-// only where accept_incoming allows it, and a client's tracestate never
-// reaches the upstream otherwise.
+// only where accept_incoming allows it, recorded only when its sampled
+// flag says so, and a client's tracestate never reaches the upstream
+// otherwise.
 func FuzzTraceContext(f *testing.F) {
 	f.Add(clientTraceparnt, "vendor=a", uint8(0), false)
 	f.Add(clientTraceparnt, "vendor=a", uint8(1), true)
@@ -77,7 +79,22 @@ func FuzzTraceContext(f *testing.F) {
 		if ts := seen.Header.Values("Tracestate"); len(ts) > 1 {
 			t.Fatalf("upstream saw tracestate %q", ts)
 		}
+		incoming := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
+			propagation.HeaderCarrier(http.Header{"Traceparent": {traceparent}, "Tracestate": header["Tracestate"]})))
+		accepted := incoming.IsValid() && (accepts[i] == "all" || accepts[i] == "trusted_proxies" && fromProxy)
 		spans := recs[i]()[before:]
+		if accepted && !incoming.IsSampled() {
+			// The trace continued says it is not sampled, and keygate
+			// follows its flag: nothing is recorded, and the upstream
+			// carries the trace on, unsampled.
+			if len(spans) != 0 {
+				t.Fatalf("unsampled trace %q recorded %d spans", traceparent, len(spans))
+			}
+			if want := "00-" + incoming.TraceID().String() + "-"; !strings.HasPrefix(tp[0], want) || !strings.HasSuffix(tp[0], "-00") {
+				t.Fatalf("upstream saw traceparent %q, want trace %s continued unsampled", tp[0], incoming.TraceID())
+			}
+			return
+		}
 		if len(spans) != 2 {
 			t.Fatalf("%d spans recorded, want the request's and the upstream call's", len(spans))
 		}
@@ -96,9 +113,6 @@ func FuzzTraceContext(f *testing.F) {
 			t.Fatalf("upstream saw traceparent %q, keygate's upstream span is %s", tp[0], want)
 		}
 
-		incoming := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
-			propagation.HeaderCarrier(http.Header{"Traceparent": {traceparent}, "Tracestate": header["Tracestate"]})))
-		accepted := incoming.IsValid() && (accepts[i] == "all" || accepts[i] == "trusted_proxies" && fromProxy)
 		traceID := server.SpanContext().TraceID()
 		switch {
 		case accepted:
