@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/ratelimit"
@@ -22,80 +20,6 @@ import (
 // as ERATELIMITED without counting again.
 var errBudgetSpent = keygate.Errorf(keygate.ERATELIMITED, "Too many failed authentication attempts.")
 
-// maxSpentBudgets bounds the addresses remembered as spent. Past it, more
-// are not remembered: their requests are looked up and refused by the
-// limiter as before, only at a store query each.
-const maxSpentBudgets = 100_000
-
-// spentBudgets remembers which failed-auth buckets are spent and until
-// when. The limiter keeps the truth; this only saves the store lookup. It
-// is exact for a sliding window: while a bucket is full nothing is added
-// to it, so it stays full until the window frees a request.
-//
-// That moment is kept on this instance's clock, as the time the limiter
-// was asked plus the wait it reported (Result.ResetIn), never as the
-// ResetAt it reported: the Redis limiter's ResetAt is on Redis's clock,
-// and an instance whose clock ran behind it would refuse the address for
-// that much longer than the window. The limiter decided no earlier than
-// it was asked, so the memo ends no later than the window frees.
-type spentBudgets struct {
-	mu        sync.Mutex
-	until     map[string]spentBudget // by bucket key
-	lastSweep time.Time
-}
-
-// spentBudget is one spent bucket: the result that spent it and when,
-// on this instance's clock, its window frees a request.
-type spentBudget struct {
-	res   ratelimit.Result
-	until time.Time
-}
-
-func newSpentBudgets() *spentBudgets {
-	return &spentBudgets{until: map[string]spentBudget{}}
-}
-
-// spent reports whether key's budget is spent at now, with the refusal to
-// answer (headers and Retry-After).
-func (s *spentBudgets) spent(key string, now time.Time) (ratelimit.Result, bool) {
-	s.mu.Lock()
-	b, ok := s.until[key]
-	if ok && !now.Before(b.until) {
-		delete(s.until, key)
-		ok = false
-	}
-	s.mu.Unlock()
-	if !ok {
-		return ratelimit.Result{}, false
-	}
-	res := b.res
-	res.Allowed, res.Remaining = false, 0
-	res.ResetIn = b.until.Sub(now)
-	res.RetryAfter = ratelimit.RetryAfter(res.ResetIn)
-	return res, true
-}
-
-// record notes res for key, the limiter having been asked at asked:
-// spent when nothing remains.
-func (s *spentBudgets) record(key string, res ratelimit.Result, asked time.Time) {
-	if res.Remaining > 0 && res.Allowed {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.until) >= maxSpentBudgets && asked.Sub(s.lastSweep) >= time.Second {
-		s.lastSweep = asked
-		for k, b := range s.until {
-			if !asked.Before(b.until) {
-				delete(s.until, k)
-			}
-		}
-	}
-	if len(s.until) < maxSpentBudgets {
-		s.until[key] = spentBudget{res: res, until: asked.Add(res.ResetIn)}
-	}
-}
-
 // failedAuthKey is the bucket of req's client address in the failed_auth
 // budget; "" when the API has none.
 func (g *Gateway) failedAuthKey(req Request) string {
@@ -112,7 +36,7 @@ func (g *Gateway) budgetSpent(d *Decision, req Request) bool {
 	if key == "" {
 		return false
 	}
-	res, spent := g.failures.spent(key, g.now())
+	res, spent := g.failures.Spent(key, g.now())
 	if spent {
 		d.limitedBy(res)
 	}
@@ -157,7 +81,7 @@ func (g *Gateway) countFailure(ctx context.Context, d *Decision, req Request, er
 			return keygate.Errorf(keygate.EUNAVAILABLE, "Rate limiter unavailable.")
 		}
 		if rule == g.api.FailedAuthRateLimit {
-			g.failures.record(key, res, asked)
+			g.failures.Record(key, res, asked)
 		}
 		if !res.Allowed {
 			d.limitedBy(res)

@@ -70,7 +70,7 @@ type Gateway struct {
 	now              func() time.Time
 	maxBody          int64
 	routes           *routeTable
-	failures         *spentBudgets
+	failures         *ratelimit.SpentBudgets
 	forward          *Forwarder
 	identities       *identities
 	mounts           *http.ServeMux
@@ -91,7 +91,7 @@ func New(cfg Config) (*Gateway, error) {
 		api: cfg.API, preset: cfg.API.Preset, prefixes: cfg.API.TokenPrefixes(),
 		tokens: cfg.Tokens, limiter: cfg.Limiter, clientIP: cfg.ClientIP,
 		usage: cfg.Usage, logger: cfg.Logger, now: cfg.Now,
-		maxBody: cfg.MaxBodyBytes, routes: routes, failures: newSpentBudgets(), mounts: http.NewServeMux(),
+		maxBody: cfg.MaxBodyBytes, routes: routes, failures: ratelimit.NewSpentBudgets(), mounts: http.NewServeMux(),
 	}
 	if g.tokens != nil {
 		g.tokenAPI = g.tokens.APIRef(cfg.API.Name)
