@@ -22,6 +22,7 @@ import (
 	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/preset"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/limitertest"
@@ -528,8 +529,8 @@ func TestForwardAuth(t *testing.T) {
 func TestVerifyAPI(t *testing.T) {
 	f := newFixture(t)
 	_, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
-	adminSecret := "kgadm_" + keygate.NewID("x")
-	if err := f.store.CreateAdminKey(context.Background(), &keygate.AdminKey{Name: "t", Hash: keygate.HashToken(adminSecret), Hint: "kgadm_…", CreatedAt: f.now}); err != nil {
+	_, adminSecret, err := manage.CreateAdminKey(context.Background(), f.store, "t", f.now)
+	if err != nil {
 		t.Fatal(err)
 	}
 	h := gateway.VerifyHandler(map[string]*gateway.Gateway{"cannmenus": f.menusGW}, f.store, 0)
@@ -545,6 +546,9 @@ func TestVerifyAPI(t *testing.T) {
 	}
 	if code, body := call("", `{}`); code != 401 || !strings.Contains(body, `"code":"unauthorized"`) {
 		t.Errorf("no admin key: %d %s", code, body)
+	}
+	if code, body := call("kgadm_"+strings.Repeat("A", 36), `{}`); code != 401 || !strings.Contains(body, "Invalid admin key.") {
+		t.Errorf("malformed admin key: %d %s", code, body)
 	}
 	code, body := call(adminSecret, `{"api":"cannmenus","token":"`+secret+`","path":"/v2/products?states=California"}`)
 	if code != 200 || !strings.HasPrefix(body, `{"valid":true,"status":200,"identity":{"org":"`+f.org.ID+`"`) {

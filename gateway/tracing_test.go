@@ -18,6 +18,7 @@ import (
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/clientip"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/manage"
 )
 
 // A client's trace context: trace 4bf9…4736, its span 00f0…02b7, sampled.
@@ -280,8 +281,8 @@ func TestTracingOffPassesTraceHeadersUnchanged(t *testing.T) {
 func TestTracingVerifyCall(t *testing.T) {
 	f := newFixture(t)
 	tok, secret := f.token(f.menus, []string{"products:read"}, keygate.Expiry90Days, f.now)
-	adminSecret := "kgadm_" + keygate.NewID("x")
-	if err := f.store.CreateAdminKey(context.Background(), &keygate.AdminKey{Name: "t", Hash: keygate.HashToken(adminSecret), Hint: "kgadm_…", CreatedAt: f.now}); err != nil {
+	_, adminSecret, err := manage.CreateAdminKey(context.Background(), f.store, "t", f.now)
+	if err != nil {
 		t.Fatal(err)
 	}
 	g, rec := tracedGateway(t, f, "")

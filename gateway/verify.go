@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/manage"
 )
 
 // The verify API's wire types live in the root package, so the Go client
@@ -120,16 +121,13 @@ func authenticateAdminKey(r *http.Request, keys keygate.AdminKeyService, storeTi
 	}
 	ctx, cancel := keygate.StoreContext(r.Context(), storeTimeout)
 	defer cancel()
-	if _, err := keys.FindAdminKeyByHash(ctx, keygate.HashToken(secret)); err != nil {
-		switch {
-		case keygate.ErrorCode(err) == keygate.ENOTFOUND:
-			return keygate.Errorf(keygate.EUNAUTHORIZED, "Invalid admin key.")
-		case keygate.StoreTimedOut(r.Context(), err):
-			return errStoreUnavailable
-		}
-		return err
+	// As the management API does: a malformed key (wrong prefix, length
+	// or checksum) is refused without a store query.
+	_, err := manage.AuthenticateAdminKey(ctx, keys, secret)
+	if keygate.StoreTimedOut(r.Context(), err) {
+		return errStoreUnavailable
 	}
-	return nil
+	return err
 }
 
 // writeAPIError answers in the management API's error shape.
