@@ -23,7 +23,10 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("GET /.well-known/jwks.json", s.signer.JWKSHandler())
-	mux.Handle("POST /api/v1/verify", gatewayVerify(s))
+	// The verify API and the management API share one budget of failed
+	// admin keys per address (adminkeys.go).
+	adminKeys := s.newAdminKeyFailures()
+	mux.Handle("POST /api/v1/verify", adminKeys.guard(gatewayVerify(s)))
 	mux.HandleFunc("GET /_keygate/auth/{api}", func(w http.ResponseWriter, r *http.Request) {
 		g := s.gateways[r.PathValue("api")]
 		if g == nil {
@@ -32,7 +35,7 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		g.ForwardAuth(w, r)
 	})
-	s.mountApplications(mux)
+	s.mountApplications(mux, adminKeys)
 	// Each request carries its client address and user agent for the
 	// audit log.
 	return withDeadline(audit.Requests(mux, s.clientAddr), s.cfg.Listeners.AdminWriteTimeout)
