@@ -114,6 +114,14 @@ const (
 	RoleMember = "member" // manages tokens
 )
 
+// OnlyOwnerError is the refusal to demote or remove an organization's only
+// owner, which would leave nobody to manage its members. Every store
+// returns this one message, so the dashboard, the management API and the
+// CLI say the same thing.
+func OnlyOwnerError(email string) *Error {
+	return Errorf(ECONFLICT, "%s is the only owner: make someone else an owner first.", email)
+}
+
 // Membership ties a user to an organization with a role.
 type Membership struct {
 	OrganizationID string

@@ -69,6 +69,10 @@ type UserService interface {
 	// UpdateUser replaces name, password hash and admin flag.
 	UpdateUser(ctx context.Context, user *User) error
 	// SetMembership adds the user to the organization or changes the role.
+	// Taking the owner role from the organization's only owner fails with
+	// OnlyOwnerError, as does DeleteMembership of the only owner: the check
+	// and the change are one atomic step, so two owners demoting or
+	// removing each other at once cannot both succeed.
 	SetMembership(ctx context.Context, m *Membership) error
 	DeleteMembership(ctx context.Context, organizationID, userID string) error
 	ListMemberships(ctx context.Context, filter MembershipFilter) ([]*Membership, error)

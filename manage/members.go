@@ -152,20 +152,19 @@ func AddMember(ctx context.Context, users keygate.UserService, org *keygate.Orga
 	return &Member{User: user, Role: ms.Role, Since: ms.CreatedAt}, nil
 }
 
-// SetRole changes a member's role. Demoting the last owner is refused so
-// an organization is never left without someone to manage it. An owner
-// made a member loses the invitations they sent that are still pending
-// (revoked at now), as they could no longer send them.
+// SetRole changes a member's role. Demoting the only owner is refused
+// (keygate.OnlyOwnerError) so an organization is never left without
+// someone to manage it; the store makes that check with the change, so two
+// owners demoting each other at once cannot both succeed. An owner made a
+// member loses the invitations they sent that are still pending (revoked
+// at now), as they could no longer send them.
 func SetRole(ctx context.Context, users MemberStore, org *keygate.Organization, userID, role string, now time.Time) (*Member, error) {
 	if err := validRole(role); err != nil {
 		return nil, err
 	}
-	member, owners, err := findMember(ctx, users, org, userID)
+	member, _, err := findMember(ctx, users, org, userID)
 	if err != nil {
 		return nil, err
-	}
-	if member.Role == keygate.RoleOwner && role != keygate.RoleOwner && owners == 1 {
-		return nil, keygate.Errorf(keygate.ECONFLICT, "%s is the only owner: make someone else an owner first.", member.User.Email)
 	}
 	ms := &keygate.Membership{OrganizationID: org.ID, UserID: userID, Role: role, CreatedAt: member.Since}
 	if err := users.SetMembership(ctx, ms); err != nil {
@@ -195,15 +194,17 @@ type MemberStore interface {
 // again later does not bring that access back without a new consent, and
 // the invitations they sent that are still pending, so that no address
 // of theirs joins after they are gone.
-// Their tokens stay, as they belong to the organization. Removing the last
-// owner is refused.
+// Their tokens stay, as they belong to the organization. Removing the only
+// owner is refused (keygate.OnlyOwnerError): here before any grant is
+// revoked, and by the store with the removal itself, so two owners
+// removing each other at once cannot both succeed.
 func RemoveMember(ctx context.Context, store MemberStore, org *keygate.Organization, userID string, now time.Time) error {
 	member, owners, err := findMember(ctx, store, org, userID)
 	if err != nil {
 		return err
 	}
 	if member.Role == keygate.RoleOwner && owners == 1 {
-		return keygate.Errorf(keygate.ECONFLICT, "%s is the only owner: make someone else an owner first.", member.User.Email)
+		return keygate.OnlyOwnerError(member.User.Email)
 	}
 	// Revoking before and after the removal leaves no grant behind, even
 	// one approved while the removal ran; once the membership is gone no

@@ -7,7 +7,9 @@
 //
 //   - The active-token limit is checked and the token inserted while the
 //     organization's row is locked (SELECT … FOR UPDATE), so concurrent
-//     creates on any instance cannot pass the limit together.
+//     creates on any instance cannot pass the limit together. Demoting or
+//     removing a member counts the owners under the same lock, so two
+//     owners acting on each other at once cannot leave none.
 //   - Every mutation that makes a cached token or organization stale writes
 //     a row to the changes table and sends pg_notify in the same
 //     transaction. WatchChanges LISTENs on a dedicated connection and reads

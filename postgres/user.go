@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -75,25 +76,63 @@ func scanUser(row pgx.Row) (*keygate.User, error) {
 
 // SetMembership adds the user to the organization, or changes the role of
 // an existing membership (keeping its CreatedAt). ENOTFOUND when the user
-// or the organization does not exist.
+// or the organization does not exist; keygate.OnlyOwnerError when it would
+// take the owner role from the organization's only owner.
 func (s *Store) SetMembership(ctx context.Context, m *keygate.Membership) error {
-	_, err := s.exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at)
-		VALUES ($1, $2, $3, $4)
-		ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role`,
-		m.OrganizationID, m.UserID, m.Role, s.createdAt(m.CreatedAt))
-	if err := dbError(err); keygate.ErrorCode(err) == keygate.ENOTFOUND {
-		return keygate.Errorf(keygate.ENOTFOUND, "User or organization not found.")
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if m.Role != keygate.RoleOwner {
+			if err := keepAnOwner(ctx, tx, m.OrganizationID, m.UserID); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at)
+			VALUES ($1, $2, $3, $4)
+			ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role`,
+			m.OrganizationID, m.UserID, m.Role, s.createdAt(m.CreatedAt))
+		if err := dbError(err); keygate.ErrorCode(err) == keygate.ENOTFOUND {
+			return keygate.Errorf(keygate.ENOTFOUND, "User or organization not found.")
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
-// DeleteMembership returns ENOTFOUND when the user is not a member.
+// DeleteMembership returns ENOTFOUND when the user is not a member, and
+// keygate.OnlyOwnerError when they are the organization's only owner.
 func (s *Store) DeleteMembership(ctx context.Context, organizationID, userID string) error {
-	tag, err := s.exec(ctx,
-		`DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2`, organizationID, userID)
-	return affectedOne(tag, err, "Membership")
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if err := keepAnOwner(ctx, tx, organizationID, userID); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx,
+			`DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2`, organizationID, userID)
+		return affectedOne(tag, err, "Membership")
+	})
+}
+
+// keepAnOwner refuses, with keygate.OnlyOwnerError, a change that takes
+// the owner role from userID when they are the organization's only owner.
+// It first locks the organization's row until the transaction ends: two
+// owners demoting each other at once, on any instance, take turns, and the
+// second counts the owners after the first has committed. (A count alone,
+// under READ COMMITTED, would let both see two owners.) ENOTFOUND when
+// the organization does not exist.
+func keepAnOwner(ctx context.Context, tx pgx.Tx, organizationID, userID string) error {
+	if err := lockOrganization(ctx, tx, organizationID); err != nil {
+		return err
+	}
+	var email string
+	err := tx.QueryRow(ctx, `SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
+		WHERE m.organization_id = $1 AND m.user_id = $2 AND m.role = $3
+		AND (SELECT COUNT(*) FROM memberships WHERE organization_id = $1 AND role = $3) = 1`,
+		organizationID, userID, keygate.RoleOwner).Scan(&email)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return dbError(err)
+	}
+	return keygate.OnlyOwnerError(email)
 }
 
 // ListMemberships returns matching memberships, oldest first.

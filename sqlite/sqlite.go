@@ -3,9 +3,10 @@
 // keygate.Store and passes the storetest contract suite.
 //
 // Writes go through a single connection and every write transaction starts
-// with BEGIN IMMEDIATE, so a check-then-insert (the active-token limit) holds
-// the database's write lock from the check to the commit, in this process
-// and against any other process using the file. Reads use a separate pool
+// with BEGIN IMMEDIATE, so a check-then-write (the active-token limit; the
+// only owner, who may be neither demoted nor removed) holds the database's
+// write lock from the check to the commit, in this process and against any
+// other process using the file. Reads use a separate pool
 // and never block on writers.
 //
 // Times are stored as INTEGER milliseconds since the Unix epoch and read

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strings"
 
 	"github.com/keygate/keygate"
@@ -85,25 +87,58 @@ func scanUser(row rowScanner) (*keygate.User, error) {
 
 // SetMembership adds the user to the organization, or changes the role of
 // an existing membership (keeping its CreatedAt). ENOTFOUND when the user
-// or the organization does not exist.
+// or the organization does not exist; keygate.OnlyOwnerError when it would
+// take the owner role from the organization's only owner.
 func (s *Store) SetMembership(ctx context.Context, m *keygate.Membership) error {
-	_, err := s.exec(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at)
-		VALUES (?, ?, ?, ?)
-		ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role`,
-		m.OrganizationID, m.UserID, m.Role, millis(s.createdAt(m.CreatedAt)))
-	if err := dbError(err); keygate.ErrorCode(err) == keygate.ENOTFOUND {
-		return keygate.Errorf(keygate.ENOTFOUND, "User or organization not found.")
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if m.Role != keygate.RoleOwner {
+			if err := keepAnOwner(ctx, tx, m.OrganizationID, m.UserID); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO memberships (organization_id, user_id, role, created_at)
+			VALUES (?, ?, ?, ?)
+			ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role`,
+			m.OrganizationID, m.UserID, m.Role, millis(s.createdAt(m.CreatedAt)))
+		if err := dbError(err); keygate.ErrorCode(err) == keygate.ENOTFOUND {
+			return keygate.Errorf(keygate.ENOTFOUND, "User or organization not found.")
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
-// DeleteMembership returns ENOTFOUND when the user is not a member.
+// DeleteMembership returns ENOTFOUND when the user is not a member, and
+// keygate.OnlyOwnerError when they are the organization's only owner.
 func (s *Store) DeleteMembership(ctx context.Context, organizationID, userID string) error {
-	res, err := s.exec(ctx,
-		`DELETE FROM memberships WHERE organization_id = ? AND user_id = ?`, organizationID, userID)
-	return affectedOne(res, err, "Membership")
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := keepAnOwner(ctx, tx, organizationID, userID); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM memberships WHERE organization_id = ? AND user_id = ?`, organizationID, userID)
+		return affectedOne(res, err, "Membership")
+	})
+}
+
+// keepAnOwner refuses, with keygate.OnlyOwnerError, a change that takes
+// the owner role from userID when they are the organization's only owner.
+// It runs in the change's write transaction, which holds the database's
+// write lock from this check to the commit, so no other change to the
+// organization's owners comes between the check and the change.
+func keepAnOwner(ctx context.Context, tx *sql.Tx, organizationID, userID string) error {
+	var email string
+	err := tx.QueryRowContext(ctx, `SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
+		WHERE m.organization_id = ?1 AND m.user_id = ?2 AND m.role = ?3
+		AND (SELECT COUNT(*) FROM memberships WHERE organization_id = ?1 AND role = ?3) = 1`,
+		organizationID, userID, keygate.RoleOwner).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return dbError(err)
+	}
+	return keygate.OnlyOwnerError(email)
 }
 
 // ListMemberships returns matching memberships, oldest first.

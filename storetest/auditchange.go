@@ -268,8 +268,11 @@ func (e *env) world(org string, sessionIDs, codeHashes []string) world {
 // refuses audit entries: each fails, and none is stored, nor shipped.
 func testAuditedChangesUndone(t *testing.T, e *env) {
 	org := e.createOrganization("acme")
-	ann, bob := e.createUser("ann@acme.test"), e.createUser("bob@acme.test")
+	ann, bob, dan := e.createUser("ann@acme.test"), e.createUser("bob@acme.test"), e.createUser("dan@acme.test")
 	must(t, "SetMembership", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: org.ID, UserID: ann.ID, Role: keygate.RoleOwner, CreatedAt: e.now}))
+	// A second owner, so that only the refused entry stops ann's demotion
+	// and removal, not the only-owner rule.
+	must(t, "SetMembership(dan)", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: org.ID, UserID: dan.ID, Role: keygate.RoleOwner, CreatedAt: e.now}))
 	tok := e.createToken(org.ID, "cannmenus", e.now)
 	key := e.createAdminKey("deploy", e.now)
 	hook := e.createWebhook(e.store, org.ID, keygate.EventTokenCreated)

@@ -26,6 +26,10 @@
 //     UpdateOrganization and DeleteOrganization return ENOTFOUND when there
 //     is nothing to delete, revoke or update, and then publish no change.
 //   - The active-token limit refusal is keygate.TooManyTokensError.
+//   - Demoting or removing an organization's only owner is refused with
+//     keygate.OnlyOwnerError, atomically: of two owners demoting or
+//     removing each other at once, through separate handles and inside
+//     RecordChange too, exactly one succeeds.
 //   - RecordChange commits a change and its audit entries together: an
 //     entry the database refuses rolls the change back, and a change that
 //     fails appends no entry. The writes made with the context it hands

@@ -1,6 +1,9 @@
 package storetest
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,6 +126,8 @@ var membershipTests = []test{
 	{"SetListDelete", testMembershipSetListDelete},
 	{"SetChangesRole", testMembershipSetChangesRole},
 	{"UnknownUserOrOrganization", testMembershipUnknown},
+	{"OnlyOwnerStays", testMembershipOnlyOwnerStays},
+	{"OwnersDemotingEachOther", testMembershipOwnersDemotingEachOther},
 }
 
 func testMembershipSetListDelete(t *testing.T, e *env) {
@@ -174,4 +179,104 @@ func testMembershipUnknown(t *testing.T, e *env) {
 	wantCode(t, "SetMembership in an unknown organization", err, keygate.ENOTFOUND)
 	err = e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: acme.ID, UserID: "usr_missing", Role: keygate.RoleMember})
 	wantCode(t, "SetMembership of an unknown user", err, keygate.ENOTFOUND)
+}
+
+// The only owner of an organization can be neither made a member nor
+// removed; once there is a second owner, either can.
+func testMembershipOnlyOwnerStays(t *testing.T, e *env) {
+	acme := e.createOrganization("acme")
+	alice, bob := e.createUser("alice@example.com"), e.createUser("bob@example.com")
+	must(t, "SetMembership(alice owner)", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: acme.ID, UserID: alice.ID, Role: keygate.RoleOwner, CreatedAt: e.now}))
+	must(t, "SetMembership(bob member)", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: acme.ID, UserID: bob.ID, Role: keygate.RoleMember, CreatedAt: e.now}))
+
+	refusal := keygate.OnlyOwnerError("alice@example.com")
+	equal(t, "demoting the only owner", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: acme.ID, UserID: alice.ID, Role: keygate.RoleMember}), refusal)
+	equal(t, "removing the only owner", e.store.DeleteMembership(e.ctx, acme.ID, alice.ID), refusal)
+	must(t, "SetMembership(only owner stays owner)", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: acme.ID, UserID: alice.ID, Role: keygate.RoleOwner}))
+	must(t, "SetMembership(member stays member)", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: acme.ID, UserID: bob.ID, Role: keygate.RoleMember}))
+
+	must(t, "SetMembership(bob owner)", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: acme.ID, UserID: bob.ID, Role: keygate.RoleOwner}))
+	must(t, "SetMembership(alice member)", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: acme.ID, UserID: alice.ID, Role: keygate.RoleMember}))
+	equal(t, "removing bob, now the only owner", e.store.DeleteMembership(e.ctx, acme.ID, bob.ID), keygate.OnlyOwnerError("bob@example.com"))
+	must(t, "DeleteMembership(alice)", e.store.DeleteMembership(e.ctx, acme.ID, alice.ID))
+	got, err := e.store.ListMemberships(e.ctx, keygate.MembershipFilter{OrganizationID: acme.ID})
+	must(t, "ListMemberships", err)
+	equal(t, "memberships of acme", got, []*keygate.Membership{{OrganizationID: acme.ID, UserID: bob.ID, Role: keygate.RoleOwner, CreatedAt: e.now}})
+}
+
+// Two owners demote or remove each other at the same time, through
+// separate handles, on their own and inside an audited change's
+// transaction (RecordChange): exactly one succeeds, the other is refused
+// as the only owner's demotion, and the organization keeps an owner.
+// Races depend on timing, so each way runs several rounds.
+func testMembershipOwnersDemotingEachOther(t *testing.T, e *env) {
+	stores := []keygate.Store{e.store, e.open()}
+	ways := []struct {
+		name   string
+		change func(store keygate.Store, ctx context.Context, orgID, userID string) error
+	}{
+		{"demote", func(store keygate.Store, ctx context.Context, orgID, userID string) error {
+			return store.SetMembership(ctx, &keygate.Membership{OrganizationID: orgID, UserID: userID, Role: keygate.RoleMember})
+		}},
+		{"remove", func(store keygate.Store, ctx context.Context, orgID, userID string) error {
+			return store.DeleteMembership(ctx, orgID, userID)
+		}},
+	}
+	round := 0
+	for _, way := range ways {
+		for _, audited := range []bool{false, true} {
+			for range 10 {
+				round++
+				org := e.createOrganization(fmt.Sprintf("race-%d", round))
+				owners := []*keygate.User{
+					e.createUser(fmt.Sprintf("a%d@example.com", round)),
+					e.createUser(fmt.Sprintf("b%d@example.com", round)),
+				}
+				for _, u := range owners {
+					must(t, "SetMembership", e.store.SetMembership(e.ctx, &keygate.Membership{OrganizationID: org.ID, UserID: u.ID, Role: keygate.RoleOwner, CreatedAt: e.now}))
+				}
+				errs := make([]error, 2)
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i := range 2 {
+					other := owners[1-i].ID
+					wg.Go(func() {
+						<-start
+						if !audited {
+							errs[i] = way.change(stores[i], e.ctx, org.ID, other)
+							return
+						}
+						errs[i] = stores[i].RecordChange(e.ctx, func(ctx context.Context) ([]*keygate.AuditEntry, error) {
+							return nil, way.change(stores[i], ctx, org.ID, other)
+						})
+					})
+				}
+				close(start)
+				wg.Wait()
+
+				what := fmt.Sprintf("%s (audited %v), round %d", way.name, audited, round)
+				refused := 0
+				for i, err := range errs {
+					if err == nil {
+						continue
+					}
+					refused++
+					// The one refused is the survivor's demotion, the
+					// other having gone first.
+					equal(t, fmt.Sprintf("%s: refusal of change %d", what, i), err, keygate.OnlyOwnerError(owners[1-i].Email))
+				}
+				ms, err := e.store.ListMemberships(e.ctx, keygate.MembershipFilter{OrganizationID: org.ID})
+				must(t, "ListMemberships", err)
+				left := 0
+				for _, m := range ms {
+					if m.Role == keygate.RoleOwner {
+						left++
+					}
+				}
+				if refused != 1 || left != 1 {
+					t.Fatalf("%s: %d of 2 changes refused, %d owners left; want 1 and 1", what, refused, left)
+				}
+			}
+		}
+	}
 }
