@@ -68,7 +68,13 @@ func TestSessionChangesNeedTheCSRFToken(t *testing.T) {
 	noCSRF := owner
 	noCSRF.csrf = ""
 	wrongCSRF := owner
-	wrongCSRF.csrf = "x" + owner.csrf[1:]
+	// One character changed; "x" alone would leave a token that already
+	// begins with it (one in 64) unchanged.
+	first := "x"
+	if owner.csrf[:1] == first {
+		first = "y"
+	}
+	wrongCSRF.csrf = first + owner.csrf[1:]
 	other := f.login(f.owner) // another session of the same user
 	crossed := owner
 	crossed.csrf = other.csrf
