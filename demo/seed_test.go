@@ -91,7 +91,15 @@ func TestSeed(t *testing.T) {
 	}
 
 	// Seeding again, as a restarted `keygate demo` does, changes nothing
-	// (not even a role changed since) and makes no new token.
+	// (not even a role changed since) and makes no new token. The demo
+	// user is made a member; another owner keeps the organization owned.
+	other := &keygate.User{ID: keygate.NewID("usr"), Email: "other-owner@example.com", Name: "Other Owner", PasswordHash: "x", CreatedAt: time.Now()}
+	if err := store.CreateUser(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetMembership(ctx, &keygate.Membership{OrganizationID: org.ID, UserID: other.ID, Role: keygate.RoleOwner, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	if err := store.SetMembership(ctx, &keygate.Membership{OrganizationID: org.ID, UserID: user.ID, Role: keygate.RoleMember, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
