@@ -51,8 +51,10 @@ func FuzzInvitationLink(f *testing.F) {
 		case 2:
 			s = s + secret
 		}
-		if s == "" {
-			t.Skip() // /invitations/ is no link
+		if s == "" || s == "." || s == ".." {
+			// /invitations/ is no link; net/http cleans "." and ".."
+			// segments out of a path before any route sees it.
+			t.Skip()
 		}
 		real := s == secret
 		n++ // each input from its own address: the pages are limited per address
