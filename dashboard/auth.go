@@ -208,9 +208,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f *frame) {
 }
 
 // safeNext keeps a post-login destination only when it is a path on this
-// site, so the login page cannot be used to send people elsewhere.
+// site, so the login page cannot be used to send people elsewhere. A
+// control character anywhere refuses it: url.Parse does not look for one
+// in the fragment, and http.Redirect's cleaning can move one from there
+// into the path of the Location it writes.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') ||
+		strings.ContainsFunc(next, isControl) {
 		return ""
 	}
 	u, err := url.Parse(next)
@@ -219,6 +223,8 @@ func safeNext(next string) string {
 	}
 	return next
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 func randomString() string {
 	b := make([]byte, 24)
