@@ -101,6 +101,9 @@ func TestRevocationSurvivesTerminatedListeners(t *testing.T) {
 			in.mustAccept(t, secret)
 		}
 		for _, in := range others {
+			// Its feed listening, not between connections (a slow
+			// machine can make a feed reconnect by itself).
+			in.waitFollowing(t)
 			if n := pgtest.Terminate(t, c.db, in.name+" (changes)"); n != 1 {
 				t.Fatalf("round %d: terminated %d listening connections of %s, want 1", round, n, in.name)
 			}
