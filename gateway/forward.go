@@ -17,6 +17,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/identity"
+	"github.com/keygate/keygate/internal/statusrec"
 )
 
 // Forwarder sends a request to an upstream with keygate's identity
@@ -118,9 +119,9 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, id *keygate.
 func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.Identity, signed *signedIdentity, client netip.Addr) (status int, cut bool) {
 	if isUpgrade(r.Header) {
 		r = r.WithContext(context.WithValue(r.Context(), forwardedContextKey{}, forwarded{identity: id, signed: signed, client: client, header: w.Header()}))
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusrec.Recorder{ResponseWriter: w}
 		f.proxy.ServeHTTP(rec, r)
-		return rec.code, false
+		return rec.Code, false
 	}
 	out := cloneHeader(r.Header)
 	h := out.h
@@ -145,9 +146,9 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, id *keygate.
 		if span != nil {
 			endUpstreamSpan(span, 0, err)
 		}
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusrec.Recorder{ResponseWriter: w}
 		f.upstreamError(rec, r, err)
-		return rec.code, false
+		return rec.Code, false
 	}
 	// resp belongs to the upstream connection, which copyResponse hands
 	// back to the pool for the next request to read into: nothing of it

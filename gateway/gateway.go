@@ -632,30 +632,6 @@ func tokenID(d Decision) string {
 	return ""
 }
 
-// statusRecorder remembers the status written, for usage counts, where
-// another writer answers (forward), and unwraps so
-// http.ResponseController reaches the real writer.
-type statusRecorder struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
 // statusOr is written, the status answered, or the one err stands for
 // when the request ended without an answer (written is 0).
 func statusOr(written int, err error) int {

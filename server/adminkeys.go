@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/statusrec"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -65,9 +66,9 @@ func (f *adminKeyFailures) guard(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusTooManyRequests, `{"error":{"code":"`+keygate.ERATELIMITED+`","message":"Too many failed admin key attempts from this address; retry later."}}`)
 			return
 		}
-		status := &statusRecorder{ResponseWriter: w}
+		status := &statusrec.Recorder{ResponseWriter: w}
 		next.ServeHTTP(status, r)
-		if status.code == http.StatusUnauthorized {
+		if status.Code == http.StatusUnauthorized {
 			f.charge(r, key)
 		}
 	})
@@ -90,26 +91,3 @@ func (f *adminKeyFailures) charge(r *http.Request, key string) {
 	}
 	f.spent.Record(key, res, asked)
 }
-
-// statusRecorder notes the status a handler answers with.
-type statusRecorder struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
