@@ -4,8 +4,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-
-	"github.com/keygate/keygate/gateway"
 )
 
 // listenerGroup is one listen address and what serves it: an API's gateway,
@@ -42,7 +40,7 @@ func (s *Server) listenerGroups() []listenerGroup {
 }
 
 // hostRouter sends each request to the API configured for its Host.
-type hostRouter map[string]*gateway.Gateway
+type hostRouter map[string]http.Handler
 
 func (h hostRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := strings.ToLower(r.Host)
