@@ -15,6 +15,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/postgres/pgtest"
 	"github.com/keygate/keygate/sqlite"
 )
@@ -67,24 +68,13 @@ func (f *breakingFeed) mend() {
 }
 
 // logLines collects a logger's lines.
-type logLines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type logLines struct{ logtest.Buffer }
 
 // count returns how many lines hold every one of parts.
 func (l *logLines) count(parts ...string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := 0
 lines:
-	for _, line := range strings.Split(l.b.String(), "\n") {
+	for _, line := range strings.Split(l.String(), "\n") {
 		for _, p := range parts {
 			if !strings.Contains(line, p) {
 				continue lines
@@ -197,17 +187,17 @@ func testFeedRestart(t *testing.T, st keygate.Store, org *keygate.Organization) 
 		t.Errorf("FeedRestarts = %d with %d WatchChanges calls; want every call after the first counted", restarts, feed.calls.Load())
 	}
 	if n := logs.count("level=WARN", "change feed stopped"); n != 1 {
-		t.Errorf("%d warnings for one outage of the feed, want 1:\n%s", n, logs.b.String())
+		t.Errorf("%d warnings for one outage of the feed, want 1:\n%s", n, logs.String())
 	}
 	// The recovery is logged just after the state changes.
 	for deadline := time.Now().Add(5 * time.Second); logs.count("level=INFO", "follows again", "restarts=") == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	if n := logs.count("level=INFO", "follows again", "restarts="); n != 1 {
-		t.Errorf("%d recovery lines, want 1:\n%s", n, logs.b.String())
+		t.Errorf("%d recovery lines, want 1:\n%s", n, logs.String())
 	}
 	if n := logs.count("level=DEBUG", "stopped again"); n < 2 {
-		t.Errorf("%d debug lines for the failed restarts, want one each:\n%s", n, logs.b.String())
+		t.Errorf("%d debug lines for the failed restarts, want one each:\n%s", n, logs.String())
 	}
 }
 
@@ -331,7 +321,7 @@ func TestFeedThatCannotBeginIsRetriedSQLite(t *testing.T) {
 		t.Error("once the feed began, the token was not cached")
 	}
 	if n := logs.count("level=WARN", "change feed stopped", "no such table"); n != 1 {
-		t.Errorf("%d warnings naming the feed's error, want 1:\n%s", n, logs.b.String())
+		t.Errorf("%d warnings naming the feed's error, want 1:\n%s", n, logs.String())
 	}
 }
 
@@ -425,7 +415,7 @@ func TestFeedStoppedByItsContextIsNotRestarted(t *testing.T) {
 		t.Errorf("%d WatchChanges calls, %d restarts; want 1 and 0", n, tokens.FeedRestarts())
 	}
 	if n := logs.count("level=WARN"); n != 0 {
-		t.Errorf("warnings when the feed's context ended:\n%s", logs.b.String())
+		t.Errorf("warnings when the feed's context ended:\n%s", logs.String())
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/keygate/keygate"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/internal/tcptest"
 	"github.com/keygate/keygate/manage"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/postgres/pgtest"
@@ -26,36 +26,15 @@ import (
 // stream gone quiet): keygate serve gives it listeners.shutdown_grace,
 // then closes it and exits; the stuck upstream does not hold the process.
 func TestServeExitsWithinTheShutdownGraceDespiteAStuckUpstream(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: first\n\n")
-				_, _ = r.ReadByte() // stuck until keygate closes the connection
-			}()
-		}
-	}()
+	upstream := tcptest.ServeAfterHead(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: first\n\n")
+		_, _ = c.Read(make([]byte, 1)) // stuck until keygate closes the connection
+	})
 	listen := freeAddr(t)
 	config := "data_dir: .\n" +
 		"admin: {listen: " + freeAddr(t) + "}\n" +
 		"listeners: {shutdown_grace: 1s}\n" +
-		"apis:\n  - name: events\n    preset: canskan\n    listen: " + listen + "\n    upstream: http://" + ln.Addr().String() + "\n" +
+		"apis:\n  - name: events\n    preset: canskan\n    listen: " + listen + "\n    upstream: http://" + upstream + "\n" +
 		"    routes:\n      - {path: '/p/{code}', methods: [GET], access: public}\n"
 	serve, exited, logs := startServeProcess(t, config, listen)
 

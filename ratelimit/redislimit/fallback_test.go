@@ -1,35 +1,23 @@
 package redislimit_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keygate/keygate"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/redis/go-redis/v9"
 )
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type logBuffer struct{ logtest.Buffer }
 
 func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
+	return strings.Count(l.String(), s)
 }
 
 // newFallback puts a Fallback in front of the Redis at addr, with a client
@@ -77,7 +65,7 @@ func TestRedisUnreachableLocalModeLimitsInMemory(t *testing.T) {
 		t.Fatal("Degraded() = false with Redis unreachable")
 	}
 	if n := logs.count("level=WARN"); n != 1 {
-		t.Fatalf("%d warnings, want 1:\n%s", n, logs.b.String())
+		t.Fatalf("%d warnings, want 1:\n%s", n, logs.String())
 	}
 }
 
@@ -151,7 +139,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 				wantAllowed, wantRemaining = false, 0
 				for logs.count("seeded") == 0 {
 					if time.Now().After(deadline) {
-						t.Fatalf("Redis not seeded with the outage's counts:\n%s", logs.b.String())
+						t.Fatalf("Redis not seeded with the outage's counts:\n%s", logs.String())
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -161,7 +149,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 				t.Fatalf("after recovery: %+v, %v; want allowed %v by Redis with Remaining %d", res, err, wantAllowed, wantRemaining)
 			}
 			if logs.count("level=WARN") != 2 || logs.count("came back without its data") != 1 || logs.count("rate limit backend recovered") != 1 {
-				t.Fatalf("want two warnings (the outage, the data lost) and one recovery, got:\n%s", logs.b.String())
+				t.Fatalf("want two warnings (the outage, the data lost) and one recovery, got:\n%s", logs.String())
 			}
 		})
 	}
